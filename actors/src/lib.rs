@@ -1,0 +1,84 @@
+//! # sessiond-actors
+//!
+//! The cache at the heart of sessiond: one actor per active user owning that
+//! user's record, a supervisor per node, and the router in front of them. It
+//! knows a [`UserStore`] trait, not any database.
+//!
+//! ## Layout
+//!
+//! - [`record`]: the cached value (`UserState`, `Fetched`) and the rule that
+//!   admits or revokes a token against it.
+//! - [`store`]: the `UserStore` trait the actors read through.
+//! - [`session`]: `SessionActor`, one per user: TTL, forced refresh,
+//!   invalidation with version fencing, single flight.
+//! - [`supervisor`]: spawns session actors on demand, forgets stopped ones,
+//!   passivates idle ones, holds the cap.
+//! - [`registry`]: the shared read side (live actors and their published
+//!   snapshots) that lets a cache hit skip every mailbox.
+//! - [`router`]: the node's entry point for lookups and invalidations.
+//! - [`ownership`]: rendezvous hashing of users onto nodes.
+//! - [`observer`]: event hooks feeding metrics and the simulation.
+//! - [`memory`]: an in-memory store for tests and the simulation.
+//!
+//! ## Supervision tree
+//!
+//! ```text
+//!   Router (handle, cloned into every request)
+//!     │  hit: read Registry snapshot ──────────────► answer (no message)
+//!     │  miss: call ─────────────────┐
+//!     ▼                              ▼
+//!   Supervisor (actor, one per node) SessionActor(user) ── fetch task ─► UserStore
+//!     ├── links ──► SessionActor(user 1)   publishes ─► Registry snapshot
+//!     ├── links ──► SessionActor(user 2)
+//!     └── …         (spawned on first lookup, passivated when idle,
+//!                    evicted LRU at the cap, never restarted)
+//! ```
+//!
+//! Session actors are local-only messages (`RactorMessage` semantics): they
+//! are never advertised to other nodes. In a cluster, the cross-node link
+//! sits in front of the router: the owning node's router answers lookups
+//! for its users, and invalidations are broadcast to every node's router.
+
+pub mod memory;
+pub mod observer;
+pub mod ownership;
+pub mod record;
+pub mod registry;
+pub mod router;
+pub mod session;
+pub mod store;
+pub mod supervisor;
+
+use std::time::Duration;
+
+pub use observer::{InvalidationSource, MissReason, NoopObserver, Observer};
+pub use record::{Fetched, Revoked, Status, TokenFacts, User, UserState};
+pub use router::{Lookup, Router};
+pub use session::{ResolveError, Served};
+pub use store::{BoxFuture, StoreError, UserStore};
+
+/// The cache policy of a node.
+#[derive(Clone, Debug)]
+pub struct CacheConfig {
+    /// How long a fetched record is served without reading the store again.
+    /// Zero disables the cache: every lookup reads the store.
+    pub ttl: Duration,
+    /// A session actor with no lookup for this long is passivated.
+    pub idle_timeout: Duration,
+    /// The most session actors alive at once on this node; beyond it the
+    /// least recently used are evicted.
+    pub max_sessions: usize,
+    /// The longest a lookup waits for an actor (and, through it, the store).
+    pub call_timeout: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            ttl: Duration::from_secs(300),
+            idle_timeout: Duration::from_secs(600),
+            max_sessions: 1_000_000,
+            call_timeout: Duration::from_secs(5),
+        }
+    }
+}

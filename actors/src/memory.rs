@@ -1,0 +1,127 @@
+//! An in-memory [`UserStore`] for this crate's tests and for the simulation:
+//! it counts fetches, can be given a latency, made to fail, or made to panic.
+//! Production uses the SQL stores of `sessiond`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::record::{Fetched, Status, User, UserState};
+use crate::store::{BoxFuture, StoreError, UserStore};
+
+#[derive(Default)]
+struct Inner {
+    users: Mutex<HashMap<i64, UserState>>,
+    queries: AtomicU64,
+    latency_ms: AtomicU64,
+    down: AtomicBool,
+    panic_for: Mutex<HashSet<i64>>,
+}
+
+/// A shared, clonable in-memory user table.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Inserts or replaces a user with `role`, active, at version 1 (or one
+    /// past the previous version).
+    pub fn put(&self, id: i64, role: &str) -> i64 {
+        self.update(id, |s| s.user.role = role.to_string())
+    }
+
+    /// Applies `change` to the user (created if absent) and bumps its
+    /// version, as every write does. Returns the new version.
+    pub fn update(&self, id: i64, change: impl FnOnce(&mut UserState)) -> i64 {
+        let mut users = self.inner.users.lock().unwrap_or_else(|e| e.into_inner());
+        let state = users.entry(id).or_insert_with(|| UserState {
+            user: User {
+                id,
+                email: format!("user{id}@example.test"),
+                role: "user".into(),
+                status: Status::Active,
+            },
+            version: 0,
+            tokens_valid_after_ms: 0,
+            revoked_sids: Vec::new(),
+        });
+        change(state);
+        state.version += 1;
+        state.version
+    }
+
+    pub fn remove(&self, id: i64) {
+        self.inner
+            .users
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+
+    /// Fetches served so far.
+    pub fn queries(&self) -> u64 {
+        self.inner.queries.load(Ordering::SeqCst)
+    }
+
+    /// Every fetch sleeps this long (in tokio time) before reading.
+    pub fn set_latency(&self, latency: Duration) {
+        self.inner
+            .latency_ms
+            .store(latency.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// While down, every fetch fails.
+    pub fn set_down(&self, down: bool) {
+        self.inner.down.store(down, Ordering::SeqCst);
+    }
+
+    /// The next fetch of this user panics, synchronously, inside the caller.
+    pub fn panic_once(&self, id: i64) {
+        self.inner
+            .panic_for
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id);
+    }
+}
+
+impl UserStore for MemoryStore {
+    fn fetch(&self, user_id: i64) -> BoxFuture<'static, Result<Fetched, StoreError>> {
+        let panics = self
+            .inner
+            .panic_for
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&user_id);
+        if panics {
+            panic!("memory store told to panic for user {user_id}");
+        }
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            inner.queries.fetch_add(1, Ordering::SeqCst);
+            // Read first, then take the latency: the answer is what the
+            // table held when the query ran, as with a real database, so a
+            // write made while the answer travels back is not in it.
+            let answer = if inner.down.load(Ordering::SeqCst) {
+                Err(StoreError::Unavailable("memory store is down".into()))
+            } else {
+                let users = inner.users.lock().unwrap_or_else(|e| e.into_inner());
+                Ok(match users.get(&user_id) {
+                    Some(s) => Fetched::Found(Arc::new(s.clone())),
+                    None => Fetched::Missing,
+                })
+            };
+            let latency = inner.latency_ms.load(Ordering::SeqCst);
+            if latency > 0 {
+                tokio::time::sleep(Duration::from_millis(latency)).await;
+            }
+            answer
+        })
+    }
+}

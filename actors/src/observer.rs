@@ -1,0 +1,86 @@
+//! Hooks through which the actors report what they do. `sessiond` feeds them
+//! to its metrics; the simulation counts them; the default does nothing.
+
+use std::time::Duration;
+
+/// Why a lookup could not be answered from the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MissReason {
+    /// Nothing was cached for the user.
+    Cold,
+    /// The cached record was older than the TTL.
+    Expired,
+    /// The caller asked for a refresh.
+    Forced,
+    /// The record was dropped by an invalidation.
+    Invalidated,
+}
+
+impl MissReason {
+    pub const ALL: [MissReason; 4] = [
+        MissReason::Cold,
+        MissReason::Expired,
+        MissReason::Forced,
+        MissReason::Invalidated,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MissReason::Cold => "cold",
+            MissReason::Expired => "expired",
+            MissReason::Forced => "forced",
+            MissReason::Invalidated => "invalidated",
+        }
+    }
+}
+
+/// Where an invalidation came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InvalidationSource {
+    /// A write made through this service's API.
+    Api,
+    /// A database notification (a change made outside the service).
+    Notify,
+    /// Another node's broadcast.
+    Broadcast,
+}
+
+impl InvalidationSource {
+    pub const ALL: [InvalidationSource; 3] = [
+        InvalidationSource::Api,
+        InvalidationSource::Notify,
+        InvalidationSource::Broadcast,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvalidationSource::Api => "api",
+            InvalidationSource::Notify => "notify",
+            InvalidationSource::Broadcast => "broadcast",
+        }
+    }
+}
+
+/// Event hooks. Every method has an empty default; implementations must be
+/// cheap (they run on the hot path) and must not block.
+#[allow(unused_variables)]
+pub trait Observer: Send + Sync + 'static {
+    /// A lookup answered from the cache; `age` is how old the record was.
+    fn hit(&self, age: Duration) {}
+    /// A lookup that had to wait for the store.
+    fn miss(&self, reason: MissReason) {}
+    /// One fetch was sent to the store.
+    fn store_query(&self) {}
+    /// A fetch failed.
+    fn store_error(&self) {}
+    /// An invalidation was applied on this node.
+    fn invalidation(&self, source: InvalidationSource) {}
+    /// The number of live session actors changed.
+    fn session_actors(&self, live: usize) {}
+    /// Idle session actors were passivated (`idle`) or evicted at the cap.
+    fn passivated(&self, count: usize, at_cap: bool) {}
+}
+
+/// The observer that ignores everything.
+pub struct NoopObserver;
+impl Observer for NoopObserver {}

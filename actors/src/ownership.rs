@@ -1,0 +1,56 @@
+//! Which node owns a user: rendezvous (highest-random-weight) hashing over
+//! the live members' names. Every node with the same view picks the same
+//! owner, and adding or removing one of N nodes moves only ~1/N of users.
+
+/// FNV-1a over the bytes, then a 64-bit finaliser (splitmix64) so that
+/// near-identical inputs spread well. Stable across processes and versions:
+/// it decides placement, so it must never change silently.
+fn weight(user_id: i64, node: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in user_id.to_le_bytes().iter().chain(node.as_bytes()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// The owner of `user_id` among `members` (`None` when there are none).
+/// Ties, which need a 64-bit collision, go to the smaller name.
+pub fn owner<S: AsRef<str>>(user_id: i64, members: &[S]) -> Option<&str> {
+    members.iter().map(|m| m.as_ref()).max_by(|a, b| {
+        weight(user_id, a)
+            .cmp(&weight(user_id, b))
+            .then_with(|| b.cmp(a))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spreads_evenly_and_moves_little() {
+        let three = ["n1", "n2", "n3"];
+        let four = ["n1", "n2", "n3", "n4"];
+        let mut counts = [0usize; 3];
+        let mut moved = 0;
+        for id in 0..30_000 {
+            let o = owner(id, &three).unwrap_or_default();
+            counts[three.iter().position(|n| *n == o).unwrap_or(0)] += 1;
+            let o4 = owner(id, &four).unwrap_or_default();
+            if o4 != o {
+                assert_eq!(o4, "n4", "a user may only move to the new node");
+                moved += 1;
+            }
+        }
+        for c in counts {
+            assert!((9_000..11_000).contains(&c), "uneven spread: {counts:?}");
+        }
+        assert!((6_500..8_500).contains(&moved), "moved {moved} of 30000");
+        assert_eq!(owner::<&str>(1, &[]), None);
+        // Order of the member list does not matter.
+        assert_eq!(owner(42, &["a", "b", "c"]), owner(42, &["c", "a", "b"]));
+    }
+}

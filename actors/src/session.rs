@@ -1,0 +1,312 @@
+//! `SessionActor`: the one owner of one user's cached record.
+//!
+//! The actor is the only writer of its record. It publishes each accepted
+//! fetch to its [`SnapshotCell`] so lookups that find a fresh record never
+//! queue behind its mailbox; everything else (a miss, expiry, a forced
+//! refresh, an invalidation) goes through the mailbox, in order.
+//!
+//! Fetches run in a task of their own, so the actor keeps taking messages
+//! while the store answers: concurrent misses wait on the one fetch (single
+//! flight), and an invalidation that arrives meanwhile is seen before the
+//! fetch's answer is accepted (version fencing).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::time::Instant;
+
+use crate::observer::{MissReason, Observer};
+use crate::record::Fetched;
+use crate::registry::{Cached, SnapshotCell};
+use crate::store::{StoreError, UserStore};
+
+/// How many times a fetch that came back older than the fence is retried
+/// before its answer is handed to the waiting callers without being cached.
+const FENCE_RETRIES: u32 = 3;
+
+/// A lookup's answer.
+#[derive(Clone, Debug)]
+pub struct Served {
+    pub fetched: Fetched,
+    /// Answered from the cache without a store read.
+    pub hit: bool,
+    /// How old the record was when served.
+    pub age: Duration,
+}
+
+/// Why a lookup failed.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("the session actor failed while serving this request")]
+    ActorFailed,
+    #[error("the session actor did not answer in time")]
+    Timeout,
+    #[error("the session supervisor is not running")]
+    Stopped,
+}
+
+type Reply = RpcReplyPort<Result<Served, ResolveError>>;
+
+/// Messages of a session actor. Local only: session actors are never
+/// advertised to other nodes.
+pub enum SessionMsg {
+    /// Answer the current record, fetching it if nothing fresh is cached.
+    Resolve(Reply),
+    /// Like `Resolve`; with `force`, read the store whatever is cached.
+    Refresh { force: bool, reply: Reply },
+    /// Drop the cached record unless it is at least `min_version` (`None`:
+    /// drop it in any case), and make sure a fetch in flight cannot bring an
+    /// older one back. Answers once done.
+    Invalidate {
+        min_version: Option<i64>,
+        reply: RpcReplyPort<()>,
+    },
+    /// Stop once no caller is waiting (idle passivation, eviction at the cap).
+    Passivate,
+    /// A fetch task finished. Sent by the actor's own fetch task.
+    FetchDone {
+        generation: u64,
+        result: Result<Fetched, StoreError>,
+    },
+}
+
+#[cfg(feature = "cluster")]
+impl ractor::Message for SessionMsg {}
+
+/// The behaviour; all state is in [`SessionState`].
+pub struct SessionActor;
+
+/// What the supervisor hands a new session actor.
+pub struct SessionArgs {
+    pub user_id: i64,
+    pub store: Arc<dyn UserStore>,
+    pub observer: Arc<dyn Observer>,
+    pub cell: Arc<SnapshotCell>,
+    pub ttl: Duration,
+}
+
+pub struct SessionState {
+    user_id: i64,
+    store: Arc<dyn UserStore>,
+    observer: Arc<dyn Observer>,
+    cell: Arc<SnapshotCell>,
+    ttl: Duration,
+    /// The accepted record and when the store answered it. `fetched_at` is
+    /// what the TTL is measured from: the moment the data was true, not the
+    /// moment someone asked.
+    cached: Option<Arc<Cached>>,
+    /// Set when an invalidation dropped the record, so the next miss is
+    /// reported as `invalidated` rather than `cold`.
+    invalidated: bool,
+    /// The lowest version an answer may carry to be cached: raised by each
+    /// versioned invalidation. A fetch that started before the write it is
+    /// racing returns an older version and is thrown away.
+    fence: i64,
+    /// Identifies the fetch in flight; a result of any other generation was
+    /// superseded (by an unversioned invalidation or a forced refresh).
+    generation: u64,
+    in_flight: bool,
+    fence_retries: u32,
+    waiters: Vec<Reply>,
+    passivate_when_idle: bool,
+}
+
+impl SessionState {
+    fn fresh(&self, now: Instant) -> Option<&Arc<Cached>> {
+        self.cached
+            .as_ref()
+            .filter(|c| now.saturating_duration_since(c.fetched_at) < self.ttl)
+    }
+
+    fn drop_cached(&mut self) {
+        if self.cached.take().is_some() {
+            self.invalidated = true;
+        }
+        self.cell.clear_older_than(None);
+    }
+
+    fn start_fetch(&mut self, myself: &ActorRef<SessionMsg>) {
+        self.generation += 1;
+        self.in_flight = true;
+        self.observer.store_query();
+        let generation = self.generation;
+        // Building the future runs the store's synchronous part inside this
+        // actor: a panic there fails this actor (and only its callers).
+        let fetch = self.store.fetch(self.user_id);
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let result = match tokio::spawn(fetch).await {
+                Ok(r) => r,
+                Err(_) => Err(StoreError::Panicked),
+            };
+            // The actor may have stopped meanwhile; nobody is left to tell.
+            let _ = me.cast(SessionMsg::FetchDone { generation, result });
+        });
+    }
+
+    fn wait(&mut self, myself: &ActorRef<SessionMsg>, reply: Reply, reason: MissReason) {
+        self.observer.miss(reason);
+        self.waiters.push(reply);
+        if !self.in_flight {
+            self.start_fetch(myself);
+        }
+    }
+
+    fn miss_reason(&self) -> MissReason {
+        if self.cached.is_some() {
+            MissReason::Expired
+        } else if self.invalidated {
+            MissReason::Invalidated
+        } else {
+            MissReason::Cold
+        }
+    }
+
+    fn answer_waiters(&mut self, result: Result<Served, ResolveError>) {
+        for w in self.waiters.drain(..) {
+            // A caller that gave up (timeout) has dropped its port; fine.
+            let _ = w.send(result.clone());
+        }
+    }
+}
+
+impl Actor for SessionActor {
+    type Msg = SessionMsg;
+    type State = SessionState;
+    type Arguments = SessionArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: SessionArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(SessionState {
+            user_id: args.user_id,
+            store: args.store,
+            observer: args.observer,
+            cell: args.cell,
+            ttl: args.ttl,
+            cached: None,
+            invalidated: false,
+            fence: 0,
+            generation: 0,
+            in_flight: false,
+            fence_retries: 0,
+            waiters: Vec::new(),
+            passivate_when_idle: false,
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.cell.clear_older_than(None);
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            SessionMsg::Resolve(reply)
+            | SessionMsg::Refresh {
+                force: false,
+                reply,
+            } => {
+                let now = Instant::now();
+                if let Some(c) = state.fresh(now) {
+                    let age = now.saturating_duration_since(c.fetched_at);
+                    state.observer.hit(age);
+                    let _ = reply.send(Ok(Served {
+                        fetched: c.fetched.clone(),
+                        hit: true,
+                        age,
+                    }));
+                } else {
+                    let reason = state.miss_reason();
+                    state.wait(&myself, reply, reason);
+                }
+            }
+            SessionMsg::Refresh { force: true, reply } => {
+                state.drop_cached();
+                state.invalidated = false;
+                state.observer.miss(MissReason::Forced);
+                state.waiters.push(reply);
+                // A fetch already in flight may have started before whatever
+                // made the caller force a refresh: supersede it.
+                state.start_fetch(&myself);
+            }
+            SessionMsg::Invalidate { min_version, reply } => {
+                let stale = match (&state.cached, min_version) {
+                    (Some(c), Some(v)) => c.fetched.version() < v,
+                    _ => true,
+                };
+                if let Some(v) = min_version {
+                    state.fence = state.fence.max(v);
+                }
+                if stale {
+                    state.drop_cached();
+                }
+                if state.in_flight && min_version.is_none() {
+                    state.start_fetch(&myself);
+                }
+                let _ = reply.send(());
+            }
+            SessionMsg::Passivate => {
+                if state.waiters.is_empty() && !state.in_flight {
+                    myself.stop(None);
+                } else {
+                    state.passivate_when_idle = true;
+                }
+            }
+            SessionMsg::FetchDone { generation, result } => {
+                if generation != state.generation {
+                    return Ok(());
+                }
+                state.in_flight = false;
+                match result {
+                    Err(e) => {
+                        state.observer.store_error();
+                        state.answer_waiters(Err(ResolveError::Store(e)));
+                    }
+                    Ok(fetched) => {
+                        if fetched.version() < state.fence && state.fence_retries < FENCE_RETRIES {
+                            // Raced a write: read again, the callers keep waiting.
+                            state.fence_retries += 1;
+                            state.start_fetch(&myself);
+                            return Ok(());
+                        }
+                        let cacheable = fetched.version() >= state.fence;
+                        state.fence_retries = 0;
+                        if cacheable && !state.ttl.is_zero() {
+                            let cached = Arc::new(Cached {
+                                fetched: fetched.clone(),
+                                fetched_at: Instant::now(),
+                            });
+                            state.cell.publish(Arc::clone(&cached));
+                            state.cached = Some(cached);
+                            state.invalidated = false;
+                        }
+                        state.answer_waiters(Ok(Served {
+                            fetched,
+                            hit: false,
+                            age: Duration::ZERO,
+                        }));
+                    }
+                }
+                if state.passivate_when_idle {
+                    myself.stop(None);
+                }
+            }
+        }
+        Ok(())
+    }
+}

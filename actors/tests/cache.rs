@@ -1,0 +1,343 @@
+//! The cache semantics of the session actors, in paused tokio time against
+//! the counting in-memory store.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sessiond_actors::memory::MemoryStore;
+use sessiond_actors::{
+    CacheConfig, Fetched, InvalidationSource, Lookup, MissReason, NoopObserver, Observer,
+    ResolveError, Router, Status,
+};
+
+const TTL: Duration = Duration::from_secs(300);
+
+fn config() -> CacheConfig {
+    CacheConfig {
+        ttl: TTL,
+        idle_timeout: Duration::from_secs(600),
+        max_sessions: 10_000,
+        call_timeout: Duration::from_secs(5),
+    }
+}
+
+async fn router_with(config: CacheConfig, store: &MemoryStore) -> Router {
+    Router::start(
+        config,
+        Arc::new(store.clone()),
+        Arc::new(NoopObserver),
+        "test",
+    )
+    .await
+    .expect("router starts")
+}
+
+fn role(f: &Fetched) -> String {
+    match f {
+        Fetched::Found(s) => s.user.role.clone(),
+        Fetched::Missing => "<missing>".into(),
+    }
+}
+
+async fn resolve_role(router: &Router, id: i64) -> (String, bool) {
+    let served = router.resolve(id, Lookup::Resolve).await.expect("resolves");
+    (role(&served.fetched), served.hit)
+}
+
+#[tokio::test(start_paused = true)]
+async fn hit_within_ttl_costs_no_query_and_expiry_costs_one() {
+    let store = MemoryStore::new();
+    store.put(1, "admin");
+    let router = router_with(config(), &store).await;
+
+    assert_eq!(resolve_role(&router, 1).await, ("admin".into(), false));
+    assert_eq!(store.queries(), 1);
+
+    tokio::time::advance(TTL - Duration::from_secs(1)).await;
+    for _ in 0..10 {
+        assert_eq!(resolve_role(&router, 1).await, ("admin".into(), true));
+    }
+    assert_eq!(store.queries(), 1, "hits within the TTL read nothing");
+
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert_eq!(resolve_role(&router, 1).await, ("admin".into(), false));
+    assert_eq!(
+        store.queries(),
+        2,
+        "an expired record costs exactly one read"
+    );
+    assert_eq!(resolve_role(&router, 1).await, ("admin".into(), true));
+    assert_eq!(store.queries(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn change_in_store_shows_after_ttl_or_forced_refresh() {
+    let store = MemoryStore::new();
+    store.put(1, "user");
+    let router = router_with(config(), &store).await;
+    assert_eq!(resolve_role(&router, 1).await.0, "user");
+
+    // Changed behind the cache's back: served from cache until the TTL ...
+    store.put(1, "editor");
+    assert_eq!(resolve_role(&router, 1).await, ("user".into(), true));
+
+    // ... or at once on a forced refresh, which costs exactly one read.
+    let forced = router.resolve(1, Lookup::ForceRefresh).await.expect("ok");
+    assert!(!forced.hit);
+    assert_eq!(role(&forced.fetched), "editor");
+    assert_eq!(store.queries(), 2);
+    assert_eq!(resolve_role(&router, 1).await, ("editor".into(), true));
+
+    store.put(1, "viewer");
+    tokio::time::advance(TTL).await;
+    assert_eq!(resolve_role(&router, 1).await, ("viewer".into(), false));
+}
+
+#[tokio::test(start_paused = true)]
+async fn thousand_concurrent_cold_requests_cost_one_query() {
+    let store = MemoryStore::new();
+    store.put(7, "user");
+    store.set_latency(Duration::from_millis(50));
+    let router = router_with(config(), &store).await;
+
+    let mut tasks = Vec::new();
+    for _ in 0..1000 {
+        let r = router.clone();
+        tasks.push(tokio::spawn(
+            async move { r.resolve(7, Lookup::Resolve).await },
+        ));
+    }
+    let mut misses = 0;
+    for t in tasks {
+        let served = t.await.expect("task").expect("resolves");
+        assert_eq!(role(&served.fetched), "user");
+        if !served.hit {
+            misses += 1;
+        }
+    }
+    assert_eq!(store.queries(), 1, "single flight: one query for all");
+    assert!(misses >= 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn versioned_invalidation_racing_a_fetch_wins() {
+    let store = MemoryStore::new();
+    store.put(3, "admin");
+    store.set_latency(Duration::from_millis(100));
+    let router = router_with(config(), &store).await;
+
+    // The fetch reads "admin" at once and answers 100 ms later ...
+    let r = router.clone();
+    let pending = tokio::spawn(async move { r.resolve(3, Lookup::Resolve).await });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(store.queries(), 1, "the fetch is in flight");
+    // ... meanwhile the role is changed and the invalidation acknowledged.
+    let v = store.put(3, "user");
+    router.invalidate(3, Some(v), InvalidationSource::Api).await;
+
+    let served = pending.await.expect("task").expect("resolves");
+    assert_eq!(
+        role(&served.fetched),
+        "user",
+        "the raced fetch was discarded"
+    );
+    assert_eq!(store.queries(), 2);
+    assert_eq!(resolve_role(&router, 3).await, ("user".into(), true));
+}
+
+#[tokio::test(start_paused = true)]
+async fn unversioned_invalidation_racing_a_fetch_wins() {
+    let store = MemoryStore::new();
+    store.put(4, "admin");
+    store.set_latency(Duration::from_millis(100));
+    let router = router_with(config(), &store).await;
+
+    let r = router.clone();
+    let pending = tokio::spawn(async move { r.resolve(4, Lookup::Resolve).await });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    store.put(4, "user");
+    router.invalidate(4, None, InvalidationSource::Api).await;
+
+    let served = pending.await.expect("task").expect("resolves");
+    assert_eq!(role(&served.fetched), "user");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(resolve_role(&router, 4).await, ("user".into(), true));
+}
+
+#[tokio::test(start_paused = true)]
+async fn invalidation_drops_cached_record_at_once() {
+    let store = MemoryStore::new();
+    store.put(5, "admin");
+    let router = router_with(config(), &store).await;
+    assert_eq!(resolve_role(&router, 5).await.0, "admin");
+
+    let v = store.update(5, |s| s.user.status = Status::Deactivated);
+    router.invalidate(5, Some(v), InvalidationSource::Api).await;
+    let served = router.resolve(5, Lookup::Resolve).await.expect("ok");
+    assert!(!served.hit);
+    match &served.fetched {
+        Fetched::Found(s) => assert_eq!(s.user.status, Status::Deactivated),
+        Fetched::Missing => panic!("user is still there"),
+    }
+
+    // An invalidation older than what is cached changes nothing.
+    router
+        .invalidate(5, Some(v), InvalidationSource::Notify)
+        .await;
+    assert!(router.resolve(5, Lookup::Resolve).await.expect("ok").hit);
+
+    store.remove(5);
+    router.invalidate(5, None, InvalidationSource::Api).await;
+    let served = router.resolve(5, Lookup::Resolve).await.expect("ok");
+    assert_eq!(served.fetched, Fetched::Missing);
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_sessions_are_passivated() {
+    let store = MemoryStore::new();
+    for id in 0..5 {
+        store.put(id, "user");
+    }
+    let cfg = CacheConfig {
+        idle_timeout: Duration::from_secs(60),
+        ..config()
+    };
+    let router = router_with(cfg, &store).await;
+    for id in 0..5 {
+        resolve_role(&router, id).await;
+    }
+    assert_eq!(router.session_actors(), 5);
+
+    // User 0 keeps being used (through cache hits, which never reach the
+    // actor); the others go idle.
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        assert!(resolve_role(&router, 0).await.1);
+    }
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(router.session_actors(), 1, "only the busy user stays live");
+
+    // A passivated user comes back with one read.
+    let before = store.queries();
+    assert_eq!(resolve_role(&router, 3).await, ("user".into(), false));
+    assert_eq!(store.queries(), before + 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_cap_holds() {
+    let store = MemoryStore::new();
+    let cfg = CacheConfig {
+        max_sessions: 16,
+        ..config()
+    };
+    let router = router_with(cfg, &store).await;
+    for id in 0..200 {
+        store.put(id, "user");
+        assert_eq!(resolve_role(&router, id).await.0, "user");
+        assert!(
+            router.session_actors() <= 16,
+            "{} live actors",
+            router.session_actors()
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // The most recent user is still cached; the oldest was evicted.
+    assert!(resolve_role(&router, 199).await.1);
+    assert!(!resolve_role(&router, 0).await.1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_actor_fails_only_its_request() {
+    let store = MemoryStore::new();
+    store.put(1, "user");
+    store.put(2, "admin");
+    let router = router_with(config(), &store).await;
+    assert_eq!(resolve_role(&router, 2).await.0, "admin");
+
+    store.panic_once(1);
+    let failed = router.resolve(1, Lookup::Resolve).await;
+    assert!(
+        matches!(failed, Err(ResolveError::ActorFailed)),
+        "{failed:?}"
+    );
+
+    // Other users are untouched, still cached.
+    assert_eq!(resolve_role(&router, 2).await, ("admin".into(), true));
+    // The next request for the same user gets a fresh actor.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(resolve_role(&router, 1).await, ("user".into(), false));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_store_is_reported_not_cached() {
+    let store = MemoryStore::new();
+    store.put(1, "user");
+    let router = router_with(config(), &store).await;
+    store.set_down(true);
+    assert!(matches!(
+        router.resolve(1, Lookup::Resolve).await,
+        Err(ResolveError::Store(_))
+    ));
+    store.set_down(false);
+    assert_eq!(resolve_role(&router, 1).await, ("user".into(), false));
+}
+
+#[tokio::test(start_paused = true)]
+async fn ttl_zero_reads_the_store_every_time() {
+    let store = MemoryStore::new();
+    store.put(1, "user");
+    let cfg = CacheConfig {
+        ttl: Duration::ZERO,
+        ..config()
+    };
+    let router = router_with(cfg, &store).await;
+    for n in 1..=5 {
+        assert_eq!(resolve_role(&router, 1).await, ("user".into(), false));
+        assert_eq!(store.queries(), n);
+    }
+    assert_eq!(router.session_actors(), 0);
+}
+
+#[derive(Default)]
+struct Counting {
+    hits: AtomicUsize,
+    misses: [AtomicUsize; 4],
+}
+
+impl Observer for Counting {
+    fn hit(&self, _age: Duration) {
+        self.hits.fetch_add(1, Ordering::SeqCst);
+    }
+    fn miss(&self, reason: MissReason) {
+        let i = MissReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        self.misses[i].fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn misses_are_reported_with_their_reason() {
+    let store = MemoryStore::new();
+    store.put(1, "user");
+    let obs = Arc::new(Counting::default());
+    let router = Router::start(config(), Arc::new(store.clone()), obs.clone(), "n")
+        .await
+        .expect("starts");
+    resolve_role(&router, 1).await; // cold
+    resolve_role(&router, 1).await; // hit
+    tokio::time::advance(TTL).await;
+    resolve_role(&router, 1).await; // expired
+    router.resolve(1, Lookup::ForceRefresh).await.expect("ok"); // forced
+    router.invalidate(1, None, InvalidationSource::Api).await;
+    resolve_role(&router, 1).await; // invalidated
+    let m: Vec<usize> = obs
+        .misses
+        .iter()
+        .map(|a| a.load(Ordering::SeqCst))
+        .collect();
+    assert_eq!(m, vec![1, 1, 1, 1], "cold, expired, forced, invalidated");
+    assert_eq!(obs.hits.load(Ordering::SeqCst), 1);
+}

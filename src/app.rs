@@ -1,0 +1,301 @@
+//! The application: built from [`Settings`], bound to its listener, run
+//! until a shutdown signal. Tests build it on port 0 with a database of
+//! their own and drive it over a real socket.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::oneshot;
+
+use sessiond_actors::{CacheConfig, Router};
+
+use crate::auth::{self, Tokens};
+use crate::clock::Clock;
+use crate::config::{Settings, UserAddArgs};
+use crate::http;
+use crate::http::error::ApiError;
+use crate::http::models::{normalize_email, validate_new_password, validate_role};
+use crate::store::{Db, WriteError};
+use crate::telemetry::Telemetry;
+
+/// The email of the administrator created on first start.
+pub const FIRST_ADMIN: &str = "admin@localhost";
+
+/// What every handler shares.
+pub struct Ctx {
+    pub db: Db,
+    pub router: Router,
+    pub tokens: Tokens,
+    pub telemetry: Arc<Telemetry>,
+    pub clock: Clock,
+    /// A real argon2id hash of a random password: login checks unknown
+    /// emails against it so they take as long as known ones.
+    pub dummy_hash: String,
+}
+
+impl Ctx {
+    /// Hashes on the blocking pool: argon2 takes tens of ms of CPU.
+    pub async fn hash_password(&self, password: String) -> Result<String, ApiError> {
+        hash_blocking(password).await.map_err(ApiError::Internal)
+    }
+}
+
+async fn hash_blocking(password: String) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .context("password hashing task failed")?
+        .map_err(|e| anyhow::anyhow!("password hashing failed: {e}"))
+}
+
+/// The first administrator, when this start created one.
+pub struct FirstAdmin {
+    pub email: String,
+    /// Set when the password was generated (and so must be shown once).
+    pub generated_password: Option<String>,
+}
+
+type ServerFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+pub struct Application {
+    addr: SocketAddr,
+    server: ServerFuture,
+    stop: oneshot::Sender<()>,
+    ctx: Arc<Ctx>,
+    first_admin: Option<FirstAdmin>,
+    upkeep: tokio::task::JoinHandle<()>,
+}
+
+impl Application {
+    /// Connects to the database (running migrations), prepares the secret,
+    /// the first administrator and the actors, and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let clock = Clock::new();
+        let db = Db::connect(&settings.database_url, clock.clone())
+            .await
+            .with_context(|| "cannot open the database".to_string())?;
+
+        let secret = match &settings.jwt_secret {
+            Some(s) if s.len() >= 16 => s.clone(),
+            Some(_) => anyhow::bail!("the JWT secret must be at least 16 bytes long"),
+            None => db
+                .setting_or_insert("jwt_secret", &auth::random_secret(48))
+                .await
+                .context("cannot read or store the JWT secret")?,
+        };
+        let tokens = Tokens::new(secret.as_bytes(), settings.token_ttl, clock.clone());
+
+        let first_admin = ensure_first_admin(&db, settings.admin_password.clone()).await?;
+        let dummy_hash = hash_blocking(auth::random_secret(24)).await?;
+
+        let telemetry = Telemetry::new();
+        let cache = CacheConfig {
+            ttl: settings.cache_ttl,
+            idle_timeout: settings.idle_timeout,
+            max_sessions: settings.max_sessions.max(1),
+            call_timeout: Duration::from_secs(5),
+        };
+        let router = Router::start(
+            cache,
+            Arc::new(db.clone()),
+            telemetry.clone(),
+            settings.node_name.clone(),
+        )
+        .await
+        .context("cannot start the session supervisor")?;
+
+        let ctx = Arc::new(Ctx {
+            db,
+            router,
+            tokens,
+            telemetry: Arc::clone(&telemetry),
+            clock,
+            dummy_hash,
+        });
+
+        let listen = tokio::net::lookup_host(&settings.listen)
+            .await
+            .with_context(|| format!("cannot resolve the listen address {}", settings.listen))?
+            .next()
+            .with_context(|| format!("no address for {}", settings.listen))?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (addr, server) = warp::serve(http::routes(Arc::clone(&ctx)))
+            .try_bind_with_graceful_shutdown(listen, async {
+                let _ = stopped.await;
+            })
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let upkeep = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                telemetry.upkeep();
+            }
+        });
+        Ok(Application {
+            addr,
+            server: Box::pin(server),
+            stop,
+            ctx,
+            first_admin,
+            upkeep,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Shared state, for tests that look inside.
+    pub fn ctx(&self) -> &Arc<Ctx> {
+        &self.ctx
+    }
+
+    pub fn first_admin(&self) -> Option<&FirstAdmin> {
+        self.first_admin.as_ref()
+    }
+
+    /// Tells a person at a terminal where the service is and how to log in.
+    /// The generated password is printed here, once, and never logged.
+    pub fn print_welcome(&self) {
+        // Written whole and errors ignored: a closed stdout must not take
+        // the service down.
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), self.welcome().as_bytes());
+    }
+
+    fn welcome(&self) -> String {
+        let url = format!("http://{}", self.addr);
+        let mut out = format!("sessiond listening on {url}\n");
+        let login = |email: &str, password: &str| {
+            format!(
+                "log in:\n  curl -s -X POST {url}/api/auth/login -H 'content-type: application/json' \\\n       -d '{{\"email\":\"{email}\",\"password\":\"{password}\"}}'\n"
+            )
+        };
+        match &self.first_admin {
+            Some(FirstAdmin {
+                email,
+                generated_password: Some(p),
+            }) => {
+                out += &format!("created the first administrator {email} with password: {p}\n");
+                out += "(shown only now; set SESSIOND_ADMIN_PASSWORD to choose it instead)\n";
+                out += &login(email, p);
+            }
+            Some(FirstAdmin { email, .. }) => {
+                out += &format!(
+                    "created the first administrator {email} with the password from SESSIOND_ADMIN_PASSWORD\n"
+                );
+                out += &login(email, "$SESSIOND_ADMIN_PASSWORD");
+            }
+            None => out += &login("EMAIL", "PASSWORD"),
+        }
+        out
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets
+    /// requests in progress finish, and stops the actors.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Application {
+            server,
+            stop,
+            ctx,
+            upkeep,
+            ..
+        } = self;
+        let mut server = server;
+        tokio::select! {
+            _ = &mut server => {}
+            _ = shutdown => {
+                tracing::info!("shutting down");
+                let _ = stop.send(());
+                server.await;
+            }
+        }
+        upkeep.abort();
+        ctx.router.stop().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// With no user in the database, creates `admin@localhost`.
+async fn ensure_first_admin(
+    db: &Db,
+    password: Option<String>,
+) -> anyhow::Result<Option<FirstAdmin>> {
+    if db.count_users().await.context("cannot count users")? > 0 {
+        return Ok(None);
+    }
+    let (password, generated) = match password {
+        Some(p) => {
+            validate_new_password(&p)
+                .map_err(|e| anyhow::anyhow!("SESSIOND_ADMIN_PASSWORD: {e}"))?;
+            (p, false)
+        }
+        None => (auth::random_secret(20), true),
+    };
+    let hash = hash_blocking(password.clone()).await?;
+    match db.create_user(FIRST_ADMIN, &hash, "admin").await {
+        Ok(_) => {
+            tracing::info!(email = FIRST_ADMIN, "created the first administrator");
+            Ok(Some(FirstAdmin {
+                email: FIRST_ADMIN.to_string(),
+                generated_password: generated.then_some(password),
+            }))
+        }
+        // Another node created it first.
+        Err(WriteError::EmailTaken) => Ok(None),
+        Err(WriteError::Db(e)) => Err(e).context("cannot create the first administrator"),
+    }
+}
+
+/// `sessiond user add`.
+pub async fn add_user(args: UserAddArgs) -> anyhow::Result<()> {
+    let email = normalize_email(&args.email).map_err(|e| anyhow::anyhow!("{e}"))?;
+    validate_new_password(&args.password).map_err(|e| anyhow::anyhow!("{e}"))?;
+    validate_role(&args.role).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let db = Db::connect(&args.database_url, Clock::new())
+        .await
+        .context("cannot open the database")?;
+    let hash = hash_blocking(args.password).await?;
+    match db.create_user(&email, &hash, &args.role).await {
+        Ok(row) => {
+            println!(
+                "created user {} ({}) with role {}",
+                row.id, row.email, row.role
+            );
+            Ok(())
+        }
+        Err(WriteError::EmailTaken) => anyhow::bail!("a user with email {email} already exists"),
+        Err(WriteError::Db(e)) => Err(e).context("cannot create the user"),
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,208 @@
+//! Tokens (HS256 JWT) and passwords (argon2id).
+
+use std::time::Duration;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Clock;
+
+pub const ISSUER: &str = "sessiond";
+
+/// The claims of a sessiond token.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id, as a string.
+    pub sub: String,
+    /// The token id: what logout revokes. Time-ordered (its first 12 hex
+    /// digits are the issue time in ms) so "revoke all sessions" can compare
+    /// it to a millisecond watermark.
+    pub sid: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub iss: String,
+}
+
+/// A token that passed every check.
+#[derive(Clone, Debug)]
+pub struct Verified {
+    pub user_id: i64,
+    pub sid: String,
+    pub issued_ms: i64,
+    /// Expiry, unix seconds.
+    pub exp: i64,
+}
+
+/// Why a token was refused. Messages are safe to show the caller.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not a valid sessiond token")]
+    Invalid,
+}
+
+/// Issues and verifies tokens with one HS256 secret.
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl: Duration,
+    clock: Clock,
+}
+
+impl Tokens {
+    pub fn new(secret: &[u8], ttl: Duration, clock: Clock) -> Tokens {
+        // The algorithm is pinned: a token whose header names any other
+        // (or `none`) is refused before its signature is looked at.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        // Expiry is checked against `clock`, not the system time.
+        validation.validate_exp = false;
+        validation.leeway = 0;
+        Tokens {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl,
+            clock,
+        }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// A new token for `user_id`: `(token, claims)`.
+    pub fn issue(&self, user_id: i64) -> Result<(String, Claims), jsonwebtoken::errors::Error> {
+        let now_ms = self.clock.now_ms();
+        let claims = Claims {
+            sub: user_id.to_string(),
+            sid: new_sid(now_ms),
+            iat: now_ms.div_euclid(1000),
+            exp: (now_ms + self.ttl.as_millis() as i64).div_euclid(1000),
+            iss: ISSUER.to_string(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
+        Ok((token, claims))
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Verified, TokenError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| TokenError::Invalid)?;
+        let c = data.claims;
+        if c.exp <= self.clock.now_secs() {
+            return Err(TokenError::Expired);
+        }
+        let user_id: i64 = c.sub.parse().map_err(|_| TokenError::Invalid)?;
+        if user_id <= 0 || c.sid.is_empty() || c.sid.len() > 64 {
+            return Err(TokenError::Invalid);
+        }
+        let issued_ms = sid_issued_ms(&c.sid).unwrap_or(c.iat.saturating_mul(1000));
+        Ok(Verified {
+            user_id,
+            sid: c.sid,
+            issued_ms,
+            exp: c.exp,
+        })
+    }
+}
+
+/// 12 hex digits of the issue time in ms, then 20 of randomness.
+fn new_sid(now_ms: i64) -> String {
+    let random: u128 = rand::thread_rng().gen::<u128>() >> 48;
+    format!(
+        "{:012x}{:020x}",
+        now_ms.max(0) as u64 & 0xffff_ffff_ffff,
+        random
+    )
+}
+
+fn sid_issued_ms(sid: &str) -> Option<i64> {
+    if sid.len() != 32 {
+        return None;
+    }
+    i64::from_str_radix(sid.get(..12)?, 16).ok()
+}
+
+/// A random secret or password of `len` characters from a URL-safe alphabet.
+pub fn random_secret(len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// argon2id hash of `password` (PHC string). CPU-heavy: call it on the
+/// blocking pool.
+pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::generate(&mut OsRng);
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
+}
+
+/// Checks `password` against a PHC hash; false for a malformed hash.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(clock: &Clock) -> Tokens {
+        Tokens::new(
+            b"0123456789abcdef0123456789abcdef",
+            Duration::from_secs(60),
+            clock.clone(),
+        )
+    }
+
+    #[test]
+    fn issue_then_verify_then_expire() {
+        let clock = Clock::new();
+        let t = tokens(&clock);
+        let (token, claims) = t.issue(42).expect("issues");
+        let v = t.verify(&token).expect("verifies");
+        assert_eq!(v.user_id, 42);
+        assert_eq!(v.sid, claims.sid);
+        assert!((v.issued_ms - clock.now_ms()).abs() < 5_000);
+        clock.advance(Duration::from_secs(61));
+        assert_eq!(t.verify(&token).err(), Some(TokenError::Expired));
+    }
+
+    #[test]
+    fn other_secret_and_garbage_are_invalid() {
+        let clock = Clock::new();
+        let (token, _) = tokens(&clock).issue(1).expect("issues");
+        let other = Tokens::new(
+            b"another-secret-another-secret!!",
+            Duration::from_secs(60),
+            clock,
+        );
+        assert_eq!(other.verify(&token).err(), Some(TokenError::Invalid));
+        assert_eq!(other.verify("a.b.c").err(), Some(TokenError::Invalid));
+        assert_eq!(other.verify("").err(), Some(TokenError::Invalid));
+    }
+
+    #[test]
+    fn passwords() {
+        let h = hash_password("correct horse").expect("hashes");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong", &h));
+        assert!(!verify_password("x", "not a hash"));
+    }
+}

@@ -1,0 +1,135 @@
+//! The command line (DESIGN §6). Every flag also reads an environment
+//! variable; durations are human-readable.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sessiond",
+    version,
+    about = "Session resolution: a bearer JWT in, the user's current record out"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service.
+    Serve(ServeArgs),
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user.
+    Add(UserAddArgs),
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    duration::parse(s)
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SESSIOND_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Database URL: sqlite://FILE.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://sessiond.db")]
+    pub database_url: String,
+    /// How long a cached user record is served without reading the database
+    /// (`0` disables the cache).
+    #[arg(long, env = "SESSIOND_CACHE_TTL", default_value = "5m", value_parser = parse_duration)]
+    pub cache_ttl: Duration,
+    /// Passivate a user's session actor after this long without a request.
+    #[arg(long, env = "SESSIOND_IDLE_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// The most live session actors on this node (least recently used are evicted).
+    #[arg(long, env = "SESSIOND_MAX_SESSIONS", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_sessions: u64,
+    /// HS256 signing secret (at least 16 bytes). Default: generated on first
+    /// start and kept in the database.
+    #[arg(long, env = "SESSIOND_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Lifetime of issued tokens.
+    #[arg(long, env = "SESSIOND_TOKEN_TTL", default_value = "30d", value_parser = parse_duration)]
+    pub token_ttl: Duration,
+    /// This node's name (shown in `Session.cache.node`).
+    #[arg(long, env = "SESSIOND_NODE_NAME")]
+    pub node_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UserAddArgs {
+    #[arg(long)]
+    pub email: String,
+    /// The password (or set SESSIOND_USER_PASSWORD to keep it out of the
+    /// process list).
+    #[arg(long, env = "SESSIOND_USER_PASSWORD", hide_env_values = true)]
+    pub password: String,
+    #[arg(long, default_value = "user")]
+    pub role: String,
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://sessiond.db")]
+    pub database_url: String,
+}
+
+/// What an application is built from: the serve flags, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: String,
+    pub database_url: String,
+    pub cache_ttl: Duration,
+    pub idle_timeout: Duration,
+    pub max_sessions: usize,
+    pub jwt_secret: Option<String>,
+    pub token_ttl: Duration,
+    pub node_name: String,
+    /// The first administrator's password when the database has no user
+    /// (`SESSIOND_ADMIN_PASSWORD`); generated and printed when absent.
+    pub admin_password: Option<String>,
+}
+
+impl Settings {
+    pub fn from_args(a: ServeArgs) -> Settings {
+        Settings {
+            listen: a.listen,
+            database_url: a.database_url,
+            cache_ttl: a.cache_ttl,
+            idle_timeout: a.idle_timeout,
+            max_sessions: usize::try_from(a.max_sessions).unwrap_or(usize::MAX),
+            jwt_secret: a.jwt_secret,
+            token_ttl: a.token_ttl,
+            node_name: a.node_name.unwrap_or_else(|| "local".to_string()),
+            admin_password: std::env::var("SESSIOND_ADMIN_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty()),
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "127.0.0.1:8080".into(),
+            database_url: "sqlite://sessiond.db".into(),
+            cache_ttl: Duration::from_secs(300),
+            idle_timeout: Duration::from_secs(600),
+            max_sessions: 1_000_000,
+            jwt_secret: None,
+            token_ttl: Duration::from_secs(30 * 86_400),
+            node_name: "local".into(),
+            admin_password: None,
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! API errors: the caller's fault vs the unexpected, and the one place that
+//! turns them (and every warp rejection) into `{"error", "message"}`.
+
+use std::convert::Infallible;
+
+use serde::Serialize;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Rejection, Reply};
+
+use sessiond_actors::{ResolveError, Revoked};
+
+/// Every error an API call can answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidToken(String),
+    #[error("{0}")]
+    SessionRevoked(&'static str),
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    Unavailable(String),
+    /// Something that should not happen; details go to the log, not the
+    /// caller.
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: String,
+}
+
+impl ApiError {
+    pub fn code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            ApiError::SessionRevoked(_) => (StatusCode::UNAUTHORIZED, "session_revoked"),
+            ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    pub fn db(e: sqlx::Error) -> ApiError {
+        ApiError::Unavailable(crate::store::describe(&e))
+    }
+}
+
+impl From<Revoked> for ApiError {
+    fn from(r: Revoked) -> Self {
+        ApiError::SessionRevoked(r.message())
+    }
+}
+
+impl From<ResolveError> for ApiError {
+    fn from(e: ResolveError) -> Self {
+        ApiError::Unavailable(e.to_string())
+    }
+}
+
+pub fn error_response(status: StatusCode, code: &str, message: String) -> Response {
+    let body = ErrorBody {
+        error: code,
+        message,
+    };
+    warp::reply::with_status(warp::reply::json(&body), status).into_response()
+}
+
+impl Reply for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.code();
+        if let ApiError::Internal(e) = &self {
+            tracing::error!(error = %e, "internal error");
+        }
+        error_response(status, code, self.to_string())
+    }
+}
+
+/// Turns every rejection into the API's JSON error. Route handlers never
+/// reject (their errors are `ApiError` replies), so what arrives here is
+/// warp's own: no route, wrong method, unreadable header.
+pub async fn recover(r: Rejection) -> Result<Response, Infallible> {
+    let (status, code, message) = if r.is_not_found() {
+        (
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such route".to_string(),
+        )
+    } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route does not take that method".to_string(),
+        )
+    } else if let Some(e) = r.find::<warp::reject::InvalidHeader>() {
+        (StatusCode::BAD_REQUEST, "bad_request", e.to_string())
+    } else if let Some(e) = r.find::<warp::reject::MissingHeader>() {
+        (StatusCode::BAD_REQUEST, "bad_request", e.to_string())
+    } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is too large".to_string(),
+        )
+    } else {
+        tracing::warn!(rejection = ?r, "unhandled rejection");
+        (
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the request could not be read".to_string(),
+        )
+    };
+    Ok(error_response(status, code, message))
+}

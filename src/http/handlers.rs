@@ -1,0 +1,374 @@
+//! Route handlers: plain async functions from inputs to a reply or an
+//! [`ApiError`]. They never reject, so every failure has the API's shape.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::Reply;
+
+use sessiond_actors::{InvalidationSource, Lookup, Served, Status, TokenFacts, UserState};
+
+use super::error::ApiError;
+use super::models::*;
+use crate::app::Ctx;
+use crate::auth::{verify_password, TokenError, Verified};
+use crate::clock::rfc3339_ms;
+use crate::store::{UserRow, WriteError};
+use crate::telemetry::Outcome;
+
+pub type Body = Result<Bytes, ApiError>;
+pub type Answer = Result<Response, ApiError>;
+
+fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+    warp::reply::with_status(warp::reply::json(value), status).into_response()
+}
+
+fn no_content(status: StatusCode) -> Response {
+    warp::reply::with_status(warp::reply(), status).into_response()
+}
+
+fn user_json(row: &UserRow) -> Response {
+    json(
+        StatusCode::OK,
+        &UserJson {
+            id: row.id,
+            email: &row.email,
+            role: &row.role,
+            status: row.status.as_str(),
+        },
+    )
+}
+
+/// The bearer token of an `Authorization` header.
+fn bearer(header: Option<&str>) -> Result<&str, ApiError> {
+    let value =
+        header.ok_or_else(|| ApiError::InvalidToken("a bearer token is required".into()))?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or_else(|| {
+        ApiError::InvalidToken("the Authorization header is not `Bearer <token>`".into())
+    })?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::InvalidToken(
+            "the Authorization header is not `Bearer <token>`".into(),
+        ));
+    }
+    Ok(token.trim())
+}
+
+/// A verified token and the current state of its user, admitted.
+struct Authed {
+    token: Verified,
+    served: Served,
+    state: Arc<UserState>,
+}
+
+impl Ctx {
+    fn verify(&self, header: Option<&str>) -> Result<Verified, ApiError> {
+        let token = bearer(header)?;
+        self.tokens.verify(token).map_err(|e| match e {
+            TokenError::Expired => ApiError::InvalidToken(e.to_string()),
+            TokenError::Invalid => ApiError::InvalidToken(e.to_string()),
+        })
+    }
+
+    async fn authenticate(&self, header: Option<&str>, lookup: Lookup) -> Result<Authed, ApiError> {
+        let token = self.verify(header)?;
+        let started = Instant::now();
+        let result = self.router.resolve(token.user_id, lookup).await;
+        let outcome = match &result {
+            Ok(s) if s.hit => Outcome::Hit,
+            Ok(_) => Outcome::Miss,
+            Err(_) => Outcome::Error,
+        };
+        self.telemetry.resolved(outcome, started.elapsed());
+        let served = result?;
+        let facts = TokenFacts {
+            sid: &token.sid,
+            issued_ms: token.issued_ms,
+        };
+        let state = Arc::clone(served.fetched.admit(&facts)?);
+        Ok(Authed {
+            token,
+            served,
+            state,
+        })
+    }
+
+    async fn admin(&self, header: Option<&str>) -> Result<Authed, ApiError> {
+        let authed = self.authenticate(header, Lookup::Resolve).await?;
+        if authed.state.user.role != "admin" {
+            return Err(ApiError::Forbidden("this route needs the admin role"));
+        }
+        Ok(authed)
+    }
+
+    /// Write-through: the cached record is dropped before the write is
+    /// acknowledged.
+    async fn invalidate(&self, user_id: i64, min_version: Option<i64>) {
+        self.router
+            .invalidate(user_id, min_version, InvalidationSource::Api)
+            .await;
+    }
+
+    fn session_reply(&self, a: &Authed) -> Response {
+        json(
+            StatusCode::OK,
+            &SessionJson {
+                user: UserJson::from(&a.state.user),
+                expires: rfc3339_ms(a.token.exp.saturating_mul(1000)),
+                cache: CacheJson {
+                    hit: a.served.hit,
+                    age_ms: a.served.age.as_millis() as u64,
+                    ttl_ms: self.router.config().ttl.as_millis() as u64,
+                    version: a.state.version,
+                    node: self.router.node(),
+                },
+            },
+        )
+    }
+}
+
+async fn verify_blocking(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .unwrap_or(false)
+}
+
+pub async fn login(ctx: Arc<Ctx>, body: Body) -> Answer {
+    let req: LoginRequest = parse_json(&body?)?;
+    if req.password.len() > MAX_PASSWORD {
+        return Err(ApiError::InvalidCredentials);
+    }
+    let email = req.email.trim().to_lowercase();
+    let found = ctx.db.credentials(&email).await.map_err(ApiError::db)?;
+    // An unknown email is checked against a dummy hash, so the answer takes
+    // as long as for a known one.
+    let (row, hash) = match found {
+        Some((row, hash)) => (Some(row), hash),
+        None => (None, ctx.dummy_hash.clone()),
+    };
+    let ok = verify_blocking(req.password, hash).await;
+    let row = match row {
+        Some(row) if ok => row,
+        _ => return Err(ApiError::InvalidCredentials),
+    };
+    if row.status != Status::Active {
+        return Err(ApiError::Forbidden("the account is deactivated"));
+    }
+    let (token, claims) = ctx
+        .tokens
+        .issue(row.id)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let user = row.user();
+    Ok(json(
+        StatusCode::OK,
+        &LoginJson {
+            token,
+            token_type: "Bearer",
+            expires_at: rfc3339_ms(claims.exp.saturating_mul(1000)),
+            user: UserJson::from(&user),
+        },
+    ))
+}
+
+pub async fn session(ctx: Arc<Ctx>, auth: Option<String>) -> Answer {
+    let a = ctx.authenticate(auth.as_deref(), Lookup::Resolve).await?;
+    Ok(ctx.session_reply(&a))
+}
+
+pub async fn refresh_session(ctx: Arc<Ctx>, auth: Option<String>, body: Body) -> Answer {
+    let body = body?;
+    let req: RefreshRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RefreshRequest::default()
+    } else {
+        parse_json(&body)?
+    };
+    let lookup = if req.force {
+        Lookup::ForceRefresh
+    } else {
+        Lookup::Resolve
+    };
+    let a = ctx.authenticate(auth.as_deref(), lookup).await?;
+    Ok(ctx.session_reply(&a))
+}
+
+pub async fn logout(ctx: Arc<Ctx>, auth: Option<String>) -> Answer {
+    let a = ctx.authenticate(auth.as_deref(), Lookup::Resolve).await?;
+    let version = ctx
+        .db
+        .revoke_token(
+            a.token.user_id,
+            &a.token.sid,
+            a.token.exp.saturating_mul(1000),
+        )
+        .await
+        .map_err(ApiError::db)?;
+    ctx.invalidate(a.token.user_id, version).await;
+    Ok(no_content(StatusCode::NO_CONTENT))
+}
+
+pub async fn create_user(ctx: Arc<Ctx>, auth: Option<String>, body: Body) -> Answer {
+    ctx.admin(auth.as_deref()).await?;
+    let req: CreateUserRequest = parse_json(&body?)?;
+    let email = normalize_email(&req.email)?;
+    validate_new_password(&req.password)?;
+    let role = req.role.unwrap_or_else(|| "user".to_string());
+    validate_role(&role)?;
+    let hash = ctx.hash_password(req.password).await?;
+    match ctx.db.create_user(&email, &hash, &role).await {
+        Ok(row) => {
+            tracing::info!(user_id = row.id, role = %row.role, "user created");
+            let mut reply = user_json(&row);
+            *reply.status_mut() = StatusCode::CREATED;
+            Ok(reply)
+        }
+        Err(WriteError::EmailTaken) => Err(ApiError::Conflict(
+            "a user with this email already exists".into(),
+        )),
+        Err(WriteError::Db(e)) => Err(ApiError::db(e)),
+    }
+}
+
+fn not_found(id: i64) -> ApiError {
+    ApiError::NotFound(format!("no user with id {id}"))
+}
+
+pub async fn get_user(ctx: Arc<Ctx>, id: String, auth: Option<String>) -> Answer {
+    ctx.admin(auth.as_deref()).await?;
+    let id = parse_user_id(&id)?;
+    let row = ctx.db.user(id).await.map_err(ApiError::db)?;
+    row.map(|r| user_json(&r)).ok_or_else(|| not_found(id))
+}
+
+pub async fn set_role(ctx: Arc<Ctx>, id: String, auth: Option<String>, body: Body) -> Answer {
+    ctx.admin(auth.as_deref()).await?;
+    let id = parse_user_id(&id)?;
+    let req: RoleRequest = parse_json(&body?)?;
+    validate_role(&req.role)?;
+    let row = ctx
+        .db
+        .set_role(id, &req.role)
+        .await
+        .map_err(ApiError::db)?
+        .ok_or_else(|| not_found(id))?;
+    ctx.invalidate(id, Some(row.version)).await;
+    tracing::info!(user_id = id, role = %row.role, "role changed");
+    Ok(user_json(&row))
+}
+
+pub async fn set_status(ctx: Arc<Ctx>, id: String, auth: Option<String>, status: Status) -> Answer {
+    ctx.admin(auth.as_deref()).await?;
+    let id = parse_user_id(&id)?;
+    let row = ctx
+        .db
+        .set_status(id, status)
+        .await
+        .map_err(ApiError::db)?
+        .ok_or_else(|| not_found(id))?;
+    ctx.invalidate(id, Some(row.version)).await;
+    tracing::info!(user_id = id, status = %status, "status changed");
+    Ok(user_json(&row))
+}
+
+pub async fn delete_user(ctx: Arc<Ctx>, id: String, auth: Option<String>) -> Answer {
+    ctx.admin(auth.as_deref()).await?;
+    let id = parse_user_id(&id)?;
+    if !ctx.db.delete_user(id).await.map_err(ApiError::db)? {
+        return Err(not_found(id));
+    }
+    ctx.invalidate(id, None).await;
+    tracing::info!(user_id = id, "user deleted");
+    Ok(no_content(StatusCode::NO_CONTENT))
+}
+
+pub async fn invalidate_user(ctx: Arc<Ctx>, id: String, auth: Option<String>) -> Answer {
+    ctx.admin(auth.as_deref()).await?;
+    let id = parse_user_id(&id)?;
+    ctx.invalidate(id, None).await;
+    Ok(no_content(StatusCode::ACCEPTED))
+}
+
+pub async fn revoke_sessions(ctx: Arc<Ctx>, id: String, auth: Option<String>) -> Answer {
+    ctx.admin(auth.as_deref()).await?;
+    let id = parse_user_id(&id)?;
+    let version = ctx
+        .db
+        .revoke_all(id)
+        .await
+        .map_err(ApiError::db)?
+        .ok_or_else(|| not_found(id))?;
+    ctx.invalidate(id, Some(version)).await;
+    tracing::info!(user_id = id, "sessions revoked");
+    Ok(no_content(StatusCode::NO_CONTENT))
+}
+
+pub async fn perf(ctx: Arc<Ctx>) -> Answer {
+    let t = &ctx.telemetry;
+    let hits = t.hits.load(Ordering::Relaxed);
+    let misses = t.misses.load(Ordering::Relaxed);
+    let lookups = hits + misses;
+    let body = PerfJson {
+        uptime_s: t.uptime().as_secs(),
+        requests: t.requests.load(Ordering::Relaxed),
+        hits,
+        misses,
+        hit_rate: if lookups == 0 {
+            0.0
+        } else {
+            hits as f64 / lookups as f64
+        },
+        db_queries: t.db_queries.load(Ordering::Relaxed),
+        latency_ms: LatencyJson {
+            hit: Quantiles {
+                p50: t.hit_latency.quantile_ms(0.5),
+                p99: t.hit_latency.quantile_ms(0.99),
+            },
+            miss: Quantiles {
+                p50: t.miss_latency.quantile_ms(0.5),
+                p99: t.miss_latency.quantile_ms(0.99),
+            },
+        },
+        session_actors: ctx.router.session_actors() as u64,
+        invalidations: t.invalidations.load(Ordering::Relaxed),
+        node: ctx.router.node().to_string(),
+        members: vec![ctx.router.node().to_string()],
+        recommendations: Vec::new(),
+    };
+    Ok(json(StatusCode::OK, &body))
+}
+
+pub async fn metrics(ctx: Arc<Ctx>) -> Answer {
+    let mut reply = warp::reply::with_header(
+        ctx.telemetry.render(),
+        "content-type",
+        "text/plain; version=0.0.4; charset=utf-8",
+    )
+    .into_response();
+    *reply.status_mut() = StatusCode::OK;
+    Ok(reply)
+}
+
+pub async fn healthz() -> Answer {
+    Ok(json(StatusCode::OK, &serde_json::json!({"status": "ok"})))
+}
+
+pub async fn readyz(ctx: Arc<Ctx>) -> Answer {
+    match tokio::time::timeout(Duration::from_secs(2), ctx.db.ping()).await {
+        Ok(Ok(())) => Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({"status": "ready", "database": "ok", "cluster": "alone"}),
+        )),
+        Ok(Err(e)) => Err(ApiError::db(e)),
+        Err(_) => Err(ApiError::Unavailable(
+            "the database did not answer within 2 s".into(),
+        )),
+    }
+}
+
+pub async fn dashboard(ctx: Arc<Ctx>) -> Answer {
+    let page = super::page::render(&ctx);
+    Ok(warp::reply::html(page).into_response())
+}

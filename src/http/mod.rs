@@ -1,0 +1,219 @@
+//! The HTTP front (warp): filters compose routes, handlers are plain async
+//! functions, one recover turns rejections into JSON errors, one log hook
+//! records every request's metrics.
+
+pub mod error;
+pub mod handlers;
+pub mod models;
+mod page;
+
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use sessiond_actors::Status;
+
+use crate::app::Ctx;
+use error::ApiError;
+use handlers as h;
+
+/// The largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Reads the body, refusing more than [`MAX_BODY`] bytes (by the declared
+/// length when there is one, else while reading).
+fn body() -> impl Filter<Extract = (h::Body,), Error = Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and(warp::body::stream())
+        .then(|declared: Option<u64>, stream| read_limited(declared, stream))
+}
+
+async fn read_limited<S, B>(declared: Option<u64>, stream: S) -> h::Body
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(ApiError::PayloadTooLarge(MAX_BODY));
+    }
+    let mut stream = std::pin::pin!(stream);
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let mut chunk =
+            chunk.map_err(|_| ApiError::BadRequest("the request body could not be read".into()))?;
+        if buf.len() + chunk.remaining() > MAX_BODY {
+            return Err(ApiError::PayloadTooLarge(MAX_BODY));
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            let n = part.len();
+            buf.extend_from_slice(part);
+            chunk.advance(n);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+fn done(answer: h::Answer) -> Response {
+    match answer {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Every route of the API, with errors as JSON and metrics recorded.
+pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
+    let c = {
+        let ctx = Arc::clone(&ctx);
+        warp::any().map(move || Arc::clone(&ctx))
+    };
+    let auth = || warp::header::optional::<String>("authorization");
+    let users = || {
+        warp::path("api")
+            .and(warp::path("admin"))
+            .and(warp::path("users"))
+    };
+
+    let login = warp::path!("api" / "auth" / "login")
+        .and(warp::post())
+        .and(c.clone())
+        .and(body())
+        .then(h::login);
+    let session = warp::path!("api" / "auth" / "session")
+        .and(warp::get())
+        .and(c.clone())
+        .and(auth())
+        .then(h::session);
+    let refresh = warp::path!("api" / "auth" / "refresh-session")
+        .and(warp::post())
+        .and(c.clone())
+        .and(auth())
+        .and(body())
+        .then(h::refresh_session);
+    let logout = warp::path!("api" / "auth" / "logout")
+        .and(warp::post())
+        .and(c.clone())
+        .and(auth())
+        .then(h::logout);
+    let auth_routes = login
+        .or(session)
+        .unify()
+        .or(refresh)
+        .unify()
+        .or(logout)
+        .unify()
+        .map(done);
+
+    let create = users()
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(c.clone())
+        .and(auth())
+        .and(body())
+        .then(h::create_user);
+    let get = users()
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(c.clone())
+        .and(auth())
+        .then(|id, ctx, auth| h::get_user(ctx, id, auth));
+    let delete = users()
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::delete())
+        .and(c.clone())
+        .and(auth())
+        .then(|id, ctx, auth| h::delete_user(ctx, id, auth));
+    let role = users()
+        .and(warp::path::param::<String>())
+        .and(warp::path("role"))
+        .and(warp::path::end())
+        .and(warp::put())
+        .and(c.clone())
+        .and(auth())
+        .and(body())
+        .then(|id, ctx, auth, body| h::set_role(ctx, id, auth, body));
+    let action = |name: &'static str| {
+        users()
+            .and(warp::path::param::<String>())
+            .and(warp::path(name))
+            .and(warp::path::end())
+            .and(warp::post())
+            .and(c.clone())
+            .and(auth())
+    };
+    let deactivate = action("deactivate")
+        .then(|id, ctx, auth| h::set_status(ctx, id, auth, Status::Deactivated));
+    let activate =
+        action("activate").then(|id, ctx, auth| h::set_status(ctx, id, auth, Status::Active));
+    let invalidate = action("invalidate").then(|id, ctx, auth| h::invalidate_user(ctx, id, auth));
+    let revoke = action("revoke-sessions").then(|id, ctx, auth| h::revoke_sessions(ctx, id, auth));
+    let admin_routes = create
+        .or(get)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(role)
+        .unify()
+        .or(deactivate)
+        .unify()
+        .or(activate)
+        .unify()
+        .or(invalidate)
+        .unify()
+        .or(revoke)
+        .unify()
+        .map(done);
+
+    let perf = warp::path!("api" / "perf")
+        .and(warp::get())
+        .and(c.clone())
+        .then(h::perf);
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(c.clone())
+        .then(h::metrics);
+    let healthz = warp::path!("healthz").and(warp::get()).then(h::healthz);
+    let readyz = warp::path!("readyz")
+        .and(warp::get())
+        .and(c.clone())
+        .then(h::readyz);
+    let dashboard = warp::path::end()
+        .and(warp::get())
+        .and(c.clone())
+        .then(h::dashboard);
+    let ops_routes = perf
+        .or(metrics)
+        .unify()
+        .or(healthz)
+        .unify()
+        .or(readyz)
+        .unify()
+        .or(dashboard)
+        .unify()
+        .map(done);
+
+    let telemetry = Arc::clone(&ctx.telemetry);
+    let record = warp::log::custom(move |info| {
+        telemetry.http(info.path(), info.status().as_u16(), info.elapsed());
+    });
+    auth_routes
+        .or(admin_routes)
+        .unify()
+        .or(ops_routes)
+        .unify()
+        .recover(error::recover)
+        .unify()
+        .with(record)
+        .boxed()
+}
+
+/// An empty body, for tests of handlers in-process.
+pub fn empty_body() -> h::Body {
+    Ok(Bytes::new())
+}

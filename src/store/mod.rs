@@ -1,0 +1,206 @@
+//! Persistence: users, revoked tokens and settings, behind one type for both
+//! databases. Each backend's SQL lives in its own module and its own
+//! migrations folder; queries are checked at run time (`query_as` + `FromRow`)
+//! because one schema cannot describe both.
+
+mod sqlite;
+
+use std::sync::Arc;
+
+use sessiond_actors::{BoxFuture, Fetched, Status, StoreError, User, UserState, UserStore};
+
+use crate::clock::Clock;
+pub use sqlite::SqliteStore;
+
+/// A user row as the admin API shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRow {
+    pub id: i64,
+    pub email: String,
+    pub role: String,
+    pub status: Status,
+    pub version: i64,
+}
+
+impl UserRow {
+    pub fn user(&self) -> User {
+        User {
+            id: self.id,
+            email: self.email.clone(),
+            role: self.role.clone(),
+            status: self.status,
+        }
+    }
+}
+
+/// A write that could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("a user with this email already exists")]
+    EmailTaken,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// The database, whichever it is. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    backend: Backend,
+    clock: Clock,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(Arc<SqliteStore>),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match &$self.backend {
+            Backend::Sqlite($s) => $e,
+        }
+    };
+}
+
+impl Db {
+    /// Connects and runs the embedded migrations.
+    pub async fn connect(url: &str, clock: Clock) -> anyhow::Result<Db> {
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite(Arc::new(SqliteStore::connect(url).await?))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            anyhow::bail!(
+                "PostgreSQL URLs are not supported by this build yet; use a sqlite:// URL"
+            )
+        } else {
+            anyhow::bail!("unsupported database URL scheme (expected sqlite://…)")
+        };
+        Ok(Db { backend, clock })
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// One round trip, for readiness.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        dispatch!(self, s => s.ping().await)
+    }
+
+    pub async fn count_users(&self) -> Result<i64, sqlx::Error> {
+        dispatch!(self, s => s.count_users().await)
+    }
+
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        role: &str,
+    ) -> Result<UserRow, WriteError> {
+        let now = self.clock.now_ms();
+        dispatch!(self, s => s.create_user(email, password_hash, role, now).await)
+    }
+
+    pub async fn user(&self, id: i64) -> Result<Option<UserRow>, sqlx::Error> {
+        dispatch!(self, s => s.user(id).await)
+    }
+
+    /// The user with this email and its password hash.
+    pub async fn credentials(&self, email: &str) -> Result<Option<(UserRow, String)>, sqlx::Error> {
+        dispatch!(self, s => s.credentials(email).await)
+    }
+
+    pub async fn set_role(&self, id: i64, role: &str) -> Result<Option<UserRow>, sqlx::Error> {
+        let now = self.clock.now_ms();
+        dispatch!(self, s => s.set_role(id, role, now).await)
+    }
+
+    pub async fn set_status(
+        &self,
+        id: i64,
+        status: Status,
+    ) -> Result<Option<UserRow>, sqlx::Error> {
+        let now = self.clock.now_ms();
+        dispatch!(self, s => s.set_status(id, status.as_str(), now).await)
+    }
+
+    /// Deletes the user (and its revoked tokens); false if there was none.
+    pub async fn delete_user(&self, id: i64) -> Result<bool, sqlx::Error> {
+        dispatch!(self, s => s.delete_user(id).await)
+    }
+
+    /// Records a logged-out token id until `expires_ms`; returns the user's
+    /// new version, `None` if there is no such user.
+    pub async fn revoke_token(
+        &self,
+        user_id: i64,
+        sid: &str,
+        expires_ms: i64,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        let now = self.clock.now_ms();
+        dispatch!(self, s => s.revoke_token(user_id, sid, expires_ms, now).await)
+    }
+
+    /// Revokes every token issued until now; returns the new version.
+    pub async fn revoke_all(&self, user_id: i64) -> Result<Option<i64>, sqlx::Error> {
+        let now = self.clock.now_ms();
+        dispatch!(self, s => s.revoke_all(user_id, now).await)
+    }
+
+    /// The stored setting, or `proposed` stored now if there was none; when
+    /// two nodes race, both end up with the first one written.
+    pub async fn setting_or_insert(
+        &self,
+        key: &str,
+        proposed: &str,
+    ) -> Result<String, sqlx::Error> {
+        dispatch!(self, s => s.setting_or_insert(key, proposed).await)
+    }
+
+    /// One user's cached state: record, watermark, unexpired revoked ids.
+    pub async fn fetch_state(&self, id: i64) -> Result<Fetched, StoreError> {
+        let now = self.clock.now_ms();
+        let row = dispatch!(self, s => s.fetch_state(id, now).await);
+        match row {
+            Ok(Some(r)) => Ok(Fetched::Found(Arc::new(r))),
+            Ok(None) => Ok(Fetched::Missing),
+            Err(e) => Err(StoreError::Unavailable(describe(&e))),
+        }
+    }
+}
+
+impl UserStore for Db {
+    fn fetch(&self, user_id: i64) -> BoxFuture<'static, Result<Fetched, StoreError>> {
+        let db = self.clone();
+        Box::pin(async move { db.fetch_state(user_id).await })
+    }
+}
+
+/// An operator-facing description of a database error that never includes
+/// query parameters.
+pub fn describe(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::PoolTimedOut => "timed out waiting for a database connection".into(),
+        sqlx::Error::Io(io) => format!("database I/O error: {io}"),
+        sqlx::Error::Database(db) => format!("database error: {}", db.message()),
+        other => format!("database error: {other}"),
+    }
+}
+
+/// Builds the cached state from a fetched row.
+pub(crate) fn state_from(
+    row: UserRow,
+    tokens_valid_after_ms: i64,
+    revoked: Option<String>,
+) -> UserState {
+    UserState {
+        user: row.user(),
+        version: row.version,
+        tokens_valid_after_ms,
+        revoked_sids: revoked
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    }
+}

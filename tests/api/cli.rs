@@ -1,0 +1,193 @@
+//! The binary as a newcomer runs it: `serve` prints how to log in, the
+//! printed command works, SIGTERM stops it cleanly; `user add` creates a
+//! user that can log in.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
+
+struct Server {
+    child: Child,
+    url: String,
+    password: Option<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `sessiond serve` in `dir` and reads its welcome lines.
+fn serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> Server {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("SESSIOND_ADMIN_PASSWORD")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("starts the binary");
+    let stdout = child.stdout.take().expect("stdout");
+    // Keep reading stdout for the server's whole life: a closed pipe would
+    // make its next print fail.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut url = None;
+    let mut password = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
+            break;
+        };
+        if let Some(rest) = line.strip_prefix("sessiond listening on ") {
+            url = Some(rest.trim().to_string());
+        }
+        if let Some((_, p)) = line.split_once("with password: ") {
+            password = Some(p.trim().to_string());
+        }
+        if line.starts_with("log in") {
+            break;
+        }
+    }
+    Server {
+        child,
+        url: url.expect("prints where it listens"),
+        password,
+    }
+}
+
+async fn post_json(url: &str, path: &str, body: &str) -> (u16, Value) {
+    let addr = url.trim_start_matches("http://");
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    s.write_all(req.as_bytes()).await.expect("writes");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.expect("reads");
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[tokio::test]
+async fn serve_prints_a_working_login_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = serve(dir.path(), &[]);
+    let password = server
+        .password
+        .clone()
+        .expect("prints the generated password");
+    let body = format!(r#"{{"email":"admin@localhost","password":"{password}"}}"#);
+    let (status, reply) = post_json(&server.url, "/api/auth/login", &body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["user"]["role"], "admin");
+    assert!(
+        dir.path().join("sessiond.db").exists(),
+        "default SQLite file created"
+    );
+
+    let pid = server.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(killed.is_ok_and(|s| s.success()));
+    let status =
+        wait_exit(&mut server.child, Duration::from_secs(10)).expect("exits after SIGTERM");
+    assert!(status.success(), "clean exit, got {status:?}");
+
+    // A second start finds the users and the secret already there.
+    let again = serve(dir.path(), &[]);
+    assert!(again.password.is_none(), "no second administrator");
+    let (status, _) = post_json(&again.url, "/api/auth/login", &body).await;
+    assert_eq!(status, 200, "same password, same database");
+}
+
+#[tokio::test]
+async fn user_add_creates_a_user_who_can_log_in() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = format!("sqlite://{}", dir.path().join("u.db").display());
+    let add = |email: &str| {
+        Command::new(BIN)
+            .args([
+                "user",
+                "add",
+                "--email",
+                email,
+                "--password",
+                "pass-word-1",
+                "--role",
+                "editor",
+            ])
+            .args(["--database-url", &db])
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("runs")
+    };
+    let out = add("new@example.test");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("with role editor"));
+    let dup = add("new@example.test");
+    assert!(!dup.status.success());
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
+
+    let bad = Command::new(BIN)
+        .args(["serve", "--cache-ttl", "five", "--database-url", &db])
+        .output()
+        .expect("runs");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("cache-ttl"));
+
+    let server = serve(
+        dir.path(),
+        &[
+            ("DATABASE_URL", &db),
+            ("SESSIOND_ADMIN_PASSWORD", "unused-password"),
+        ],
+    );
+    assert!(server.password.is_none(), "the database already had a user");
+    let (status, reply) = post_json(
+        &server.url,
+        "/api/auth/login",
+        r#"{"email":"new@example.test","password":"pass-word-1"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["user"]["role"], "editor");
+}

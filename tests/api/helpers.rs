@@ -1,0 +1,297 @@
+//! Spawns the real application on port 0 with a SQLite file of its own and
+//! talks to it over a real socket.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+use sessiond::app::{Application, Ctx};
+use sessiond::config::Settings;
+
+pub const ADMIN_EMAIL: &str = "admin@localhost";
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+pub const SECRET: &str = "test-secret-0123456789abcdef-0123456789";
+
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub db_url: String,
+    pub ctx: Arc<Ctx>,
+    pub admin_token: String,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// A reply: status, lower-cased headers, body parsed as JSON when it is.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Asserts an API error of the given status and code.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert_eq!(self.body["error"], code, "{}", self.text);
+        assert!(
+            self.body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "error without a message: {}",
+            self.text
+        );
+        assert_eq!(self.header("content-type"), Some("application/json"));
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db_url = format!("sqlite://{}", dir.path().join("sessiond.db").display());
+    let mut settings = Settings {
+        listen: "127.0.0.1:0".into(),
+        database_url: db_url.clone(),
+        jwt_secret: Some(SECRET.into()),
+        admin_password: Some(ADMIN_PASSWORD.into()),
+        ..Settings::default()
+    };
+    tweak(&mut settings);
+    let app = Application::build(settings).await.expect("app builds");
+    let addr = app.addr();
+    let ctx = Arc::clone(app.ctx());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let mut t = TestApp {
+        addr,
+        db_url,
+        ctx,
+        admin_token: String::new(),
+        stop: Some(stop),
+        done: Some(done),
+        _dir: dir,
+    };
+    t.admin_token = t.login_ok(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    t
+}
+
+impl TestApp {
+    /// Sends one request on a fresh connection and reads the whole answer.
+    pub async fn raw(&self, request: &[u8]) -> Reply {
+        let mut stream = TcpStream::connect(self.addr).await.expect("connects");
+        stream.write_all(request).await.expect("writes");
+        let mut buf = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut buf))
+            .await
+            .expect("answer within 20 s")
+            .expect("reads");
+        parse_reply(&buf)
+    }
+
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Reply {
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n",
+            self.addr
+        );
+        if let Some(t) = token {
+            req.push_str(&format!("authorization: Bearer {t}\r\n"));
+        }
+        if let Some(b) = body {
+            req.push_str(&format!(
+                "content-type: application/json\r\ncontent-length: {}\r\n\r\n{b}",
+                b.len()
+            ));
+        } else {
+            req.push_str("\r\n");
+        }
+        self.raw(req.as_bytes()).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
+        let body = json!({"email": email, "password": password}).to_string();
+        self.request("POST", "/api/auth/login", None, Some(&body))
+            .await
+    }
+
+    pub async fn login_ok(&self, email: &str, password: &str) -> String {
+        let r = self.login(email, password).await;
+        assert_eq!(r.status, 200, "login: {}", r.text);
+        r.body["token"].as_str().expect("token").to_string()
+    }
+
+    pub async fn session(&self, token: &str) -> Reply {
+        self.request("GET", "/api/auth/session", Some(token), None)
+            .await
+    }
+
+    pub async fn refresh(&self, token: &str, force: bool) -> Reply {
+        let body = json!({ "force": force }).to_string();
+        self.request(
+            "POST",
+            "/api/auth/refresh-session",
+            Some(token),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// Creates a user as admin; returns its id.
+    pub async fn create_user(&self, email: &str, password: &str, role: &str) -> i64 {
+        let body = json!({"email": email, "password": password, "role": role}).to_string();
+        let r = self
+            .request(
+                "POST",
+                "/api/admin/users",
+                Some(&self.admin_token),
+                Some(&body),
+            )
+            .await;
+        assert_eq!(r.status, 201, "create user: {}", r.text);
+        r.body["id"].as_i64().expect("id")
+    }
+
+    /// Creates a user and logs in as it: `(id, token)`.
+    pub async fn user_with_token(&self, email: &str, role: &str) -> (i64, String) {
+        let id = self.create_user(email, "password-123", role).await;
+        let token = self.login_ok(email, "password-123").await;
+        (id, token)
+    }
+
+    pub async fn admin(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
+        self.request(method, path, Some(&self.admin_token), body)
+            .await
+    }
+
+    pub async fn set_role(&self, id: i64, role: &str) -> Reply {
+        let body = json!({ "role": role }).to_string();
+        self.admin("PUT", &format!("/api/admin/users/{id}/role"), Some(&body))
+            .await
+    }
+
+    /// Stops the app the way SIGTERM does and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(d) = self.done.take() {
+            d.await.expect("app task").expect("app stops cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+fn parse_reply(buf: &[u8]) -> Reply {
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete HTTP head");
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let mut raw_body = buf[split + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
+        .collect();
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
+        raw_body = dechunk(&raw_body);
+    }
+    let text = String::from_utf8_lossy(&raw_body).to_string();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Reply {
+        status,
+        headers,
+        body,
+        text,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..eol]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = eol + 2;
+        out.extend_from_slice(&data[start..(start + size).min(data.len())]);
+        data = &data[(start + size + 2).min(data.len())..];
+    }
+    out
+}
+
+/// base64url without padding, for hand-made tokens.
+pub fn b64url(data: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// A direct connection to the app's SQLite file, outside the service.
+pub async fn outside_connection(db_url: &str) -> sqlx::SqliteConnection {
+    use sqlx::Connection;
+    sqlx::SqliteConnection::connect(db_url)
+        .await
+        .expect("opens the database file")
+}
+
+impl TestApp {
+    /// Sends bytes and returns whatever comes back (possibly nothing).
+    pub async fn raw_lenient(&self, request: &[u8]) -> Vec<u8> {
+        let mut stream = TcpStream::connect(self.addr).await.expect("connects");
+        let _ = stream.write_all(request).await;
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
+        buf
+    }
+}
