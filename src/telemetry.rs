@@ -27,6 +27,7 @@ pub mod names {
     pub const INVALIDATIONS: &str = "sessiond_invalidations_total";
     pub const PASSIVATIONS: &str = "sessiond_passivations_total";
     pub const FORWARDED: &str = "sessiond_forwarded_total";
+    pub const FORWARD_FAILED: &str = "sessiond_forward_failures_total";
     pub const CLUSTER_MEMBERS: &str = "sessiond_cluster_members";
     pub const STALE_SERVED: &str = "sessiond_stale_served_seconds";
 }
@@ -150,6 +151,8 @@ struct Handles {
     passivations: [Counter; 2],
     session_actors: Gauge,
     cluster_members: Gauge,
+    forwarded: Counter,
+    forward_failed: Counter,
     resolve: [Histogram; 3],
     stale_served: Histogram,
     http_requests: HashMap<(&'static str, u16), Counter>,
@@ -248,6 +251,8 @@ impl Telemetry {
             ],
             session_actors: gauge(names::SESSION_ACTORS),
             cluster_members: gauge(names::CLUSTER_MEMBERS),
+            forwarded: counter(names::FORWARDED, &[]),
+            forward_failed: counter(names::FORWARD_FAILED, &[]),
             resolve: [
                 histogram(names::RESOLVE_SECONDS, &[("outcome", "hit")]),
                 histogram(names::RESOLVE_SECONDS, &[("outcome", "miss")]),
@@ -258,8 +263,6 @@ impl Telemetry {
             http_other_status,
             http_seconds,
         };
-        // Registered so the series exist from the start, at zero.
-        let _ = counter(names::FORWARDED, &[]);
         h.cluster_members.set(1.0);
         Arc::new(Telemetry {
             prometheus: recorder.handle(),
@@ -384,6 +387,14 @@ impl Observer for Telemetry {
 
     fn passivated(&self, count: usize, at_cap: bool) {
         self.h.passivations[usize::from(at_cap)].increment(count as u64);
+    }
+
+    fn forwarded(&self) {
+        self.h.forwarded.increment(1);
+    }
+
+    fn forward_failed(&self) {
+        self.h.forward_failed.increment(1);
     }
 }
 

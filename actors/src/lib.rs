@@ -17,6 +17,8 @@
 //!   snapshots) that lets a cache hit skip every mailbox.
 //! - [`router`]: the node's entry point for lookups and invalidations.
 //! - [`ownership`]: rendezvous hashing of users onto nodes.
+//! - [`link`]: the cross-node hop as a trait (ractor_cluster in production,
+//!   an in-memory link in the simulation).
 //! - [`observer`]: event hooks feeding metrics and the simulation.
 //! - [`memory`]: an in-memory store for tests and the simulation.
 //!
@@ -39,6 +41,7 @@
 //! sits in front of the router: the owning node's router answers lookups
 //! for its users, and invalidations are broadcast to every node's router.
 
+pub mod link;
 pub mod memory;
 pub mod observer;
 pub mod ownership;
@@ -51,6 +54,7 @@ pub mod supervisor;
 
 use std::time::Duration;
 
+pub use link::{Link, LinkError};
 pub use observer::{InvalidationSource, MissReason, NoopObserver, Observer};
 pub use record::{Fetched, Revoked, Status, TokenFacts, User, UserState};
 pub use router::{Lookup, Router};

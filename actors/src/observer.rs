@@ -79,6 +79,10 @@ pub trait Observer: Send + Sync + 'static {
     fn session_actors(&self, live: usize) {}
     /// Idle session actors were passivated (`idle`) or evicted at the cap.
     fn passivated(&self, count: usize, at_cap: bool) {}
+    /// A lookup was sent to its owner on another node.
+    fn forwarded(&self) {}
+    /// A forwarded lookup failed and was served locally instead.
+    fn forward_failed(&self) {}
 }
 
 /// The observer that ignores everything.

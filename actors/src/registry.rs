@@ -163,6 +163,15 @@ impl Registry {
             .collect()
     }
 
+    pub(crate) fn user_ids(&self) -> Vec<i64> {
+        self.slots
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+
     pub(crate) fn drain(&self) -> Vec<Arc<Slot>> {
         self.slots
             .write()

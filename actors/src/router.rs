@@ -1,18 +1,25 @@
 //! The node's router: the one entry point for lookups and invalidations.
 //!
-//! A lookup first reads the user's published snapshot (no message, no
-//! queue); only a miss goes to the session actor, and only a user with no
-//! live actor goes through the supervisor's mailbox. An invalidation is
-//! applied to the user's actor and answered once the old record is gone.
+//! A lookup for a user this node owns first reads the user's published
+//! snapshot (no message, no queue); only a miss goes to the session actor,
+//! and only a user with no live actor goes through the supervisor's mailbox.
+//! A lookup for a user another node owns (rendezvous hash over the live
+//! members) is forwarded over the [`Link`]; if that node cannot be reached,
+//! this node serves the user itself rather than fail.
+//!
+//! An invalidation is applied here and sent to every other member; it is
+//! answered once every reachable node has dropped the old record.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, MessagingErr};
 use tokio::time::Instant;
 
+use crate::link::{Link, LinkError};
 use crate::observer::{InvalidationSource, MissReason, Observer};
+use crate::ownership;
 use crate::registry::{Registry, Slot};
 use crate::session::{ResolveError, Served, SessionMsg};
 use crate::store::UserStore;
@@ -41,16 +48,35 @@ struct Inner {
     observer: Arc<dyn Observer>,
     config: CacheConfig,
     node: Arc<str>,
+    link: Option<Arc<dyn Link>>,
+    /// Live members (this node included), sorted; replaced whole on change
+    /// so a lookup reads one consistent view.
+    members: RwLock<Arc<Vec<Arc<str>>>>,
 }
 
 impl Router {
-    /// Starts the supervisor and returns the router in front of it.
+    /// Starts the supervisor and returns the router in front of it: a node
+    /// on its own.
     pub async fn start(
         config: CacheConfig,
         store: Arc<dyn UserStore>,
         observer: Arc<dyn Observer>,
         node: impl Into<Arc<str>>,
     ) -> Result<Router, ractor::SpawnErr> {
+        Self::start_linked(config, store, observer, node, None).await
+    }
+
+    /// Like [`Router::start`], for a member of a cluster reached through
+    /// `link`. Until [`Router::set_members`] says otherwise the node owns
+    /// every user.
+    pub async fn start_linked(
+        config: CacheConfig,
+        store: Arc<dyn UserStore>,
+        observer: Arc<dyn Observer>,
+        node: impl Into<Arc<str>>,
+        link: Option<Arc<dyn Link>>,
+    ) -> Result<Router, ractor::SpawnErr> {
+        let node: Arc<str> = node.into();
         let registry = Arc::new(Registry::new());
         let args = SupervisorArgs {
             registry: Arc::clone(&registry),
@@ -66,7 +92,9 @@ impl Router {
                 store,
                 observer,
                 config,
-                node: node.into(),
+                members: RwLock::new(Arc::new(vec![Arc::clone(&node)])),
+                node,
+                link,
             }),
         })
     }
@@ -85,8 +113,79 @@ impl Router {
         self.inner.registry.len()
     }
 
-    /// The user's current state, from the cache when fresh.
+    /// The live members as this node sees them (itself included), sorted.
+    pub fn members(&self) -> Arc<Vec<Arc<str>>> {
+        Arc::clone(&self.inner.members.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Replaces the membership view. Users that moved to another owner are
+    /// dropped here (the new owner simply fetches them). Returns whether the
+    /// view changed.
+    pub fn set_members<S: AsRef<str>>(&self, members: &[S]) -> bool {
+        let mut view: Vec<Arc<str>> = members.iter().map(|m| Arc::from(m.as_ref())).collect();
+        if !view.iter().any(|m| *m == self.inner.node) {
+            view.push(Arc::clone(&self.inner.node));
+        }
+        view.sort();
+        view.dedup();
+        {
+            let mut current = self.inner.members.write().unwrap_or_else(|e| e.into_inner());
+            if **current == view {
+                return false;
+            }
+            *current = Arc::new(view.clone());
+        }
+        let moved: Vec<i64> = self
+            .inner
+            .registry
+            .user_ids()
+            .into_iter()
+            .filter(|id| ownership::owner(*id, &view) != Some(&*self.inner.node))
+            .collect();
+        if !moved.is_empty() {
+            let _ = self.inner.supervisor.cast(SupervisorMsg::Drop(moved));
+        }
+        true
+    }
+
+    /// The node that owns `user_id` in the current view.
+    pub fn owner_of(&self, user_id: i64) -> Arc<str> {
+        let members = self.members();
+        ownership::owner(user_id, &members)
+            .map(Arc::from)
+            .unwrap_or_else(|| Arc::clone(&self.inner.node))
+    }
+
+    /// The user's current state: forwarded to its owner when that is
+    /// another reachable node, else from this node's cache.
     pub async fn resolve(&self, user_id: i64, lookup: Lookup) -> Result<Served, ResolveError> {
+        if let Some(link) = &self.inner.link {
+            let owner = self.owner_of(user_id);
+            if owner != self.inner.node {
+                self.inner.observer.forwarded();
+                let call = link.resolve(&owner, user_id, lookup);
+                match tokio::time::timeout(self.inner.config.call_timeout, call).await {
+                    Ok(Ok(mut served)) => {
+                        served.node.get_or_insert(owner);
+                        return Ok(served);
+                    }
+                    Ok(Err(LinkError::Remote(e))) => {
+                        tracing::debug!(%owner, error = %e, "owner failed; serving locally");
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(%owner, error = %e, "owner unreachable; serving locally");
+                    }
+                    Err(_) => tracing::debug!(%owner, "owner timed out; serving locally"),
+                }
+                self.inner.observer.forward_failed();
+            }
+        }
+        self.resolve_local(user_id, lookup).await
+    }
+
+    /// The user's current state from this node's own cache, whoever owns
+    /// it: what a node answers when another forwards a lookup to it.
+    pub async fn resolve_local(&self, user_id: i64, lookup: Lookup) -> Result<Served, ResolveError> {
         let inner = &*self.inner;
         if inner.config.ttl.is_zero() {
             return self.read_through(user_id).await;
@@ -103,6 +202,7 @@ impl Router {
                         fetched: c.fetched.clone(),
                         hit: true,
                         age,
+                        node: None,
                     });
                 }
             }
@@ -153,6 +253,7 @@ impl Router {
             fetched,
             hit: false,
             age: Duration::ZERO,
+            node: None,
         })
     }
 
@@ -176,10 +277,53 @@ impl Router {
         }
     }
 
-    /// Drops the user's cached record on this node unless it is at least
-    /// `min_version` (`None`: in any case). Returns once no lookup that starts
-    /// afterwards can see the old record.
+    /// Drops the user's cached record on every node unless it is at least
+    /// `min_version` (`None`: in any case). Returns once no lookup that
+    /// starts afterwards, on any reachable node, can see the old record; a
+    /// node that cannot be reached within the call timeout is passed over
+    /// (it drops its whole cache when it reconnects).
     pub async fn invalidate(
+        &self,
+        user_id: i64,
+        min_version: Option<i64>,
+        source: InvalidationSource,
+    ) {
+        let local = self.invalidate_local(user_id, min_version, source);
+        let Some(link) = &self.inner.link else {
+            local.await;
+            return;
+        };
+        let members = self.members();
+        let timeout = self.inner.config.call_timeout;
+        let remote = members
+            .iter()
+            .filter(|m| **m != self.inner.node)
+            .map(|m| {
+                let call = link.invalidate(m, user_id, min_version);
+                let m = Arc::clone(m);
+                async move {
+                    match tokio::time::timeout(timeout, call).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::warn!(node = %m, error = %e, "invalidation not delivered"),
+                        Err(_) => tracing::warn!(node = %m, "invalidation not acknowledged in time"),
+                    }
+                }
+            });
+        let remote = futures_join_all(remote.collect());
+        tokio::join!(local, remote);
+    }
+
+    /// Marks every record cached on this node stale: after a reconnection,
+    /// when invalidations may have been missed.
+    pub async fn invalidate_all_local(&self) {
+        for user_id in self.inner.registry.user_ids() {
+            self.invalidate_local(user_id, None, InvalidationSource::Broadcast)
+                .await;
+        }
+    }
+
+    /// Drops the user's cached record on this node only.
+    pub async fn invalidate_local(
         &self,
         user_id: i64,
         min_version: Option<i64>,
@@ -206,4 +350,21 @@ impl Router {
     pub async fn stop(&self) {
         self.inner.supervisor.stop(None);
     }
+}
+
+/// Awaits every future, concurrently, on the current task.
+async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: Vec<F>) {
+    let mut set = Vec::with_capacity(futures.len());
+    for f in futures {
+        set.push(Box::pin(f));
+    }
+    std::future::poll_fn(move |cx| {
+        set.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+        if set.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }

@@ -33,6 +33,8 @@ pub struct Served {
     pub hit: bool,
     /// How old the record was when served.
     pub age: Duration,
+    /// The node that answered, when it was not this one.
+    pub node: Option<Arc<str>>,
 }
 
 /// Why a lookup failed.
@@ -229,6 +231,7 @@ impl Actor for SessionActor {
                         fetched: c.fetched.clone(),
                         hit: true,
                         age,
+                        node: None,
                     }));
                 } else {
                     let reason = state.miss_reason();
@@ -299,6 +302,7 @@ impl Actor for SessionActor {
                             fetched,
                             hit: false,
                             age: Duration::ZERO,
+                            node: None,
                         }));
                     }
                 }

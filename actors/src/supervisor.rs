@@ -26,6 +26,8 @@ pub enum SupervisorMsg {
     },
     /// Passivate every session idle for longer than the idle timeout.
     Sweep,
+    /// Passivate these users' sessions (they moved to another node).
+    Drop(Vec<i64>),
 }
 
 #[cfg(feature = "cluster")]
@@ -167,6 +169,12 @@ impl Actor for Supervisor {
                         let _ = reply.send(Err(e.to_string()));
                     }
                 }
+            }
+            SupervisorMsg::Drop(users) => {
+                for user_id in users {
+                    state.passivate(user_id);
+                }
+                state.observer.session_actors(state.registry.len());
             }
             SupervisorMsg::Sweep => {
                 let now_ms = state.registry.millis(Instant::now());

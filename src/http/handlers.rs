@@ -124,7 +124,7 @@ impl Ctx {
                     age_ms: a.served.age.as_millis() as u64,
                     ttl_ms: self.router.config().ttl.as_millis() as u64,
                     version: a.state.version,
-                    node: self.router.node(),
+                    node: a.served.node.as_deref().unwrap_or(self.router.node()),
                 },
             },
         )
