@@ -67,6 +67,17 @@ pub struct Application {
     ctx: Arc<Ctx>,
     first_admin: Option<FirstAdmin>,
     upkeep: tokio::task::JoinHandle<()>,
+    listener: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// On PostgreSQL, the LISTEN task that applies changes made anywhere.
+fn ctx_db_listener(
+    db: &Db,
+    router: &Router,
+    telemetry: &Arc<Telemetry>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    db.postgres()
+        .map(|pool| crate::notify::spawn(pool.clone(), router.clone(), Arc::clone(telemetry)))
 }
 
 impl Application {
@@ -107,6 +118,7 @@ impl Application {
         .await
         .context("cannot start the session supervisor")?;
 
+        let listener = ctx_db_listener(&db, &router, &telemetry);
         let ctx = Arc::new(Ctx {
             db,
             router,
@@ -141,6 +153,7 @@ impl Application {
             ctx,
             first_admin,
             upkeep,
+            listener,
         })
     }
 
@@ -205,6 +218,7 @@ impl Application {
             stop,
             ctx,
             upkeep,
+            listener,
             ..
         } = self;
         let mut server = server;
@@ -217,6 +231,9 @@ impl Application {
             }
         }
         upkeep.abort();
+        if let Some(l) = listener {
+            l.abort();
+        }
         ctx.router.stop().await;
         tracing::info!("stopped");
         Ok(())

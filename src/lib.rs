@@ -12,8 +12,11 @@
 //!   runs until a shutdown signal. `main` is a thin shell around it.
 //! - [`http`]: the warp front: routes, handlers, JSON models, errors.
 //! - [`auth`]: HS256 tokens with a pinned algorithm; argon2id passwords.
-//! - [`store`]: the database (SQLite) behind one `Db` type; it is also the
+//! - [`client`]: for apps: a client of the HTTP API and a warp filter that
+//!   hands a handler the request's current [`client::Session`].
+//! - [`store`]: the database (SQLite or PostgreSQL) behind one `Db` type; it is also the
 //!   actors' `UserStore`.
+//! - [`notify`]: PostgreSQL LISTEN/NOTIFY: changes made anywhere reach the cache.
 //! - [`telemetry`]: metric names, the Prometheus recorder, `/api/perf` counters.
 //! - [`clock`]: the one wall clock (token times), movable in tests.
 //! - [`duration`]: human-readable durations for flags.
@@ -23,9 +26,11 @@
 
 pub mod app;
 pub mod auth;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod duration;
 pub mod http;
+pub mod notify;
 pub mod store;
 pub mod telemetry;

@@ -28,6 +28,8 @@ pub mod names {
     pub const PASSIVATIONS: &str = "sessiond_passivations_total";
     pub const FORWARDED: &str = "sessiond_forwarded_total";
     pub const FORWARD_FAILED: &str = "sessiond_forward_failures_total";
+    pub const NOTIFY_RESYNCS: &str = "sessiond_notify_resyncs_total";
+    pub const NOTIFY_LISTENING: &str = "sessiond_notify_listening";
     pub const CLUSTER_MEMBERS: &str = "sessiond_cluster_members";
     pub const STALE_SERVED: &str = "sessiond_stale_served_seconds";
 }
@@ -153,6 +155,8 @@ struct Handles {
     cluster_members: Gauge,
     forwarded: Counter,
     forward_failed: Counter,
+    notify_resyncs: Counter,
+    notify_listening: Gauge,
     resolve: [Histogram; 3],
     stale_served: Histogram,
     http_requests: HashMap<(&'static str, u16), Counter>,
@@ -179,6 +183,7 @@ pub struct Telemetry {
     pub db_queries: AtomicU64,
     pub invalidations: AtomicU64,
     pub session_actors: AtomicU64,
+    pub notify_resyncs: AtomicU64,
     pub hit_latency: LatencyHistogram,
     pub miss_latency: LatencyHistogram,
 }
@@ -253,6 +258,8 @@ impl Telemetry {
             cluster_members: gauge(names::CLUSTER_MEMBERS),
             forwarded: counter(names::FORWARDED, &[]),
             forward_failed: counter(names::FORWARD_FAILED, &[]),
+            notify_resyncs: counter(names::NOTIFY_RESYNCS, &[]),
+            notify_listening: gauge(names::NOTIFY_LISTENING),
             resolve: [
                 histogram(names::RESOLVE_SECONDS, &[("outcome", "hit")]),
                 histogram(names::RESOLVE_SECONDS, &[("outcome", "miss")]),
@@ -274,6 +281,7 @@ impl Telemetry {
             db_queries: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
             session_actors: AtomicU64::new(0),
+            notify_resyncs: AtomicU64::new(0),
             hit_latency: LatencyHistogram::default(),
             miss_latency: LatencyHistogram::default(),
         })
@@ -308,6 +316,16 @@ impl Telemetry {
         if let Some(h) = self.h.http_seconds.get(route) {
             h.record(elapsed.as_secs_f64());
         }
+    }
+
+    /// The notification listener reconnected and marked the cache stale.
+    pub fn notify_resync(&self) {
+        self.notify_resyncs.fetch_add(1, Ordering::Relaxed);
+        self.h.notify_resyncs.increment(1);
+    }
+
+    pub fn notify_listening(&self, up: bool) {
+        self.h.notify_listening.set(if up { 1.0 } else { 0.0 });
     }
 
     /// How long a resolve took, by outcome.

@@ -3,14 +3,21 @@
 //! migrations folder; queries are checked at run time (`query_as` + `FromRow`)
 //! because one schema cannot describe both.
 
+mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sessiond_actors::{BoxFuture, Fetched, Status, StoreError, User, UserState, UserStore};
 
 use crate::clock::Clock;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+
+/// The longest one cache fetch may take before the lookup answers
+/// `unavailable`: a database that hangs must not hang requests.
+pub const FETCH_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// A user row as the admin API shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,12 +59,14 @@ pub struct Db {
 #[derive(Clone)]
 enum Backend {
     Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PgStore>),
 }
 
 macro_rules! dispatch {
     ($self:ident, $s:ident => $e:expr) => {
         match &$self.backend {
             Backend::Sqlite($s) => $e,
+            Backend::Postgres($s) => $e,
         }
     };
 }
@@ -68,17 +77,23 @@ impl Db {
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite(Arc::new(SqliteStore::connect(url).await?))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            anyhow::bail!(
-                "PostgreSQL URLs are not supported by this build yet; use a sqlite:// URL"
-            )
+            Backend::Postgres(Arc::new(PgStore::connect(url).await?))
         } else {
-            anyhow::bail!("unsupported database URL scheme (expected sqlite://…)")
+            anyhow::bail!("unsupported database URL (expected sqlite://… or postgres://…)")
         };
         Ok(Db { backend, clock })
     }
 
     pub fn clock(&self) -> &Clock {
         &self.clock
+    }
+
+    /// The PostgreSQL pool, when that is the backend (for LISTEN).
+    pub fn postgres(&self) -> Option<&sqlx::PgPool> {
+        match &self.backend {
+            Backend::Postgres(p) => Some(p.pool()),
+            Backend::Sqlite(_) => None,
+        }
     }
 
     /// One round trip, for readiness.
@@ -159,11 +174,18 @@ impl Db {
     /// One user's cached state: record, watermark, unexpired revoked ids.
     pub async fn fetch_state(&self, id: i64) -> Result<Fetched, StoreError> {
         let now = self.clock.now_ms();
-        let row = dispatch!(self, s => s.fetch_state(id, now).await);
+        let row = tokio::time::timeout(FETCH_TIMEOUT, async {
+            dispatch!(self, s => s.fetch_state(id, now).await)
+        })
+        .await;
         match row {
-            Ok(Some(r)) => Ok(Fetched::Found(Arc::new(r))),
-            Ok(None) => Ok(Fetched::Missing),
-            Err(e) => Err(StoreError::Unavailable(describe(&e))),
+            Ok(Ok(Some(r))) => Ok(Fetched::Found(Arc::new(r))),
+            Ok(Ok(None)) => Ok(Fetched::Missing),
+            Ok(Err(e)) => Err(StoreError::Unavailable(describe(&e))),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "the database did not answer within {} ms",
+                FETCH_TIMEOUT.as_millis()
+            ))),
         }
     }
 }

@@ -31,9 +31,8 @@ async fn still_serving(app: &TestApp) {
     assert_eq!(s.status, 200, "{}", s.text);
 }
 
-#[tokio::test]
-async fn bad_tokens_are_invalid_token() {
-    let app = spawn_app().await;
+async fn bad_tokens_are_invalid_token(b: Backend) {
+    let app = spawn_on(b, |_| {}).await;
     let id = app
         .create_user("tk@example.test", "password-123", "user")
         .await;
@@ -119,20 +118,19 @@ async fn bad_tokens_are_invalid_token() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn tokens_expire_by_the_service_clock() {
-    let app = spawn_with(|s| s.token_ttl = Duration::from_secs(3600)).await;
+async fn tokens_expire_by_the_service_clock(b: Backend) {
+    let app = spawn_on(b, |s| s.token_ttl = Duration::from_secs(3600)).await;
     let (_, token) = app.user_with_token("ex@example.test", "user").await;
     assert_eq!(app.session(&token).await.status, 200);
     app.ctx.clock.advance(Duration::from_secs(3601));
     let r = app.session(&token).await;
     r.assert_error(401, "invalid_token");
     assert!(r.body["message"].as_str().unwrap_or("").contains("expired"));
+    app.stop().await;
 }
 
-#[tokio::test]
-async fn bad_bodies_are_bad_request_or_too_large() {
-    let app = spawn_app().await;
+async fn bad_bodies_are_bad_request_or_too_large(b: Backend) {
+    let app = spawn_on(b, |_| {}).await;
     let t = app.admin_token.clone();
 
     app.request("POST", "/api/auth/login", None, Some("not json"))
@@ -204,9 +202,8 @@ async fn bad_bodies_are_bad_request_or_too_large() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn bad_paths_and_ids() {
-    let app = spawn_app().await;
+async fn bad_paths_and_ids(b: Backend) {
+    let app = spawn_on(b, |_| {}).await;
     app.request("GET", "/no/such/route", None, None)
         .await
         .assert_error(404, "not_found");
@@ -232,3 +229,10 @@ async fn bad_paths_and_ids() {
     still_serving(&app).await;
     app.stop().await;
 }
+
+crate::on_both_stores!(
+    bad_tokens_are_invalid_token,
+    tokens_expire_by_the_service_clock,
+    bad_bodies_are_bad_request_or_too_large,
+    bad_paths_and_ids,
+);

@@ -16,9 +16,65 @@ pub const ADMIN_EMAIL: &str = "admin@localhost";
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 pub const SECRET: &str = "test-secret-0123456789abcdef-0123456789";
 
+/// Which database a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The server the PostgreSQL tests use (each test gets a database of its own).
+pub fn postgres_url() -> String {
+    std::env::var("SESSIOND_TEST_POSTGRES_URL")
+        .expect("SESSIOND_TEST_POSTGRES_URL names the PostgreSQL server for these tests")
+}
+
+/// Replaces the database name in a PostgreSQL URL.
+pub fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map(|i| i + scheme_end)
+        .unwrap_or(base.len());
+    format!("{}/{db}{query}", &base[..host_end])
+}
+
+/// A fresh, empty PostgreSQL database; returns its URL.
+pub async fn fresh_postgres_database() -> (String, String) {
+    use sqlx::Connection;
+    let admin_url = postgres_url();
+    let name = format!(
+        "sessiond_t_{}",
+        sessiond::auth::random_secret(12).to_lowercase()
+    );
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("connects to the PostgreSQL test server");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("creates a test database");
+    (with_database(&admin_url, &name), name)
+}
+
+async fn drop_postgres_database(name: &str) {
+    use sqlx::Connection;
+    if let Ok(mut admin) = sqlx::PgConnection::connect(&postgres_url()).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await;
+    }
+}
+
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
+    pub backend: Backend,
     pub db_url: String,
+    pg_database: Option<String>,
     pub ctx: Arc<Ctx>,
     pub admin_token: String,
     stop: Option<oneshot::Sender<()>>,
@@ -57,13 +113,36 @@ impl Reply {
     }
 }
 
+/// The app on SQLite with default settings.
+#[allow(dead_code)] // for test modules that need no PostgreSQL variant
 pub async fn spawn_app() -> TestApp {
-    spawn_with(|_| {}).await
+    spawn_on(Backend::Sqlite, |_| {}).await
 }
 
-pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+/// The app on a database of its own on `backend`.
+pub async fn spawn_on(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
-    let db_url = format!("sqlite://{}", dir.path().join("sessiond.db").display());
+    let (db_url, pg_database) = match backend {
+        Backend::Sqlite => (
+            format!("sqlite://{}", dir.path().join("sessiond.db").display()),
+            None,
+        ),
+        Backend::Postgres => {
+            let (url, name) = fresh_postgres_database().await;
+            (url, Some(name))
+        }
+    };
+    spawn_at(backend, db_url, pg_database, dir, tweak).await
+}
+
+/// The app on an existing database (several apps may share one).
+pub async fn spawn_at(
+    backend: Backend,
+    db_url: String,
+    pg_database: Option<String>,
+    dir: tempfile::TempDir,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
     let mut settings = Settings {
         listen: "127.0.0.1:0".into(),
         database_url: db_url.clone(),
@@ -81,7 +160,9 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     }));
     let mut t = TestApp {
         addr,
+        backend,
         db_url,
+        pg_database,
         ctx,
         admin_token: String::new(),
         stop: Some(stop),
@@ -199,6 +280,29 @@ impl TestApp {
         if let Some(d) = self.done.take() {
             d.await.expect("app task").expect("app stops cleanly");
         }
+        if let Some(name) = self.pg_database.take() {
+            drop_postgres_database(&name).await;
+        }
+    }
+
+    /// Runs one SQL statement on a connection of its own, outside the
+    /// service, as a person in psql or sqlite3 would.
+    pub async fn outside_sql(&self, sql: &str) {
+        use sqlx::Connection;
+        match self.backend {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.db_url)
+                    .await
+                    .expect("opens the database file");
+                sqlx::query(sql).execute(&mut c).await.expect("runs");
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.db_url)
+                    .await
+                    .expect("connects");
+                sqlx::query(sql).execute(&mut c).await.expect("runs");
+            }
+        }
     }
 }
 
@@ -277,12 +381,32 @@ pub fn b64url(data: &[u8]) -> String {
     out
 }
 
-/// A direct connection to the app's SQLite file, outside the service.
-pub async fn outside_connection(db_url: &str) -> sqlx::SqliteConnection {
-    use sqlx::Connection;
-    sqlx::SqliteConnection::connect(db_url)
-        .await
-        .expect("opens the database file")
+/// Runs each named `async fn(Backend)` as a test on SQLite and, when a
+/// PostgreSQL server is given, on PostgreSQL (else reported as ignored).
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                #[cfg_attr(
+                    not(pg_tests),
+                    ignore = "set SESSIOND_TEST_POSTGRES_URL to run the PostgreSQL tests"
+                )]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            )*
+        }
+    };
 }
 
 impl TestApp {
@@ -293,5 +417,19 @@ impl TestApp {
         let mut buf = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
         buf
+    }
+}
+
+/// Polls the session until it shows `role`; false if it did not within `within`.
+pub async fn wait_for_role(app: &TestApp, token: &str, role: &str, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if app.session(token).await.body["user"]["role"] == role {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

@@ -6,9 +6,8 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn login_then_session_shows_the_current_record() {
-    let app = spawn_app().await;
+async fn login_then_session_shows_the_current_record(b: Backend) {
+    let app = spawn_on(b, |_| {}).await;
     let (id, token) = app.user_with_token("ann@example.test", "editor").await;
 
     let r = app.session(&token).await;
@@ -38,9 +37,8 @@ async fn login_then_session_shows_the_current_record() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn role_change_is_seen_on_the_very_next_call() {
-    let app = spawn_app().await;
+async fn role_change_is_seen_on_the_very_next_call(b: Backend) {
+    let app = spawn_on(b, |_| {}).await;
     let (id, token) = app.user_with_token("bo@example.test", "editor").await;
     // Warm the cache: the old role is cached for five minutes.
     app.session(&token).await;
@@ -56,54 +54,56 @@ async fn role_change_is_seen_on_the_very_next_call() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn outside_change_shows_after_ttl_or_at_once_on_forced_refresh() {
-    let app = spawn_with(|s| s.cache_ttl = Duration::from_secs(2)).await;
+async fn outside_change_shows_after_ttl_or_at_once_on_forced_refresh(b: Backend) {
+    let app = spawn_on(b, |s| s.cache_ttl = Duration::from_secs(2)).await;
     let (id, token) = app.user_with_token("cy@example.test", "editor").await;
     assert_eq!(app.session(&token).await.body["user"]["role"], "editor");
 
-    let mut conn = outside_connection(&app.db_url).await;
-    sqlx::query("UPDATE users SET role = 'auditor' WHERE id = ?")
-        .bind(id)
-        .execute(&mut conn)
-        .await
-        .expect("updates by hand");
-
-    // Within the TTL the cached record is still served ...
-    let cached = app.session(&token).await;
-    assert_eq!(cached.body["user"]["role"], "editor");
-    assert_eq!(cached.body["cache"]["hit"], true);
-    // ... a forced refresh reads the database at once ...
-    let forced = app.refresh(&token, true).await;
-    assert_eq!(forced.status, 200, "{}", forced.text);
-    assert_eq!(forced.body["user"]["role"], "auditor");
-    assert_eq!(forced.body["cache"]["hit"], false);
-    // ... and an unforced refresh answers from the cache.
+    app.outside_sql(&format!(
+        "UPDATE users SET role = 'auditor' WHERE id = {id}"
+    ))
+    .await;
+    if b == Backend::Postgres {
+        // PostgreSQL announces the change: no waiting for the TTL.
+        let seen = wait_for_role(&app, &token, "auditor", Duration::from_millis(500)).await;
+        assert!(seen, "a change made by hand reaches the cache at once");
+    } else {
+        // Within the TTL the cached record is still served ...
+        let cached = app.session(&token).await;
+        assert_eq!(cached.body["user"]["role"], "editor");
+        assert_eq!(cached.body["cache"]["hit"], true);
+        // ... a forced refresh reads the database at once ...
+        let forced = app.refresh(&token, true).await;
+        assert_eq!(forced.status, 200, "{}", forced.text);
+        assert_eq!(forced.body["user"]["role"], "auditor");
+        assert_eq!(forced.body["cache"]["hit"], false);
+    }
+    // An unforced refresh answers from the cache; a forced one reads.
     let unforced = app.refresh(&token, false).await;
+    assert_eq!(unforced.body["user"]["role"], "auditor");
     assert_eq!(unforced.body["cache"]["hit"], true);
+    let forced = app.refresh(&token, true).await;
+    assert_eq!(forced.body["cache"]["hit"], false);
 
-    sqlx::query("UPDATE users SET role = 'viewer' WHERE id = ?")
-        .bind(id)
-        .execute(&mut conn)
-        .await
-        .expect("updates by hand");
-    assert_eq!(app.session(&token).await.body["user"]["role"], "auditor");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    let expired = app.session(&token).await;
-    assert_eq!(
-        expired.body["user"]["role"], "viewer",
-        "shown after the TTL"
-    );
-    assert_eq!(expired.body["cache"]["hit"], false);
-
-    // The by-hand writes bumped the version (a trigger does it).
-    assert!(expired.body["cache"]["version"].as_i64().unwrap_or(0) >= 3);
+    if b == Backend::Sqlite {
+        app.outside_sql(&format!("UPDATE users SET role = 'viewer' WHERE id = {id}"))
+            .await;
+        assert_eq!(app.session(&token).await.body["user"]["role"], "auditor");
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let expired = app.session(&token).await;
+        assert_eq!(
+            expired.body["user"]["role"], "viewer",
+            "shown after the TTL"
+        );
+        assert_eq!(expired.body["cache"]["hit"], false);
+        // The by-hand writes bumped the version (a trigger does it).
+        assert!(expired.body["cache"]["version"].as_i64().unwrap_or(0) >= 3);
+    }
     app.stop().await;
 }
 
-#[tokio::test]
-async fn deactivation_revokes_at_once_and_reactivation_needs_a_new_login() {
-    let app = spawn_app().await;
+async fn deactivation_revokes_at_once_and_reactivation_needs_a_new_login(b: Backend) {
+    let app = spawn_on(b, |_| {}).await;
     let (id, token) = app.user_with_token("di@example.test", "user").await;
     assert_eq!(app.session(&token).await.status, 200);
 
@@ -131,9 +131,8 @@ async fn deactivation_revokes_at_once_and_reactivation_needs_a_new_login() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn deletion_revokes_at_once() {
-    let app = spawn_app().await;
+async fn deletion_revokes_at_once(b: Backend) {
+    let app = spawn_on(b, |_| {}).await;
     let (id, token) = app.user_with_token("del@example.test", "user").await;
     assert_eq!(app.session(&token).await.status, 200);
     let r = app
@@ -152,9 +151,8 @@ async fn deletion_revokes_at_once() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn logout_revokes_only_that_token() {
-    let app = spawn_app().await;
+async fn logout_revokes_only_that_token(b: Backend) {
+    let app = spawn_on(b, |_| {}).await;
     let (_, first) = app.user_with_token("lo@example.test", "user").await;
     let second = app.login_ok("lo@example.test", "password-123").await;
     assert_eq!(app.session(&first).await.status, 200);
@@ -174,9 +172,8 @@ async fn logout_revokes_only_that_token() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn revoke_sessions_revokes_every_earlier_token() {
-    let app = spawn_app().await;
+async fn revoke_sessions_revokes_every_earlier_token(b: Backend) {
+    let app = spawn_on(b, |_| {}).await;
     let (id, first) = app.user_with_token("rv@example.test", "user").await;
     let second = app.login_ok("rv@example.test", "password-123").await;
     assert_eq!(app.session(&first).await.status, 200);
@@ -200,9 +197,8 @@ async fn revoke_sessions_revokes_every_earlier_token() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_demoted_admin_loses_admin_routes_at_once() {
-    let app = spawn_app().await;
+async fn a_demoted_admin_loses_admin_routes_at_once(b: Backend) {
+    let app = spawn_on(b, |_| {}).await;
     let (id, token) = app.user_with_token("boss@example.test", "admin").await;
     let r = app
         .request("GET", "/api/admin/users/1", Some(&token), None)
@@ -219,9 +215,8 @@ async fn a_demoted_admin_loses_admin_routes_at_once() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn admin_api_answers_and_refuses_as_documented() {
-    let app = spawn_app().await;
+async fn admin_api_answers_and_refuses_as_documented(b: Backend) {
+    let app = spawn_on(b, |_| {}).await;
     let (id, token) = app.user_with_token("plain@example.test", "user").await;
     app.request("GET", &format!("/api/admin/users/{id}"), Some(&token), None)
         .await
@@ -263,9 +258,8 @@ async fn admin_api_answers_and_refuses_as_documented() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn wrong_credentials_are_refused_alike() {
-    let app = spawn_app().await;
+async fn wrong_credentials_are_refused_alike(b: Backend) {
+    let app = spawn_on(b, |_| {}).await;
     app.create_user("wc@example.test", "password-123", "user")
         .await;
     app.login("wc@example.test", "wrong-password")
@@ -282,9 +276,8 @@ async fn wrong_credentials_are_refused_alike() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn ops_endpoints_report_what_happened() {
-    let app = spawn_app().await;
+async fn ops_endpoints_report_what_happened(b: Backend) {
+    let app = spawn_on(b, |_| {}).await;
     let (_, token) = app.user_with_token("ops@example.test", "user").await;
     app.session(&token).await;
     app.session(&token).await;
@@ -339,3 +332,17 @@ async fn ops_endpoints_report_what_happened() {
     assert!(page.text.contains("sessiond"));
     app.stop().await;
 }
+
+crate::on_both_stores!(
+    login_then_session_shows_the_current_record,
+    role_change_is_seen_on_the_very_next_call,
+    outside_change_shows_after_ttl_or_at_once_on_forced_refresh,
+    deactivation_revokes_at_once_and_reactivation_needs_a_new_login,
+    deletion_revokes_at_once,
+    logout_revokes_only_that_token,
+    revoke_sessions_revokes_every_earlier_token,
+    a_demoted_admin_loses_admin_routes_at_once,
+    admin_api_answers_and_refuses_as_documented,
+    wrong_credentials_are_refused_alike,
+    ops_endpoints_report_what_happened,
+);
