@@ -129,7 +129,11 @@ impl Router {
         view.sort();
         view.dedup();
         {
-            let mut current = self.inner.members.write().unwrap_or_else(|e| e.into_inner());
+            let mut current = self
+                .inner
+                .members
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
             if **current == view {
                 return false;
             }
@@ -185,7 +189,11 @@ impl Router {
 
     /// The user's current state from this node's own cache, whoever owns
     /// it: what a node answers when another forwards a lookup to it.
-    pub async fn resolve_local(&self, user_id: i64, lookup: Lookup) -> Result<Served, ResolveError> {
+    pub async fn resolve_local(
+        &self,
+        user_id: i64,
+        lookup: Lookup,
+    ) -> Result<Served, ResolveError> {
         let inner = &*self.inner;
         if inner.config.ttl.is_zero() {
             return self.read_through(user_id).await;
@@ -295,20 +303,19 @@ impl Router {
         };
         let members = self.members();
         let timeout = self.inner.config.call_timeout;
-        let remote = members
-            .iter()
-            .filter(|m| **m != self.inner.node)
-            .map(|m| {
-                let call = link.invalidate(m, user_id, min_version);
-                let m = Arc::clone(m);
-                async move {
-                    match tokio::time::timeout(timeout, call).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => tracing::warn!(node = %m, error = %e, "invalidation not delivered"),
-                        Err(_) => tracing::warn!(node = %m, "invalidation not acknowledged in time"),
+        let remote = members.iter().filter(|m| **m != self.inner.node).map(|m| {
+            let call = link.invalidate(m, user_id, min_version);
+            let m = Arc::clone(m);
+            async move {
+                match tokio::time::timeout(timeout, call).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(node = %m, error = %e, "invalidation not delivered")
                     }
+                    Err(_) => tracing::warn!(node = %m, "invalidation not acknowledged in time"),
                 }
-            });
+            }
+        });
         let remote = futures_join_all(remote.collect());
         tokio::join!(local, remote);
     }

@@ -135,8 +135,14 @@ async fn an_invalidation_reaches_every_node_before_it_returns() {
         .invalidate(5, Some(v), InvalidationSource::Api)
         .await;
     for r in &routers {
-        assert_eq!(role(&r.resolve(5, Lookup::Resolve).await.expect("ok")), "user");
-        assert_eq!(role(&r.resolve_local(5, Lookup::Resolve).await.expect("ok")), "user");
+        assert_eq!(
+            role(&r.resolve(5, Lookup::Resolve).await.expect("ok")),
+            "user"
+        );
+        assert_eq!(
+            role(&r.resolve_local(5, Lookup::Resolve).await.expect("ok")),
+            "user"
+        );
     }
 
     // With one node unreachable the others still acknowledge.
@@ -146,7 +152,10 @@ async fn an_invalidation_reaches_every_node_before_it_returns() {
         .invalidate(5, Some(v), InvalidationSource::Api)
         .await;
     for r in &routers[1..] {
-        assert_eq!(role(&r.resolve(5, Lookup::Resolve).await.expect("ok")), "viewer");
+        assert_eq!(
+            role(&r.resolve(5, Lookup::Resolve).await.expect("ok")),
+            "viewer"
+        );
     }
 }
 
@@ -167,7 +176,10 @@ async fn an_unreachable_owner_is_served_around_and_a_view_change_rehomes() {
 
     link.down.lock().expect("lock").insert("n1".into());
     for id in &owned_by_n1 {
-        let s = routers[1].resolve(*id, Lookup::Resolve).await.expect("served around");
+        let s = routers[1]
+            .resolve(*id, Lookup::Resolve)
+            .await
+            .expect("served around");
         assert!(s.node.is_none(), "answered by n2 itself");
     }
 
@@ -191,6 +203,8 @@ async fn an_unreachable_owner_is_served_around_and_a_view_change_rehomes() {
         assert_eq!(s.node.as_deref(), Some("n1"));
     }
     let n2_users = routers[1].session_actors();
-    let n2_owned = (1..=30).filter(|id| &*routers[1].owner_of(*id) == "n2").count();
+    let n2_owned = (1..=30)
+        .filter(|id| &*routers[1].owner_of(*id) == "n2")
+        .count();
     assert!(n2_users <= n2_owned, "n2 dropped users it no longer owns");
 }
