@@ -11,11 +11,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::sync::oneshot;
 
-use sessiond_actors::{CacheConfig, Router};
+use sessiond_actors::{CacheConfig, Link, Router};
 
 use crate::auth::{self, Tokens};
 use crate::clock::Clock;
-use crate::config::{Settings, UserAddArgs};
+use crate::cluster::{Cluster, ClusterLink, ClusterSettings};
+use crate::config::{ClusterArgs, Settings, UserAddArgs};
 use crate::http;
 use crate::http::error::ApiError;
 use crate::http::models::{normalize_email, validate_new_password, validate_role};
@@ -35,6 +36,34 @@ pub struct Ctx {
     /// A real argon2id hash of a random password: login checks unknown
     /// emails against it so they take as long as known ones.
     pub dummy_hash: String,
+    /// Cluster membership, when this node is part of one.
+    pub cluster: Option<Cluster>,
+}
+
+/// Validates the cluster flags.
+async fn cluster_settings(node_name: &str, c: &ClusterArgs) -> anyhow::Result<ClusterSettings> {
+    if c.cookie.trim().is_empty() {
+        anyhow::bail!("a cluster needs a cookie: --cluster-cookie or SESSIOND_CLUSTER_COOKIE");
+    }
+    if node_name.is_empty() || node_name.len() > 255 {
+        anyhow::bail!("--node-name must be 1 to 255 characters");
+    }
+    let listen = tokio::net::lookup_host(&c.listen)
+        .await
+        .with_context(|| format!("cannot resolve the cluster address {}", c.listen))?
+        .next()
+        .with_context(|| format!("no address for {}", c.listen))?;
+    Ok(ClusterSettings {
+        node_name: node_name.to_string(),
+        listen,
+        join: c
+            .join
+            .iter()
+            .filter(|j| !j.trim().is_empty())
+            .cloned()
+            .collect(),
+        cookie: c.cookie.clone(),
+    })
 }
 
 impl Ctx {
@@ -109,14 +138,28 @@ impl Application {
             max_sessions: settings.max_sessions.max(1),
             call_timeout: Duration::from_secs(5),
         };
-        let router = Router::start(
+        let cluster_settings = match &settings.cluster {
+            Some(c) => Some(cluster_settings(&settings.node_name, c).await?),
+            None => None,
+        };
+        let link = cluster_settings
+            .as_ref()
+            .map(|_| ClusterLink::new(Arc::clone(&telemetry)));
+        let router = Router::start_linked(
             cache,
             Arc::new(db.clone()),
             telemetry.clone(),
             settings.node_name.clone(),
+            link.clone().map(|l| l as Arc<dyn Link>),
         )
         .await
         .context("cannot start the session supervisor")?;
+        let cluster = match (cluster_settings, link) {
+            (Some(cs), Some(link)) => {
+                Some(Cluster::start(cs, router.clone(), link, Arc::clone(&telemetry)).await?)
+            }
+            _ => None,
+        };
 
         let listener = ctx_db_listener(&db, &router, &telemetry);
         let ctx = Arc::new(Ctx {
@@ -126,6 +169,7 @@ impl Application {
             telemetry: Arc::clone(&telemetry),
             clock,
             dummy_hash,
+            cluster,
         });
 
         let listen = tokio::net::lookup_host(&settings.listen)
@@ -233,6 +277,9 @@ impl Application {
         upkeep.abort();
         if let Some(l) = listener {
             l.abort();
+        }
+        if let Some(c) = &ctx.cluster {
+            c.stop();
         }
         ctx.router.stop().await;
         tracing::info!("stopped");

@@ -65,9 +65,23 @@ pub struct ServeArgs {
     /// Lifetime of issued tokens.
     #[arg(long, env = "SESSIOND_TOKEN_TTL", default_value = "30d", value_parser = parse_duration)]
     pub token_ttl: Duration,
-    /// This node's name (shown in `Session.cache.node`).
+    /// This node's name (shown in `Session.cache.node`); required in a cluster.
     #[arg(long, env = "SESSIOND_NODE_NAME")]
     pub node_name: Option<String>,
+    /// Address for cluster traffic; with it, this node is a cluster member.
+    #[arg(long, env = "SESSIOND_CLUSTER_LISTEN", requires = "node_name")]
+    pub cluster_listen: Option<String>,
+    /// A peer's cluster address to join (repeat, or comma-separate in the variable).
+    #[arg(
+        long = "join",
+        env = "SESSIOND_JOIN",
+        value_delimiter = ',',
+        requires = "cluster_listen"
+    )]
+    pub join: Vec<String>,
+    /// The shared secret every node of the cluster must present.
+    #[arg(long, env = "SESSIOND_CLUSTER_COOKIE", hide_env_values = true)]
+    pub cluster_cookie: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -95,6 +109,8 @@ pub struct Settings {
     pub jwt_secret: Option<String>,
     pub token_ttl: Duration,
     pub node_name: String,
+    /// Cluster membership (`None`: this node runs alone).
+    pub cluster: Option<ClusterArgs>,
     /// The first administrator's password when the database has no user
     /// (`SESSIOND_ADMIN_PASSWORD`); generated and printed when absent.
     pub admin_password: Option<String>,
@@ -111,6 +127,11 @@ impl Settings {
             jwt_secret: a.jwt_secret,
             token_ttl: a.token_ttl,
             node_name: a.node_name.unwrap_or_else(|| "local".to_string()),
+            cluster: a.cluster_listen.map(|listen| ClusterArgs {
+                listen,
+                join: a.join,
+                cookie: a.cluster_cookie.unwrap_or_default(),
+            }),
             admin_password: std::env::var("SESSIOND_ADMIN_PASSWORD")
                 .ok()
                 .filter(|p| !p.is_empty()),
@@ -129,7 +150,16 @@ impl Default for Settings {
             jwt_secret: None,
             token_ttl: Duration::from_secs(30 * 86_400),
             node_name: "local".into(),
+            cluster: None,
             admin_password: None,
         }
     }
+}
+
+/// The cluster flags, as given.
+#[derive(Debug, Clone)]
+pub struct ClusterArgs {
+    pub listen: String,
+    pub join: Vec<String>,
+    pub cookie: String,
 }

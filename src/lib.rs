@@ -18,6 +18,8 @@
 //!   actors' `UserStore`.
 //! - [`notify`]: PostgreSQL LISTEN/NOTIFY: changes made anywhere reach the cache.
 //! - [`telemetry`]: metric names, the Prometheus recorder, `/api/perf` counters.
+//! - [`cluster`]: ractor_cluster wiring: the peer actor, heartbeat,
+//!   membership, reconnection, and the `Link` the router forwards through.
 //! - [`clock`]: the one wall clock (token times), movable in tests.
 //! - [`duration`]: human-readable durations for flags.
 //!
@@ -28,6 +30,7 @@ pub mod app;
 pub mod auth;
 pub mod client;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod duration;
 pub mod http;

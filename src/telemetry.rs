@@ -28,6 +28,7 @@ pub mod names {
     pub const PASSIVATIONS: &str = "sessiond_passivations_total";
     pub const FORWARDED: &str = "sessiond_forwarded_total";
     pub const FORWARD_FAILED: &str = "sessiond_forward_failures_total";
+    pub const FORWARD_SECONDS: &str = "sessiond_forward_seconds";
     pub const NOTIFY_RESYNCS: &str = "sessiond_notify_resyncs_total";
     pub const NOTIFY_LISTENING: &str = "sessiond_notify_listening";
     pub const CLUSTER_MEMBERS: &str = "sessiond_cluster_members";
@@ -157,6 +158,7 @@ struct Handles {
     forward_failed: Counter,
     notify_resyncs: Counter,
     notify_listening: Gauge,
+    forward_seconds: Histogram,
     resolve: [Histogram; 3],
     stale_served: Histogram,
     http_requests: HashMap<(&'static str, u16), Counter>,
@@ -260,6 +262,7 @@ impl Telemetry {
             forward_failed: counter(names::FORWARD_FAILED, &[]),
             notify_resyncs: counter(names::NOTIFY_RESYNCS, &[]),
             notify_listening: gauge(names::NOTIFY_LISTENING),
+            forward_seconds: histogram(names::FORWARD_SECONDS, &[]),
             resolve: [
                 histogram(names::RESOLVE_SECONDS, &[("outcome", "hit")]),
                 histogram(names::RESOLVE_SECONDS, &[("outcome", "miss")]),
@@ -326,6 +329,16 @@ impl Telemetry {
 
     pub fn notify_listening(&self, up: bool) {
         self.h.notify_listening.set(if up { 1.0 } else { 0.0 });
+    }
+
+    /// How long a lookup forwarded to its owner took (answered or not).
+    pub fn forward_latency(&self, elapsed: Duration) {
+        self.h.forward_seconds.record(elapsed.as_secs_f64());
+    }
+
+    /// The number of live members in this node's view.
+    pub fn cluster_members(&self, n: usize) {
+        self.h.cluster_members.set(n as f64);
     }
 
     /// How long a resolve took, by outcome.

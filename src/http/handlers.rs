@@ -334,7 +334,7 @@ pub async fn perf(ctx: Arc<Ctx>) -> Answer {
         session_actors: ctx.router.session_actors() as u64,
         invalidations: t.invalidations.load(Ordering::Relaxed),
         node: ctx.router.node().to_string(),
-        members: vec![ctx.router.node().to_string()],
+        members: ctx.router.members().iter().map(|m| m.to_string()).collect(),
         recommendations: Vec::new(),
     };
     Ok(json(StatusCode::OK, &body))
@@ -356,10 +356,24 @@ pub async fn healthz() -> Answer {
 }
 
 pub async fn readyz(ctx: Arc<Ctx>) -> Answer {
+    let cluster = match &ctx.cluster {
+        None => "alone",
+        Some(c) if c.joined() => "joined",
+        Some(_) => {
+            return Err(ApiError::Unavailable(
+                "this node has not joined its cluster yet".into(),
+            ))
+        }
+    };
     match tokio::time::timeout(Duration::from_secs(2), ctx.db.ping()).await {
         Ok(Ok(())) => Ok(json(
             StatusCode::OK,
-            &serde_json::json!({"status": "ready", "database": "ok", "cluster": "alone"}),
+            &serde_json::json!({
+                "status": "ready",
+                "database": "ok",
+                "cluster": cluster,
+                "members": ctx.router.members().iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+            }),
         )),
         Ok(Err(e)) => Err(ApiError::db(e)),
         Err(_) => Err(ApiError::Unavailable(

@@ -3,6 +3,8 @@
 
 mod bad_input;
 mod cli;
+mod client;
+mod cluster;
 mod helpers;
 mod postgres;
 mod sessions;

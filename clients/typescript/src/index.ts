@@ -1,0 +1,495 @@
+/**
+ * A client for sessiond's HTTP API (DESIGN §7). No runtime dependencies:
+ * it needs only the platform's `fetch`, `AbortController` and timers, so
+ * it runs on Node 18+, in Next.js middleware (the edge runtime) and in
+ * browsers alike.
+ *
+ * Every call has a timeout (per attempt) and calls that are safe to repeat
+ * are retried a bounded number of times on network errors. An HTTP answer is
+ * never retried: an API error is thrown at once as a {@link SessiondError}.
+ */
+
+/** A user as sessiond answers it. */
+export interface User {
+  id: number;
+  email: string;
+  role: string;
+  status: "active" | "deactivated";
+}
+
+/** How the session was answered: from the cache or from the database. */
+export interface CacheInfo {
+  hit: boolean;
+  age_ms: number;
+  ttl_ms: number;
+  version: number;
+  node: string;
+}
+
+/** The answer of `GET /api/auth/session` and `POST /api/auth/refresh-session`. */
+export interface Session {
+  user: User;
+  /** The token's expiry, RFC 3339. */
+  expires: string;
+  cache: CacheInfo;
+}
+
+/** The answer of `POST /api/auth/login`. */
+export interface LoginResult {
+  token: string;
+  token_type: "Bearer";
+  /** The token's expiry, RFC 3339. */
+  expires_at: string;
+  user: User;
+}
+
+/** The body of `POST /api/admin/users`. */
+export interface NewUser {
+  email: string;
+  password: string;
+  /** Defaults to `user` on the server. */
+  role?: string;
+}
+
+/** The error codes sessiond answers (`{"error": code, "message": text}`). */
+export type ApiErrorCode =
+  | "invalid_token"
+  | "session_revoked"
+  | "invalid_credentials"
+  | "forbidden"
+  | "not_found"
+  | "bad_request"
+  | "conflict"
+  | "payload_too_large"
+  | "method_not_allowed"
+  | "unavailable"
+  | "internal";
+
+/**
+ * Codes of failures without an API answer: no answer within the timeout,
+ * no connection (after the retries), an answer that is not sessiond's JSON,
+ * or a call cancelled through the caller's own `signal`.
+ */
+export type ClientErrorCode = "timeout" | "network_error" | "unexpected_response" | "aborted";
+
+export type ErrorCode = ApiErrorCode | ClientErrorCode;
+
+/**
+ * Every failure of a client call. `code` is the API's `error` (or a
+ * {@link ClientErrorCode}), `status` the HTTP status (0 when there was no
+ * HTTP answer), `message` the API's `message`.
+ */
+export class SessiondError extends Error {
+  override readonly name = "SessiondError";
+  /** The API's `error` code, or one of {@link ClientErrorCode}. */
+  readonly code: ErrorCode;
+  /** The HTTP status, or 0 when sessiond did not answer. */
+  readonly status: number;
+
+  constructor(code: ErrorCode, status: number, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.status = status;
+  }
+
+  /**
+   * True when the token does not resolve and never will again
+   * (`invalid_token`, `session_revoked`): the user is signed out.
+   */
+  get signedOut(): boolean {
+    return this.code === "invalid_token" || this.code === "session_revoked";
+  }
+
+  /**
+   * True when sessiond could not answer (it is down, slow or unreachable,
+   * or its database is): the caller should fail closed without concluding
+   * anything about the user.
+   */
+  get unavailable(): boolean {
+    return (
+      this.code === "unavailable" ||
+      this.code === "timeout" ||
+      this.code === "network_error" ||
+      this.code === "unexpected_response" ||
+      this.code === "internal"
+    );
+  }
+}
+
+/** `e` is a {@link SessiondError}, of the given code when one is given. */
+export function isSessiondError(e: unknown, code?: ErrorCode): e is SessiondError {
+  return e instanceof SessiondError && (code === undefined || e.code === code);
+}
+
+export interface ClientOptions {
+  /** sessiond's base URL, e.g. `http://127.0.0.1:8080`. */
+  baseUrl: string | URL;
+  /** Time allowed for one attempt (connect, answer, body), in ms. Default 5000. */
+  timeoutMs?: number;
+  /** Extra attempts after a network error (see the README's retry policy). Default 2. */
+  retries?: number;
+  /** Wait before the first retry, in ms, doubled before each next one. Default 100. */
+  retryDelayMs?: number;
+  /** The `fetch` to use. Default: the global one. */
+  fetch?: typeof fetch;
+}
+
+/** Options of one call. */
+export interface CallOptions {
+  /** Cancels the call (and its retries). */
+  signal?: AbortSignal;
+  /** Overrides the client's per-attempt timeout for this call. */
+  timeoutMs?: number;
+}
+
+export interface RefreshOptions extends CallOptions {
+  /** Re-read the database even when the cached record is fresh. */
+  force?: boolean;
+}
+
+/**
+ * When a call may be sent again after a network error:
+ * - `idempotent`: after any network error (the call may have reached
+ *   sessiond; doing it twice has the effect of doing it once);
+ * - `unsent`: only when the connection was refused, i.e. the request
+ *   certainly never reached sessiond (a second attempt after a lost answer
+ *   would answer 409/404/401 for a call that in fact succeeded).
+ */
+type RetryPolicy = "idempotent" | "unsent";
+
+interface Call {
+  method: "GET" | "POST" | "PUT" | "DELETE";
+  path: string;
+  token?: string;
+  body?: unknown;
+  retry: RetryPolicy;
+  /** The answer has no body (204, 202). */
+  empty?: boolean;
+}
+
+/** Network error codes that prove the request never left this process. */
+const UNSENT_CODES = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ENETUNREACH",
+  "EHOSTUNREACH",
+  "UND_ERR_CONNECT_TIMEOUT",
+]);
+
+/** A network failure of one attempt, before it becomes a SessiondError. */
+class NetworkFailure {
+  constructor(
+    readonly cause: unknown,
+    readonly unsent: boolean,
+  ) {}
+}
+
+function errorCodes(e: unknown): string[] {
+  const codes: string[] = [];
+  let cur: unknown = e;
+  for (let depth = 0; depth < 5 && cur !== null && typeof cur === "object"; depth++) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === "string") codes.push(code);
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return codes;
+}
+
+/** A JWT is visible ASCII; anything else cannot be a token sessiond issued. */
+const TOKEN_SHAPE = /^[\x21-\x7e]{1,8192}$/;
+
+function checkToken(token: unknown): string {
+  if (typeof token !== "string" || !TOKEN_SHAPE.test(token)) {
+    throw new SessiondError("invalid_token", 401, "the token is not a bearer token sessiond issued");
+  }
+  return token;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+function userPath(id: number | string, action?: string): string {
+  const base = `/api/admin/users/${encodeURIComponent(String(id))}`;
+  return action === undefined ? base : `${base}/${action}`;
+}
+
+export class SessiondClient {
+  readonly baseUrl: string;
+  private readonly timeoutMs: number;
+  private readonly retries: number;
+  private readonly retryDelayMs: number;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(options: ClientOptions) {
+    const base = String(options.baseUrl);
+    if (!/^https?:\/\//i.test(base)) {
+      throw new TypeError("SessiondClient: baseUrl must be an http(s) URL");
+    }
+    this.baseUrl = base.replace(/\/+$/, "");
+    this.timeoutMs = options.timeoutMs ?? 5000;
+    this.retries = Math.max(0, Math.floor(options.retries ?? 2));
+    this.retryDelayMs = Math.max(0, options.retryDelayMs ?? 100);
+    const f = options.fetch ?? globalThis.fetch;
+    if (typeof f !== "function") {
+      throw new TypeError("SessiondClient: no fetch (Node 18+ has one; else pass options.fetch)");
+    }
+    this.fetchImpl = f;
+  }
+
+  // ---- sessions -------------------------------------------------------
+
+  /** `POST /api/auth/login`. Retried after network errors: at worst a token nobody holds is issued. */
+  async login(email: string, password: string, options?: CallOptions): Promise<LoginResult> {
+    return this.call<LoginResult>(
+      { method: "POST", path: "/api/auth/login", body: { email, password }, retry: "idempotent" },
+      options,
+    );
+  }
+
+  /** `GET /api/auth/session`: the token's user as of now. */
+  async getSession(token: string, options?: CallOptions): Promise<Session> {
+    return this.call<Session>(
+      { method: "GET", path: "/api/auth/session", token: checkToken(token), retry: "idempotent" },
+      options,
+    );
+  }
+
+  /** `POST /api/auth/refresh-session`; with `force` the database is read. */
+  async refreshSession(token: string, options?: RefreshOptions): Promise<Session> {
+    return this.call<Session>(
+      {
+        method: "POST",
+        path: "/api/auth/refresh-session",
+        token: checkToken(token),
+        body: { force: options?.force ?? false },
+        retry: "idempotent",
+      },
+      options,
+    );
+  }
+
+  /** `POST /api/auth/logout`: this token stops resolving at once. */
+  async logout(token: string, options?: CallOptions): Promise<void> {
+    await this.call<void>(
+      { method: "POST", path: "/api/auth/logout", token: checkToken(token), retry: "unsent", empty: true },
+      options,
+    );
+  }
+
+  // ---- administration (the token's user must have the role `admin`) ----
+
+  /** `POST /api/admin/users` → the new user (201). */
+  async createUser(adminToken: string, user: NewUser, options?: CallOptions): Promise<User> {
+    return this.call<User>(
+      { method: "POST", path: "/api/admin/users", token: checkToken(adminToken), body: user, retry: "unsent" },
+      options,
+    );
+  }
+
+  /** `GET /api/admin/users/{id}`. */
+  async getUser(adminToken: string, id: number, options?: CallOptions): Promise<User> {
+    return this.call<User>(
+      { method: "GET", path: userPath(id), token: checkToken(adminToken), retry: "idempotent" },
+      options,
+    );
+  }
+
+  /** `PUT /api/admin/users/{id}/role`: every session shows it at once. */
+  async setRole(adminToken: string, id: number, role: string, options?: CallOptions): Promise<User> {
+    return this.call<User>(
+      { method: "PUT", path: userPath(id, "role"), token: checkToken(adminToken), body: { role }, retry: "idempotent" },
+      options,
+    );
+  }
+
+  /** `POST /api/admin/users/{id}/deactivate`: its tokens stop resolving at once. */
+  async deactivate(adminToken: string, id: number, options?: CallOptions): Promise<User> {
+    return this.call<User>(
+      { method: "POST", path: userPath(id, "deactivate"), token: checkToken(adminToken), retry: "idempotent" },
+      options,
+    );
+  }
+
+  /** `POST /api/admin/users/{id}/activate` (tokens revoked by the deactivation stay revoked). */
+  async activate(adminToken: string, id: number, options?: CallOptions): Promise<User> {
+    return this.call<User>(
+      { method: "POST", path: userPath(id, "activate"), token: checkToken(adminToken), retry: "idempotent" },
+      options,
+    );
+  }
+
+  /** `DELETE /api/admin/users/{id}`: its tokens stop resolving at once. */
+  async deleteUser(adminToken: string, id: number, options?: CallOptions): Promise<void> {
+    await this.call<void>(
+      { method: "DELETE", path: userPath(id), token: checkToken(adminToken), retry: "unsent", empty: true },
+      options,
+    );
+  }
+
+  /** `POST /api/admin/users/{id}/invalidate`: the cached record is dropped (202). */
+  async invalidate(adminToken: string, id: number, options?: CallOptions): Promise<void> {
+    await this.call<void>(
+      { method: "POST", path: userPath(id, "invalidate"), token: checkToken(adminToken), retry: "idempotent", empty: true },
+      options,
+    );
+  }
+
+  /** `POST /api/admin/users/{id}/revoke-sessions`: tokens issued until now stop resolving. */
+  async revokeSessions(adminToken: string, id: number, options?: CallOptions): Promise<void> {
+    await this.call<void>(
+      {
+        method: "POST",
+        path: userPath(id, "revoke-sessions"),
+        token: checkToken(adminToken),
+        retry: "idempotent",
+        empty: true,
+      },
+      options,
+    );
+  }
+
+  // ---- transport ------------------------------------------------------
+
+  private async call<T>(call: Call, options?: CallOptions): Promise<T> {
+    const signal = options?.signal;
+    const timeoutMs = options?.timeoutMs ?? this.timeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      if (signal?.aborted) {
+        throw new SessiondError("aborted", 0, "the call was cancelled", { cause: signal.reason });
+      }
+      try {
+        return (await this.attempt(call, timeoutMs, signal)) as T;
+      } catch (e) {
+        if (!(e instanceof NetworkFailure)) throw e;
+        const retryable = call.retry === "idempotent" || e.unsent;
+        if (!retryable || attempt >= this.retries || signal?.aborted) {
+          throw new SessiondError(
+            "network_error",
+            0,
+            `sessiond could not be reached (${describe(e.cause)})`,
+            { cause: e.cause },
+          );
+        }
+        await sleep(this.retryDelayMs * 2 ** attempt, signal);
+      }
+    }
+  }
+
+  /** One request: an answer, a SessiondError, or a NetworkFailure to retry. */
+  private async attempt(call: Call, timeoutMs: number, signal?: AbortSignal): Promise<unknown> {
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, timeoutMs);
+    const onAbort = () => controller.abort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (call.token !== undefined) headers["authorization"] = `Bearer ${call.token}`;
+    let body: string | undefined;
+    if (call.body !== undefined) {
+      headers["content-type"] = "application/json";
+      body = JSON.stringify(call.body);
+    }
+    const failed = (e: unknown): unknown => {
+      if (timedOut) {
+        return new SessiondError("timeout", 0, `sessiond did not answer within ${timeoutMs} ms`, { cause: e });
+      }
+      if (signal?.aborted) {
+        return new SessiondError("aborted", 0, "the call was cancelled", { cause: signal.reason });
+      }
+      return new NetworkFailure(e, errorCodes(e).some((c) => UNSENT_CODES.has(c)));
+    };
+
+    try {
+      let res: Response;
+      try {
+        res = await this.fetchImpl(this.baseUrl + call.path, {
+          method: call.method,
+          headers,
+          body,
+          signal: controller.signal,
+        });
+      } catch (e) {
+        throw failed(e);
+      }
+      let text: string;
+      try {
+        text = await res.text();
+      } catch (e) {
+        // The request was delivered; only an idempotent call may be retried.
+        const f = failed(e);
+        throw f instanceof NetworkFailure ? new NetworkFailure(f.cause, false) : f;
+      }
+      return interpret(res.status, text, call.empty === true);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+}
+
+function describe(e: unknown): string {
+  const codes = errorCodes(e);
+  if (codes.length > 0) return codes[codes.length - 1] ?? "unknown";
+  return e instanceof Error ? e.message : "unknown error";
+}
+
+const API_CODES: ReadonlySet<string> = new Set<ApiErrorCode>([
+  "invalid_token",
+  "session_revoked",
+  "invalid_credentials",
+  "forbidden",
+  "not_found",
+  "bad_request",
+  "conflict",
+  "payload_too_large",
+  "method_not_allowed",
+  "unavailable",
+  "internal",
+]);
+
+function parse(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function interpret(status: number, text: string, empty: boolean): unknown {
+  if (status >= 200 && status < 300) {
+    if (empty) return undefined;
+    const value = parse(text);
+    if (value === null || typeof value !== "object") {
+      throw new SessiondError("unexpected_response", status, `sessiond answered ${status} without a JSON object`);
+    }
+    return value;
+  }
+  const value = parse(text);
+  if (value !== null && typeof value === "object") {
+    const { error, message } = value as { error?: unknown; message?: unknown };
+    if (typeof error === "string") {
+      const said = typeof message === "string" && message !== "" ? message : error;
+      if (API_CODES.has(error)) throw new SessiondError(error as ApiErrorCode, status, said);
+      throw new SessiondError("unexpected_response", status, `sessiond answered ${status} ${error}: ${said}`);
+    }
+  }
+  throw new SessiondError(
+    "unexpected_response",
+    status,
+    `sessiond answered HTTP ${status} without an API error body`,
+  );
+}

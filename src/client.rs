@@ -1,0 +1,551 @@
+//! Use sessiond from a Rust service: a small HTTP client of its API and a
+//! warp filter that resolves each incoming request's bearer token against
+//! sessiond and hands the handler the [`Session`].
+//!
+//! ```no_run
+//! use sessiond::client::{self, SessiondClient};
+//! use warp::Filter;
+//!
+//! # async fn run() -> Result<(), client::SessiondError> {
+//! let sessiond = SessiondClient::new("http://127.0.0.1:8080")?;
+//! let me = warp::path!("me")
+//!     .and(client::session_filter(sessiond.clone()))
+//!     .map(|s: client::Session| warp::reply::json(&s.user));
+//! let admin = warp::path!("admin")
+//!     .and(client::require_role(sessiond, &["admin"]))
+//!     .map(|s: client::Session| format!("hello, admin {}", s.user.email));
+//! let routes = me.or(admin).recover(client::recover);
+//! warp::serve(routes).run(([127, 0, 0, 1], 3001)).await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A request whose token does not resolve is rejected with a
+//! [`SessiondError`] carrying sessiond's own status and code
+//! (`invalid_token` 401, `session_revoked` 401, ...); [`recover`] renders it
+//! as sessiond's JSON error `{"error": code, "message": text}`. When sessiond
+//! cannot be reached the rejection is `unavailable` 503: the request is
+//! denied, never let through.
+//!
+//! Nothing here logs a token or a password.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use hyper::body::HttpBody;
+use hyper::client::HttpConnector;
+use hyper::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Body, Method, Request, StatusCode, Uri};
+use serde::{Deserialize, Serialize};
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+/// A user as sessiond answers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub role: String,
+    pub status: UserStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserStatus {
+    Active,
+    Deactivated,
+}
+
+/// How the session was answered: from the cache or from the database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheInfo {
+    pub hit: bool,
+    pub age_ms: u64,
+    pub ttl_ms: u64,
+    pub version: i64,
+    pub node: String,
+}
+
+/// The answer of `GET /api/auth/session`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub user: User,
+    /// The token's expiry, RFC 3339.
+    pub expires: String,
+    pub cache: CacheInfo,
+}
+
+/// The answer of `POST /api/auth/login`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Login {
+    pub token: String,
+    pub token_type: String,
+    pub expires_at: String,
+    pub user: User,
+}
+
+/// A failed call, and the filter's rejection: sessiond's status, `error`
+/// code and message, or `unavailable` 503 when sessiond did not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code} ({status}): {message}")]
+pub struct SessiondError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+}
+
+impl warp::reject::Reject for SessiondError {}
+
+impl SessiondError {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        SessiondError {
+            status,
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn invalid_token(message: &str) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_token", message)
+    }
+
+    fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
+    /// The token will never resolve again (`invalid_token`, `session_revoked`).
+    pub fn is_signed_out(&self) -> bool {
+        self.code == "invalid_token" || self.code == "session_revoked"
+    }
+
+    /// The error as sessiond renders it: `{"error": code, "message": text}`.
+    pub fn to_response(&self) -> Response {
+        let body = serde_json::json!({ "error": self.code, "message": self.message });
+        warp::reply::with_status(warp::reply::json(&body), self.status).into_response()
+    }
+}
+
+impl Reply for SessiondError {
+    fn into_response(self) -> Response {
+        self.to_response()
+    }
+}
+
+/// The largest answer read from sessiond (its answers are far smaller).
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// A client of sessiond's HTTP API (plain HTTP, as on loopback or inside a
+/// private network). Cheap to clone: clones share one connection pool.
+#[derive(Clone, Debug)]
+pub struct SessiondClient {
+    base: Arc<str>,
+    http: hyper::Client<HttpConnector, Body>,
+    timeout: Duration,
+    retries: u32,
+}
+
+/// Whether a call may be sent again after a network error.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// After any network error: doing it twice has the effect of doing it once.
+    Idempotent,
+    /// Only when the connection failed, so the request was never sent.
+    Unsent,
+}
+
+impl SessiondClient {
+    /// A client of the sessiond at `base_url` (`http://host:port`, optionally
+    /// with a path prefix). Timeout 5 s per attempt, one retry after a
+    /// network error.
+    pub fn new(base_url: &str) -> Result<Self, SessiondError> {
+        let base = base_url.trim().trim_end_matches('/');
+        let bad = |why: &str| {
+            SessiondError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("the sessiond URL {why}"),
+            )
+        };
+        let uri: Uri = base.parse().map_err(|_| bad("is not a URL"))?;
+        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+            return Err(bad("must be http://host:port"));
+        }
+        if uri.query().is_some() {
+            return Err(bad("must not have a query"));
+        }
+        Ok(SessiondClient {
+            base: Arc::from(base),
+            http: hyper::Client::new(),
+            timeout: Duration::from_secs(5),
+            retries: 1,
+        })
+    }
+
+    /// The time allowed for one attempt (connect, answer and body).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Extra attempts after a network error (never after an HTTP answer,
+    /// never after a timeout).
+    pub fn with_retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET /api/auth/session`: the token's user as of now.
+    pub async fn session(&self, token: &str) -> Result<Session, SessiondError> {
+        let answer = self
+            .call(
+                Method::GET,
+                "/api/auth/session",
+                Some(token),
+                None,
+                Retry::Idempotent,
+            )
+            .await?;
+        json(&answer)
+    }
+
+    /// `POST /api/auth/refresh-session`; with `force` the database is read.
+    pub async fn refresh_session(
+        &self,
+        token: &str,
+        force: bool,
+    ) -> Result<Session, SessiondError> {
+        let body = serde_json::json!({ "force": force }).to_string();
+        let answer = self
+            .call(
+                Method::POST,
+                "/api/auth/refresh-session",
+                Some(token),
+                Some(body),
+                Retry::Idempotent,
+            )
+            .await?;
+        json(&answer)
+    }
+
+    /// `POST /api/auth/login`.
+    pub async fn login(&self, email: &str, password: &str) -> Result<Login, SessiondError> {
+        let body = serde_json::json!({ "email": email, "password": password }).to_string();
+        let answer = self
+            .call(
+                Method::POST,
+                "/api/auth/login",
+                None,
+                Some(body),
+                Retry::Idempotent,
+            )
+            .await?;
+        json(&answer)
+    }
+
+    /// `POST /api/auth/logout`: the token stops resolving at once.
+    pub async fn logout(&self, token: &str) -> Result<(), SessiondError> {
+        self.call(
+            Method::POST,
+            "/api/auth/logout",
+            Some(token),
+            None,
+            Retry::Unsent,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Resolves an `Authorization` header's bearer token. A header that is
+    /// missing or not `Bearer <token>` is refused without a call, as sessiond
+    /// would refuse it.
+    pub async fn resolve_header(
+        &self,
+        header: Option<&HeaderValue>,
+    ) -> Result<Session, SessiondError> {
+        let value =
+            header.ok_or_else(|| SessiondError::invalid_token("a bearer token is required"))?;
+        let token = bearer(value)?;
+        self.session(token).await
+    }
+
+    /// One call: the answer's body when sessiond answered 2xx, its error
+    /// when it answered one, `unavailable` when it did not answer.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+        retry: Retry,
+    ) -> Result<Bytes, SessiondError> {
+        let auth = match token {
+            Some(t) => Some(authorization(t)?),
+            None => None,
+        };
+        let uri: Uri = format!("{}{path}", self.base)
+            .parse()
+            .map_err(|_| SessiondError::unavailable("the sessiond URL is not valid"))?;
+        let mut attempt = 0;
+        loop {
+            let mut req = Request::builder()
+                .method(method.clone())
+                .uri(uri.clone())
+                .header(ACCEPT, "application/json");
+            if let Some(a) = &auth {
+                req = req.header(AUTHORIZATION, a.clone());
+            }
+            if body.is_some() {
+                req = req.header(CONTENT_TYPE, "application/json");
+            }
+            let req = req
+                .body(body.clone().map(Body::from).unwrap_or_else(Body::empty))
+                .map_err(|_| SessiondError::unavailable("the request could not be built"))?;
+            let exchange = async {
+                let res = self.http.request(req).await.map_err(Failure::Net)?;
+                let status = res.status();
+                let bytes = read_limited(res.into_body()).await?;
+                Ok::<_, Failure>((status, bytes))
+            };
+            let failure = match tokio::time::timeout(self.timeout, exchange).await {
+                Ok(Ok((status, bytes))) => return answer(status, bytes),
+                Ok(Err(f)) => f,
+                Err(_) => {
+                    return Err(SessiondError::unavailable(format!(
+                        "sessiond did not answer within {} ms",
+                        self.timeout.as_millis()
+                    )))
+                }
+            };
+            let retryable = match &failure {
+                Failure::Net(e) => retry == Retry::Idempotent || e.is_connect(),
+                Failure::TooLarge => false,
+            };
+            if !retryable || attempt >= self.retries {
+                return Err(match failure {
+                    Failure::Net(e) => {
+                        SessiondError::unavailable(format!("sessiond could not be reached: {e}"))
+                    }
+                    Failure::TooLarge => SessiondError::unavailable(format!(
+                        "sessiond's answer is larger than {MAX_ANSWER} bytes"
+                    )),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50u64 << attempt.min(6))).await;
+            attempt += 1;
+        }
+    }
+}
+
+enum Failure {
+    Net(hyper::Error),
+    TooLarge,
+}
+
+async fn read_limited(mut body: Body) -> Result<Bytes, Failure> {
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.map_err(Failure::Net)?;
+        if buf.len() + chunk.len() > MAX_ANSWER {
+            return Err(Failure::TooLarge);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+    #[serde(default)]
+    message: String,
+}
+
+fn answer(status: StatusCode, body: Bytes) -> Result<Bytes, SessiondError> {
+    if status.is_success() {
+        return Ok(body);
+    }
+    match serde_json::from_slice::<ErrorBody>(&body) {
+        Ok(e) => {
+            let message = if e.message.is_empty() {
+                e.error.clone()
+            } else {
+                e.message
+            };
+            Err(SessiondError {
+                status,
+                code: e.error,
+                message,
+            })
+        }
+        Err(_) => Err(SessiondError::unavailable(format!(
+            "sessiond answered HTTP {} without an API error",
+            status.as_u16()
+        ))),
+    }
+}
+
+fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, SessiondError> {
+    serde_json::from_slice(body).map_err(|e| {
+        SessiondError::unavailable(format!("sessiond's answer could not be read: {e}"))
+    })
+}
+
+/// `Bearer <token>` for a token that can be one (visible ASCII).
+fn authorization(token: &str) -> Result<HeaderValue, SessiondError> {
+    let ok =
+        !token.is_empty() && token.len() <= 8192 && token.bytes().all(|b| b.is_ascii_graphic());
+    if !ok {
+        return Err(SessiondError::invalid_token(
+            "the token is not a bearer token sessiond issued",
+        ));
+    }
+    HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+        SessiondError::invalid_token("the token is not a bearer token sessiond issued")
+    })
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+fn bearer(value: &HeaderValue) -> Result<&str, SessiondError> {
+    let not_bearer =
+        || SessiondError::invalid_token("the Authorization header is not `Bearer <token>`");
+    let value = value.to_str().map_err(|_| not_bearer())?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or_else(not_bearer)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(not_bearer());
+    }
+    Ok(token)
+}
+
+/// A filter that resolves the request's bearer token against sessiond and
+/// extracts the [`Session`]; rejects with a [`SessiondError`] otherwise.
+/// Pair it with [`recover`].
+pub fn session_filter(
+    client: SessiondClient,
+) -> impl Filter<Extract = (Session,), Error = Rejection> + Clone {
+    warp::header::headers_cloned().and_then(move |headers: HeaderMap| {
+        let client = client.clone();
+        async move {
+            client
+                .resolve_header(headers.get(AUTHORIZATION))
+                .await
+                .map_err(warp::reject::custom)
+        }
+    })
+}
+
+/// [`session_filter`] that also requires the user's current role to be one
+/// of `roles`: `forbidden` 403 otherwise.
+pub fn require_role(
+    client: SessiondClient,
+    roles: &'static [&'static str],
+) -> impl Filter<Extract = (Session,), Error = Rejection> + Clone {
+    session_filter(client).and_then(move |session: Session| async move {
+        if roles.contains(&session.user.role.as_str()) {
+            Ok(session)
+        } else {
+            Err(warp::reject::custom(SessiondError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("this route needs the role {}", roles.join(" or ")),
+            )))
+        }
+    })
+}
+
+/// Renders a [`SessiondError`] rejection as sessiond's JSON error; passes
+/// every other rejection on (to the app's own `recover`, or warp's).
+pub async fn recover(rejection: Rejection) -> Result<Response, Rejection> {
+    match rejection.find::<SessiondError>() {
+        Some(e) => Ok(e.to_response()),
+        None => Err(rejection),
+    }
+}
+
+/// Like [`recover`], and renders every other rejection as a JSON error too
+/// (`not_found` 404, `method_not_allowed` 405, `bad_request` 400), for an
+/// app that has no `recover` of its own.
+pub async fn recover_all(rejection: Rejection) -> Result<Response, Infallible> {
+    if let Some(e) = rejection.find::<SessiondError>() {
+        return Ok(e.to_response());
+    }
+    let e = if rejection.is_not_found() {
+        SessiondError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        SessiondError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route does not take that method",
+        )
+    } else {
+        SessiondError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the request could not be read",
+        )
+    };
+    Ok(e.to_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_header() {
+        let v = |s: &str| HeaderValue::from_str(s).expect("header value");
+        assert_eq!(bearer(&v("Bearer a.b.c")).ok(), Some("a.b.c"));
+        assert_eq!(bearer(&v("bearer   a.b.c ")).ok(), Some("a.b.c"));
+        assert!(bearer(&v("Basic abc")).is_err());
+        assert!(bearer(&v("Bearer")).is_err());
+        assert!(bearer(&v("Bearer  ")).is_err());
+        let e = bearer(&v("Basic abc")).expect_err("refused");
+        assert_eq!(
+            (e.status, e.code.as_str()),
+            (StatusCode::UNAUTHORIZED, "invalid_token")
+        );
+    }
+
+    #[test]
+    fn tokens_are_checked_before_sending() {
+        assert!(authorization("a.b.c").is_ok());
+        assert!(authorization("").is_err());
+        assert!(authorization("a b").is_err());
+        assert!(authorization("a\r\nx: y").is_err());
+        assert!(authorization("é").is_err());
+    }
+
+    #[test]
+    fn base_urls() {
+        assert!(SessiondClient::new("http://127.0.0.1:8080/").is_ok());
+        assert!(SessiondClient::new("http://127.0.0.1:8080/prefix").is_ok());
+        assert!(SessiondClient::new("https://127.0.0.1:8080").is_err());
+        assert!(SessiondClient::new("127.0.0.1:8080").is_err());
+        assert!(SessiondClient::new("not a url").is_err());
+    }
+
+    #[test]
+    fn answers() {
+        let e = answer(
+            StatusCode::UNAUTHORIZED,
+            Bytes::from_static(br#"{"error":"session_revoked","message":"logged out"}"#),
+        )
+        .expect_err("an error");
+        assert_eq!(e.code, "session_revoked");
+        assert_eq!(e.message, "logged out");
+        assert!(e.is_signed_out());
+        let e = answer(StatusCode::BAD_GATEWAY, Bytes::from_static(b"<h1>502</h1>"))
+            .expect_err("an error");
+        assert_eq!(
+            (e.status, e.code.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        );
+        assert!(answer(StatusCode::OK, Bytes::from_static(b"{}")).is_ok());
+    }
+}

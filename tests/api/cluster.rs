@@ -1,0 +1,423 @@
+//! Real `sessiond` processes joined with ractor_cluster over loopback TCP,
+//! sharing one SQLite file: ownership, forwarding, broadcast invalidation,
+//! failures (kill -9, SIGSTOP), a wrong cookie, membership changes.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
+const SECRET: &str = "cluster-test-secret-0123456789";
+const COOKIE: &str = "cluster-test-cookie";
+const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+struct Node {
+    name: String,
+    child: Child,
+    http: String,
+    cluster_addr: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn new() -> Cluster {
+        Cluster {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    fn db_url(&self) -> String {
+        format!("sqlite://{}", self.dir.path().join("shared.db").display())
+    }
+
+    /// Starts a node and waits until it listens.
+    fn start(&self, name: &str, cluster_port: u16, join: &[&Node], cookie: &str) -> Node {
+        let cluster_addr = format!("127.0.0.1:{cluster_port}");
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--node-name", name])
+            .args([
+                "--cluster-listen",
+                &cluster_addr,
+                "--cluster-cookie",
+                cookie,
+            ])
+            .env("DATABASE_URL", self.db_url())
+            .env("SESSIOND_JWT_SECRET", SECRET)
+            .env("SESSIOND_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for peer in join {
+            cmd.args(["--join", &peer.cluster_addr]);
+        }
+        let mut child = cmd.spawn().expect("starts sessiond");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the node prints where it listens");
+        let http = line
+            .strip_prefix("sessiond listening on http://")
+            .expect("listening line")
+            .trim()
+            .to_string();
+        // Keep draining stdout in the thread above.
+        Node {
+            name: name.to_string(),
+            child,
+            http,
+            cluster_addr,
+        }
+    }
+}
+
+async fn get(node: &Node, path: &str, token: Option<&str>) -> (u16, Value) {
+    request(node, "GET", path, token, None).await
+}
+
+async fn request(
+    node: &Node,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, Value) {
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n",
+        node.http
+    );
+    if let Some(t) = token {
+        req.push_str(&format!("authorization: Bearer {t}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    req.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
+    let Ok(Ok(mut s)) = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(&node.http),
+    )
+    .await
+    else {
+        return (0, Value::Null);
+    };
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return (0, Value::Null);
+    }
+    let mut buf = Vec::new();
+    if !matches!(
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await,
+        Ok(Ok(_))
+    ) {
+        return (0, Value::Null);
+    }
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+async fn members(node: &Node) -> Vec<String> {
+    let (_, v) = get(node, "/api/perf", None).await;
+    v["members"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| m.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until `node` sees exactly `expected` as members.
+async fn wait_members(node: &Node, expected: &[&str], within: Duration) -> bool {
+    let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    let deadline = Instant::now() + within;
+    loop {
+        if members(node).await == want {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A token for `user_id`, signed with the cluster's secret.
+fn token(user_id: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let sid = format!("{now:012x}{:020x}", user_id);
+    let claims = json!({
+        "sub": user_id.to_string(), "sid": sid, "iat": now / 1000,
+        "exp": now / 1000 + 3600, "iss": "sessiond"
+    });
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("signs")
+}
+
+/// Adds `n` users straight into the shared database (no password work);
+/// returns their ids.
+async fn add_users(cluster: &Cluster, n: usize) -> Vec<i64> {
+    use sqlx::Connection;
+    let mut c = sqlx::SqliteConnection::connect(&cluster.db_url())
+        .await
+        .expect("opens the shared database");
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (email, password_hash, role, created_at, updated_at)
+             VALUES (?, 'x', 'user', 0, 0) RETURNING id",
+        )
+        .bind(format!("u{i}-{}@example.test", ids.len()))
+        .fetch_one(&mut c)
+        .await
+        .expect("inserts");
+        ids.push(id);
+    }
+    ids
+}
+
+async fn admin_token(node: &Node) -> String {
+    let body = json!({"email": "admin@localhost", "password": ADMIN_PASSWORD}).to_string();
+    let (status, v) = request(node, "POST", "/api/auth/login", None, Some(&body)).await;
+    assert_eq!(status, 200, "{v}");
+    v["token"].as_str().expect("token").to_string()
+}
+
+async fn set_role(node: &Node, admin: &str, id: i64, role: &str) {
+    let body = json!({ "role": role }).to_string();
+    let (status, v) = request(
+        node,
+        "PUT",
+        &format!("/api/admin/users/{id}/role"),
+        Some(admin),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, 200, "role change through {}: {v}", node.name);
+}
+
+async fn session(node: &Node, id: i64) -> (u16, Value) {
+    get(node, "/api/auth/session", Some(&token(id))).await
+}
+
+/// Resolves every user through `node` until all succeed or time runs out.
+async fn all_resolve(node: &Node, ids: &[i64], within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut ok = true;
+        for id in ids {
+            if session(node, *id).await.0 != 200 {
+                ok = false;
+                break;
+            }
+        }
+        if ok {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn signal(node: &Node, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &node.child.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {sig}");
+}
+
+#[tokio::test]
+async fn three_nodes_share_ownership_and_survive_failures() {
+    let cluster = Cluster::new();
+    let (p1, p2, p3) = (free_port(), free_port(), free_port());
+    let n1 = cluster.start("n1", p1, &[], COOKIE);
+    let n2 = cluster.start("n2", p2, &[&n1], COOKIE);
+    let mut n3 = cluster.start("n3", p3, &[&n1], COOKIE);
+    for n in [&n1, &n2, &n3] {
+        assert!(
+            wait_members(n, &["n1", "n2", "n3"], Duration::from_secs(20)).await,
+            "{} sees {:?}",
+            n.name,
+            members(n).await
+        );
+    }
+    let (status, ready) = get(&n2, "/readyz", None).await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["cluster"], "joined");
+
+    // 1. The same answer and the same owner through every node; users
+    //    spread over all three owners.
+    let ids = add_users(&cluster, 24).await;
+    let mut owners = HashSet::new();
+    for id in &ids {
+        let mut answers = Vec::new();
+        for n in [&n1, &n2, &n3] {
+            let (status, v) = session(n, *id).await;
+            assert_eq!(status, 200, "user {id} via {}: {v}", n.name);
+            answers.push((v["user"].clone(), v["cache"]["node"].clone()));
+        }
+        assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+        owners.insert(answers[0].1.as_str().unwrap_or_default().to_string());
+    }
+    assert_eq!(owners.len(), 3, "owners: {owners:?}");
+
+    // A role change sent to node 3 is seen through node 1 on the very next call.
+    let admin = admin_token(&n1).await;
+    for id in &ids[..6] {
+        for n in [&n1, &n2, &n3] {
+            session(n, *id).await;
+        }
+        set_role(&n3, &admin, *id, "auditor").await;
+        for n in [&n1, &n2, &n3] {
+            let (_, v) = session(n, *id).await;
+            assert_eq!(v["user"]["role"], "auditor", "user {id} via {}", n.name);
+        }
+    }
+
+    // 3. SIGSTOP: the silent node is marked down within the heartbeat
+    //    bound; lookups through the others keep succeeding.
+    signal(&n2, "-STOP");
+    let stopped = Instant::now();
+    assert!(wait_members(&n1, &["n1", "n3"], Duration::from_secs(5)).await);
+    assert!(wait_members(&n3, &["n1", "n3"], Duration::from_secs(5)).await);
+    let marked_down = stopped.elapsed();
+    assert!(
+        marked_down < Duration::from_secs(5),
+        "down after {marked_down:?}"
+    );
+    assert!(all_resolve(&n1, &ids, Duration::from_secs(5)).await);
+    assert!(all_resolve(&n3, &ids, Duration::from_secs(5)).await);
+    // A role change while n2 is frozen, seen at once through the others
+    // and, after it resumes, through n2 too (it is told to flush).
+    set_role(&n1, &admin, ids[0], "frozen-change").await;
+    assert_eq!(
+        session(&n3, ids[0]).await.1["user"]["role"],
+        "frozen-change"
+    );
+    signal(&n2, "-CONT");
+    for n in [&n1, &n2, &n3] {
+        assert!(wait_members(n, &["n1", "n2", "n3"], Duration::from_secs(10)).await);
+    }
+    // n2 drops its cache on its first heartbeat after resuming.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while session(&n2, ids[0]).await.1["user"]["role"] != "frozen-change" {
+        assert!(Instant::now() < deadline, "n2 still serves the old role");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // 2. kill -9: within 10 s every user resolves through each survivor.
+    signal(&n3, "-KILL");
+    let _ = n3.child.wait();
+    assert!(all_resolve(&n1, &ids, Duration::from_secs(10)).await);
+    assert!(all_resolve(&n2, &ids, Duration::from_secs(10)).await);
+    assert!(wait_members(&n1, &["n1", "n2"], Duration::from_secs(10)).await);
+
+    // 5. A change while a node rejoins is seen through every node on the
+    //    next call. The killed node restarts with the same name, rejoins
+    //    with no manual step and owns its share again.
+    drop(n3);
+    let n3 = cluster.start("n3", p3, &[&n1], COOKIE);
+    set_role(&n1, &admin, ids[1], "joining-change").await;
+    for n in [&n1, &n2, &n3] {
+        assert!(wait_members(n, &["n1", "n2", "n3"], Duration::from_secs(20)).await);
+    }
+    let mut owners = HashSet::new();
+    for id in &ids {
+        let mut seen = Vec::new();
+        for n in [&n1, &n2, &n3] {
+            let (status, v) = session(n, *id).await;
+            assert_eq!(status, 200);
+            seen.push(v["cache"]["node"].clone());
+        }
+        assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
+        owners.insert(seen[0].as_str().unwrap_or_default().to_string());
+    }
+    assert!(owners.contains("n3"), "the restarted node owns users again");
+    for n in [&n1, &n2, &n3] {
+        assert_eq!(session(n, ids[1]).await.1["user"]["role"], "joining-change");
+    }
+
+    // A change made while a node leaves is seen through the survivors.
+    signal(&n2, "-KILL");
+    set_role(&n3, &admin, ids[2], "leaving-change").await;
+    for n in [&n1, &n3] {
+        assert_eq!(session(n, ids[2]).await.1["user"]["role"], "leaving-change");
+    }
+}
+
+#[tokio::test]
+async fn a_node_with_a_wrong_cookie_never_joins() {
+    let cluster = Cluster::new();
+    let n1 = cluster.start("good1", free_port(), &[], COOKIE);
+    let n2 = cluster.start("good2", free_port(), &[&n1], COOKIE);
+    assert!(wait_members(&n1, &["good1", "good2"], Duration::from_secs(20)).await);
+    let intruder = cluster.start("intruder", free_port(), &[&n1, &n2], "not-the-cookie");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for n in [&n1, &n2] {
+        let m = members(n).await;
+        assert!(!m.contains(&"intruder".to_string()), "{m:?}");
+    }
+    assert_eq!(members(&intruder).await, vec!["intruder".to_string()]);
+    let (status, v) = get(&intruder, "/readyz", None).await;
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["error"], "unavailable");
+}
+
+#[test]
+fn a_cluster_without_a_cookie_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--node-name", "x"])
+        .args(["--cluster-listen", "127.0.0.1:0"])
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("x.db").display()),
+        )
+        .env_remove("SESSIOND_CLUSTER_COOKIE")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cookie"));
+}
