@@ -61,7 +61,7 @@ pub async fn fresh_postgres_database() -> (String, String) {
     (with_database(&admin_url, &name), name)
 }
 
-async fn drop_postgres_database(name: &str) {
+pub async fn drop_postgres_database(name: &str) {
     use sqlx::Connection;
     if let Ok(mut admin) = sqlx::PgConnection::connect(&postgres_url()).await {
         let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
