@@ -17,6 +17,7 @@
 //! - [`store`]: the database (SQLite or PostgreSQL) behind one `Db` type; it is also the
 //!   actors' `UserStore`.
 //! - [`notify`]: PostgreSQL LISTEN/NOTIFY: changes made anywhere reach the cache.
+//! - [`perf`]: sliding windows (1 min, 5 min) and the tuning advice of `/api/perf`.
 //! - [`telemetry`]: metric names, the Prometheus recorder, `/api/perf` counters.
 //! - [`cluster`]: ractor_cluster wiring: the peer actor, heartbeat,
 //!   membership, reconnection, and the `Link` the router forwards through.
@@ -35,5 +36,6 @@ pub mod config;
 pub mod duration;
 pub mod http;
 pub mod notify;
+pub mod perf;
 pub mod store;
 pub mod telemetry;

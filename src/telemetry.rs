@@ -14,6 +14,8 @@ use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sessiond_actors::{InvalidationSource, MissReason, Observer};
 
+use crate::perf::{Event, Latency, Windows};
+
 /// Metric names (DESIGN §8).
 pub mod names {
     pub const CACHE_HITS: &str = "sessiond_cache_hits_total";
@@ -119,6 +121,22 @@ impl LatencyHistogram {
         self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
     }
 
+    pub fn reset(&self) {
+        for b in &self.buckets {
+            b.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Adds `other`'s counts into this one.
+    pub fn merge(&self, other: &LatencyHistogram) {
+        for (a, b) in self.buckets.iter().zip(&other.buckets) {
+            let n = b.load(Ordering::Relaxed);
+            if n > 0 {
+                a.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// The `q` quantile in milliseconds (upper edge of its bucket); 0 when
     /// nothing was recorded.
     pub fn quantile_ms(&self, q: f64) -> f64 {
@@ -188,6 +206,8 @@ pub struct Telemetry {
     pub notify_resyncs: AtomicU64,
     pub hit_latency: LatencyHistogram,
     pub miss_latency: LatencyHistogram,
+    /// The last minutes, for `/api/perf` windows and the dashboard.
+    pub windows: Windows,
 }
 
 fn key(name: &'static str, labels: &[(&'static str, &'static str)]) -> Key {
@@ -287,6 +307,7 @@ impl Telemetry {
             notify_resyncs: AtomicU64::new(0),
             hit_latency: LatencyHistogram::default(),
             miss_latency: LatencyHistogram::default(),
+            windows: Windows::default(),
         })
     }
 
@@ -308,6 +329,7 @@ impl Telemetry {
     pub fn http(&self, path: &str, status: u16, elapsed: Duration) {
         let route = route_label(path);
         self.requests.fetch_add(1, Ordering::Relaxed);
+        self.windows.count(Event::Request, 1);
         match self.h.http_requests.get(&(route, status)) {
             Some(c) => c.increment(1),
             None => {
@@ -346,10 +368,12 @@ impl Telemetry {
         let i = match outcome {
             Outcome::Hit => {
                 self.hit_latency.record(elapsed);
+                self.windows.latency(Latency::Hit, elapsed);
                 0
             }
             Outcome::Miss => {
                 self.miss_latency.record(elapsed);
+                self.windows.latency(Latency::Miss, elapsed);
                 1
             }
             Outcome::Error => 2,
@@ -380,12 +404,18 @@ fn status_str(status: u16) -> &'static str {
 impl Observer for Telemetry {
     fn hit(&self, age: Duration) {
         self.hits.fetch_add(1, Ordering::Relaxed);
+        self.windows.count(Event::Hit, 1);
+        self.windows.latency(Latency::Age, age);
         self.h.hits.increment(1);
         self.h.stale_served.record(age.as_secs_f64());
     }
 
     fn miss(&self, reason: MissReason) {
         self.misses.fetch_add(1, Ordering::Relaxed);
+        self.windows.count(Event::Miss, 1);
+        if reason == MissReason::Cold {
+            self.windows.count(Event::ColdMiss, 1);
+        }
         let i = MissReason::ALL
             .iter()
             .position(|r| *r == reason)
@@ -395,6 +425,7 @@ impl Observer for Telemetry {
 
     fn store_query(&self) {
         self.db_queries.fetch_add(1, Ordering::Relaxed);
+        self.windows.count(Event::DbQuery, 1);
         self.h.db_queries.increment(1);
     }
 
@@ -404,6 +435,7 @@ impl Observer for Telemetry {
 
     fn invalidation(&self, source: InvalidationSource) {
         self.invalidations.fetch_add(1, Ordering::Relaxed);
+        self.windows.count(Event::Invalidation, 1);
         let i = InvalidationSource::ALL
             .iter()
             .position(|s| *s == source)
@@ -418,6 +450,12 @@ impl Observer for Telemetry {
 
     fn passivated(&self, count: usize, at_cap: bool) {
         self.h.passivations[usize::from(at_cap)].increment(count as u64);
+        let event = if at_cap {
+            Event::CapEviction
+        } else {
+            Event::IdlePassivation
+        };
+        self.windows.count(event, count as u64);
     }
 
     fn forwarded(&self) {

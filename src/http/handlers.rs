@@ -306,12 +306,29 @@ pub async fn revoke_sessions(ctx: Arc<Ctx>, id: String, auth: Option<String>) ->
 }
 
 pub async fn perf(ctx: Arc<Ctx>) -> Answer {
+    Ok(json(StatusCode::OK, &perf_json(&ctx)))
+}
+
+/// Everything `/api/perf` and the dashboard show.
+pub fn perf_json(ctx: &Ctx) -> PerfJson {
     let t = &ctx.telemetry;
     let hits = t.hits.load(Ordering::Relaxed);
     let misses = t.misses.load(Ordering::Relaxed);
     let lookups = hits + misses;
-    let body = PerfJson {
-        uptime_s: t.uptime().as_secs(),
+    let db_queries = t.db_queries.load(Ordering::Relaxed);
+    let uptime = t.uptime();
+    let config = ctx.router.config();
+    let live = ctx.router.session_actors();
+    let five = t.windows.window(Duration::from_secs(300));
+    let setup = crate::perf::Setup {
+        ttl: config.ttl,
+        idle_timeout: config.idle_timeout,
+        max_sessions: config.max_sessions,
+        live_sessions: live,
+        push: ctx.db.postgres().is_some(),
+    };
+    PerfJson {
+        uptime_s: uptime.as_secs(),
         requests: t.requests.load(Ordering::Relaxed),
         hits,
         misses,
@@ -320,7 +337,7 @@ pub async fn perf(ctx: Arc<Ctx>) -> Answer {
         } else {
             hits as f64 / lookups as f64
         },
-        db_queries: t.db_queries.load(Ordering::Relaxed),
+        db_queries,
         latency_ms: LatencyJson {
             hit: Quantiles {
                 p50: t.hit_latency.quantile_ms(0.5),
@@ -331,13 +348,22 @@ pub async fn perf(ctx: Arc<Ctx>) -> Answer {
                 p99: t.miss_latency.quantile_ms(0.99),
             },
         },
-        session_actors: ctx.router.session_actors() as u64,
+        session_actors: live as u64,
         invalidations: t.invalidations.load(Ordering::Relaxed),
         node: ctx.router.node().to_string(),
         members: ctx.router.members().iter().map(|m| m.to_string()).collect(),
-        recommendations: Vec::new(),
-    };
-    Ok(json(StatusCode::OK, &body))
+        recommendations: crate::perf::recommend(&five, &setup),
+        db_queries_per_s: (db_queries as f64 / uptime.as_secs_f64().max(1.0) * 1000.0).round()
+            / 1000.0,
+        hibernated_sessions: 0,
+        max_sessions: config.max_sessions as u64,
+        cache_ttl_ms: config.ttl.as_millis() as u64,
+        windows: PerfWindows {
+            one_minute: t.windows.window(Duration::from_secs(60)),
+            five_minutes: five,
+        },
+        series: t.windows.series(),
+    }
 }
 
 pub async fn metrics(ctx: Arc<Ctx>) -> Answer {
@@ -382,7 +408,6 @@ pub async fn readyz(ctx: Arc<Ctx>) -> Answer {
     }
 }
 
-pub async fn dashboard(ctx: Arc<Ctx>) -> Answer {
-    let page = super::page::render(&ctx);
-    Ok(warp::reply::html(page).into_response())
+pub async fn dashboard() -> Answer {
+    Ok(warp::reply::html(super::page::DASHBOARD).into_response())
 }

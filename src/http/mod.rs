@@ -183,10 +183,7 @@ pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
         .and(warp::get())
         .and(c.clone())
         .then(h::readyz);
-    let dashboard = warp::path::end()
-        .and(warp::get())
-        .and(c.clone())
-        .then(h::dashboard);
+    let dashboard = warp::path::end().and(warp::get()).then(h::dashboard);
     let ops_routes = perf
         .or(metrics)
         .unify()

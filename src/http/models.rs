@@ -88,12 +88,6 @@ pub struct LatencyJson {
 }
 
 #[derive(Serialize)]
-pub struct Recommendation {
-    pub level: &'static str,
-    pub message: String,
-}
-
-#[derive(Serialize)]
 pub struct PerfJson {
     pub uptime_s: u64,
     pub requests: u64,
@@ -106,7 +100,25 @@ pub struct PerfJson {
     pub invalidations: u64,
     pub node: String,
     pub members: Vec<String>,
-    pub recommendations: Vec<Recommendation>,
+    pub recommendations: Vec<crate::perf::Recommendation>,
+    /// Store queries per second since start.
+    pub db_queries_per_s: f64,
+    /// Sessions kept as compact snapshots instead of live actors.
+    pub hibernated_sessions: u64,
+    pub max_sessions: u64,
+    pub cache_ttl_ms: u64,
+    /// The last minute and the last five minutes.
+    pub windows: PerfWindows,
+    /// 10-second slots of the last five minutes, oldest first.
+    pub series: Vec<crate::perf::SeriesPoint>,
+}
+
+#[derive(Serialize)]
+pub struct PerfWindows {
+    #[serde(rename = "1m")]
+    pub one_minute: crate::perf::WindowStats,
+    #[serde(rename = "5m")]
+    pub five_minutes: crate::perf::WindowStats,
 }
 
 pub const MAX_PASSWORD: usize = 1024;

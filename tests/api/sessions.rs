@@ -327,9 +327,20 @@ async fn ops_endpoints_report_what_happened(b: Backend) {
     ] {
         assert!(m.text.contains(name), "{name} missing from /metrics");
     }
+    assert!(p["windows"]["1m"]["hits"].as_u64().unwrap_or(0) >= 1);
+    assert!(p["windows"]["5m"]["db_queries_per_s"].is_number());
+    assert!(p["windows"]["5m"]["served_age_s"]["p99"].is_number());
+    assert!(p["recommendations"].is_array());
+    assert!(!p["series"].as_array().map(|s| s.is_empty()).unwrap_or(true));
+
+    // The dashboard is one self-contained page: nothing fetched from elsewhere.
     let page = app.request("GET", "/", None, None).await;
     assert_eq!(page.status, 200);
-    assert!(page.text.contains("sessiond"));
+    assert!(page
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("text/html")));
+    assert!(page.text.contains("id=\"hit-rate\"") && page.text.contains("/api/perf"));
+    assert!(!page.text.contains("http://") && !page.text.contains("https://"));
     app.stop().await;
 }
 
