@@ -28,6 +28,7 @@ pub mod names {
     pub const SESSION_ACTORS: &str = "sessiond_session_actors";
     pub const INVALIDATIONS: &str = "sessiond_invalidations_total";
     pub const PASSIVATIONS: &str = "sessiond_passivations_total";
+    pub const HIBERNATIONS: &str = "sessiond_hibernations_total";
     pub const FORWARDED: &str = "sessiond_forwarded_total";
     pub const FORWARD_FAILED: &str = "sessiond_forward_failures_total";
     pub const FORWARD_SECONDS: &str = "sessiond_forward_seconds";
@@ -170,6 +171,7 @@ struct Handles {
     db_errors: Counter,
     invalidations: [Counter; 3],
     passivations: [Counter; 2],
+    hibernations: Counter,
     session_actors: Gauge,
     cluster_members: Gauge,
     forwarded: Counter,
@@ -276,6 +278,7 @@ impl Telemetry {
                 counter(names::PASSIVATIONS, &[("cause", "idle")]),
                 counter(names::PASSIVATIONS, &[("cause", "cap")]),
             ],
+            hibernations: counter(names::HIBERNATIONS, &[]),
             session_actors: gauge(names::SESSION_ACTORS),
             cluster_members: gauge(names::CLUSTER_MEMBERS),
             forwarded: counter(names::FORWARDED, &[]),
@@ -456,6 +459,10 @@ impl Observer for Telemetry {
             Event::IdlePassivation
         };
         self.windows.count(event, count as u64);
+    }
+
+    fn hibernated(&self, count: usize) {
+        self.h.hibernations.increment(count as u64);
     }
 
     fn forwarded(&self) {

@@ -11,10 +11,11 @@
 //! - [`store`]: the `UserStore` trait the actors read through.
 //! - [`session`]: `SessionActor`, one per user: TTL, forced refresh,
 //!   invalidation with version fencing, single flight.
-//! - [`supervisor`]: spawns session actors on demand, forgets stopped ones,
-//!   passivates idle ones, holds the cap.
-//! - [`registry`]: the shared read side (live actors and their published
-//!   snapshots) that lets a cache hit skip every mailbox.
+//! - [`supervisor`]: attaches session actors on demand, detaches stopped
+//!   ones, hibernates quiet ones, forgets idle sessions, holds the cap.
+//! - [`registry`]: the shared side (each user's published record and, while
+//!   busy, its actor) that lets a cache hit skip every mailbox and keeps a
+//!   hibernated session's record without its actor.
 //! - [`router`]: the node's entry point for lookups and invalidations.
 //! - [`ownership`]: rendezvous hashing of users onto nodes.
 //! - [`link`]: the cross-node hop as a trait (ractor_cluster in production,
@@ -32,8 +33,9 @@
 //!   Supervisor (actor, one per node) SessionActor(user) ── fetch task ─► UserStore
 //!     ├── links ──► SessionActor(user 1)   publishes ─► Registry snapshot
 //!     ├── links ──► SessionActor(user 2)
-//!     └── …         (spawned on first lookup, passivated when idle,
-//!                    evicted LRU at the cap, never restarted)
+//!     └── …         (attached on a miss, hibernated when quiet — the
+//!                    record stays in the registry, the actor goes —
+//!                    forgotten when idle, LRU at the cap, never restarted)
 //! ```
 //!
 //! Session actors are local-only messages (`RactorMessage` semantics): they
@@ -67,10 +69,12 @@ pub struct CacheConfig {
     /// How long a fetched record is served without reading the store again.
     /// Zero disables the cache: every lookup reads the store.
     pub ttl: Duration,
-    /// A session actor with no lookup for this long is passivated.
+    /// A session with no lookup for this long is forgotten. Its actor
+    /// hibernates much sooner (a tenth of this, at most a minute, without a
+    /// message): cache hits need only the record, not the actor.
     pub idle_timeout: Duration,
-    /// The most session actors alive at once on this node; beyond it the
-    /// least recently used are evicted.
+    /// The most sessions (live or hibernated) on this node at once; beyond
+    /// it the least recently used are forgotten.
     pub max_sessions: usize,
     /// The longest a lookup waits for an actor (and, through it, the store).
     pub call_timeout: Duration,

@@ -77,8 +77,10 @@ pub trait Observer: Send + Sync + 'static {
     fn invalidation(&self, source: InvalidationSource) {}
     /// The number of live session actors changed.
     fn session_actors(&self, live: usize) {}
-    /// Idle session actors were passivated (`idle`) or evicted at the cap.
+    /// Idle sessions were forgotten (`at_cap` false) or evicted at the cap.
     fn passivated(&self, count: usize, at_cap: bool) {}
+    /// Quiet session actors were stopped, their records kept (hibernated).
+    fn hibernated(&self, count: usize) {}
     /// A lookup was sent to its owner on another node.
     fn forwarded(&self) {}
     /// A forwarded lookup failed and was served locally instead.

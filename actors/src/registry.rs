@@ -1,10 +1,17 @@
-//! The shared read side of the cache: a map from user id to that user's live
-//! session actor and the snapshot the actor last published.
+//! The shared side of the cache: a map from user id to that user's slot —
+//! the published record (its snapshot cell) and, while the user is busy,
+//! the session actor that owns it.
 //!
-//! Only the supervisor inserts and removes slots, and only a session actor
-//! publishes into its own snapshot cell (the router may clear one, never fill
-//! it). The hot path reads both without sending a message: a fresh snapshot
-//! answers a lookup for the cost of two uncontended read locks.
+//! Only the supervisor inserts and removes slots and attaches or detaches
+//! actors. Only a session actor publishes a record into its cell; the
+//! router may only take one away (invalidation). The hot path reads a cell
+//! without sending a message: a fresh record answers a lookup for the cost
+//! of two uncontended read locks.
+//!
+//! A slot without an actor is a *hibernated* session: the record stays (a
+//! few hundred bytes) and keeps answering hits; the actor (~10 KB) is gone
+//! until the next miss, when a new one is attached to the same cell and
+//! starts from the record already there, without a database read.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,35 +33,62 @@ pub struct Cached {
     pub fetched_at: Instant,
 }
 
-/// The publication point of one session actor.
+/// What a cell holds, under one lock so that publishing a record and
+/// invalidating it can never interleave.
+#[derive(Debug, Default)]
+struct CellState {
+    cached: Option<Arc<Cached>>,
+    /// The lowest version a record may carry to be published: raised by
+    /// every versioned invalidation, so a fetch that started before the
+    /// write it races returns an older version and is refused.
+    fence: i64,
+    /// Bumped by every unversioned invalidation (and forced refresh): a
+    /// fetch started under an older generation is refused.
+    generation: u64,
+    /// The last record was taken away by an invalidation (for miss reasons).
+    invalidated: bool,
+}
+
+/// Why a fetched record was not published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// Older than the fence, or fetched under an older generation.
+    Stale,
+}
+
+/// The publication point of one user's record.
 pub struct SnapshotCell {
-    cached: RwLock<Option<Arc<Cached>>>,
+    state: RwLock<CellState>,
     /// Milliseconds since the registry's epoch at the last lookup: kept here,
     /// not in the actor, because cache hits never reach the actor and idle
     /// passivation must still see them.
     last_access_ms: AtomicU64,
+    /// Milliseconds since the epoch at the actor's last message, to
+    /// hibernate actors that only hits have needed lately.
+    last_actor_ms: AtomicU64,
 }
 
 impl SnapshotCell {
     pub(crate) fn new(now_ms: u64) -> Self {
         SnapshotCell {
-            cached: RwLock::new(None),
+            state: RwLock::new(CellState::default()),
             last_access_ms: AtomicU64::new(now_ms),
+            last_actor_ms: AtomicU64::new(now_ms),
         }
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, Option<Arc<Cached>>> {
-        self.cached.read().unwrap_or_else(|e| e.into_inner())
+    fn read(&self) -> RwLockReadGuard<'_, CellState> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, Option<Arc<Cached>>> {
-        self.cached.write().unwrap_or_else(|e| e.into_inner())
+    fn write(&self) -> RwLockWriteGuard<'_, CellState> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The published record if it is still fresh at `now`.
     pub fn fresh(&self, now: Instant, ttl: Duration) -> Option<Arc<Cached>> {
         let guard = self.read();
-        let cached = guard.as_ref()?;
+        let cached = guard.cached.as_ref()?;
         if now.saturating_duration_since(cached.fetched_at) < ttl {
             Some(Arc::clone(cached))
         } else {
@@ -62,21 +96,68 @@ impl SnapshotCell {
         }
     }
 
-    pub(crate) fn publish(&self, cached: Arc<Cached>) {
-        *self.write() = Some(cached);
+    /// Whether any record (fresh or not) is published.
+    pub(crate) fn has_record(&self) -> bool {
+        self.read().cached.is_some()
     }
 
-    /// Drops the published record unless it is at least `min_version`
-    /// (`None`: drop whatever is there).
-    pub(crate) fn clear_older_than(&self, min_version: Option<i64>) {
-        let mut guard = self.write();
-        let keep = match (guard.as_ref(), min_version) {
+    /// Whether the last record was taken by an invalidation.
+    pub(crate) fn was_invalidated(&self) -> bool {
+        self.read().invalidated
+    }
+
+    /// The generation a fetch starting now runs under.
+    pub(crate) fn generation(&self) -> u64 {
+        self.read().generation
+    }
+
+    /// Publishes `fetched` unless an invalidation since `generation` (or a
+    /// fence above its version) says it is already stale.
+    pub(crate) fn publish(
+        &self,
+        fetched: &Fetched,
+        generation: u64,
+        at: Instant,
+        keep: bool,
+    ) -> Result<(), Refused> {
+        let mut s = self.write();
+        if generation != s.generation || fetched.version() < s.fence {
+            return Err(Refused::Stale);
+        }
+        if keep {
+            s.cached = Some(Arc::new(Cached {
+                fetched: fetched.clone(),
+                fetched_at: at,
+            }));
+            s.invalidated = false;
+        }
+        Ok(())
+    }
+
+    /// Takes the record away unless it is at least `min_version`, and
+    /// fences off any fetch in flight that could bring an older one back
+    /// (`None`: in any case).
+    pub(crate) fn invalidate(&self, min_version: Option<i64>) {
+        let mut s = self.write();
+        let keep = match (&s.cached, min_version) {
             (Some(c), Some(v)) => c.fetched.version() >= v,
             _ => false,
         };
-        if !keep {
-            *guard = None;
+        match min_version {
+            Some(v) => s.fence = s.fence.max(v),
+            None => s.generation += 1,
         }
+        if !keep && s.cached.take().is_some() {
+            s.invalidated = true;
+        }
+    }
+
+    /// Forgets the record (a forced refresh): not an invalidation.
+    pub(crate) fn supersede(&self) {
+        let mut s = self.write();
+        s.generation += 1;
+        s.cached = None;
+        s.invalidated = false;
     }
 
     pub(crate) fn touch(&self, now_ms: u64) {
@@ -86,27 +167,65 @@ impl SnapshotCell {
     pub(crate) fn last_access_ms(&self) -> u64 {
         self.last_access_ms.load(Ordering::Relaxed)
     }
+
+    pub(crate) fn actor_touch(&self, now_ms: u64) {
+        self.last_actor_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    pub(crate) fn last_actor_ms(&self) -> u64 {
+        self.last_actor_ms.load(Ordering::Relaxed)
+    }
 }
 
-/// One user's live session actor and its snapshot.
+/// One user's record and, while it has one, its session actor.
 pub struct Slot {
-    pub actor: ActorRef<SessionMsg>,
+    actor: RwLock<Option<ActorRef<SessionMsg>>>,
     pub cell: Arc<SnapshotCell>,
 }
 
 impl Slot {
-    pub(crate) fn is_alive(&self) -> bool {
-        matches!(
-            self.actor.get_status(),
-            ActorStatus::Running | ActorStatus::Starting | ActorStatus::Upgrading
-        )
+    pub(crate) fn new(cell: Arc<SnapshotCell>) -> Slot {
+        Slot {
+            actor: RwLock::new(None),
+            cell,
+        }
+    }
+
+    /// The live session actor, if the session is not hibernated.
+    pub fn actor(&self) -> Option<ActorRef<SessionMsg>> {
+        self.actor.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn set_actor(&self, actor: Option<ActorRef<SessionMsg>>) {
+        *self.actor.write().unwrap_or_else(|e| e.into_inner()) = actor;
+    }
+
+    /// Detaches the actor if it is the given one; returns whether it was.
+    pub(crate) fn detach(&self, id: ractor::ActorId) -> bool {
+        let mut actor = self.actor.write().unwrap_or_else(|e| e.into_inner());
+        if actor.as_ref().is_some_and(|a| a.get_id() == id) {
+            *actor = None;
+            true
+        } else {
+            false
+        }
+    }
+
+    pub(crate) fn live_actor(&self) -> Option<ActorRef<SessionMsg>> {
+        self.actor().filter(|a| {
+            matches!(
+                a.get_status(),
+                ActorStatus::Running | ActorStatus::Starting | ActorStatus::Upgrading
+            )
+        })
     }
 }
 
-/// The map of live session actors on this node.
+/// The map of sessions on this node.
 pub struct Registry {
     epoch: Instant,
     slots: RwLock<HashMap<i64, Arc<Slot>>>,
+    live_actors: std::sync::atomic::AtomicUsize,
 }
 
 impl Registry {
@@ -114,7 +233,12 @@ impl Registry {
         Registry {
             epoch: Instant::now(),
             slots: RwLock::new(HashMap::new()),
+            live_actors: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    pub(crate) fn epoch(&self) -> Instant {
+        self.epoch
     }
 
     pub(crate) fn millis(&self, now: Instant) -> u64 {
@@ -129,6 +253,7 @@ impl Registry {
             .cloned()
     }
 
+    /// Sessions known to this node, live or hibernated.
     pub fn len(&self) -> usize {
         self.slots.read().unwrap_or_else(|e| e.into_inner()).len()
     }
@@ -137,29 +262,43 @@ impl Registry {
         self.len() == 0
     }
 
-    pub(crate) fn insert(&self, user_id: i64, slot: Arc<Slot>) {
+    /// Sessions with a live actor.
+    pub fn live_actors(&self) -> usize {
+        self.live_actors.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_live_actors(&self, n: usize) {
+        self.live_actors.store(n, Ordering::Relaxed);
+    }
+
+    /// The user's slot, created (empty, no actor) if there is none.
+    pub(crate) fn get_or_insert(&self, user_id: i64, now: Instant) -> Arc<Slot> {
+        if let Some(s) = self.get(user_id) {
+            return s;
+        }
+        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+        let now_ms = self.millis(now);
+        Arc::clone(
+            slots
+                .entry(user_id)
+                .or_insert_with(|| Arc::new(Slot::new(Arc::new(SnapshotCell::new(now_ms))))),
+        )
+    }
+
+    pub(crate) fn remove(&self, user_id: i64) -> Option<Arc<Slot>> {
         self.slots
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(user_id, slot);
+            .remove(&user_id)
     }
 
-    /// Removes the user's slot if it still belongs to the given actor.
-    pub(crate) fn remove_if(&self, user_id: i64, actor: ractor::ActorId) -> Option<Arc<Slot>> {
-        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
-        match slots.get(&user_id) {
-            Some(s) if s.actor.get_id() == actor => slots.remove(&user_id),
-            _ => None,
-        }
-    }
-
-    /// `(user_id, last_access_ms)` of every slot, for passivation.
-    pub(crate) fn access_times(&self) -> Vec<(i64, u64)> {
+    /// Every slot, for the supervisor's sweeps.
+    pub(crate) fn all(&self) -> Vec<(i64, Arc<Slot>)> {
         self.slots
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|(id, s)| (*id, s.cell.last_access_ms()))
+            .map(|(id, s)| (*id, Arc::clone(s)))
             .collect()
     }
 

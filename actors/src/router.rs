@@ -110,7 +110,17 @@ impl Router {
 
     /// Live session actors on this node.
     pub fn session_actors(&self) -> usize {
+        self.inner.registry.live_actors()
+    }
+
+    /// Sessions cached on this node: with a live actor or hibernated.
+    pub fn sessions(&self) -> usize {
         self.inner.registry.len()
+    }
+
+    /// Sessions whose record is kept without a live actor.
+    pub fn hibernated(&self) -> usize {
+        self.sessions().saturating_sub(self.session_actors())
     }
 
     /// The live members as this node sees them (itself included), sorted.
@@ -199,7 +209,7 @@ impl Router {
             return self.read_through(user_id).await;
         }
         let now = Instant::now();
-        let mut slot = inner.registry.get(user_id);
+        let slot = inner.registry.get(user_id);
         if let Some(s) = &slot {
             s.cell.touch(inner.registry.millis(now));
             if lookup == Lookup::Resolve {
@@ -215,26 +225,28 @@ impl Router {
                 }
             }
         }
-        // A slot may name an actor that has just stopped (passivated,
-        // evicted): then ask the supervisor for a live one and try again.
+        // A session may have no actor (hibernated) or one that has just
+        // stopped: then ask the supervisor for a live one and try again.
+        let mut actor = slot.and_then(|s| s.actor());
         for _ in 0..3 {
-            let s = match slot.take() {
-                Some(s) => s,
-                None => self.acquire(user_id).await?,
+            let a = match actor.take() {
+                Some(a) => a,
+                None => match self.acquire(user_id).await?.actor() {
+                    Some(a) => a,
+                    None => continue,
+                },
             };
             let result = match lookup {
                 Lookup::Resolve => {
-                    s.actor
-                        .call(SessionMsg::Resolve, Some(inner.config.call_timeout))
+                    a.call(SessionMsg::Resolve, Some(inner.config.call_timeout))
                         .await
                 }
                 Lookup::ForceRefresh => {
-                    s.actor
-                        .call(
-                            |reply| SessionMsg::Refresh { force: true, reply },
-                            Some(inner.config.call_timeout),
-                        )
-                        .await
+                    a.call(
+                        |reply| SessionMsg::Refresh { force: true, reply },
+                        Some(inner.config.call_timeout),
+                    )
+                    .await
                 }
             };
             match result {
@@ -323,9 +335,8 @@ impl Router {
     /// Marks every record cached on this node stale: after a reconnection,
     /// when invalidations may have been missed.
     pub async fn invalidate_all_local(&self) {
-        for user_id in self.inner.registry.user_ids() {
-            self.invalidate_local(user_id, None, InvalidationSource::Broadcast)
-                .await;
+        for (_, slot) in self.inner.registry.all() {
+            slot.cell.invalidate(None);
         }
     }
 
@@ -338,19 +349,12 @@ impl Router {
     ) {
         let inner = &*self.inner;
         inner.observer.invalidation(source);
-        let Some(slot) = inner.registry.get(user_id) else {
-            return;
-        };
-        slot.cell.clear_older_than(min_version);
-        // The actor too must forget it, and fence off a fetch in flight. If
-        // it has stopped meanwhile, the cleared cell is all that was left.
-        let _ = slot
-            .actor
-            .call(
-                |reply| SessionMsg::Invalidate { min_version, reply },
-                Some(inner.config.call_timeout),
-            )
-            .await;
+        // The cell is where the record lives and where a fetch in flight
+        // must publish: clearing and fencing it there, under its lock, is
+        // the whole invalidation. No mailbox to queue behind.
+        if let Some(slot) = inner.registry.get(user_id) {
+            slot.cell.invalidate(min_version);
+        }
     }
 
     /// Stops the supervisor and every session actor.

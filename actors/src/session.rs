@@ -7,8 +7,9 @@
 //!
 //! Fetches run in a task of their own, so the actor keeps taking messages
 //! while the store answers: concurrent misses wait on the one fetch (single
-//! flight), and an invalidation that arrives meanwhile is seen before the
-//! fetch's answer is accepted (version fencing).
+//! flight). An invalidation that arrives meanwhile raises the cell's fence
+//! (or generation), and the cell refuses to publish the fetch's answer if it
+//! is older (version fencing): the actor then reads again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::observer::{MissReason, Observer};
 use crate::record::Fetched;
-use crate::registry::{Cached, SnapshotCell};
+use crate::registry::SnapshotCell;
 use crate::store::{StoreError, UserStore};
 
 /// How many times a fetch that came back older than the fence is retried
@@ -61,7 +62,8 @@ pub enum SessionMsg {
     Refresh { force: bool, reply: Reply },
     /// Drop the cached record unless it is at least `min_version` (`None`:
     /// drop it in any case), and make sure a fetch in flight cannot bring an
-    /// older one back. Answers once done.
+    /// older one back. Answers once done. (The router applies invalidations
+    /// to the cell directly; this message does the same through the mailbox.)
     Invalidate {
         min_version: Option<i64>,
         reply: RpcReplyPort<()>,
@@ -86,30 +88,28 @@ pub struct SessionArgs {
     pub user_id: i64,
     pub store: Arc<dyn UserStore>,
     pub observer: Arc<dyn Observer>,
+    /// The user's cell: it may already hold a record (a hibernated session
+    /// waking up), which the actor then serves without a store read.
     pub cell: Arc<SnapshotCell>,
     pub ttl: Duration,
+    /// To stamp the cell with the actor's activity.
+    pub epoch: Instant,
 }
 
 pub struct SessionState {
     user_id: i64,
     store: Arc<dyn UserStore>,
     observer: Arc<dyn Observer>,
+    /// The record lives in the cell, not here: the cell is what the hot
+    /// path reads and what invalidations clear, so there is no second copy
+    /// to go stale. Its `fetched_at` is what the TTL counts from (the
+    /// moment the data was true, not the moment someone asked) and its
+    /// version is what invalidations are compared with.
     cell: Arc<SnapshotCell>,
     ttl: Duration,
-    /// The accepted record and when the store answered it. `fetched_at` is
-    /// what the TTL is measured from: the moment the data was true, not the
-    /// moment someone asked.
-    cached: Option<Arc<Cached>>,
-    /// Set when an invalidation dropped the record, so the next miss is
-    /// reported as `invalidated` rather than `cold`.
-    invalidated: bool,
-    /// The lowest version an answer may carry to be cached: raised by each
-    /// versioned invalidation. A fetch that started before the write it is
-    /// racing returns an older version and is thrown away.
-    fence: i64,
-    /// Identifies the fetch in flight; a result of any other generation was
-    /// superseded (by an unversioned invalidation or a forced refresh).
-    generation: u64,
+    epoch: Instant,
+    /// The cell generation the fetch in flight started under.
+    fetch_generation: u64,
     in_flight: bool,
     fence_retries: u32,
     waiters: Vec<Reply>,
@@ -117,28 +117,15 @@ pub struct SessionState {
 }
 
 impl SessionState {
-    fn fresh(&self, now: Instant) -> Option<&Arc<Cached>> {
-        self.cached
-            .as_ref()
-            .filter(|c| now.saturating_duration_since(c.fetched_at) < self.ttl)
-    }
-
-    fn drop_cached(&mut self) {
-        if self.cached.take().is_some() {
-            self.invalidated = true;
-        }
-        self.cell.clear_older_than(None);
-    }
-
     fn start_fetch(&mut self, myself: &ActorRef<SessionMsg>) {
-        self.generation += 1;
+        self.fetch_generation = self.cell.generation();
         self.in_flight = true;
         self.observer.store_query();
-        let generation = self.generation;
         // Building the future runs the store's synchronous part inside this
         // actor: a panic there fails this actor (and only its callers).
         let fetch = self.store.fetch(self.user_id);
         let me = myself.clone();
+        let generation = self.fetch_generation;
         tokio::spawn(async move {
             let result = match tokio::spawn(fetch).await {
                 Ok(r) => r,
@@ -158,9 +145,9 @@ impl SessionState {
     }
 
     fn miss_reason(&self) -> MissReason {
-        if self.cached.is_some() {
+        if self.cell.has_record() {
             MissReason::Expired
-        } else if self.invalidated {
+        } else if self.cell.was_invalidated() {
             MissReason::Invalidated
         } else {
             MissReason::Cold
@@ -191,24 +178,13 @@ impl Actor for SessionActor {
             observer: args.observer,
             cell: args.cell,
             ttl: args.ttl,
-            cached: None,
-            invalidated: false,
-            fence: 0,
-            generation: 0,
+            epoch: args.epoch,
+            fetch_generation: 0,
             in_flight: false,
             fence_retries: 0,
             waiters: Vec::new(),
             passivate_when_idle: false,
         })
-    }
-
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        state.cell.clear_older_than(None);
-        Ok(())
     }
 
     async fn handle(
@@ -217,14 +193,17 @@ impl Actor for SessionActor {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        let now = Instant::now();
+        state
+            .cell
+            .actor_touch(now.saturating_duration_since(state.epoch).as_millis() as u64);
         match message {
             SessionMsg::Resolve(reply)
             | SessionMsg::Refresh {
                 force: false,
                 reply,
             } => {
-                let now = Instant::now();
-                if let Some(c) = state.fresh(now) {
+                if let Some(c) = state.cell.fresh(now, state.ttl) {
                     let age = now.saturating_duration_since(c.fetched_at);
                     state.observer.hit(age);
                     let _ = reply.send(Ok(Served {
@@ -239,28 +218,15 @@ impl Actor for SessionActor {
                 }
             }
             SessionMsg::Refresh { force: true, reply } => {
-                state.drop_cached();
-                state.invalidated = false;
-                state.observer.miss(MissReason::Forced);
-                state.waiters.push(reply);
                 // A fetch already in flight may have started before whatever
                 // made the caller force a refresh: supersede it.
+                state.cell.supersede();
+                state.observer.miss(MissReason::Forced);
+                state.waiters.push(reply);
                 state.start_fetch(&myself);
             }
             SessionMsg::Invalidate { min_version, reply } => {
-                let stale = match (&state.cached, min_version) {
-                    (Some(c), Some(v)) => c.fetched.version() < v,
-                    _ => true,
-                };
-                if let Some(v) = min_version {
-                    state.fence = state.fence.max(v);
-                }
-                if stale {
-                    state.drop_cached();
-                }
-                if state.in_flight && min_version.is_none() {
-                    state.start_fetch(&myself);
-                }
+                state.cell.invalidate(min_version);
                 let _ = reply.send(());
             }
             SessionMsg::Passivate => {
@@ -271,7 +237,7 @@ impl Actor for SessionActor {
                 }
             }
             SessionMsg::FetchDone { generation, result } => {
-                if generation != state.generation {
+                if generation != state.fetch_generation || !state.in_flight {
                     return Ok(());
                 }
                 state.in_flight = false;
@@ -281,22 +247,21 @@ impl Actor for SessionActor {
                         state.answer_waiters(Err(ResolveError::Store(e)));
                     }
                     Ok(fetched) => {
-                        if fetched.version() < state.fence && state.fence_retries < FENCE_RETRIES {
-                            // Raced a write: read again, the callers keep waiting.
-                            state.fence_retries += 1;
-                            state.start_fetch(&myself);
-                            return Ok(());
-                        }
-                        let cacheable = fetched.version() >= state.fence;
-                        state.fence_retries = 0;
-                        if cacheable && !state.ttl.is_zero() {
-                            let cached = Arc::new(Cached {
-                                fetched: fetched.clone(),
-                                fetched_at: Instant::now(),
-                            });
-                            state.cell.publish(Arc::clone(&cached));
-                            state.cached = Some(cached);
-                            state.invalidated = false;
+                        let keep = !state.ttl.is_zero();
+                        match state
+                            .cell
+                            .publish(&fetched, generation, Instant::now(), keep)
+                        {
+                            Ok(()) => state.fence_retries = 0,
+                            Err(_) if state.fence_retries < FENCE_RETRIES => {
+                                // Raced an invalidation: read again, the
+                                // callers keep waiting.
+                                state.fence_retries += 1;
+                                state.start_fetch(&myself);
+                                return Ok(());
+                            }
+                            // Still refused: answer, but cache nothing.
+                            Err(_) => state.fence_retries = 0,
                         }
                         state.answer_waiters(Ok(Served {
                             fetched,
@@ -306,7 +271,7 @@ impl Actor for SessionActor {
                         }));
                     }
                 }
-                if state.passivate_when_idle {
+                if state.passivate_when_idle && state.waiters.is_empty() {
                     myself.stop(None);
                 }
             }

@@ -1,32 +1,34 @@
-//! The per-node supervisor: spawns session actors on demand, links them,
-//! forgets them when they stop, passivates idle ones and holds the cap.
+//! The per-node supervisor: attaches session actors to sessions on demand,
+//! links them, detaches them when they stop, hibernates actors that only
+//! cache hits have needed lately, forgets idle sessions and holds the cap.
 //!
-//! Nothing is restarted: a session actor holds only cache, so the next lookup
-//! for that user simply spawns a fresh one. A panicking session actor is
-//! removed like any other that stopped; its callers get an error, nobody else
-//! notices.
+//! Nothing is restarted: a session actor holds no state of its own (the
+//! record is in its cell), so the next miss for that user simply attaches a
+//! fresh one. A panicking session actor is detached like any other that
+//! stopped; its callers get an error, nobody else notices.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::time::Instant;
 
 use crate::observer::Observer;
-use crate::registry::{Registry, Slot, SnapshotCell};
+use crate::registry::{Registry, Slot};
 use crate::session::{SessionActor, SessionArgs, SessionMsg};
 use crate::store::UserStore;
 use crate::CacheConfig;
 
 pub enum SupervisorMsg {
-    /// The user's live session actor, spawned if there is none.
+    /// The user's session with a live actor, attached if there is none.
     Acquire {
         user_id: i64,
         reply: RpcReplyPort<Result<Arc<Slot>, String>>,
     },
-    /// Passivate every session idle for longer than the idle timeout.
+    /// Hibernate quiet actors, forget idle sessions.
     Sweep,
-    /// Passivate these users' sessions (they moved to another node).
+    /// Forget these users' sessions (they moved to another node).
     Drop(Vec<i64>),
 }
 
@@ -47,31 +49,48 @@ pub struct SupervisorState {
     store: Arc<dyn UserStore>,
     observer: Arc<dyn Observer>,
     config: CacheConfig,
-    /// Which user each linked child serves, to forget it when it stops.
+    /// Which user each linked child serves, to detach it when it stops.
     children: HashMap<ActorId, i64>,
 }
 
+/// How long an actor may go without a message before it hibernates: a
+/// tenth of the idle timeout, between 100 ms and one minute. A session kept
+/// busy by cache hits alone needs no actor until its record expires.
+pub fn hibernate_after(idle_timeout: Duration) -> Duration {
+    (idle_timeout / 10).clamp(Duration::from_millis(100), Duration::from_secs(60))
+}
+
 impl SupervisorState {
-    /// Unregisters `user_id` and asks its actor to stop.
-    fn passivate(&mut self, user_id: i64) {
-        if let Some(slot) = self.registry.get(user_id) {
-            if let Some(slot) = self.registry.remove_if(user_id, slot.actor.get_id()) {
-                slot.cell.clear_older_than(None);
-                let _ = slot.actor.cast(SessionMsg::Passivate);
+    fn report(&self) {
+        self.registry.set_live_actors(self.children.len());
+        self.observer.session_actors(self.children.len());
+    }
+
+    /// Forgets `user_id`'s session and stops its actor, if any.
+    fn forget_session(&mut self, user_id: i64) {
+        if let Some(slot) = self.registry.remove(user_id) {
+            slot.cell.invalidate(None);
+            if let Some(actor) = slot.actor() {
+                let _ = actor.cast(SessionMsg::Passivate);
             }
         }
     }
 
-    /// Makes room for one more actor: evicts the least recently used
-    /// sessions, a batch at a time so that a full node does not scan all its
-    /// sessions on every spawn.
+    /// Makes room for one more session: forgets the least recently used,
+    /// a batch at a time so that a full node does not scan all its
+    /// sessions on every new one.
     fn make_room(&mut self) {
-        let live = self.registry.len();
-        if live < self.config.max_sessions {
+        let known = self.registry.len();
+        if known < self.config.max_sessions {
             return;
         }
-        let mut times = self.registry.access_times();
-        let excess = live + 1 - self.config.max_sessions;
+        let mut times: Vec<(i64, u64)> = self
+            .registry
+            .all()
+            .into_iter()
+            .map(|(id, s)| (id, s.cell.last_access_ms()))
+            .collect();
+        let excess = known + 1 - self.config.max_sessions;
         let batch = excess.max(self.config.max_sessions / 64).min(times.len());
         if batch == 0 {
             return;
@@ -80,18 +99,20 @@ impl SupervisorState {
             times.select_nth_unstable_by_key(batch - 1, |(_, t)| *t);
         }
         for (user_id, _) in times.into_iter().take(batch) {
-            self.passivate(user_id);
+            self.forget_session(user_id);
         }
         self.observer.passivated(batch, true);
     }
 
-    fn forget(&mut self, actor: ActorId) {
+    /// A child stopped: detach it from its session (which stays, with its
+    /// record, hibernated).
+    fn detach(&mut self, actor: ActorId) {
         if let Some(user_id) = self.children.remove(&actor) {
-            if let Some(slot) = self.registry.remove_if(user_id, actor) {
-                slot.cell.clear_older_than(None);
+            if let Some(slot) = self.registry.get(user_id) {
+                slot.detach(actor);
             }
         }
-        self.observer.session_actors(self.registry.len());
+        self.report();
     }
 }
 
@@ -105,10 +126,8 @@ impl Actor for Supervisor {
         myself: ActorRef<Self::Msg>,
         args: SupervisorArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let period = (args.config.idle_timeout / 4).clamp(
-            std::time::Duration::from_millis(10),
-            std::time::Duration::from_secs(30),
-        );
+        let period = (hibernate_after(args.config.idle_timeout) / 2)
+            .clamp(Duration::from_millis(10), Duration::from_secs(30));
         myself.send_interval(period, || SupervisorMsg::Sweep);
         Ok(SupervisorState {
             registry: args.registry,
@@ -125,10 +144,13 @@ impl Actor for Supervisor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         for slot in state.registry.drain() {
-            slot.cell.clear_older_than(None);
-            slot.actor.stop(None);
+            slot.cell.invalidate(None);
+            if let Some(actor) = slot.actor() {
+                actor.stop(None);
+            }
         }
-        state.observer.session_actors(0);
+        state.children.clear();
+        state.report();
         Ok(())
     }
 
@@ -140,29 +162,31 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             SupervisorMsg::Acquire { user_id, reply } => {
-                if let Some(slot) = state.registry.get(user_id) {
-                    if slot.is_alive() {
-                        let _ = reply.send(Ok(slot));
-                        return Ok(());
-                    }
-                    state.forget(slot.actor.get_id());
+                let now = Instant::now();
+                if state.registry.get(user_id).is_none() {
+                    state.make_room();
                 }
-                state.make_room();
-                let now_ms = state.registry.millis(Instant::now());
-                let cell = Arc::new(SnapshotCell::new(now_ms));
+                let slot = state.registry.get_or_insert(user_id, now);
+                if slot.live_actor().is_some() {
+                    let _ = reply.send(Ok(slot));
+                    return Ok(());
+                }
+                if let Some(dead) = slot.actor() {
+                    state.detach(dead.get_id());
+                }
                 let args = SessionArgs {
                     user_id,
                     store: Arc::clone(&state.store),
                     observer: Arc::clone(&state.observer),
-                    cell: Arc::clone(&cell),
+                    cell: Arc::clone(&slot.cell),
                     ttl: state.config.ttl,
+                    epoch: state.registry.epoch(),
                 };
                 match Actor::spawn_linked(None, SessionActor, args, myself.get_cell()).await {
                     Ok((actor, _handle)) => {
                         state.children.insert(actor.get_id(), user_id);
-                        let slot = Arc::new(Slot { actor, cell });
-                        state.registry.insert(user_id, Arc::clone(&slot));
-                        state.observer.session_actors(state.registry.len());
+                        slot.set_actor(Some(actor));
+                        state.report();
                         let _ = reply.send(Ok(slot));
                     }
                     Err(e) => {
@@ -172,26 +196,35 @@ impl Actor for Supervisor {
             }
             SupervisorMsg::Drop(users) => {
                 for user_id in users {
-                    state.passivate(user_id);
+                    state.forget_session(user_id);
                 }
-                state.observer.session_actors(state.registry.len());
             }
             SupervisorMsg::Sweep => {
-                let now_ms = state.registry.millis(Instant::now());
+                let now = Instant::now();
+                let now_ms = state.registry.millis(now);
                 let idle_ms = state.config.idle_timeout.as_millis() as u64;
-                let idle: Vec<i64> = state
-                    .registry
-                    .access_times()
-                    .into_iter()
-                    .filter(|(_, t)| now_ms.saturating_sub(*t) >= idle_ms)
-                    .map(|(id, _)| id)
-                    .collect();
-                if !idle.is_empty() {
-                    for user_id in &idle {
-                        state.passivate(*user_id);
+                let quiet_ms = hibernate_after(state.config.idle_timeout).as_millis() as u64;
+                let (mut forgotten, mut hibernated) = (0, 0);
+                for (user_id, slot) in state.registry.all() {
+                    let idle = now_ms.saturating_sub(slot.cell.last_access_ms()) >= idle_ms;
+                    let actor = slot.actor();
+                    let fresh = slot.cell.fresh(now, state.config.ttl).is_some();
+                    if idle || (actor.is_none() && !fresh) {
+                        // Idle, or hibernated with nothing left to serve.
+                        state.forget_session(user_id);
+                        forgotten += 1;
+                    } else if let Some(actor) = actor {
+                        if now_ms.saturating_sub(slot.cell.last_actor_ms()) >= quiet_ms {
+                            let _ = actor.cast(SessionMsg::Passivate);
+                            hibernated += 1;
+                        }
                     }
-                    state.observer.passivated(idle.len(), false);
-                    state.observer.session_actors(state.registry.len());
+                }
+                if forgotten > 0 {
+                    state.observer.passivated(forgotten, false);
+                }
+                if hibernated > 0 {
+                    state.observer.hibernated(hibernated);
                 }
             }
         }
@@ -205,10 +238,10 @@ impl Actor for Supervisor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match event {
-            SupervisionEvent::ActorTerminated(cell, _, _) => state.forget(cell.get_id()),
+            SupervisionEvent::ActorTerminated(cell, _, _) => state.detach(cell.get_id()),
             SupervisionEvent::ActorFailed(cell, err) => {
                 tracing::warn!(actor = %cell.get_id(), error = %err, "session actor failed");
-                state.forget(cell.get_id());
+                state.detach(cell.get_id());
             }
             _ => {}
         }

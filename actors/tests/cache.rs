@@ -216,12 +216,53 @@ async fn idle_sessions_are_passivated() {
         assert!(resolve_role(&router, 0).await.1);
     }
     tokio::time::sleep(Duration::from_secs(30)).await;
-    assert_eq!(router.session_actors(), 1, "only the busy user stays live");
+    assert_eq!(router.sessions(), 1, "only the busy user stays cached");
+    // Served by cache hits alone, its actor was not needed: hibernated.
+    assert_eq!(router.session_actors(), 0);
+    assert_eq!(router.hibernated(), 1);
+    assert!(
+        resolve_role(&router, 0).await.1,
+        "a hibernated session still hits"
+    );
 
-    // A passivated user comes back with one read.
+    // A forgotten user comes back with one read.
     let before = store.queries();
     assert_eq!(resolve_role(&router, 3).await, ("user".into(), false));
     assert_eq!(store.queries(), before + 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hibernated_session_keeps_its_record_and_wakes_without_a_read() {
+    let store = MemoryStore::new();
+    store.put(1, "editor");
+    let router = router_with(config(), &store).await;
+    assert_eq!(resolve_role(&router, 1).await, ("editor".into(), false));
+    assert_eq!(router.session_actors(), 1);
+
+    // The actor goes quiet (hits do not reach it) and hibernates.
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(resolve_role(&router, 1).await.1);
+    }
+    assert_eq!((router.session_actors(), router.hibernated()), (0, 1));
+    assert_eq!(store.queries(), 1, "hibernation cost no read");
+
+    // An invalidation reaches a hibernated session too.
+    let v = store.put(1, "viewer");
+    router.invalidate(1, Some(v), InvalidationSource::Api).await;
+    assert_eq!(resolve_role(&router, 1).await, ("viewer".into(), false));
+    assert_eq!(store.queries(), 2);
+    assert_eq!(router.session_actors(), 1, "the miss woke an actor");
+
+    // At expiry a hibernated session is read again, once.
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        resolve_role(&router, 1).await;
+    }
+    assert_eq!(router.session_actors(), 0);
+    tokio::time::advance(TTL).await;
+    assert_eq!(resolve_role(&router, 1).await, ("viewer".into(), false));
+    assert_eq!(store.queries(), 3);
 }
 
 #[tokio::test(start_paused = true)]

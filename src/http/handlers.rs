@@ -355,7 +355,7 @@ pub fn perf_json(ctx: &Ctx) -> PerfJson {
         recommendations: crate::perf::recommend(&five, &setup),
         db_queries_per_s: (db_queries as f64 / uptime.as_secs_f64().max(1.0) * 1000.0).round()
             / 1000.0,
-        hibernated_sessions: 0,
+        hibernated_sessions: ctx.router.hibernated() as u64,
         max_sessions: config.max_sessions as u64,
         cache_ttl_ms: config.ttl.as_millis() as u64,
         windows: PerfWindows {
