@@ -15,7 +15,7 @@ use sessiond_actors::{CacheConfig, Link, Router};
 
 use crate::auth::{self, Tokens};
 use crate::clock::Clock;
-use crate::cluster::{Cluster, ClusterLink, ClusterSettings};
+use crate::cluster::{Cluster, ClusterLink, ClusterSettings, ClusterTls};
 use crate::config::{ClusterArgs, Settings, UserAddArgs};
 use crate::http;
 use crate::http::error::ApiError;
@@ -53,8 +53,13 @@ async fn cluster_settings(node_name: &str, c: &ClusterArgs) -> anyhow::Result<Cl
         .with_context(|| format!("cannot resolve the cluster address {}", c.listen))?
         .next()
         .with_context(|| format!("no address for {}", c.listen))?;
+    let tls = match &c.tls {
+        Some(f) => Some(ClusterTls::load(&f.cert, &f.key, &f.ca)?),
+        None => None,
+    };
     Ok(ClusterSettings {
         node_name: node_name.to_string(),
+        tls,
         listen,
         join: c
             .join

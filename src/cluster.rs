@@ -18,6 +18,12 @@
 //! again whenever no session to them is open. Peers are always addressed by
 //! node name, since remote actor ids change on every reconnection.
 //!
+//! Peers learn each other's addresses from the Ping answers (so a node
+//! that joins any one member finds the rest) and dial them themselves —
+//! with mutual TLS when `--cluster-tls-*` is given: every node presents a
+//! certificate signed by the cluster CA and accepts only peers that do,
+//! and the cookie is checked inside the encrypted channel.
+//!
 //! A peer that comes (back) into the view may have missed invalidations
 //! while it was away, so it is told to drop its whole cache (`FlushAll`);
 //! a node that finds its own heartbeat badly late (it was paused) does the
@@ -33,7 +39,7 @@ use anyhow::Context as _;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::node::{NodeConnectionMode, NodeServerMessage};
-use ractor_cluster::{NodeServer, RactorClusterMessage};
+use ractor_cluster::{IncomingEncryptionMode, NodeServer, RactorClusterMessage};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
@@ -58,19 +64,77 @@ pub const DOWN_AFTER: u32 = 2;
 pub const FORWARD_TIMEOUT: Duration = Duration::from_millis(800);
 
 /// What a node needs to join a cluster.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ClusterSettings {
     pub node_name: String,
     pub listen: SocketAddr,
     pub join: Vec<String>,
     pub cookie: String,
+    /// Mutual TLS between nodes, when configured.
+    pub tls: Option<ClusterTls>,
+}
+
+/// TLS for inter-node traffic: every node presents a certificate signed by
+/// the cluster's CA and accepts only peers that do.
+#[derive(Clone)]
+pub struct ClusterTls {
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    pub connector: tokio_rustls::TlsConnector,
+}
+
+impl ClusterTls {
+    /// Loads PEM files: this node's certificate chain and key, and the CA
+    /// that signs every node's certificate.
+    pub fn load(cert: &str, key: &str, ca: &str) -> anyhow::Result<ClusterTls> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .with_context(|| format!("cannot read the certificate {cert}"))?
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("cannot parse the certificate {cert}"))?;
+        let key = PrivateKeyDer::from_pem_file(key)
+            .with_context(|| format!("cannot read the private key {key}"))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for ca_cert in CertificateDer::pem_file_iter(ca)
+            .with_context(|| format!("cannot read the CA certificate {ca}"))?
+        {
+            roots
+                .add(ca_cert.with_context(|| format!("cannot parse the CA certificate {ca}"))?)
+                .context("the CA certificate is not usable")?;
+        }
+        let roots = Arc::new(roots);
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::clone(&roots),
+            Arc::clone(&provider),
+        )
+        .build()
+        .context("cannot build the peer certificate verifier")?;
+        let server = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .context("TLS protocol versions")?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs.clone(), key.clone_key())
+            .context("the certificate and key do not match")?;
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .context("TLS protocol versions")?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(certs, key)
+            .context("the certificate and key do not match")?;
+        Ok(ClusterTls {
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
+            connector: tokio_rustls::TlsConnector::from(Arc::new(client)),
+        })
+    }
 }
 
 /// Messages between nodes. The only cluster (remotable) message type: the
 /// session actors' messages stay local.
 #[derive(RactorClusterMessage)]
 pub enum PeerMsg {
-    /// Answers this node's name.
+    /// Answers a JSON [`PingReply`]: this node's name and the cluster
+    /// addresses it knows, so peers find each other through any one node.
     #[rpc]
     Ping(String, RpcReplyPort<String>),
     /// A JSON [`ResolveRequest`]; answers a JSON [`ResolveReply`].
@@ -81,6 +145,12 @@ pub enum PeerMsg {
     Invalidate(String, RpcReplyPort<String>),
     /// Drop every cached record (sent by the named peer).
     FlushAll(String),
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct PingReply {
+    pub name: String,
+    pub addrs: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -182,6 +252,9 @@ struct PeerActor;
 struct PeerState {
     router: Router,
     node: String,
+    /// Cluster addresses this node knows (its own first), shared by the
+    /// monitor.
+    known: Arc<RwLock<Vec<String>>>,
 }
 
 impl Actor for PeerActor {
@@ -206,7 +279,12 @@ impl Actor for PeerActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             PeerMsg::Ping(_, reply) => {
-                let _ = reply.send(state.node.clone());
+                let addrs = state.known.read().map(|k| k.clone()).unwrap_or_default();
+                let answer = PingReply {
+                    name: state.node.clone(),
+                    addrs,
+                };
+                let _ = reply.send(serde_json::to_string(&answer).unwrap_or_default());
             }
             PeerMsg::Resolve(request, reply) => {
                 let router = state.router.clone();
@@ -356,15 +434,23 @@ impl Cluster {
         if settings.cookie.is_empty() {
             anyhow::bail!("a cluster needs --cluster-cookie");
         }
+        // Peers are found through our own Ping (which carries known
+        // addresses) and dialled by the monitor, with TLS when configured:
+        // ractor_cluster's transitive mode would dial them in plain TCP.
+        let encryption = settings
+            .tls
+            .as_ref()
+            .map(|t| IncomingEncryptionMode::Tls(t.acceptor.clone()));
         let server = NodeServer::new(
             settings.listen.port(),
             settings.cookie.clone(),
             settings.node_name.clone(),
             settings.listen.ip().to_string(),
-            None,
-            Some(NodeConnectionMode::Transitive),
+            encryption,
+            Some(NodeConnectionMode::Isolated),
         )
         .with_listen_addr(settings.listen.ip());
+        let known = Arc::new(RwLock::new(vec![settings.listen.to_string()]));
         let (server, _) = Actor::spawn(None, server, ())
             .await
             .context("cannot start the cluster node server")?;
@@ -374,6 +460,7 @@ impl Cluster {
             PeerState {
                 router: router.clone(),
                 node: settings.node_name.clone(),
+                known: Arc::clone(&known),
             },
         )
         .await
@@ -386,6 +473,7 @@ impl Cluster {
             link,
             telemetry,
             Arc::clone(&joined),
+            known,
         ));
         Ok(Cluster {
             server,
@@ -421,9 +509,11 @@ async fn monitor(
     link: Arc<ClusterLink>,
     telemetry: Arc<Telemetry>,
     joined: Arc<AtomicBool>,
+    shared_known: Arc<RwLock<Vec<String>>>,
 ) {
     let me = settings.node_name.clone();
     let mut known: HashSet<String> = settings.join.iter().cloned().collect();
+    known.insert(settings.listen.to_string());
     let mut health: HashMap<String, PeerHealth> = HashMap::new();
     let mut tick = tokio::time::interval(HEARTBEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -442,6 +532,11 @@ async fn monitor(
         // Dial every known address with no open session (every ~1 s).
         if round % 3 == 1 {
             redial(&server, &settings, &mut known).await;
+            if let Ok(mut shared) = shared_known.write() {
+                let mut list: Vec<String> = known.iter().cloned().collect();
+                list.sort();
+                *shared = list;
+            }
         }
 
         // Ping every member of the group (other than this node) at once.
@@ -457,7 +552,9 @@ async fn monitor(
                     .call(|r| PeerMsg::Ping(me, r), Some(PING_TIMEOUT))
                     .await;
                 match answer {
-                    Ok(CallResult::Success(name)) => (actor, Some(name)),
+                    Ok(CallResult::Success(text)) => {
+                        (actor, serde_json::from_str::<PingReply>(&text).ok())
+                    }
                     _ => (actor, None),
                 }
             }
@@ -466,8 +563,11 @@ async fn monitor(
 
         let mut seen: HashSet<String> = HashSet::new();
         let mut came_up = Vec::new();
-        for (actor, name) in results {
-            match name {
+        for (actor, reply) in results {
+            if let Some(r) = &reply {
+                known.extend(r.addrs.iter().cloned());
+            }
+            match reply.map(|r| r.name) {
                 Some(name) if name != me => {
                     seen.insert(name.clone());
                     let entry = health.entry(name.clone()).or_insert(PeerHealth {
@@ -559,12 +659,27 @@ async fn redial(
         if *addr == me || connected.contains(addr) {
             continue;
         }
-        match tokio::time::timeout(
-            Duration::from_secs(1),
-            ractor_cluster::client_connect(server, addr.as_str()),
-        )
-        .await
-        {
+        let dial = async {
+            match &settings.tls {
+                None => ractor_cluster::client_connect(server, addr.as_str())
+                    .await
+                    .map_err(|e| e.to_string()),
+                Some(tls) => {
+                    let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
+                    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                        .map_err(|e| e.to_string())?;
+                    ractor_cluster::node::client::connect_enc(
+                        server,
+                        addr.as_str(),
+                        tls.connector.clone(),
+                        name,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())
+                }
+            }
+        };
+        match tokio::time::timeout(Duration::from_secs(1), dial).await {
             Ok(Ok(())) => tracing::info!(peer = %addr, "dialled peer"),
             Ok(Err(e)) => tracing::debug!(peer = %addr, error = %e, "peer not reachable"),
             Err(_) => tracing::debug!(peer = %addr, "dialling timed out"),

@@ -82,6 +82,15 @@ pub struct ServeArgs {
     /// The shared secret every node of the cluster must present.
     #[arg(long, env = "SESSIOND_CLUSTER_COOKIE", hide_env_values = true)]
     pub cluster_cookie: Option<String>,
+    /// This node's certificate (PEM) for mutual TLS between nodes.
+    #[arg(long, env = "SESSIOND_CLUSTER_TLS_CERT", requires_all = ["cluster_tls_key", "cluster_tls_ca"])]
+    pub cluster_tls_cert: Option<String>,
+    /// This node's private key (PEM).
+    #[arg(long, env = "SESSIOND_CLUSTER_TLS_KEY", requires_all = ["cluster_tls_cert", "cluster_tls_ca"])]
+    pub cluster_tls_key: Option<String>,
+    /// The CA (PEM) that signs every node's certificate.
+    #[arg(long, env = "SESSIOND_CLUSTER_TLS_CA", requires_all = ["cluster_tls_cert", "cluster_tls_key"])]
+    pub cluster_tls_ca: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -131,6 +140,10 @@ impl Settings {
                 listen,
                 join: a.join,
                 cookie: a.cluster_cookie.unwrap_or_default(),
+                tls: match (a.cluster_tls_cert, a.cluster_tls_key, a.cluster_tls_ca) {
+                    (Some(cert), Some(key), Some(ca)) => Some(TlsFiles { cert, key, ca }),
+                    _ => None,
+                },
             }),
             admin_password: std::env::var("SESSIOND_ADMIN_PASSWORD")
                 .ok()
@@ -162,4 +175,13 @@ pub struct ClusterArgs {
     pub listen: String,
     pub join: Vec<String>,
     pub cookie: String,
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files for mutual TLS between nodes.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: String,
+    pub key: String,
+    pub ca: String,
 }

@@ -1,0 +1,179 @@
+//! Memory per cached user: caches N users through the real router, then
+//! reports the resident set growth per user with every session live, and
+//! again once their actors have hibernated (records kept, actors gone).
+//!
+//! ```text
+//! cargo run --release -p sessiond-actors --example memory -- 100000 1000000
+//! ```
+//!
+//! Users are cached in batches of 25,000 (`SESSIOND_MEMORY_BATCH`), each
+//! batch's actors hibernating before the next arrives, as they would over
+//! a day of traffic; the allocator then reuses the memory of stopped
+//! actors, so the resident set reflects the steady state.
+//!
+//! The in-memory store's own copy of the users is allocated before the
+//! first measurement, so it is not counted. Two figures per stage: the
+//! growth of the resident set (what the OS sees; the allocator does not
+//! always hand freed memory back, so it barely drops after hibernation) and
+//! the growth of live heap bytes, counted by a wrapping global allocator
+//! (what the cache really holds).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Counting;
+
+static LIVE: AtomicI64 = AtomicI64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn heap() -> i64 {
+    LIVE.load(Ordering::Relaxed)
+}
+
+use sessiond_actors::memory::MemoryStore;
+use sessiond_actors::{CacheConfig, Lookup, NoopObserver, Router};
+
+/// Resident set size in bytes, from /proc (Linux).
+fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![100_000]
+    } else {
+        sizes
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start a runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    println!("| cached users | all live: RSS / user | all live: heap / user | hibernated: RSS / user | hibernated: heap / user | seconds |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for n in sizes {
+        runtime.block_on(measure(n));
+    }
+}
+
+async fn measure(n: usize) {
+    let started = Instant::now();
+    let store = MemoryStore::new();
+    for id in 1..=n as i64 {
+        store.put(id, "user");
+    }
+    // Actors hibernate after a tenth of this (2 s).
+    let idle = Duration::from_secs(20);
+    let config = CacheConfig {
+        ttl: Duration::from_secs(3600),
+        idle_timeout: idle,
+        max_sessions: n + 1,
+        call_timeout: Duration::from_secs(60),
+    };
+    let router =
+        match Router::start(config, Arc::new(store.clone()), Arc::new(NoopObserver), "m").await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("cannot start the router: {e}");
+                return;
+            }
+        };
+    let before = rss();
+    let heap_before = heap();
+    let batch: usize = std::env::var("SESSIOND_MEMORY_BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(25_000)
+        .max(1);
+    let (mut live, mut live_heap, mut live_actors) = (0, 0, 0);
+    let mut filled = 0;
+    while filled < n {
+        let upto = (filled + batch).min(n);
+        fill(&router, filled + 1, upto).await;
+        filled = upto;
+        if live_actors == 0 {
+            // The first batch, all live: what an actor per user costs.
+            live = rss().saturating_sub(before) / filled as u64;
+            live_heap = (heap() - heap_before) / filled as i64;
+            live_actors = router.session_actors();
+        }
+        // Keep every cached user warm with hits (which never reach an
+        // actor) until this batch's actors hibernate.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while router.session_actors() > 0 && Instant::now() < deadline {
+            for id in 1..=filled as i64 {
+                let _ = router.resolve(id, Lookup::Resolve).await;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let hibernated = rss().saturating_sub(before);
+    let hibernated_heap = heap() - heap_before;
+    println!(
+        "| {n} | {} B | {} B ({live_actors} actors) | {} B | {} B ({} sessions, {} actors) | {:.0} |",
+        live,
+        live_heap,
+        hibernated / n as u64,
+        hibernated_heap / n as i64,
+        router.sessions(),
+        router.session_actors(),
+        started.elapsed().as_secs_f64()
+    );
+    router.stop().await;
+}
+
+/// Resolves users `from..=to` from 64 concurrent callers.
+async fn fill(router: &Router, from: usize, to: usize) {
+    let per = (to + 1 - from).div_ceil(64);
+    let mut tasks = Vec::new();
+    for t in 0..64 {
+        let r = router.clone();
+        let a = (from + t * per) as i64;
+        let b = ((from + (t + 1) * per - 1).min(to)) as i64;
+        tasks.push(tokio::spawn(async move {
+            for id in a..=b {
+                let _ = r.resolve(id, Lookup::Resolve).await;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
