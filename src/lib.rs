@@ -16,6 +16,7 @@
 //!   hands a handler the request's current [`client::Session`].
 //! - [`store`]: the database (SQLite or PostgreSQL) behind one `Db` type; it is also the
 //!   actors' `UserStore`.
+//! - [`limiter`]: login brute-force protection (per account, per address).
 //! - [`notify`]: PostgreSQL LISTEN/NOTIFY: changes made anywhere reach the cache.
 //! - [`perf`]: sliding windows (1 min, 5 min) and the tuning advice of `/api/perf`.
 //! - [`telemetry`]: metric names, the Prometheus recorder, `/api/perf` counters.
@@ -35,6 +36,7 @@ pub mod cluster;
 pub mod config;
 pub mod duration;
 pub mod http;
+pub mod limiter;
 pub mod notify;
 pub mod perf;
 pub mod store;

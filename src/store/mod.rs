@@ -40,6 +40,22 @@ impl UserRow {
     }
 }
 
+/// One admin action, as the audit trail keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct AuditEntry {
+    /// Unix ms.
+    pub at: i64,
+    pub actor_id: Option<i64>,
+    pub actor_email: Option<String>,
+    /// `user.create`, `user.role`, `user.deactivate`, …
+    pub action: String,
+    pub target_id: Option<i64>,
+    /// What changed (a role, a status); never a password or a token.
+    pub detail: Option<String>,
+    /// The client address the request came from.
+    pub client: Option<String>,
+}
+
 /// A write that could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -169,6 +185,21 @@ impl Db {
         proposed: &str,
     ) -> Result<String, sqlx::Error> {
         dispatch!(self, s => s.setting_or_insert(key, proposed).await)
+    }
+
+    /// Appends an admin action to the audit trail.
+    pub async fn record_audit(&self, entry: &AuditEntry) -> Result<(), sqlx::Error> {
+        dispatch!(self, s => s.record_audit(entry).await)
+    }
+
+    /// Drops audit entries older than `before` (unix ms); returns how many.
+    pub async fn prune_audit(&self, before: i64) -> Result<u64, sqlx::Error> {
+        dispatch!(self, s => s.prune_audit(before).await)
+    }
+
+    /// Audit entries at or after `since` (unix ms), oldest first.
+    pub async fn audit_since(&self, since: i64) -> Result<Vec<AuditEntry>, sqlx::Error> {
+        dispatch!(self, s => s.audit_since(since).await)
     }
 
     /// One user's cached state: record, watermark, unexpired revoked ids.

@@ -7,7 +7,7 @@ use sessiond_actors::{Status, UserState};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::Row;
 
-use super::{state_from, UserRow, WriteError};
+use super::{state_from, AuditEntry, UserRow, WriteError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -246,5 +246,53 @@ impl SqliteStore {
             r.try_get("tokens_valid_after")?,
             r.try_get("revoked")?,
         )))
+    }
+
+    pub async fn record_audit(&self, e: &AuditEntry) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor_id, actor_email, action, target_id, detail, client)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(e.at)
+        .bind(e.actor_id)
+        .bind(&e.actor_email)
+        .bind(&e.action)
+        .bind(e.target_id)
+        .bind(&e.detail)
+        .bind(&e.client)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn prune_audit(&self, before: i64) -> Result<u64, sqlx::Error> {
+        sqlx::query("DELETE FROM audit_log WHERE at < ?")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
+    }
+
+    pub async fn audit_since(&self, since: i64) -> Result<Vec<AuditEntry>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT at, actor_id, actor_email, action, target_id, detail, client
+               FROM audit_log WHERE at >= ? ORDER BY id",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    at: r.try_get("at")?,
+                    actor_id: r.try_get("actor_id")?,
+                    actor_email: r.try_get("actor_email")?,
+                    action: r.try_get("action")?,
+                    target_id: r.try_get("target_id")?,
+                    detail: r.try_get("detail")?,
+                    client: r.try_get("client")?,
+                })
+            })
+            .collect()
     }
 }

@@ -6,5 +6,6 @@ mod cli;
 mod client;
 mod cluster;
 mod helpers;
+mod logs;
 mod postgres;
 mod sessions;
