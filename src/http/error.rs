@@ -37,10 +37,13 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    message: String,
+/// The body of every error answer.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody<'a> {
+    #[schema(value_type = super::openapi::ErrorCode)]
+    pub error: &'a str,
+    pub message: String,
 }
 
 impl ApiError {

@@ -44,7 +44,7 @@ fn user_json(row: &UserRow) -> Response {
 }
 
 /// The bearer token of an `Authorization` header.
-fn bearer(header: Option<&str>) -> Result<&str, ApiError> {
+pub fn bearer(header: Option<&str>) -> Result<&str, ApiError> {
     let value =
         header.ok_or_else(|| ApiError::InvalidToken("a bearer token is required".into()))?;
     let (scheme, token) = value.trim().split_once(' ').ok_or_else(|| {
@@ -137,6 +137,20 @@ async fn verify_blocking(password: String, hash: String) -> bool {
         .unwrap_or(false)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "A new token and its user.", body = LoginJson),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::InvalidCredentials),
+        (status = 403, description = "`forbidden`: the account is deactivated.", body = super::error::ErrorBody),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn login(ctx: Arc<Ctx>, body: Body) -> Answer {
     let req: LoginRequest = parse_json(&body?)?;
     if req.password.len() > MAX_PASSWORD {
@@ -174,17 +188,43 @@ pub async fn login(ctx: Arc<Ctx>, body: Body) -> Answer {
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/auth/session",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The token's user as of now.", body = SessionJson),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn session(ctx: Arc<Ctx>, auth: Option<String>) -> Answer {
     let a = ctx.authenticate(auth.as_deref(), Lookup::Resolve).await?;
     Ok(ctx.session_reply(&a))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/refresh-session",
+    tag = "auth",
+    security(("bearer" = [])),
+    request_body(content = Option<RefreshRequest>, description = "Optional; `force` reads the database."),
+    responses(
+        (status = 200, description = "The token's user as of now.", body = SessionJson),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn refresh_session(ctx: Arc<Ctx>, auth: Option<String>, body: Body) -> Answer {
     let body = body?;
-    let req: RefreshRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        RefreshRequest::default()
-    } else {
-        parse_json(&body)?
+    // The body is optional: absent, blank or `null` mean no options.
+    let req: RefreshRequest = match body.trim_ascii() {
+        b"" | b"null" => RefreshRequest::default(),
+        _ => parse_json(&body)?,
     };
     let lookup = if req.force {
         Lookup::ForceRefresh
@@ -195,6 +235,18 @@ pub async fn refresh_session(ctx: Arc<Ctx>, auth: Option<String>, body: Body) ->
     Ok(ctx.session_reply(&a))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "This token stops resolving at once."),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn logout(ctx: Arc<Ctx>, auth: Option<String>) -> Answer {
     let a = ctx.authenticate(auth.as_deref(), Lookup::Resolve).await?;
     let version = ctx
@@ -210,6 +262,30 @@ pub async fn logout(ctx: Arc<Ctx>, auth: Option<String>) -> Answer {
     Ok(no_content(StatusCode::NO_CONTENT))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/users",
+    tag = "admin",
+    security(("bearer" = [])),
+    request_body = CreateUserRequest,
+    responses(
+        (status = 201, description = "The new user.", body = UserJson, links(
+                ("GetUser" = (operation_id = "get_user", parameters(("id" = "$response.body#/id")))),
+                ("SetRole" = (operation_id = "set_role", parameters(("id" = "$response.body#/id")))),
+                ("Deactivate" = (operation_id = "deactivate", parameters(("id" = "$response.body#/id")))),
+                ("Activate" = (operation_id = "activate", parameters(("id" = "$response.body#/id")))),
+                ("Invalidate" = (operation_id = "invalidate_user", parameters(("id" = "$response.body#/id")))),
+                ("RevokeSessions" = (operation_id = "revoke_sessions", parameters(("id" = "$response.body#/id")))),
+                ("DeleteUser" = (operation_id = "delete_user", parameters(("id" = "$response.body#/id"))))
+        )),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn create_user(ctx: Arc<Ctx>, auth: Option<String>, body: Body) -> Answer {
     ctx.admin(auth.as_deref()).await?;
     let req: CreateUserRequest = parse_json(&body?)?;
@@ -236,6 +312,21 @@ fn not_found(id: i64) -> ApiError {
     ApiError::NotFound(format!("no user with id {id}"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/users/{id}",
+    tag = "admin",
+    params(("id" = i64, Path, minimum = 1, description = "The user id.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user.", body = UserJson),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn get_user(ctx: Arc<Ctx>, id: String, auth: Option<String>) -> Answer {
     ctx.admin(auth.as_deref()).await?;
     let id = parse_user_id(&id)?;
@@ -243,6 +334,23 @@ pub async fn get_user(ctx: Arc<Ctx>, id: String, auth: Option<String>) -> Answer
     row.map(|r| user_json(&r)).ok_or_else(|| not_found(id))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/admin/users/{id}/role",
+    tag = "admin",
+    params(("id" = i64, Path, minimum = 1, description = "The user id.")),
+    security(("bearer" = [])),
+    request_body = RoleRequest,
+    responses(
+        (status = 200, description = "The user; sessions show the role at once, on every node.", body = UserJson),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn set_role(ctx: Arc<Ctx>, id: String, auth: Option<String>, body: Body) -> Answer {
     ctx.admin(auth.as_deref()).await?;
     let id = parse_user_id(&id)?;
@@ -273,6 +381,59 @@ pub async fn set_status(ctx: Arc<Ctx>, id: String, auth: Option<String>, status:
     Ok(user_json(&row))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/users/{id}/deactivate",
+    tag = "admin",
+    params(("id" = i64, Path, minimum = 1, description = "The user id.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user; its tokens stop resolving at once.", body = UserJson),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
+pub async fn deactivate(ctx: Arc<Ctx>, id: String, auth: Option<String>) -> Answer {
+    set_status(ctx, id, auth, Status::Deactivated).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/admin/users/{id}/activate",
+    tag = "admin",
+    params(("id" = i64, Path, minimum = 1, description = "The user id.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user.", body = UserJson),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
+pub async fn activate(ctx: Arc<Ctx>, id: String, auth: Option<String>) -> Answer {
+    set_status(ctx, id, auth, Status::Active).await
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/admin/users/{id}",
+    tag = "admin",
+    params(("id" = i64, Path, minimum = 1, description = "The user id.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted; its tokens stop resolving at once."),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn delete_user(ctx: Arc<Ctx>, id: String, auth: Option<String>) -> Answer {
     ctx.admin(auth.as_deref()).await?;
     let id = parse_user_id(&id)?;
@@ -284,6 +445,21 @@ pub async fn delete_user(ctx: Arc<Ctx>, id: String, auth: Option<String>) -> Ans
     Ok(no_content(StatusCode::NO_CONTENT))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/users/{id}/invalidate",
+    tag = "admin",
+    params(("id" = i64, Path, minimum = 1, description = "The user id.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "The cached record is dropped on every node."),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn invalidate_user(ctx: Arc<Ctx>, id: String, auth: Option<String>) -> Answer {
     ctx.admin(auth.as_deref()).await?;
     let id = parse_user_id(&id)?;
@@ -291,6 +467,21 @@ pub async fn invalidate_user(ctx: Arc<Ctx>, id: String, auth: Option<String>) ->
     Ok(no_content(StatusCode::ACCEPTED))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/users/{id}/revoke-sessions",
+    tag = "admin",
+    params(("id" = i64, Path, minimum = 1, description = "The user id.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Tokens issued until now stop resolving."),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn revoke_sessions(ctx: Arc<Ctx>, id: String, auth: Option<String>) -> Answer {
     ctx.admin(auth.as_deref()).await?;
     let id = parse_user_id(&id)?;
@@ -305,6 +496,12 @@ pub async fn revoke_sessions(ctx: Arc<Ctx>, id: String, auth: Option<String>) ->
     Ok(no_content(StatusCode::NO_CONTENT))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/perf",
+    tag = "ops",
+    responses((status = 200, description = "Cache performance and advice.", body = PerfJson))
+)]
 pub async fn perf(ctx: Arc<Ctx>) -> Answer {
     Ok(json(StatusCode::OK, &perf_json(&ctx)))
 }
@@ -366,6 +563,12 @@ pub fn perf_json(ctx: &Ctx) -> PerfJson {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    responses((status = 200, description = "Prometheus text exposition.", body = String, content_type = "text/plain"))
+)]
 pub async fn metrics(ctx: Arc<Ctx>) -> Answer {
     let mut reply = warp::reply::with_header(
         ctx.telemetry.render(),
@@ -377,10 +580,25 @@ pub async fn metrics(ctx: Arc<Ctx>) -> Answer {
     Ok(reply)
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "ops",
+    responses((status = 200, description = "The process is alive.", body = super::openapi::Health))
+)]
 pub async fn healthz() -> Answer {
     Ok(json(StatusCode::OK, &serde_json::json!({"status": "ok"})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "ops",
+    responses(
+        (status = 200, description = "The database answers and the cluster (if any) is joined.", body = super::openapi::Ready),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn readyz(ctx: Arc<Ctx>) -> Answer {
     let cluster = match &ctx.cluster {
         None => "alone",
@@ -408,6 +626,12 @@ pub async fn readyz(ctx: Arc<Ctx>) -> Answer {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "ops",
+    responses((status = 200, description = "The live dashboard page.", body = String, content_type = "text/html"))
+)]
 pub async fn dashboard() -> Answer {
     Ok(warp::reply::html(super::page::DASHBOARD).into_response())
 }

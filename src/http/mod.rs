@@ -5,6 +5,7 @@
 pub mod error;
 pub mod handlers;
 pub mod models;
+pub mod openapi;
 mod page;
 
 use std::sync::Arc;
@@ -14,8 +15,6 @@ use futures_util::{Stream, StreamExt};
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
-
-use sessiond_actors::Status;
 
 use crate::app::Ctx;
 use error::ApiError;
@@ -147,10 +146,8 @@ pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
             .and(c.clone())
             .and(auth())
     };
-    let deactivate = action("deactivate")
-        .then(|id, ctx, auth| h::set_status(ctx, id, auth, Status::Deactivated));
-    let activate =
-        action("activate").then(|id, ctx, auth| h::set_status(ctx, id, auth, Status::Active));
+    let deactivate = action("deactivate").then(|id, ctx, auth| h::deactivate(ctx, id, auth));
+    let activate = action("activate").then(|id, ctx, auth| h::activate(ctx, id, auth));
     let invalidate = action("invalidate").then(|id, ctx, auth| h::invalidate_user(ctx, id, auth));
     let revoke = action("revoke-sessions").then(|id, ctx, auth| h::revoke_sessions(ctx, id, auth));
     let admin_routes = create
@@ -183,6 +180,9 @@ pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
         .and(warp::get())
         .and(c.clone())
         .then(h::readyz);
+    let openapi = warp::path!("openapi.json")
+        .and(warp::get())
+        .then(openapi::openapi_json);
     let dashboard = warp::path::end().and(warp::get()).then(h::dashboard);
     let ops_routes = perf
         .or(metrics)
@@ -190,6 +190,8 @@ pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
         .or(healthz)
         .unify()
         .or(readyz)
+        .unify()
+        .or(openapi)
         .unify()
         .or(dashboard)
         .unify()
@@ -199,15 +201,31 @@ pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
     let record = warp::log::custom(move |info| {
         telemetry.http(info.path(), info.status().as_u16(), info.elapsed());
     });
-    auth_routes
+    let api = auth_routes
         .or(admin_routes)
         .unify()
         .or(ops_routes)
         .unify()
         .recover(error::recover)
-        .unify()
+        .unify();
+    warp::path::full()
+        .and(api)
+        .map(with_allow)
         .with(record)
         .boxed()
+}
+
+/// A 405 names the methods the path takes (RFC 9110), as the OpenAPI
+/// description lists them.
+fn with_allow(path: warp::path::FullPath, mut reply: Response) -> Response {
+    if reply.status() == warp::http::StatusCode::METHOD_NOT_ALLOWED {
+        if let Some(allow) = openapi::allowed_methods(path.as_str())
+            .and_then(|a| warp::http::HeaderValue::from_str(&a).ok())
+        {
+            reply.headers_mut().insert(warp::http::header::ALLOW, allow);
+        }
+    }
+    reply
 }
 
 /// An empty body, for tests of handlers in-process.

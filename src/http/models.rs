@@ -2,16 +2,20 @@
 //! callers send.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use sessiond_actors::User;
 
 use super::error::ApiError;
+use super::openapi::UserStatus;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = User)]
 pub struct UserJson<'a> {
     pub id: i64,
     pub email: &'a str,
     pub role: &'a str,
+    #[schema(value_type = UserStatus)]
     pub status: &'static str,
 }
 
@@ -26,7 +30,8 @@ impl<'a> From<&'a User> for UserJson<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Cache)]
 pub struct CacheJson<'a> {
     pub hit: bool,
     pub age_ms: u64,
@@ -35,59 +40,74 @@ pub struct CacheJson<'a> {
     pub node: &'a str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Session)]
 pub struct SessionJson<'a> {
     pub user: UserJson<'a>,
+    /// The token's expiry.
+    #[schema(format = DateTime)]
     pub expires: String,
     pub cache: CacheJson<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Login)]
 pub struct LoginJson<'a> {
     pub token: String,
+    #[schema(value_type = String, pattern = "^Bearer$")]
     pub token_type: &'static str,
+    #[schema(format = DateTime)]
     pub expires_at: String,
     pub user: UserJson<'a>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 pub struct RefreshRequest {
     #[serde(default)]
     pub force: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct CreateUserRequest {
+    /// Stored trimmed and lower-cased; at most 254 bytes then.
+    #[schema(min_length = 3, pattern = r"^\s*[^\s@]+@\S+\s*$")]
     pub email: String,
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
+    /// Absent or null: `user`.
     #[serde(default)]
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$", min_length = 1, max_length = 64)]
     pub role: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RoleRequest {
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$", min_length = 1, max_length = 64)]
     pub role: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Quantiles {
     pub p50: f64,
     pub p99: f64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Latency)]
 pub struct LatencyJson {
     pub hit: Quantiles,
     pub miss: Quantiles,
 }
 
-#[derive(Serialize)]
+// The `crate::perf` parts are documented as plain objects.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Perf)]
 pub struct PerfJson {
     pub uptime_s: u64,
     pub requests: u64,
@@ -100,6 +120,7 @@ pub struct PerfJson {
     pub invalidations: u64,
     pub node: String,
     pub members: Vec<String>,
+    #[schema(value_type = Vec<Object>)]
     pub recommendations: Vec<crate::perf::Recommendation>,
     /// Store queries per second since start.
     pub db_queries_per_s: f64,
@@ -110,24 +131,35 @@ pub struct PerfJson {
     /// The last minute and the last five minutes.
     pub windows: PerfWindows,
     /// 10-second slots of the last five minutes, oldest first.
+    #[schema(value_type = Vec<Object>)]
     pub series: Vec<crate::perf::SeriesPoint>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PerfWindows {
     #[serde(rename = "1m")]
+    #[schema(value_type = Object)]
     pub one_minute: crate::perf::WindowStats,
     #[serde(rename = "5m")]
+    #[schema(value_type = Object)]
     pub five_minutes: crate::perf::WindowStats,
 }
 
 pub const MAX_PASSWORD: usize = 1024;
 pub const MIN_PASSWORD: usize = 8;
 
-/// Parses a JSON body into `T`, with a message that says what is wrong.
+/// Parses a JSON object body into `T`, with a message that says what is
+/// wrong. Only an object: serde would also fill a struct from an array
+/// (`["a@b", "pw"]`), which the API does not document.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::BadRequest("a JSON body is required".into()));
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Err(ApiError::BadRequest("a JSON body is required".into())),
+        Some(b'{') => {}
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "the JSON body must be an object".into(),
+            ))
+        }
     }
     serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
@@ -207,5 +239,7 @@ mod tests {
         assert!(validate_new_password("short").is_err());
         assert!(parse_json::<RoleRequest>(b"").is_err());
         assert!(parse_json::<RoleRequest>(b"{\"role\": 5}").is_err());
+        assert!(parse_json::<RoleRequest>(b"[\"admin\"]").is_err());
+        assert!(parse_json::<RoleRequest>(b" {\"role\": \"admin\"}").is_ok());
     }
 }

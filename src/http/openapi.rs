@@ -1,0 +1,302 @@
+//! `GET /openapi.json`: the OpenAPI 3 description of the API, generated
+//! from the code. The JSON shapes are derived (`utoipa::ToSchema`) from the
+//! very structs the handlers serialize and parse (models.rs, error.rs), and
+//! each route's method, path, body and statuses are declared by a
+//! `#[utoipa::path]` on its handler (handlers.rs). The test
+//! `tests/api/openapi.rs` holds this description against the live router,
+//! both ways.
+//!
+//! The same description answers `Allow` on a 405 ([`allowed_methods`]), so
+//! what the router advertises and what the document says are one list.
+
+use std::sync::OnceLock;
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi, ToSchema};
+use warp::http::StatusCode;
+use warp::Reply;
+
+use super::handlers::{self as h, Answer};
+
+/// The status of a user.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // a schema only: the field it describes is a `&str`
+pub enum UserStatus {
+    Active,
+    Deactivated,
+}
+
+/// Every code of an error answer.
+// As `ApiError::code` and `error::recover` answer them.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // a schema only: the field it describes is a `&str`
+pub enum ErrorCode {
+    InvalidToken,
+    SessionRevoked,
+    InvalidCredentials,
+    Forbidden,
+    NotFound,
+    BadRequest,
+    Conflict,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    Unavailable,
+}
+
+/// `GET /healthz`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // a schema only: the handler answers `json!`
+pub struct Health {
+    #[schema(pattern = "^ok$")]
+    status: String,
+}
+
+/// `GET /readyz`, when ready.
+#[derive(ToSchema)]
+#[allow(dead_code)] // a schema only: the handler answers `json!`
+pub struct Ready {
+    #[schema(pattern = "^ready$")]
+    status: String,
+    #[schema(pattern = "^ok$")]
+    database: String,
+    /// `alone` or `joined`.
+    cluster: String,
+    members: Vec<String>,
+}
+
+/// The reusable error answers, each an [`super::error::ErrorBody`].
+macro_rules! error_responses {
+    ($($name:ident => $description:literal,)*) => {
+        $(
+            pub struct $name;
+            impl<'r> utoipa::ToResponse<'r> for $name {
+                fn response() -> (&'r str, RefOr<utoipa::openapi::Response>) {
+                    let body = Content::new(Some(Ref::from_schema_name("Error")));
+                    (
+                        stringify!($name),
+                        ResponseBuilder::new()
+                            .description($description)
+                            .content("application/json", body)
+                            .into(),
+                    )
+                }
+            }
+        )*
+    };
+}
+
+error_responses! {
+    BadRequest => "`bad_request`: an unreadable body, id or header.",
+    Unauthorized => "`invalid_token` (missing, malformed, forged or expired token) or \
+        `session_revoked` (user deactivated or deleted, token logged out or revoked).",
+    InvalidCredentials => "`invalid_credentials`: wrong email or password.",
+    Forbidden => "`forbidden`: the caller's user does not have the admin role now.",
+    NotFound => "`not_found`: no user with this id.",
+    Conflict => "`conflict`: a user with this email exists.",
+    PayloadTooLarge => "`payload_too_large`: a body over 64 KiB.",
+    Unavailable => "`unavailable`: the database cannot be reached and no fresh record is \
+        cached (or, for `/readyz`, the node is not ready).",
+}
+
+/// The bearer scheme every `security(("bearer" = []))` refers to.
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A token from `POST /api/auth/login`. Admin routes need a token \
+                         whose user has the admin role now.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "sessiond",
+        description = "Who is this token's user, and what may they do right now? \
+            Errors are always `{\"error\": CODE, \"message\": TEXT}`."
+    ),
+    paths(
+        h::login,
+        h::session,
+        h::refresh_session,
+        h::logout,
+        h::create_user,
+        h::get_user,
+        h::delete_user,
+        h::set_role,
+        h::deactivate,
+        h::activate,
+        h::invalidate_user,
+        h::revoke_sessions,
+        h::perf,
+        h::metrics,
+        h::healthz,
+        h::readyz,
+        h::dashboard,
+        openapi_json,
+    ),
+    components(
+        schemas(super::error::ErrorBody, ErrorCode),
+        responses(
+            BadRequest,
+            Unauthorized,
+            InvalidCredentials,
+            Forbidden,
+            NotFound,
+            Conflict,
+            PayloadTooLarge,
+            Unavailable
+        )
+    ),
+    modifiers(&BearerScheme),
+    tags(
+        (name = "auth", description = "Logging in and resolving sessions."),
+        (name = "admin", description = "User administration: admin tokens only."),
+        (name = "ops", description = "Health, readiness, metrics, the dashboard.")
+    )
+)]
+pub struct ApiDoc;
+
+/// The description, built once.
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    DOC.get_or_init(ApiDoc::openapi)
+}
+
+fn document_json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        let mut value = serde_json::to_value(document()).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the OpenAPI description does not serialize");
+            serde_json::Value::Null
+        });
+        camel_case_links(&mut value);
+        value.to_string()
+    })
+}
+
+/// utoipa 5 writes a Link object's fields in snake case (`operation_id`);
+/// OpenAPI spells them `operationId`, `operationRef`, `requestBody`.
+fn camel_case_links(value: &mut serde_json::Value) {
+    let Some(paths) = value.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    let links = paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("responses")?.as_object_mut())
+        .flat_map(|responses| responses.values_mut())
+        .filter_map(|r| r.get_mut("links")?.as_object_mut())
+        .flat_map(|links| links.values_mut())
+        .filter_map(|link| link.as_object_mut());
+    for link in links {
+        for (from, to) in [
+            ("operation_id", "operationId"),
+            ("operation_ref", "operationRef"),
+            ("request_body", "requestBody"),
+        ] {
+            if let Some(v) = link.remove(from) {
+                link.insert(to.to_string(), v);
+            }
+        }
+    }
+}
+
+/// The `Allow` header for `path`: the methods the description lists for the
+/// path template it matches (`{…}` matches any one segment), or `None`
+/// when it matches none.
+pub fn allowed_methods(path: &str) -> Option<String> {
+    static TABLE: OnceLock<Vec<(Vec<String>, String)>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        document()
+            .paths
+            .paths
+            .iter()
+            .map(|(template, item)| {
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                ];
+                let allow: Vec<&str> = methods
+                    .iter()
+                    .filter(|(_, on)| *on)
+                    .map(|(m, _)| *m)
+                    .collect();
+                (segments(template), allow.join(", "))
+            })
+            .collect()
+    });
+    let wanted = segments(path);
+    table.iter().find_map(|(template, allow)| {
+        let same = template.len() == wanted.len()
+            && template
+                .iter()
+                .zip(&wanted)
+                .all(|(t, w)| (t.starts_with('{') && t.ends_with('}') && !w.is_empty()) || t == w);
+        same.then(|| allow.clone())
+    })
+}
+
+/// A path's segments, one trailing slash ignored (as the router does).
+fn segments(path: &str) -> Vec<String> {
+    let path = path.strip_prefix('/').unwrap_or(path);
+    let path = path.strip_suffix('/').unwrap_or(path);
+    if path.is_empty() {
+        return Vec::new();
+    }
+    path.split('/').map(str::to_string).collect()
+}
+
+/// This description.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "ops",
+    responses((status = 200, description = "This OpenAPI description.", body = Object))
+)]
+pub async fn openapi_json() -> Answer {
+    let mut reply = warp::reply::with_header(document_json(), "content-type", "application/json")
+        .into_response();
+    *reply.status_mut() = StatusCode::OK;
+    Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_lists_the_documented_methods() {
+        assert_eq!(allowed_methods("/healthz").as_deref(), Some("GET"));
+        assert_eq!(
+            allowed_methods("/api/admin/users/17").as_deref(),
+            Some("GET, DELETE")
+        );
+        assert_eq!(
+            allowed_methods("/api/admin/users/x/role/").as_deref(),
+            Some("PUT")
+        );
+        assert_eq!(allowed_methods("/").as_deref(), Some("GET"));
+        assert_eq!(allowed_methods("/nowhere"), None);
+        assert_eq!(allowed_methods("/api/admin/users//role"), None);
+    }
+}
