@@ -20,6 +20,7 @@ use crate::config::{ClusterArgs, Settings, UserAddArgs};
 use crate::http;
 use crate::http::error::ApiError;
 use crate::http::models::{normalize_email, validate_new_password, validate_role};
+use crate::limiter::LoginLimiter;
 use crate::store::{Db, WriteError};
 use crate::telemetry::Telemetry;
 
@@ -38,6 +39,8 @@ pub struct Ctx {
     pub dummy_hash: String,
     /// Cluster membership, when this node is part of one.
     pub cluster: Option<Cluster>,
+    /// Failed-login counting (429 past the limits).
+    pub limiter: LoginLimiter,
 }
 
 /// Validates the cluster flags.
@@ -175,6 +178,7 @@ impl Application {
             clock,
             dummy_hash,
             cluster,
+            limiter: LoginLimiter::new(settings.login_limits.clone()),
         });
 
         let listen = tokio::net::lookup_host(&settings.listen)
@@ -188,11 +192,21 @@ impl Application {
                 let _ = stopped.await;
             })
             .with_context(|| format!("cannot listen on {listen}"))?;
+        let (prune_db, retention) = (ctx.db.clone(), settings.audit_retention);
         let upkeep = tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(5));
+            let mut round: u64 = 0;
             loop {
                 every.tick().await;
                 telemetry.upkeep();
+                // The audit trail keeps --audit-retention; pruned hourly.
+                if round % 720 == 0 {
+                    let before = prune_db.clock().now_ms() - retention.as_millis() as i64;
+                    if let Err(e) = prune_db.prune_audit(before).await {
+                        tracing::warn!(error = %crate::store::describe(&e), "audit pruning failed");
+                    }
+                }
+                round += 1;
             }
         });
         Ok(Application {

@@ -19,6 +19,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once, at start
 pub enum Command {
     /// Run the HTTP service.
     Serve(ServeArgs),
@@ -82,6 +83,20 @@ pub struct ServeArgs {
     /// The shared secret every node of the cluster must present.
     #[arg(long, env = "SESSIOND_CLUSTER_COOKIE", hide_env_values = true)]
     pub cluster_cookie: Option<String>,
+    /// Failed logins per account within --login-window before 429.
+    #[arg(long, env = "SESSIOND_LOGIN_MAX_FAILURES", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub login_max_failures: u64,
+    /// Failed logins per client address within --login-window before 429.
+    #[arg(long, env = "SESSIOND_LOGIN_MAX_FAILURES_PER_ADDRESS", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub login_max_failures_per_address: u64,
+    /// The window failed logins are counted over.
+    #[arg(long, env = "SESSIOND_LOGIN_WINDOW", default_value = "15m", value_parser = parse_duration)]
+    pub login_window: Duration,
+    /// How long the audit trail of admin actions is kept in the database.
+    #[arg(long, env = "SESSIOND_AUDIT_RETENTION", default_value = "90d", value_parser = parse_duration)]
+    pub audit_retention: Duration,
     /// This node's certificate (PEM) for mutual TLS between nodes.
     #[arg(long, env = "SESSIOND_CLUSTER_TLS_CERT", requires_all = ["cluster_tls_key", "cluster_tls_ca"])]
     pub cluster_tls_cert: Option<String>,
@@ -120,6 +135,9 @@ pub struct Settings {
     pub node_name: String,
     /// Cluster membership (`None`: this node runs alone).
     pub cluster: Option<ClusterArgs>,
+    /// Login brute-force limits.
+    pub login_limits: crate::limiter::Limits,
+    pub audit_retention: Duration,
     /// The first administrator's password when the database has no user
     /// (`SESSIOND_ADMIN_PASSWORD`); generated and printed when absent.
     pub admin_password: Option<String>,
@@ -136,6 +154,14 @@ impl Settings {
             jwt_secret: a.jwt_secret,
             token_ttl: a.token_ttl,
             node_name: a.node_name.unwrap_or_else(|| "local".to_string()),
+            login_limits: crate::limiter::Limits {
+                per_account: usize::try_from(a.login_max_failures).unwrap_or(usize::MAX),
+                per_address: usize::try_from(a.login_max_failures_per_address)
+                    .unwrap_or(usize::MAX),
+                window: a.login_window,
+                ..crate::limiter::Limits::default()
+            },
+            audit_retention: a.audit_retention,
             cluster: a.cluster_listen.map(|listen| ClusterArgs {
                 listen,
                 join: a.join,
@@ -164,6 +190,8 @@ impl Default for Settings {
             token_ttl: Duration::from_secs(30 * 86_400),
             node_name: "local".into(),
             cluster: None,
+            login_limits: crate::limiter::Limits::default(),
+            audit_retention: Duration::from_secs(90 * 86_400),
             admin_password: None,
         }
     }

@@ -29,6 +29,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("too many failed logins; try again in {} s", .0.as_secs())]
+    RateLimited(std::time::Duration),
     #[error("{0}")]
     Unavailable(String),
     /// Something that should not happen; details go to the log, not the
@@ -57,6 +59,7 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -93,7 +96,15 @@ impl Reply for ApiError {
         if let ApiError::Internal(e) = &self {
             tracing::error!(error = %e, "internal error");
         }
-        error_response(status, code, self.to_string())
+        let mut response = error_response(status, code, self.to_string());
+        if let ApiError::RateLimited(wait) = &self {
+            if let Ok(v) = warp::http::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+                response
+                    .headers_mut()
+                    .insert(warp::http::header::RETRY_AFTER, v);
+            }
+        }
+        response
     }
 }
 

@@ -1,6 +1,7 @@
 //! Route handlers: plain async functions from inputs to a reply or an
 //! [`ApiError`]. They never reject, so every failure has the API's shape.
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use super::models::*;
 use crate::app::Ctx;
 use crate::auth::{verify_password, TokenError, Verified};
 use crate::clock::rfc3339_ms;
-use crate::store::{UserRow, WriteError};
+use crate::store::{AuditEntry, UserRow, WriteError};
 use crate::telemetry::Outcome;
 
 pub type Body = Result<Bytes, ApiError>;
@@ -56,6 +57,18 @@ pub fn bearer(header: Option<&str>) -> Result<&str, ApiError> {
         ));
     }
     Ok(token.trim())
+}
+
+/// Who is calling: the `Authorization` header and the client address.
+pub struct Caller {
+    pub authorization: Option<String>,
+    pub client: Option<SocketAddr>,
+}
+
+impl Caller {
+    fn authorization(&self) -> Option<&str> {
+        self.authorization.as_deref()
+    }
 }
 
 /// A verified token and the current state of its user, admitted.
@@ -105,6 +118,41 @@ impl Ctx {
         Ok(authed)
     }
 
+    /// Records an admin action: a structured log event (target
+    /// `sessiond::audit`) and a row of the audit trail. Never holds a
+    /// password or a token.
+    async fn audit(
+        &self,
+        admin: &Authed,
+        caller: &Caller,
+        action: &str,
+        target: Option<i64>,
+        detail: Option<String>,
+    ) {
+        let entry = AuditEntry {
+            at: self.clock.now_ms(),
+            actor_id: Some(admin.state.user.id),
+            actor_email: Some(admin.state.user.email.clone()),
+            action: action.to_string(),
+            target_id: target,
+            detail,
+            client: caller.client.map(|c| c.ip().to_string()),
+        };
+        tracing::info!(
+            target: "sessiond::audit",
+            actor_id = admin.state.user.id,
+            actor = %admin.state.user.email,
+            action = %entry.action,
+            target_id = ?entry.target_id,
+            detail = entry.detail.as_deref().unwrap_or(""),
+            client = entry.client.as_deref().unwrap_or(""),
+            "admin action"
+        );
+        if let Err(e) = self.db.record_audit(&entry).await {
+            tracing::warn!(error = %crate::store::describe(&e), "audit entry not stored");
+        }
+    }
+
     /// Write-through: the cached record is dropped before the write is
     /// acknowledged.
     async fn invalidate(&self, user_id: i64, min_version: Option<i64>) {
@@ -148,15 +196,21 @@ async fn verify_blocking(password: String, hash: String) -> bool {
         (status = 401, response = super::openapi::InvalidCredentials),
         (status = 403, description = "`forbidden`: the account is deactivated.", body = super::error::ErrorBody),
         (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 429, response = super::openapi::RateLimited),
         (status = 503, response = super::openapi::Unavailable),
     )
 )]
-pub async fn login(ctx: Arc<Ctx>, body: Body) -> Answer {
+pub async fn login(ctx: Arc<Ctx>, client: Option<SocketAddr>, body: Body) -> Answer {
     let req: LoginRequest = parse_json(&body?)?;
+    let email = req.email.trim().to_lowercase();
+    let address = client.map(|c| c.ip().to_string());
+    ctx.limiter
+        .check(&email, address.as_deref())
+        .map_err(ApiError::RateLimited)?;
     if req.password.len() > MAX_PASSWORD {
+        ctx.limiter.failed(&email, address.as_deref());
         return Err(ApiError::InvalidCredentials);
     }
-    let email = req.email.trim().to_lowercase();
     let found = ctx.db.credentials(&email).await.map_err(ApiError::db)?;
     // An unknown email is checked against a dummy hash, so the answer takes
     // as long as for a known one.
@@ -167,8 +221,12 @@ pub async fn login(ctx: Arc<Ctx>, body: Body) -> Answer {
     let ok = verify_blocking(req.password, hash).await;
     let row = match row {
         Some(row) if ok => row,
-        _ => return Err(ApiError::InvalidCredentials),
+        _ => {
+            ctx.limiter.failed(&email, address.as_deref());
+            return Err(ApiError::InvalidCredentials);
+        }
     };
+    ctx.limiter.succeeded(&email);
     if row.status != Status::Active {
         return Err(ApiError::Forbidden("the account is deactivated"));
     }
@@ -200,8 +258,10 @@ pub async fn login(ctx: Arc<Ctx>, body: Body) -> Answer {
         (status = 503, response = super::openapi::Unavailable),
     )
 )]
-pub async fn session(ctx: Arc<Ctx>, auth: Option<String>) -> Answer {
-    let a = ctx.authenticate(auth.as_deref(), Lookup::Resolve).await?;
+pub async fn session(ctx: Arc<Ctx>, caller: Caller) -> Answer {
+    let a = ctx
+        .authenticate(caller.authorization(), Lookup::Resolve)
+        .await?;
     Ok(ctx.session_reply(&a))
 }
 
@@ -219,7 +279,7 @@ pub async fn session(ctx: Arc<Ctx>, auth: Option<String>) -> Answer {
         (status = 503, response = super::openapi::Unavailable),
     )
 )]
-pub async fn refresh_session(ctx: Arc<Ctx>, auth: Option<String>, body: Body) -> Answer {
+pub async fn refresh_session(ctx: Arc<Ctx>, caller: Caller, body: Body) -> Answer {
     let body = body?;
     // The body is optional: absent, blank or `null` mean no options.
     let req: RefreshRequest = match body.trim_ascii() {
@@ -231,7 +291,7 @@ pub async fn refresh_session(ctx: Arc<Ctx>, auth: Option<String>, body: Body) ->
     } else {
         Lookup::Resolve
     };
-    let a = ctx.authenticate(auth.as_deref(), lookup).await?;
+    let a = ctx.authenticate(caller.authorization(), lookup).await?;
     Ok(ctx.session_reply(&a))
 }
 
@@ -247,8 +307,10 @@ pub async fn refresh_session(ctx: Arc<Ctx>, auth: Option<String>, body: Body) ->
         (status = 503, response = super::openapi::Unavailable),
     )
 )]
-pub async fn logout(ctx: Arc<Ctx>, auth: Option<String>) -> Answer {
-    let a = ctx.authenticate(auth.as_deref(), Lookup::Resolve).await?;
+pub async fn logout(ctx: Arc<Ctx>, caller: Caller) -> Answer {
+    let a = ctx
+        .authenticate(caller.authorization(), Lookup::Resolve)
+        .await?;
     let version = ctx
         .db
         .revoke_token(
@@ -286,8 +348,8 @@ pub async fn logout(ctx: Arc<Ctx>, auth: Option<String>) -> Answer {
         (status = 503, response = super::openapi::Unavailable),
     )
 )]
-pub async fn create_user(ctx: Arc<Ctx>, auth: Option<String>, body: Body) -> Answer {
-    ctx.admin(auth.as_deref()).await?;
+pub async fn create_user(ctx: Arc<Ctx>, caller: Caller, body: Body) -> Answer {
+    let admin = ctx.admin(caller.authorization()).await?;
     let req: CreateUserRequest = parse_json(&body?)?;
     let email = normalize_email(&req.email)?;
     validate_new_password(&req.password)?;
@@ -296,7 +358,14 @@ pub async fn create_user(ctx: Arc<Ctx>, auth: Option<String>, body: Body) -> Ans
     let hash = ctx.hash_password(req.password).await?;
     match ctx.db.create_user(&email, &hash, &role).await {
         Ok(row) => {
-            tracing::info!(user_id = row.id, role = %row.role, "user created");
+            ctx.audit(
+                &admin,
+                &caller,
+                "user.create",
+                Some(row.id),
+                Some(format!("role={}", row.role)),
+            )
+            .await;
             let mut reply = user_json(&row);
             *reply.status_mut() = StatusCode::CREATED;
             Ok(reply)
@@ -327,8 +396,8 @@ fn not_found(id: i64) -> ApiError {
         (status = 503, response = super::openapi::Unavailable),
     )
 )]
-pub async fn get_user(ctx: Arc<Ctx>, id: String, auth: Option<String>) -> Answer {
-    ctx.admin(auth.as_deref()).await?;
+pub async fn get_user(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
+    ctx.admin(caller.authorization()).await?;
     let id = parse_user_id(&id)?;
     let row = ctx.db.user(id).await.map_err(ApiError::db)?;
     row.map(|r| user_json(&r)).ok_or_else(|| not_found(id))
@@ -351,8 +420,8 @@ pub async fn get_user(ctx: Arc<Ctx>, id: String, auth: Option<String>) -> Answer
         (status = 503, response = super::openapi::Unavailable),
     )
 )]
-pub async fn set_role(ctx: Arc<Ctx>, id: String, auth: Option<String>, body: Body) -> Answer {
-    ctx.admin(auth.as_deref()).await?;
+pub async fn set_role(ctx: Arc<Ctx>, id: String, caller: Caller, body: Body) -> Answer {
+    let admin = ctx.admin(caller.authorization()).await?;
     let id = parse_user_id(&id)?;
     let req: RoleRequest = parse_json(&body?)?;
     validate_role(&req.role)?;
@@ -363,12 +432,19 @@ pub async fn set_role(ctx: Arc<Ctx>, id: String, auth: Option<String>, body: Bod
         .map_err(ApiError::db)?
         .ok_or_else(|| not_found(id))?;
     ctx.invalidate(id, Some(row.version)).await;
-    tracing::info!(user_id = id, role = %row.role, "role changed");
+    ctx.audit(
+        &admin,
+        &caller,
+        "user.role",
+        Some(id),
+        Some(format!("role={}", row.role)),
+    )
+    .await;
     Ok(user_json(&row))
 }
 
-pub async fn set_status(ctx: Arc<Ctx>, id: String, auth: Option<String>, status: Status) -> Answer {
-    ctx.admin(auth.as_deref()).await?;
+pub async fn set_status(ctx: Arc<Ctx>, id: String, caller: Caller, status: Status) -> Answer {
+    let admin = ctx.admin(caller.authorization()).await?;
     let id = parse_user_id(&id)?;
     let row = ctx
         .db
@@ -377,7 +453,11 @@ pub async fn set_status(ctx: Arc<Ctx>, id: String, auth: Option<String>, status:
         .map_err(ApiError::db)?
         .ok_or_else(|| not_found(id))?;
     ctx.invalidate(id, Some(row.version)).await;
-    tracing::info!(user_id = id, status = %status, "status changed");
+    let action = match status {
+        Status::Active => "user.activate",
+        Status::Deactivated => "user.deactivate",
+    };
+    ctx.audit(&admin, &caller, action, Some(id), None).await;
     Ok(user_json(&row))
 }
 
@@ -396,8 +476,8 @@ pub async fn set_status(ctx: Arc<Ctx>, id: String, auth: Option<String>, status:
         (status = 503, response = super::openapi::Unavailable),
     )
 )]
-pub async fn deactivate(ctx: Arc<Ctx>, id: String, auth: Option<String>) -> Answer {
-    set_status(ctx, id, auth, Status::Deactivated).await
+pub async fn deactivate(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
+    set_status(ctx, id, caller, Status::Deactivated).await
 }
 
 #[utoipa::path(
@@ -415,8 +495,8 @@ pub async fn deactivate(ctx: Arc<Ctx>, id: String, auth: Option<String>) -> Answ
         (status = 503, response = super::openapi::Unavailable),
     )
 )]
-pub async fn activate(ctx: Arc<Ctx>, id: String, auth: Option<String>) -> Answer {
-    set_status(ctx, id, auth, Status::Active).await
+pub async fn activate(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
+    set_status(ctx, id, caller, Status::Active).await
 }
 
 #[utoipa::path(
@@ -434,14 +514,15 @@ pub async fn activate(ctx: Arc<Ctx>, id: String, auth: Option<String>) -> Answer
         (status = 503, response = super::openapi::Unavailable),
     )
 )]
-pub async fn delete_user(ctx: Arc<Ctx>, id: String, auth: Option<String>) -> Answer {
-    ctx.admin(auth.as_deref()).await?;
+pub async fn delete_user(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
+    let admin = ctx.admin(caller.authorization()).await?;
     let id = parse_user_id(&id)?;
     if !ctx.db.delete_user(id).await.map_err(ApiError::db)? {
         return Err(not_found(id));
     }
     ctx.invalidate(id, None).await;
-    tracing::info!(user_id = id, "user deleted");
+    ctx.audit(&admin, &caller, "user.delete", Some(id), None)
+        .await;
     Ok(no_content(StatusCode::NO_CONTENT))
 }
 
@@ -460,10 +541,12 @@ pub async fn delete_user(ctx: Arc<Ctx>, id: String, auth: Option<String>) -> Ans
         (status = 503, response = super::openapi::Unavailable),
     )
 )]
-pub async fn invalidate_user(ctx: Arc<Ctx>, id: String, auth: Option<String>) -> Answer {
-    ctx.admin(auth.as_deref()).await?;
+pub async fn invalidate_user(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
+    let admin = ctx.admin(caller.authorization()).await?;
     let id = parse_user_id(&id)?;
     ctx.invalidate(id, None).await;
+    ctx.audit(&admin, &caller, "user.invalidate", Some(id), None)
+        .await;
     Ok(no_content(StatusCode::ACCEPTED))
 }
 
@@ -482,8 +565,8 @@ pub async fn invalidate_user(ctx: Arc<Ctx>, id: String, auth: Option<String>) ->
         (status = 503, response = super::openapi::Unavailable),
     )
 )]
-pub async fn revoke_sessions(ctx: Arc<Ctx>, id: String, auth: Option<String>) -> Answer {
-    ctx.admin(auth.as_deref()).await?;
+pub async fn revoke_sessions(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
+    let admin = ctx.admin(caller.authorization()).await?;
     let id = parse_user_id(&id)?;
     let version = ctx
         .db
@@ -492,7 +575,8 @@ pub async fn revoke_sessions(ctx: Arc<Ctx>, id: String, auth: Option<String>) ->
         .map_err(ApiError::db)?
         .ok_or_else(|| not_found(id))?;
     ctx.invalidate(id, Some(version)).await;
-    tracing::info!(user_id = id, "sessions revoked");
+    ctx.audit(&admin, &caller, "user.revoke_sessions", Some(id), None)
+        .await;
     Ok(no_content(StatusCode::NO_CONTENT))
 }
 

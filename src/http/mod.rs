@@ -70,7 +70,14 @@ pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
         let ctx = Arc::clone(&ctx);
         warp::any().map(move || Arc::clone(&ctx))
     };
-    let auth = || warp::header::optional::<String>("authorization");
+    let auth = || {
+        warp::header::optional::<String>("authorization")
+            .and(warp::addr::remote())
+            .map(|authorization, client| h::Caller {
+                authorization,
+                client,
+            })
+    };
     let users = || {
         warp::path("api")
             .and(warp::path("admin"))
@@ -80,6 +87,7 @@ pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
     let login = warp::path!("api" / "auth" / "login")
         .and(warp::post())
         .and(c.clone())
+        .and(warp::addr::remote())
         .and(body())
         .then(h::login);
     let session = warp::path!("api" / "auth" / "session")

@@ -43,6 +43,7 @@ pub enum ErrorCode {
     Conflict,
     MethodNotAllowed,
     PayloadTooLarge,
+    RateLimited,
     Unavailable,
 }
 
@@ -97,6 +98,8 @@ error_responses! {
     NotFound => "`not_found`: no user with this id.",
     Conflict => "`conflict`: a user with this email exists.",
     PayloadTooLarge => "`payload_too_large`: a body over 64 KiB.",
+    RateLimited => "`rate_limited`: too many failed logins for this account or from this \
+        address; `Retry-After` says when to try again.",
     Unavailable => "`unavailable`: the database cannot be reached and no fresh record is \
         cached (or, for `/readyz`, the node is not ready).",
 }
@@ -160,6 +163,7 @@ impl Modify for BearerScheme {
             NotFound,
             Conflict,
             PayloadTooLarge,
+            RateLimited,
             Unavailable
         )
     ),

@@ -6,6 +6,7 @@ mod cli;
 mod client;
 mod cluster;
 mod fuzz;
+mod hardening;
 mod helpers;
 mod logs;
 mod openapi;
