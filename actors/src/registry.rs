@@ -161,7 +161,12 @@ impl SnapshotCell {
     }
 
     pub(crate) fn touch(&self, now_ms: u64) {
-        self.last_access_ms.store(now_ms, Ordering::Relaxed);
+        // Written only when it changes: under load most lookups of a user
+        // fall in the same millisecond, and a store would dirty the line
+        // for every other core reading it.
+        if self.last_access_ms.load(Ordering::Relaxed) != now_ms {
+            self.last_access_ms.store(now_ms, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn last_access_ms(&self) -> u64 {
@@ -251,6 +256,16 @@ impl Registry {
             .unwrap_or_else(|e| e.into_inner())
             .get(&user_id)
             .cloned()
+    }
+
+    /// Runs `f` on the user's slot under the map's read lock, without
+    /// cloning it: the cache-hit path.
+    pub fn with<R>(&self, user_id: i64, f: impl FnOnce(&Slot) -> R) -> Option<R> {
+        self.slots
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&user_id)
+            .map(|s| f(s))
     }
 
     /// Sessions known to this node, live or hibernated.

@@ -209,25 +209,34 @@ impl Router {
             return self.read_through(user_id).await;
         }
         let now = Instant::now();
-        let slot = inner.registry.get(user_id);
-        if let Some(s) = &slot {
-            s.cell.touch(inner.registry.millis(now));
+        // The hot path: under the registry's read lock, no clone of the
+        // slot, no message. A miss takes the actor (if any) out with it.
+        let now_ms = inner.registry.millis(now);
+        let looked = inner.registry.with(user_id, |s| {
+            s.cell.touch(now_ms);
             if lookup == Lookup::Resolve {
                 if let Some(c) = s.cell.fresh(now, inner.config.ttl) {
-                    let age = now.saturating_duration_since(c.fetched_at);
-                    inner.observer.hit(age);
-                    return Ok(Served {
-                        fetched: c.fetched.clone(),
-                        hit: true,
-                        age,
-                        node: None,
-                    });
+                    return Ok(c);
                 }
             }
-        }
-        // A session may have no actor (hibernated) or one that has just
-        // stopped: then ask the supervisor for a live one and try again.
-        let mut actor = slot.and_then(|s| s.actor());
+            Err(s.actor())
+        });
+        let mut actor = match looked {
+            Some(Ok(c)) => {
+                let age = now.saturating_duration_since(c.fetched_at);
+                inner.observer.hit(age);
+                return Ok(Served {
+                    fetched: c.fetched.clone(),
+                    hit: true,
+                    age,
+                    node: None,
+                });
+            }
+            // A session may have no actor (hibernated) or one that has
+            // just stopped: then ask the supervisor for a live one.
+            Some(Err(actor)) => actor,
+            None => None,
+        };
         for _ in 0..3 {
             let a = match actor.take() {
                 Some(a) => a,
