@@ -49,6 +49,10 @@ struct User {
     acked: AtomicI64,
     /// The next role number to set.
     next: AtomicI64,
+    /// Role changes of one user are made one at a time, so the order in
+    /// which they are acknowledged is the order in which they were written
+    /// (concurrent writes of one row may land in either order).
+    writing: tokio::sync::Mutex<()>,
 }
 
 async fn call(
@@ -194,6 +198,7 @@ async fn main() {
             token,
             acked: AtomicI64::new(0),
             next: AtomicI64::new(1),
+            writing: tokio::sync::Mutex::new(()),
         }));
     }
     let users = Arc::new(users);
@@ -253,6 +258,7 @@ async fn main() {
                     r
                 } else if dice < 960 {
                     // Role change to the next number; acknowledged on 200.
+                    let _one_at_a_time = u.writing.lock().await;
                     let n = u.next.fetch_add(1, Ordering::SeqCst);
                     let body = json!({ "role": format!("r{n}") }).to_string();
                     let r = call(
