@@ -41,6 +41,9 @@ pub struct Ctx {
     pub cluster: Option<Cluster>,
     /// Failed-login counting (429 past the limits).
     pub limiter: LoginLimiter,
+    /// The threads that hash and check passwords: one per core, at least
+    /// two. Each holds one argon2 buffer (~19 MiB).
+    pub passwords: auth::PasswordPool,
 }
 
 /// Validates the cluster flags.
@@ -75,9 +78,30 @@ async fn cluster_settings(node_name: &str, c: &ClusterArgs) -> anyhow::Result<Cl
 }
 
 impl Ctx {
-    /// Hashes on the blocking pool: argon2 takes tens of ms of CPU.
+    /// Hashes on the password threads: argon2 takes tens of ms of CPU.
     pub async fn hash_password(&self, password: String) -> Result<String, ApiError> {
-        hash_blocking(password).await.map_err(ApiError::Internal)
+        match self
+            .passwords
+            .run(move |_| auth::hash_password(&password))
+            .await
+        {
+            Some(Ok(hash)) => Ok(hash),
+            Some(Err(e)) => Err(ApiError::Internal(anyhow::anyhow!(
+                "password hashing failed: {e}"
+            ))),
+            None => Err(ApiError::Unavailable(
+                "too many password checks in progress; try again".into(),
+            )),
+        }
+    }
+
+    /// Checks a password on the password threads (see
+    /// [`auth::PasswordPool`]): a flood of logins queues there instead of
+    /// multiplying memory. `None` when the queue is full.
+    pub async fn verify_password(&self, password: String, hash: String) -> Option<bool> {
+        self.passwords
+            .run(move |blocks| auth::verify_password_in(&password, &hash, blocks))
+            .await
     }
 }
 
@@ -179,6 +203,12 @@ impl Application {
             dummy_hash,
             cluster,
             limiter: LoginLimiter::new(settings.login_limits.clone()),
+            passwords: auth::PasswordPool::new(
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
+                    .max(2),
+            ),
         });
 
         let listen = tokio::net::lookup_host(&settings.listen)

@@ -66,6 +66,10 @@ pub struct SnapshotCell {
     /// Milliseconds since the epoch at the actor's last message, to
     /// hibernate actors that only hits have needed lately.
     last_actor_ms: AtomicU64,
+    /// Set by an actor that stops on purpose (hibernation): a lookup it
+    /// dropped on the way out is retried, whereas one dropped by a panic
+    /// fails.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl SnapshotCell {
@@ -74,6 +78,7 @@ impl SnapshotCell {
             state: RwLock::new(CellState::default()),
             last_access_ms: AtomicU64::new(now_ms),
             last_actor_ms: AtomicU64::new(now_ms),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -171,6 +176,14 @@ impl SnapshotCell {
 
     pub(crate) fn last_access_ms(&self) -> u64 {
         self.last_access_ms.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_stopping(&self, stopping: bool) {
+        self.stopping.store(stopping, Ordering::SeqCst);
+    }
+
+    pub(crate) fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 
     pub(crate) fn actor_touch(&self, now_ms: u64) {

@@ -261,7 +261,19 @@ impl Router {
             match result {
                 Ok(CallResult::Success(answer)) => return answer,
                 Ok(CallResult::Timeout) => return Err(ResolveError::Timeout),
-                Ok(CallResult::SenderError) => return Err(ResolveError::ActorFailed),
+                Ok(CallResult::SenderError) => {
+                    // Dropped by an actor hibernating on purpose (or whose
+                    // session was forgotten): ask again. Dropped by a panic:
+                    // this request fails, the next gets a fresh actor.
+                    let on_purpose = inner
+                        .registry
+                        .with(user_id, |s| s.cell.stopping())
+                        .unwrap_or(true);
+                    if on_purpose {
+                        continue;
+                    }
+                    return Err(ResolveError::ActorFailed);
+                }
                 Err(MessagingErr::SendErr(_) | MessagingErr::ChannelClosed) => continue,
                 Err(_) => return Err(ResolveError::ActorFailed),
             }

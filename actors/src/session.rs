@@ -231,6 +231,7 @@ impl Actor for SessionActor {
             }
             SessionMsg::Passivate => {
                 if state.waiters.is_empty() && !state.in_flight {
+                    state.cell.set_stopping(true);
                     myself.stop(None);
                 } else {
                     state.passivate_when_idle = true;
@@ -272,6 +273,7 @@ impl Actor for SessionActor {
                     }
                 }
                 if state.passivate_when_idle && state.waiters.is_empty() {
+                    state.cell.set_stopping(true);
                     myself.stop(None);
                 }
             }

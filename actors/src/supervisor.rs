@@ -185,6 +185,7 @@ impl Actor for Supervisor {
                 match Actor::spawn_linked(None, SessionActor, args, myself.get_cell()).await {
                     Ok((actor, _handle)) => {
                         state.children.insert(actor.get_id(), user_id);
+                        slot.cell.set_stopping(false);
                         slot.set_actor(Some(actor));
                         state.report();
                         let _ = reply.send(Ok(slot));

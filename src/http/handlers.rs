@@ -16,7 +16,7 @@ use sessiond_actors::{InvalidationSource, Lookup, Served, Status, TokenFacts, Us
 use super::error::ApiError;
 use super::models::*;
 use crate::app::Ctx;
-use crate::auth::{verify_password, TokenError, Verified};
+use crate::auth::{TokenError, Verified};
 use crate::clock::rfc3339_ms;
 use crate::store::{AuditEntry, UserRow, WriteError};
 use crate::telemetry::Outcome;
@@ -179,12 +179,6 @@ impl Ctx {
     }
 }
 
-async fn verify_blocking(password: String, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .unwrap_or(false)
-}
-
 #[utoipa::path(
     post,
     path = "/api/auth/login",
@@ -218,7 +212,10 @@ pub async fn login(ctx: Arc<Ctx>, client: Option<SocketAddr>, body: Body) -> Ans
         Some((row, hash)) => (Some(row), hash),
         None => (None, ctx.dummy_hash.clone()),
     };
-    let ok = verify_blocking(req.password, hash).await;
+    let ok = ctx
+        .verify_password(req.password, hash)
+        .await
+        .ok_or_else(|| ApiError::Unavailable("too many logins in progress; try again".into()))?;
     let row = match row {
         Some(row) if ok => row,
         _ => {

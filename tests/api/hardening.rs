@@ -152,3 +152,76 @@ crate::on_both_stores!(
     brute_force_is_held_off_per_account,
     admin_actions_are_audited
 );
+
+/// Each argon2id check holds ~19 MiB: a flood of concurrent logins must
+/// queue for the hashing permits, not multiply the server's memory.
+#[tokio::test]
+async fn a_login_flood_does_not_multiply_memory() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        .args(["serve", "--listen", &addr])
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("f.db").display()),
+        )
+        .env("SESSIOND_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("SESSIOND_LOGIN_MAX_FAILURES_PER_ADDRESS", "100000")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    let rss = |pid: u32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+            })
+            .unwrap_or(0)
+    };
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = rss(child.id());
+    let mut peak = before;
+    for round in 0..3 {
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let addr = addr.clone();
+            tasks.push(tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let body = json!({"email": format!("flood{round}-{i}@example.test"), "password": "x-password"}).to_string();
+                let req = format!(
+                    "POST /api/auth/login HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                if let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await {
+                    let _ = s.write_all(req.as_bytes()).await;
+                    let mut buf = Vec::new();
+                    let _ = s.read_to_end(&mut buf).await;
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        peak = peak.max(rss(child.id()));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let grown_mib = peak.saturating_sub(before) / 1024;
+    eprintln!("RSS grew {grown_mib} MiB over 192 concurrent logins");
+    // Unbounded, 64 concurrent checks hold 64 × 19 MiB ≈ 1.2 GiB.
+    assert!(grown_mib < 400, "RSS grew {grown_mib} MiB");
+}
