@@ -28,6 +28,9 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Predict hit rate, database load and stale-role windows in virtual
+    /// time, with the real session actors (DESIGN §9).
+    Simulate(sessiond_sim::SimArgs),
 }
 
 #[derive(Debug, Subcommand)]

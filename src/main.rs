@@ -22,6 +22,7 @@ async fn main() -> ExitCode {
         Command::User {
             command: UserCommand::Add(args),
         } => app::add_user(args).await,
+        Command::Simulate(args) => simulate(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -36,4 +37,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let app = Application::build(settings).await?;
     app.print_welcome();
     app.run_until_stopped(app::shutdown_signal()).await
+}
+
+/// The simulation runs its own paused-time runtime, on a thread of its own.
+async fn simulate(args: sessiond_sim::SimArgs) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(move || sessiond_sim::run(args)).await??;
+    Ok(())
 }

@@ -1,0 +1,343 @@
+//! What a run records: every answer (hit or not, how long it took, which
+//! version of the user it carried) and every change an admin made, so that
+//! each change's stale window can be measured afterwards.
+//!
+//! A request is *stale* when it was sent after a change had been committed
+//! and was answered with a version older than that change. A change's stale
+//! window is the time from the change to the latest request that was still
+//! answered with the old record (0 when there was none).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sessiond_actors::{InvalidationSource, MissReason, Observer, ResolveError, Served};
+
+/// A log-linear histogram of nanosecond values: exact below 128 ns, then 64
+/// buckets per power of two (relative error under 1.6%). Each bucket keeps
+/// its largest value, so a percentile is never under-reported and a
+/// distribution of few distinct values reads back exactly.
+#[derive(Clone, Debug)]
+pub struct Histogram {
+    counts: Vec<u64>,
+    maxes: Vec<u64>,
+    total: u64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            counts: vec![0; Self::BUCKETS],
+            maxes: vec![0; Self::BUCKETS],
+            total: 0,
+        }
+    }
+}
+
+impl Histogram {
+    const BUCKETS: usize = 128 + 57 * 64;
+
+    fn index(v: u64) -> usize {
+        if v < 128 {
+            return v as usize;
+        }
+        let e = 63 - v.leading_zeros() as usize; // 7..=63
+        let sub = ((v >> (e - 6)) - 64) as usize; // 0..64
+        128 + (e - 7) * 64 + sub
+    }
+
+    pub fn record(&mut self, v: u64) {
+        let i = Self::index(v);
+        self.counts[i] += 1;
+        self.maxes[i] = self.maxes[i].max(v);
+        self.total += 1;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
+    /// The nearest-rank `p` quantile (0 < p ≤ 1), as the largest value of its
+    /// bucket; 0 when empty.
+    pub fn quantile(&self, p: f64) -> u64 {
+        if self.total == 0 {
+            return 0;
+        }
+        let rank = ((p * self.total as f64).ceil() as u64).clamp(1, self.total);
+        let mut seen = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return self.maxes[i];
+            }
+        }
+        0
+    }
+}
+
+/// The nearest-rank `p` quantile of sorted values.
+pub fn quantile_sorted(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// What an admin changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    Role,
+    Status,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Role => "role change",
+            ChangeKind::Status => "status change",
+        }
+    }
+}
+
+/// The worst stale answer a change caused.
+#[derive(Clone, Copy, Debug)]
+pub struct StaleAnswer {
+    /// When the request was sent (ns since the start).
+    pub sent_ns: u64,
+    /// The node it entered at.
+    pub node: usize,
+    /// The version it was answered with.
+    pub served_version: i64,
+}
+
+/// One committed change.
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub user: i64,
+    pub at_ns: u64,
+    pub version: i64,
+    pub kind: ChangeKind,
+    /// The node whose admin request made it.
+    pub node: usize,
+    pub stale_answers: u64,
+    pub worst: Option<StaleAnswer>,
+}
+
+impl Change {
+    /// How long after the change the old record was still served.
+    pub fn window_ns(&self) -> u64 {
+        self.worst
+            .map(|w| w.sent_ns.saturating_sub(self.at_ns))
+            .unwrap_or(0)
+    }
+}
+
+/// A request in flight, as the driver saw it when sending it.
+#[derive(Clone, Copy, Debug)]
+pub struct Sent {
+    pub user: i64,
+    pub node: usize,
+    pub at_ns: u64,
+    /// The user's version in the store when the request was sent.
+    pub version: i64,
+}
+
+/// The causes of a failed lookup, as reported.
+pub const ERROR_KINDS: [&str; 4] = ["store", "actor failed", "timeout", "stopped"];
+
+fn error_kind(e: &ResolveError) -> usize {
+    match e {
+        ResolveError::Store(_) => 0,
+        ResolveError::ActorFailed => 1,
+        ResolveError::Timeout => 2,
+        ResolveError::Stopped => 3,
+    }
+}
+
+/// Everything one run records.
+#[derive(Default)]
+pub struct Recorder {
+    pub requests: u64,
+    pub hits: u64,
+    pub errors: u64,
+    /// Failed lookups by cause, in [`ERROR_KINDS`] order.
+    pub error_kinds: [u64; 4],
+    /// Requests answered by another node than the one they entered.
+    pub remote_answers: u64,
+    pub stale_answers: u64,
+    pub latency: Histogram,
+    pub changes: Vec<Change>,
+    /// Each user's changes, oldest first (indices into `changes`).
+    user_changes: HashMap<i64, Vec<usize>>,
+    pub forced: u64,
+    pub forced_errors: u64,
+}
+
+impl Recorder {
+    /// Records a committed change; returns its index.
+    pub fn change(&mut self, change: Change) -> usize {
+        let idx = self.changes.len();
+        self.user_changes.entry(change.user).or_default().push(idx);
+        self.changes.push(change);
+        idx
+    }
+
+    /// Records the answer to a request.
+    pub fn answer(&mut self, sent: Sent, result: &Result<Served, ResolveError>, latency: Duration) {
+        self.requests += 1;
+        self.latency.record(latency.as_nanos() as u64);
+        let served = match result {
+            Ok(s) => s,
+            Err(e) => {
+                self.errors += 1;
+                self.error_kinds[error_kind(e)] += 1;
+                return;
+            }
+        };
+        if served.hit {
+            self.hits += 1;
+        }
+        if served.node.is_some() {
+            self.remote_answers += 1;
+        }
+        let version = served.fetched.version();
+        if version >= sent.version {
+            return;
+        }
+        self.stale_answers += 1;
+        let Some(list) = self.user_changes.get(&sent.user) else {
+            return;
+        };
+        // Every change the request should have seen and did not.
+        for &idx in list.iter().rev() {
+            let c = &mut self.changes[idx];
+            if c.version > sent.version {
+                continue;
+            }
+            if c.version <= version {
+                break;
+            }
+            c.stale_answers += 1;
+            let later = match c.worst {
+                None => true,
+                Some(w) => sent.at_ns > w.sent_ns,
+            };
+            if later {
+                c.worst = Some(StaleAnswer {
+                    sent_ns: sent.at_ns,
+                    node: sent.node,
+                    served_version: version,
+                });
+            }
+        }
+    }
+}
+
+/// Counts of what the actors reported through the [`Observer`] hooks.
+#[derive(Default)]
+pub struct SimObserver {
+    pub hits: AtomicU64,
+    pub misses: [AtomicU64; 4],
+    pub store_queries: AtomicU64,
+    pub store_errors: AtomicU64,
+    pub invalidations: AtomicU64,
+    pub passivated_idle: AtomicU64,
+    pub evicted: AtomicU64,
+    pub hibernated: AtomicU64,
+    pub forwarded: AtomicU64,
+    pub forward_failed: AtomicU64,
+    pub peak_actors: AtomicU64,
+}
+
+impl SimObserver {
+    pub fn get(a: &AtomicU64) -> u64 {
+        a.load(Ordering::Relaxed)
+    }
+
+    pub fn misses(&self, reason: MissReason) -> u64 {
+        Self::get(&self.misses[miss_index(reason)])
+    }
+}
+
+fn miss_index(reason: MissReason) -> usize {
+    match reason {
+        MissReason::Cold => 0,
+        MissReason::Expired => 1,
+        MissReason::Forced => 2,
+        MissReason::Invalidated => 3,
+    }
+}
+
+impl Observer for SimObserver {
+    fn hit(&self, _age: Duration) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+    }
+    fn miss(&self, reason: MissReason) {
+        self.misses[miss_index(reason)].fetch_add(1, Ordering::Relaxed);
+    }
+    fn store_query(&self) {
+        self.store_queries.fetch_add(1, Ordering::Relaxed);
+    }
+    fn store_error(&self) {
+        self.store_errors.fetch_add(1, Ordering::Relaxed);
+    }
+    fn invalidation(&self, _source: InvalidationSource) {
+        self.invalidations.fetch_add(1, Ordering::Relaxed);
+    }
+    fn session_actors(&self, live: usize) {
+        self.peak_actors.fetch_max(live as u64, Ordering::Relaxed);
+    }
+    fn passivated(&self, count: usize, at_cap: bool) {
+        let counter = if at_cap {
+            &self.evicted
+        } else {
+            &self.passivated_idle
+        };
+        counter.fetch_add(count as u64, Ordering::Relaxed);
+    }
+    fn hibernated(&self, count: usize) {
+        self.hibernated.fetch_add(count as u64, Ordering::Relaxed);
+    }
+    fn forwarded(&self) {
+        self.forwarded.fetch_add(1, Ordering::Relaxed);
+    }
+    fn forward_failed(&self) {
+        self.forward_failed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_quantiles() {
+        let mut h = Histogram::default();
+        assert_eq!(h.quantile(0.5), 0);
+        for _ in 0..98 {
+            h.record(0);
+        }
+        h.record(2_000_000);
+        h.record(7_345_678);
+        assert_eq!(h.quantile(0.5), 0);
+        assert_eq!(h.quantile(0.99), 2_000_000);
+        assert_eq!(h.quantile(1.0), 7_345_678);
+        let mut h = Histogram::default();
+        for v in 1..=10_000u64 {
+            h.record(v * 1000);
+        }
+        let p50 = h.quantile(0.5) as f64;
+        assert!((p50 / 5_000_000.0 - 1.0).abs() < 0.016, "{p50}");
+        assert_eq!(Histogram::index(u64::MAX), Histogram::BUCKETS - 1);
+    }
+
+    #[test]
+    fn quantiles_of_sorted_values() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(quantile_sorted(&v, 0.5), 50);
+        assert_eq!(quantile_sorted(&v, 0.99), 99);
+        assert_eq!(quantile_sorted(&v, 1.0), 100);
+        assert_eq!(quantile_sorted(&[], 0.5), 0);
+    }
+}
