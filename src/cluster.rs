@@ -559,7 +559,7 @@ async fn monitor(
                 }
             }
         });
-        let results = join_all(pings.collect()).await;
+        let results = futures_util::future::join_all(pings).await;
 
         let mut seen: HashSet<String> = HashSet::new();
         let mut came_up = Vec::new();
@@ -685,29 +685,4 @@ async fn redial(
             Err(_) => tracing::debug!(peer = %addr, "dialling timed out"),
         }
     }
-}
-
-async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let handles: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    // Ping futures are independent; poll them together.
-    let mut pending: Vec<(usize, _)> = handles.into_iter().enumerate().collect();
-    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        pending.retain_mut(|(i, f)| match f.as_mut().poll(cx) {
-            std::task::Poll::Ready(v) => {
-                results[*i] = Some(v);
-                false
-            }
-            std::task::Poll::Pending => true,
-        });
-        if pending.is_empty() {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    out.extend(results.into_iter().flatten());
-    out
 }
