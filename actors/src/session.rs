@@ -60,14 +60,6 @@ pub enum SessionMsg {
     Resolve(Reply),
     /// Like `Resolve`; with `force`, read the store whatever is cached.
     Refresh { force: bool, reply: Reply },
-    /// Drop the cached record unless it is at least `min_version` (`None`:
-    /// drop it in any case), and make sure a fetch in flight cannot bring an
-    /// older one back. Answers once done. (The router applies invalidations
-    /// to the cell directly; this message does the same through the mailbox.)
-    Invalidate {
-        min_version: Option<i64>,
-        reply: RpcReplyPort<()>,
-    },
     /// Stop once no caller is waiting (idle passivation, eviction at the cap).
     Passivate,
     /// A fetch task finished. Sent by the actor's own fetch task.
@@ -224,10 +216,6 @@ impl Actor for SessionActor {
                 state.observer.miss(MissReason::Forced);
                 state.waiters.push(reply);
                 state.start_fetch(&myself);
-            }
-            SessionMsg::Invalidate { min_version, reply } => {
-                state.cell.invalidate(min_version);
-                let _ = reply.send(());
             }
             SessionMsg::Passivate => {
                 if state.waiters.is_empty() && !state.in_flight {

@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{drop_postgres_database, fresh_postgres_database, Backend};
+use crate::helpers::{drop_postgres_database, fresh_postgres_database, outside_sql, Backend};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
 const SECRET: &str = "cluster-test-secret-0123456789";
@@ -81,21 +81,7 @@ impl Cluster {
 
     /// Runs SQL on a connection of the test's own, outside the service.
     async fn outside_sql(&self, sql: &str) {
-        use sqlx::Connection;
-        match self.backend {
-            Backend::Sqlite => {
-                let mut c = sqlx::SqliteConnection::connect(&self.db_url)
-                    .await
-                    .expect("opens the database");
-                sqlx::query(sql).execute(&mut c).await.expect("runs");
-            }
-            Backend::Postgres => {
-                let mut c = sqlx::PgConnection::connect(&self.db_url)
-                    .await
-                    .expect("connects");
-                sqlx::query(sql).execute(&mut c).await.expect("runs");
-            }
-        }
+        outside_sql(self.backend, &self.db_url, sql).await;
     }
 
     /// Starts a node and waits until it listens.

@@ -288,20 +288,24 @@ impl TestApp {
     /// Runs one SQL statement on a connection of its own, outside the
     /// service, as a person in psql or sqlite3 would.
     pub async fn outside_sql(&self, sql: &str) {
-        use sqlx::Connection;
-        match self.backend {
-            Backend::Sqlite => {
-                let mut c = sqlx::SqliteConnection::connect(&self.db_url)
-                    .await
-                    .expect("opens the database file");
-                sqlx::query(sql).execute(&mut c).await.expect("runs");
-            }
-            Backend::Postgres => {
-                let mut c = sqlx::PgConnection::connect(&self.db_url)
-                    .await
-                    .expect("connects");
-                sqlx::query(sql).execute(&mut c).await.expect("runs");
-            }
+        outside_sql(self.backend, &self.db_url, sql).await;
+    }
+}
+
+/// Runs one SQL statement on a connection of its own to `db_url`, outside
+/// the service, as a person in psql or sqlite3 would.
+pub async fn outside_sql(backend: Backend, db_url: &str, sql: &str) {
+    use sqlx::Connection;
+    match backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(db_url)
+                .await
+                .expect("opens the database file");
+            sqlx::query(sql).execute(&mut c).await.expect("runs");
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(db_url).await.expect("connects");
+            sqlx::query(sql).execute(&mut c).await.expect("runs");
         }
     }
 }
