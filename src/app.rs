@@ -167,6 +167,7 @@ impl Application {
         let cache = CacheConfig {
             ttl: settings.cache_ttl,
             idle_timeout: settings.idle_timeout,
+            hibernate_after: None,
             max_sessions: settings.max_sessions.max(1),
             call_timeout: Duration::from_secs(5),
         };

@@ -50,6 +50,7 @@ fn config(users: usize) -> CacheConfig {
     CacheConfig {
         ttl: Duration::from_secs(3600),
         idle_timeout: Duration::from_secs(3600),
+        hibernate_after: None,
         max_sessions: users * 2,
         call_timeout: Duration::from_secs(30),
     }

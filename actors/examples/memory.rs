@@ -104,6 +104,7 @@ async fn measure(n: usize) {
     let config = CacheConfig {
         ttl: Duration::from_secs(3600),
         idle_timeout: idle,
+        hibernate_after: None,
         max_sessions: n + 1,
         call_timeout: Duration::from_secs(60),
     };

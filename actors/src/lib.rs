@@ -70,9 +70,14 @@ pub struct CacheConfig {
     /// Zero disables the cache: every lookup reads the store.
     pub ttl: Duration,
     /// A session with no lookup for this long is forgotten. Its actor
-    /// hibernates much sooner (a tenth of this, at most a minute, without a
-    /// message): cache hits need only the record, not the actor.
+    /// hibernates much sooner (see `hibernate_after`): cache hits need only
+    /// the record, not the actor.
     pub idle_timeout: Duration,
+    /// How long an actor may go without a message before it hibernates.
+    /// `None`: a tenth of the idle timeout, between 100 ms and one minute.
+    /// Hibernation saves memory and changes no answer; the simulation waits
+    /// the whole idle timeout, which saves it wall time.
+    pub hibernate_after: Option<Duration>,
     /// The most sessions (live or hibernated) on this node at once; beyond
     /// it the least recently used are forgotten.
     pub max_sessions: usize,
@@ -80,11 +85,30 @@ pub struct CacheConfig {
     pub call_timeout: Duration,
 }
 
+impl CacheConfig {
+    /// How long an actor may go without a message before it hibernates.
+    pub fn hibernate_delay(&self) -> Duration {
+        self.hibernate_after
+            .unwrap_or_else(|| supervisor::hibernate_after(self.idle_timeout))
+    }
+
+    /// How often the supervisor sweeps its sessions (hibernating quiet
+    /// actors, forgetting idle sessions): half the default hibernation
+    /// delay (a twentieth of the idle timeout), between 10 ms and 30 s.
+    /// It follows the idle timeout alone, so that `hibernate_after` changes
+    /// when actors stop and nothing else.
+    pub fn sweep_period(&self) -> Duration {
+        (supervisor::hibernate_after(self.idle_timeout) / 2)
+            .clamp(Duration::from_millis(10), Duration::from_secs(30))
+    }
+}
+
 impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
             ttl: Duration::from_secs(300),
             idle_timeout: Duration::from_secs(600),
+            hibernate_after: None,
             max_sessions: 1_000_000,
             call_timeout: Duration::from_secs(5),
         }

@@ -17,6 +17,7 @@ struct Inner {
     latency_ms: AtomicU64,
     down: AtomicBool,
     panic_for: Mutex<HashSet<i64>>,
+    panic_polled_for: Mutex<HashSet<i64>>,
 }
 
 /// A shared, clonable in-memory user table.
@@ -91,6 +92,18 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// The next fetch of this user panics later, while its future is
+    /// polled (as a driver bug would, mid-query).
+    pub fn panic_polled_once(&self, id: i64) {
+        self.inner
+            .panic_polled_for
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id);
+    }
+}
+
 impl UserStore for MemoryStore {
     fn fetch(&self, user_id: i64) -> BoxFuture<'static, Result<Fetched, StoreError>> {
         let panics = self
@@ -102,9 +115,18 @@ impl UserStore for MemoryStore {
         if panics {
             panic!("memory store told to panic for user {user_id}");
         }
+        let panics_polled = self
+            .inner
+            .panic_polled_for
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&user_id);
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
             inner.queries.fetch_add(1, Ordering::SeqCst);
+            if panics_polled {
+                panic!("memory store told to panic while fetching user {user_id}");
+            }
             // Read first, then take the latency: the answer is what the
             // table held when the query ran, as with a real database, so a
             // write made while the answer travels back is not in it.

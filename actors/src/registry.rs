@@ -24,8 +24,9 @@ use tokio::time::Instant;
 use crate::record::Fetched;
 use crate::session::SessionMsg;
 
-/// A record as a session actor published it.
-#[derive(Debug)]
+/// A record as a session actor published it. Kept inline in its cell:
+/// a hit copies it out (the user's state itself is shared, behind an `Arc`).
+#[derive(Clone, Debug)]
 pub struct Cached {
     pub fetched: Fetched,
     /// When the store answered. Freshness is `now - fetched_at < ttl`; it is a
@@ -37,7 +38,7 @@ pub struct Cached {
 /// invalidating it can never interleave.
 #[derive(Debug, Default)]
 struct CellState {
-    cached: Option<Arc<Cached>>,
+    cached: Option<Cached>,
     /// The lowest version a record may carry to be published: raised by
     /// every versioned invalidation, so a fetch that started before the
     /// write it races returns an older version and is refused.
@@ -91,11 +92,11 @@ impl SnapshotCell {
     }
 
     /// The published record if it is still fresh at `now`.
-    pub fn fresh(&self, now: Instant, ttl: Duration) -> Option<Arc<Cached>> {
+    pub fn fresh(&self, now: Instant, ttl: Duration) -> Option<Cached> {
         let guard = self.read();
         let cached = guard.cached.as_ref()?;
         if now.saturating_duration_since(cached.fetched_at) < ttl {
-            Some(Arc::clone(cached))
+            Some(cached.clone())
         } else {
             None
         }
@@ -130,10 +131,10 @@ impl SnapshotCell {
             return Err(Refused::Stale);
         }
         if keep {
-            s.cached = Some(Arc::new(Cached {
+            s.cached = Some(Cached {
                 fetched: fetched.clone(),
                 fetched_at: at,
-            }));
+            });
             s.invalidated = false;
         }
         Ok(())
@@ -195,14 +196,15 @@ impl SnapshotCell {
     }
 }
 
-/// One user's record and, while it has one, its session actor.
+/// One user's record and, while it has one, its session actor. The cell
+/// is inline, so a hit follows one pointer from the map to the record.
 pub struct Slot {
     actor: RwLock<Option<ActorRef<SessionMsg>>>,
-    pub cell: Arc<SnapshotCell>,
+    pub cell: SnapshotCell,
 }
 
 impl Slot {
-    pub(crate) fn new(cell: Arc<SnapshotCell>) -> Slot {
+    pub(crate) fn new(cell: SnapshotCell) -> Slot {
         Slot {
             actor: RwLock::new(None),
             cell,
@@ -212,6 +214,14 @@ impl Slot {
     /// The live session actor, if the session is not hibernated.
     pub fn actor(&self) -> Option<ActorRef<SessionMsg>> {
         self.actor.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether an actor is attached (it may have just stopped).
+    pub(crate) fn has_actor(&self) -> bool {
+        self.actor
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 
     pub(crate) fn set_actor(&self, actor: Option<ActorRef<SessionMsg>>) {
@@ -309,7 +319,7 @@ impl Registry {
         Arc::clone(
             slots
                 .entry(user_id)
-                .or_insert_with(|| Arc::new(Slot::new(Arc::new(SnapshotCell::new(now_ms))))),
+                .or_insert_with(|| Arc::new(Slot::new(SnapshotCell::new(now_ms)))),
         )
     }
 
@@ -320,7 +330,16 @@ impl Registry {
             .remove(&user_id)
     }
 
-    /// Every slot, for the supervisor's sweeps.
+    /// Runs `f` on every slot under the map's read lock, without cloning
+    /// them: the supervisor's sweep. Only the supervisor writes the map, so
+    /// holding the read lock for a whole pass delays no lookup.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(i64, &Slot)) {
+        for (id, slot) in self.slots.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            f(*id, slot);
+        }
+    }
+
+    /// Every slot, for eviction.
     pub(crate) fn all(&self) -> Vec<(i64, Arc<Slot>)> {
         self.slots
             .read()

@@ -226,7 +226,7 @@ impl Router {
                 let age = now.saturating_duration_since(c.fetched_at);
                 inner.observer.hit(age);
                 return Ok(Served {
-                    fetched: c.fetched.clone(),
+                    fetched: c.fetched,
                     hit: true,
                     age,
                     node: None,

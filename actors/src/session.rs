@@ -11,6 +11,8 @@
 //! (or generation), and the cell refuses to publish the fetch's answer if it
 //! is older (version fencing): the actor then reads again.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +21,7 @@ use tokio::time::Instant;
 
 use crate::observer::{MissReason, Observer};
 use crate::record::Fetched;
-use crate::registry::SnapshotCell;
+use crate::registry::Slot;
 use crate::store::{StoreError, UserStore};
 
 /// How many times a fetch that came back older than the fence is retried
@@ -80,9 +82,9 @@ pub struct SessionArgs {
     pub user_id: i64,
     pub store: Arc<dyn UserStore>,
     pub observer: Arc<dyn Observer>,
-    /// The user's cell: it may already hold a record (a hibernated session
-    /// waking up), which the actor then serves without a store read.
-    pub cell: Arc<SnapshotCell>,
+    /// The user's slot. Its cell may already hold a record (a hibernated
+    /// session waking up), which the actor then serves without a store read.
+    pub slot: Arc<Slot>,
     pub ttl: Duration,
     /// To stamp the cell with the actor's activity.
     pub epoch: Instant,
@@ -97,7 +99,7 @@ pub struct SessionState {
     /// to go stale. Its `fetched_at` is what the TTL counts from (the
     /// moment the data was true, not the moment someone asked) and its
     /// version is what invalidations are compared with.
-    cell: Arc<SnapshotCell>,
+    slot: Arc<Slot>,
     ttl: Duration,
     epoch: Instant,
     /// The cell generation the fetch in flight started under.
@@ -110,7 +112,7 @@ pub struct SessionState {
 
 impl SessionState {
     fn start_fetch(&mut self, myself: &ActorRef<SessionMsg>) {
-        self.fetch_generation = self.cell.generation();
+        self.fetch_generation = self.slot.cell.generation();
         self.in_flight = true;
         self.observer.store_query();
         // Building the future runs the store's synchronous part inside this
@@ -119,10 +121,7 @@ impl SessionState {
         let me = myself.clone();
         let generation = self.fetch_generation;
         tokio::spawn(async move {
-            let result = match tokio::spawn(fetch).await {
-                Ok(r) => r,
-                Err(_) => Err(StoreError::Panicked),
-            };
+            let result = catching_panics(fetch).await;
             // The actor may have stopped meanwhile; nobody is left to tell.
             let _ = me.cast(SessionMsg::FetchDone { generation, result });
         });
@@ -137,9 +136,9 @@ impl SessionState {
     }
 
     fn miss_reason(&self) -> MissReason {
-        if self.cell.has_record() {
+        if self.slot.cell.has_record() {
             MissReason::Expired
-        } else if self.cell.was_invalidated() {
+        } else if self.slot.cell.was_invalidated() {
             MissReason::Invalidated
         } else {
             MissReason::Cold
@@ -152,6 +151,22 @@ impl SessionState {
             let _ = w.send(result.clone());
         }
     }
+}
+
+/// Runs a store's fetch, turning a panic inside it into an error for its
+/// callers: the same task, no second one to catch it.
+async fn catching_panics<F>(fetch: F) -> Result<Fetched, StoreError>
+where
+    F: Future<Output = Result<Fetched, StoreError>>,
+{
+    let mut fetch = std::pin::pin!(fetch);
+    std::future::poll_fn(move |cx| {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fetch.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(_) => std::task::Poll::Ready(Err(StoreError::Panicked)),
+        }
+    })
+    .await
 }
 
 impl Actor for SessionActor {
@@ -168,7 +183,7 @@ impl Actor for SessionActor {
             user_id: args.user_id,
             store: args.store,
             observer: args.observer,
-            cell: args.cell,
+            slot: args.slot,
             ttl: args.ttl,
             epoch: args.epoch,
             fetch_generation: 0,
@@ -187,6 +202,7 @@ impl Actor for SessionActor {
     ) -> Result<(), ActorProcessingErr> {
         let now = Instant::now();
         state
+            .slot
             .cell
             .actor_touch(now.saturating_duration_since(state.epoch).as_millis() as u64);
         match message {
@@ -195,11 +211,11 @@ impl Actor for SessionActor {
                 force: false,
                 reply,
             } => {
-                if let Some(c) = state.cell.fresh(now, state.ttl) {
+                if let Some(c) = state.slot.cell.fresh(now, state.ttl) {
                     let age = now.saturating_duration_since(c.fetched_at);
                     state.observer.hit(age);
                     let _ = reply.send(Ok(Served {
-                        fetched: c.fetched.clone(),
+                        fetched: c.fetched,
                         hit: true,
                         age,
                         node: None,
@@ -212,14 +228,14 @@ impl Actor for SessionActor {
             SessionMsg::Refresh { force: true, reply } => {
                 // A fetch already in flight may have started before whatever
                 // made the caller force a refresh: supersede it.
-                state.cell.supersede();
+                state.slot.cell.supersede();
                 state.observer.miss(MissReason::Forced);
                 state.waiters.push(reply);
                 state.start_fetch(&myself);
             }
             SessionMsg::Passivate => {
                 if state.waiters.is_empty() && !state.in_flight {
-                    state.cell.set_stopping(true);
+                    state.slot.cell.set_stopping(true);
                     myself.stop(None);
                 } else {
                     state.passivate_when_idle = true;
@@ -238,6 +254,7 @@ impl Actor for SessionActor {
                     Ok(fetched) => {
                         let keep = !state.ttl.is_zero();
                         match state
+                            .slot
                             .cell
                             .publish(&fetched, generation, Instant::now(), keep)
                         {
@@ -261,7 +278,7 @@ impl Actor for SessionActor {
                     }
                 }
                 if state.passivate_when_idle && state.waiters.is_empty() {
-                    state.cell.set_stopping(true);
+                    state.slot.cell.set_stopping(true);
                     myself.stop(None);
                 }
             }

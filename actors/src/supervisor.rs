@@ -53,8 +53,8 @@ pub struct SupervisorState {
     children: HashMap<ActorId, i64>,
 }
 
-/// How long an actor may go without a message before it hibernates: a
-/// tenth of the idle timeout, between 100 ms and one minute. A session kept
+/// How long an actor may go without a message before it hibernates, unless
+/// the configuration says otherwise: a tenth of the idle timeout, between 100 ms and one minute. A session kept
 /// busy by cache hits alone needs no actor until its record expires.
 pub fn hibernate_after(idle_timeout: Duration) -> Duration {
     (idle_timeout / 10).clamp(Duration::from_millis(100), Duration::from_secs(60))
@@ -126,9 +126,7 @@ impl Actor for Supervisor {
         myself: ActorRef<Self::Msg>,
         args: SupervisorArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let period = (hibernate_after(args.config.idle_timeout) / 2)
-            .clamp(Duration::from_millis(10), Duration::from_secs(30));
-        myself.send_interval(period, || SupervisorMsg::Sweep);
+        myself.send_interval(args.config.sweep_period(), || SupervisorMsg::Sweep);
         Ok(SupervisorState {
             registry: args.registry,
             store: args.store,
@@ -178,7 +176,7 @@ impl Actor for Supervisor {
                     user_id,
                     store: Arc::clone(&state.store),
                     observer: Arc::clone(&state.observer),
-                    cell: Arc::clone(&slot.cell),
+                    slot: Arc::clone(&slot),
                     ttl: state.config.ttl,
                     epoch: state.registry.epoch(),
                 };
@@ -204,22 +202,28 @@ impl Actor for Supervisor {
                 let now = Instant::now();
                 let now_ms = state.registry.millis(now);
                 let idle_ms = state.config.idle_timeout.as_millis() as u64;
-                let quiet_ms = hibernate_after(state.config.idle_timeout).as_millis() as u64;
-                let (mut forgotten, mut hibernated) = (0, 0);
-                for (user_id, slot) in state.registry.all() {
-                    let idle = now_ms.saturating_sub(slot.cell.last_access_ms()) >= idle_ms;
-                    let actor = slot.actor();
-                    let fresh = slot.cell.fresh(now, state.config.ttl).is_some();
-                    if idle || (actor.is_none() && !fresh) {
-                        // Idle, or hibernated with nothing left to serve.
-                        state.forget_session(user_id);
-                        forgotten += 1;
-                    } else if let Some(actor) = actor {
-                        if now_ms.saturating_sub(slot.cell.last_actor_ms()) >= quiet_ms {
-                            let _ = actor.cast(SessionMsg::Passivate);
-                            hibernated += 1;
+                let quiet_ms = state.config.hibernate_delay().as_millis() as u64;
+                let ttl = state.config.ttl;
+                let (mut forget, mut quiet) = (Vec::new(), Vec::new());
+                state.registry.for_each(|user_id, slot| {
+                    let cell = &slot.cell;
+                    if now_ms.saturating_sub(cell.last_access_ms()) >= idle_ms {
+                        forget.push(user_id);
+                    } else if slot.has_actor() {
+                        if now_ms.saturating_sub(cell.last_actor_ms()) >= quiet_ms {
+                            quiet.extend(slot.actor());
                         }
+                    } else if cell.fresh(now, ttl).is_none() {
+                        // Hibernated with nothing left to serve.
+                        forget.push(user_id);
                     }
+                });
+                let (forgotten, hibernated) = (forget.len(), quiet.len());
+                for user_id in forget {
+                    state.forget_session(user_id);
+                }
+                for actor in quiet {
+                    let _ = actor.cast(SessionMsg::Passivate);
                 }
                 if forgotten > 0 {
                     state.observer.passivated(forgotten, false);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use sessiond_actors::memory::MemoryStore;
 use sessiond_actors::{
     CacheConfig, Fetched, InvalidationSource, Lookup, MissReason, NoopObserver, Observer,
-    ResolveError, Router, Status,
+    ResolveError, Router, Status, StoreError,
 };
 
 const TTL: Duration = Duration::from_secs(300);
@@ -17,6 +17,7 @@ fn config() -> CacheConfig {
     CacheConfig {
         ttl: TTL,
         idle_timeout: Duration::from_secs(600),
+        hibernate_after: None,
         max_sessions: 10_000,
         call_timeout: Duration::from_secs(5),
     }
@@ -201,6 +202,7 @@ async fn idle_sessions_are_passivated() {
     }
     let cfg = CacheConfig {
         idle_timeout: Duration::from_secs(60),
+        hibernate_after: None,
         ..config()
     };
     let router = router_with(cfg, &store).await;
@@ -308,6 +310,22 @@ async fn a_panicking_actor_fails_only_its_request() {
     // The next request for the same user gets a fresh actor.
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(resolve_role(&router, 1).await, ("user".into(), false));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_panicking_mid_fetch_fails_that_lookup_only() {
+    let store = MemoryStore::new();
+    store.put(1, "user");
+    let router = router_with(config(), &store).await;
+    store.panic_polled_once(1);
+    let failed = router.resolve(1, Lookup::Resolve).await;
+    assert!(
+        matches!(failed, Err(ResolveError::Store(StoreError::Panicked))),
+        "{failed:?}"
+    );
+    // Nothing was cached; the same actor reads again on the next lookup.
+    assert_eq!(resolve_role(&router, 1).await, ("user".into(), false));
+    assert_eq!(resolve_role(&router, 1).await, ("user".into(), true));
 }
 
 #[tokio::test(start_paused = true)]

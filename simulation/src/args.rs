@@ -72,9 +72,16 @@ pub struct SimArgs {
     /// How long the membership takes to notice a crash, partition or return.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub detect: Duration,
-    /// Passivate a session actor after this long without a lookup.
+    /// Forget a session after this long without a lookup.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub idle_timeout: Duration,
+    /// Hibernate a session actor (stop it, keep its record) after this long
+    /// without a message; production does after a tenth of the idle timeout
+    /// (at most 1m). Default: the idle timeout. Hibernation saves memory and
+    /// changes no answer; attaching actors again costs the simulation wall
+    /// time.
+    #[arg(long, value_parser = parse_duration)]
+    pub hibernate_after: Option<Duration>,
     /// Read from a replica this far behind the primary. Deliberately breaks
     /// the freshness invariants: a way to see the harness catch it.
     #[arg(long, default_value = "0", value_parser = parse_duration)]
@@ -82,6 +89,10 @@ pub struct SimArgs {
     /// Write runs.csv, runs.json and simulation.svg into this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Runs played at once, each on a thread of its own (default: one per
+    /// core). The results do not depend on it.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
 }
 
 /// A cache policy under test.

@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
-use sessiond_actors::supervisor::hibernate_after;
 use sessiond_actors::{CacheConfig, InvalidationSource, Lookup, Observer, Router, Status};
 use tokio::time::Instant;
 
@@ -63,6 +62,9 @@ pub struct Scenario {
     pub disruptions: Vec<Scheduled>,
     pub detect: Duration,
     pub idle_timeout: Duration,
+    /// How long a session actor may go without a message before it
+    /// hibernates.
+    pub hibernate_after: Duration,
     pub replica_lag: Duration,
     pub call_timeout: Duration,
     pub max_sessions: usize,
@@ -132,6 +134,8 @@ struct Cluster {
     /// When each live node's supervisor started: its sweep ticks at
     /// that instant plus whole periods.
     sweep_from: Vec<Option<Instant>>,
+    /// The virtual time as last read (or set) by the driver.
+    now: Instant,
     /// Time must not move before the runtime has gone idle once: a node has
     /// just started (its sweep timer starts when its task first runs), or a
     /// sweep may still be passivating.
@@ -177,13 +181,9 @@ impl Cluster {
     }
 
     /// The period of the supervisor's sweep (hibernation and idle
-    /// sessions), as `Supervisor::pre_start` sets it. Should the two differ,
-    /// the runs stay deterministic but a sweep may run a few milliseconds
-    /// late; the test `advancing_the_clock_directly_changes_nothing` exists
-    /// to notice.
+    /// sessions), the one `Supervisor::pre_start` uses.
     fn sweep_period(&self) -> Duration {
-        (hibernate_after(self.config.idle_timeout) / 2)
-            .clamp(Duration::from_millis(10), Duration::from_secs(30))
+        self.config.sweep_period()
     }
 
     /// Moves virtual time to `at` (ns after `start`) and returns the
@@ -197,7 +197,7 @@ impl Cluster {
     /// may still be under way), the clock is advanced to that same instant
     /// directly: cheaper than a timer, and the same result.
     async fn wait_until(&mut self, start: Instant, at: u64, quiet: bool) -> Instant {
-        let now = Instant::now();
+        let now = self.now;
         let target = start + Duration::from_nanos(at);
         if target <= now {
             return now;
@@ -205,12 +205,17 @@ impl Cluster {
         let rounded = start + Duration::from_millis(at.div_ceil(1_000_000));
         let sweep_due = self.next_sweep(now).is_some_and(|s| s <= rounded);
         if quiet && !self.settling && !sweep_due && rounded > now {
+            // Nothing can run while the clock moves: it lands on `rounded`
+            // exactly, which saves reading it (a lock, in paused time).
             tokio::time::advance(rounded - now).await;
+            debug_assert_eq!(Instant::now(), rounded);
+            self.now = rounded;
         } else {
             tokio::time::sleep_until(target).await;
             self.settling = sweep_due;
+            self.now = Instant::now();
         }
-        Instant::now()
+        self.now
     }
 
     /// The first sweep tick of any node after `now`.
@@ -363,6 +368,7 @@ async fn drive(
             ttl
         },
         idle_timeout: scenario.idle_timeout,
+        hibernate_after: Some(scenario.hibernate_after),
         max_sessions: scenario.max_sessions,
         call_timeout: scenario.call_timeout,
     };
@@ -393,6 +399,7 @@ async fn drive(
         config,
         sweep_from: vec![None; n],
         settling: true,
+        now: Instant::now(),
         store: Arc::clone(&store),
         observer: Arc::clone(&observer),
         names,
@@ -428,6 +435,7 @@ async fn drive(
     let mut active = vec![true; users as usize + 1];
 
     let start = Instant::now();
+    cluster.now = start;
     let since_start = |now: Instant| now.saturating_duration_since(start).as_nanos() as u64;
     let duration_ns = scenario.workload.duration_ns.max(1);
     let mut shown = 0u64;
@@ -460,6 +468,8 @@ async fn drive(
             if let Some((_, _, action)) = actions.next() {
                 cluster.apply(action).await?;
             }
+            // Stopping or starting nodes may have let time move.
+            cluster.now = Instant::now();
             continue;
         }
         let Some(event) = events.next() else { break };

@@ -42,7 +42,8 @@ pub mod workload;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
@@ -140,6 +141,7 @@ pub fn scenario(args: &SimArgs) -> Result<Scenario, SimError> {
         disruptions,
         detect: args.detect,
         idle_timeout: args.idle_timeout,
+        hibernate_after: args.hibernate_after.unwrap_or(args.idle_timeout),
         replica_lag: args.replica_lag,
         call_timeout: CALL_TIMEOUT,
         max_sessions: 1_000_000,
@@ -215,7 +217,8 @@ impl Report {
 pub fn simulate(args: &SimArgs, progress: bool) -> Result<Report, SimError> {
     let scenario = scenario(args)?;
     let plan = plan(args);
-    let runs = run_plan(&scenario, &plan, progress)?;
+    let jobs = args.jobs.map(usize::from).unwrap_or_else(default_jobs);
+    let runs = run_plan(&scenario, &plan, progress, jobs)?;
     Ok(Report {
         seed: args.seed,
         scenario,
@@ -223,36 +226,89 @@ pub fn simulate(args: &SimArgs, progress: bool) -> Result<Report, SimError> {
     })
 }
 
-/// Runs the given policy × TTL pairs of a scenario, in order.
+/// One run per core.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Runs the given policy × TTL pairs of a scenario, up to `jobs` at once,
+/// and returns their summaries in the plan's order. Each run has its own
+/// runtime and its own random streams, so the results do not depend on
+/// `jobs`. The first failed run stops the others from starting.
 pub fn run_plan(
     scenario: &Scenario,
     plan: &[(Policy, Duration)],
     progress: bool,
+    jobs: usize,
 ) -> Result<Vec<RunSummary>, SimError> {
     if plan.is_empty() {
         return Err(SimError::Invalid("no run: give --policy and --ttl".into()));
     }
     let total = plan.len();
-    let mut runs = Vec::with_capacity(total);
-    // Lost messages and unreachable nodes are what the simulation is for:
-    // keep the actors' warnings about them out of the output.
-    tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
-        for (k, (policy, ttl)) in plan.iter().enumerate() {
-            let label = format!("run {}/{total}: {}", k + 1, report::run_name(*policy, *ttl));
+    let jobs = jobs.clamp(1, total);
+    let next = AtomicUsize::new(0);
+    let shares = Mutex::new(vec![0.0f64; total]);
+    let results: Mutex<Vec<Option<Result<RunSummary, SimError>>>> =
+        Mutex::new((0..total).map(|_| None).collect());
+    let work = || {
+        // Lost messages and unreachable nodes are what the simulation is
+        // for: keep the actors' warnings about them out of the output.
+        tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&(policy, ttl)) = plan.get(k) else {
+                break;
+            };
             let mut bar = |done: f64| {
                 if progress {
-                    draw_progress(&label, (k as f64 + done) / total as f64);
+                    let mut shares = lock(&shares);
+                    shares[k] = done;
+                    let finished = shares.iter().filter(|d| **d >= 1.0).count();
+                    let share = shares.iter().sum::<f64>() / total as f64;
+                    drop(shares);
+                    draw_progress(&format!("{finished}/{total} runs done"), share);
                 }
             };
-            let raw = harness::run(scenario, *policy, *ttl, &mut bar)?;
-            runs.push(report::summarise(scenario, *policy, *ttl, raw));
-        }
-        Ok::<(), SimError>(())
-    })?;
+            let result = harness::run(scenario, policy, ttl, &mut bar)
+                .map(|raw| report::summarise(scenario, policy, ttl, raw));
+            let failed = result.is_err();
+            lock(&results)[k] = Some(result);
+            if failed {
+                next.store(total, Ordering::Relaxed);
+                break;
+            }
+        })
+    };
+    if jobs == 1 {
+        work();
+    } else {
+        std::thread::scope(|s| {
+            for _ in 0..jobs {
+                s.spawn(work);
+            }
+        });
+    }
     if progress {
         eprint!("\r\x1b[2K");
     }
+    let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut runs = Vec::with_capacity(total);
+    for result in results {
+        match result {
+            Some(Ok(run)) => runs.push(run),
+            Some(Err(e)) => return Err(e),
+            // Not started because an earlier run failed: that error is
+            // further on, or was returned already.
+            None => {}
+        }
+    }
+    if runs.len() < total {
+        return Err(SimError::Runtime("a run did not finish".into()));
+    }
     Ok(runs)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn draw_progress(label: &str, done: f64) {
@@ -302,9 +358,16 @@ pub fn run(args: SimArgs) -> Result<(), SimError> {
     let progress = std::io::stderr().is_terminal();
     let stdout = std::io::stdout();
     let result = execute(&args, &mut stdout.lock(), progress);
+    let runs = plan(&args).len();
+    let jobs = args
+        .jobs
+        .map(usize::from)
+        .unwrap_or_else(default_jobs)
+        .clamp(1, runs.max(1));
     eprintln!(
-        "simulated {} of traffic per run in {:.1} s of wall time",
+        "simulated {} of traffic in each of {runs} run{} ({jobs} at a time) in {:.1} s of wall time",
         args::show_duration(args.duration),
+        if runs == 1 { "" } else { "s" },
         started.elapsed().as_secs_f64()
     );
     result.map(|_| ())

@@ -43,9 +43,10 @@ fn same_seed_same_bytes() {
         tempfile::tempdir().expect("tmp"),
     ];
     let mut outputs = Vec::new();
-    for dir in &dirs {
+    // One run at a time, then three at once: the same bytes.
+    for (dir, jobs) in dirs.iter().zip([1, 3]) {
         let path = dir.path().to_str().expect("utf-8 path");
-        let (result, table) = run(&format!("{BUSY} --seed 7 --out {path}"));
+        let (result, table) = run(&format!("{BUSY} --seed 7 --jobs {jobs} --out {path}"));
         let report = result.expect("invariants hold");
         assert_eq!(report.runs.len(), 5, "none + ttl/push at two TTLs");
         outputs.push((table, files(dir.path())));
@@ -147,14 +148,34 @@ fn advancing_the_clock_directly_changes_nothing() {
         "--users 60 --rps 60 --duration 4m --ttl 5s --zipf 1.0 --nodes 3 \
          --link-delay uniform:1ms:3ms --crash 1m+20s --idle-timeout 1s \
          --role-change-rate 600/h --force-refresh-rate 300/h \
-         --store-latency uniform:1ms:4ms --seed 13",
+         --store-latency uniform:1ms:4ms --seed 13 --hibernate-after 100ms",
     );
     let plan = sessiond_sim::plan(&a);
     let mut scenario = sessiond_sim::scenario(&a).expect("scenario");
-    let fast = sessiond_sim::run_plan(&scenario, &plan, false).expect("runs");
+    let fast = sessiond_sim::run_plan(&scenario, &plan, false, 1).expect("runs");
     scenario.timer_per_event = true;
-    let exact = sessiond_sim::run_plan(&scenario, &plan, false).expect("runs");
+    let exact = sessiond_sim::run_plan(&scenario, &plan, false, 1).expect("runs");
     let table = |runs: &[RunSummary]| report::table(13, &scenario, runs);
     assert_eq!(table(&fast), table(&exact));
     assert_eq!(report::csv(&fast), report::csv(&exact));
+}
+
+#[test]
+fn hibernating_actors_changes_no_answer() {
+    // The simulation lets an actor go quiet for the whole idle timeout
+    // before it hibernates; production stops it after a tenth of that.
+    // Only memory may differ: every figure of the table must be the same.
+    let flags = "--users 200 --rps 40 --duration 10m --ttl 20s,2m --zipf 0.8 --nodes 3 \
+         --link-delay uniform:1ms:3ms --crash 4m+30s --idle-timeout 1m \
+         --role-change-rate 600/h --force-refresh-rate 120/h --seed 21";
+    let (kept, kept_table) = run(flags);
+    let (hibernating, hibernating_table) = run(&format!("{flags} --hibernate-after 6s"));
+    let (kept, hibernating) = (kept.expect("runs"), hibernating.expect("runs"));
+    let hibernated = |r: &Report| r.runs.iter().map(|run| run.hibernated).sum::<u64>();
+    let (few, many) = (hibernated(&kept), hibernated(&hibernating));
+    assert!(
+        many > 2 * few + 100,
+        "the scenario must make actors hibernate far more often: {few} vs {many}"
+    );
+    assert_eq!(kept_table, hibernating_table);
 }
