@@ -89,8 +89,9 @@ pub struct SimArgs {
     /// Write runs.csv, runs.json and simulation.svg into this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Runs played at once, each on a thread of its own (default: one per
-    /// core). The results do not depend on it.
+    /// Runs played at once, each on a thread of its own and with its own
+    /// cache in memory (default: one per core). The results do not depend
+    /// on it; lower it when many users would not fit in memory N times.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
 }
