@@ -104,23 +104,17 @@ impl MemoryStore {
     }
 }
 
+/// Removes `id` from a one-shot set; whether it was there.
+fn take(set: &Mutex<HashSet<i64>>, id: i64) -> bool {
+    set.lock().unwrap_or_else(|e| e.into_inner()).remove(&id)
+}
+
 impl UserStore for MemoryStore {
     fn fetch(&self, user_id: i64) -> BoxFuture<'static, Result<Fetched, StoreError>> {
-        let panics = self
-            .inner
-            .panic_for
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&user_id);
-        if panics {
+        if take(&self.inner.panic_for, user_id) {
             panic!("memory store told to panic for user {user_id}");
         }
-        let panics_polled = self
-            .inner
-            .panic_polled_for
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&user_id);
+        let panics_polled = take(&self.inner.panic_polled_for, user_id);
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
             inner.queries.fetch_add(1, Ordering::SeqCst);
