@@ -39,6 +39,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+#[path = "../tests/support/postgres_db.rs"]
+mod postgres_db;
+
 const ADMIN_PASSWORD: &str = "bench-admin-password";
 const JWT_SECRET: &str = "bench-secret-bench-secret-bench-secret!";
 
@@ -644,27 +647,6 @@ fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-/// Replaces the database name in a PostgreSQL URL.
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map(|i| i + scheme_end)
-        .unwrap_or(base.len());
-    format!("{}/{db}{query}", &base[..host_end])
-}
-
-async fn postgres_admin(sql: &str) -> Result<(), sqlx::Error> {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(&postgres_admin_url()).await?;
-    sqlx::query(sql).execute(&mut conn).await?;
-    Ok(())
-}
-
 /// A database for one store, and how to remove it afterwards.
 enum Database {
     /// The directory is removed when this is dropped.
@@ -685,17 +667,12 @@ impl Database {
             }
             "postgres" => {
                 let name = format!("sessiond_bench_{}", std::process::id());
-                let _ =
-                    postgres_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-                postgres_admin(&format!("CREATE DATABASE {name}"))
+                let admin_url = postgres_admin_url();
+                postgres_db::drop(&admin_url, &name).await;
+                let url = postgres_db::create(&admin_url, &name)
                     .await
-                    .map_err(|e| {
-                        format!("PostgreSQL at {} unreachable: {e}", postgres_admin_url())
-                    })?;
-                Ok(Database::Postgres(
-                    with_database(&postgres_admin_url(), &name),
-                    name,
-                ))
+                    .map_err(|e| format!("PostgreSQL at {admin_url} unreachable: {e}"))?;
+                Ok(Database::Postgres(url, name))
             }
             other => Err(format!("unknown store {other:?} (sqlite, postgres)")),
         }
@@ -709,7 +686,7 @@ impl Database {
 
     async fn remove(self) {
         if let Database::Postgres(_, name) = self {
-            let _ = postgres_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+            postgres_db::drop(&postgres_admin_url(), &name).await;
         }
     }
 }

@@ -72,25 +72,7 @@ fn serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> Server {
 
 async fn post_json(url: &str, path: &str, body: &str) -> (u16, Value) {
     let addr = url.trim_start_matches("http://");
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connects");
-    s.write_all(req.as_bytes()).await.expect("writes");
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.expect("reads");
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    crate::helpers::call(addr, "POST", path, None, Some(body)).await
 }
 
 fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {

@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{drop_postgres_database, fresh_postgres_database, outside_sql, Backend};
+use crate::helpers::{call, drop_postgres_database, fresh_postgres_database, outside_sql, Backend};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
 const SECRET: &str = "cluster-test-secret-0123456789";
@@ -154,41 +154,7 @@ async fn request(
     token: Option<&str>,
     body: Option<&str>,
 ) -> (u16, Value) {
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n",
-        node.http
-    );
-    if let Some(t) = token {
-        req.push_str(&format!("authorization: Bearer {t}\r\n"));
-    }
-    let body = body.unwrap_or("");
-    req.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
-    let Ok(Ok(mut s)) = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::net::TcpStream::connect(&node.http),
-    )
-    .await
-    else {
-        return (0, Value::Null);
-    };
-    if s.write_all(req.as_bytes()).await.is_err() {
-        return (0, Value::Null);
-    }
-    let mut buf = Vec::new();
-    if !matches!(
-        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await,
-        Ok(Ok(_))
-    ) {
-        return (0, Value::Null);
-    }
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    call(&node.http, method, path, token, body).await
 }
 
 async fn members(node: &Node) -> Vec<String> {

@@ -10,6 +10,8 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use sessiond::app::{Application, Ctx};
+
+use crate::postgres_db;
 use sessiond::config::Settings;
 
 pub const ADMIN_EMAIL: &str = "admin@localhost";
@@ -29,45 +31,20 @@ pub fn postgres_url() -> String {
         .expect("SESSIOND_TEST_POSTGRES_URL names the PostgreSQL server for these tests")
 }
 
-/// Replaces the database name in a PostgreSQL URL.
-pub fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map(|i| i + scheme_end)
-        .unwrap_or(base.len());
-    format!("{}/{db}{query}", &base[..host_end])
-}
-
-/// A fresh, empty PostgreSQL database; returns its URL.
+/// A fresh, empty PostgreSQL database: its URL and its name.
 pub async fn fresh_postgres_database() -> (String, String) {
-    use sqlx::Connection;
-    let admin_url = postgres_url();
     let name = format!(
         "sessiond_t_{}",
         sessiond::auth::random_secret(12).to_lowercase()
     );
-    let mut admin = sqlx::PgConnection::connect(&admin_url)
+    let url = postgres_db::create(&postgres_url(), &name)
         .await
-        .expect("connects to the PostgreSQL test server");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .expect("creates a test database");
-    (with_database(&admin_url, &name), name)
+        .expect("creates a test database on the PostgreSQL test server");
+    (url, name)
 }
 
 pub async fn drop_postgres_database(name: &str) {
-    use sqlx::Connection;
-    if let Ok(mut admin) = sqlx::PgConnection::connect(&postgres_url()).await {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut admin)
-            .await;
-    }
+    postgres_db::drop(&postgres_url(), name).await;
 }
 
 pub struct TestApp {
@@ -193,21 +170,7 @@ impl TestApp {
         token: Option<&str>,
         body: Option<&str>,
     ) -> Reply {
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n",
-            self.addr
-        );
-        if let Some(t) = token {
-            req.push_str(&format!("authorization: Bearer {t}\r\n"));
-        }
-        if let Some(b) = body {
-            req.push_str(&format!(
-                "content-type: application/json\r\ncontent-length: {}\r\n\r\n{b}",
-                b.len()
-            ));
-        } else {
-            req.push_str("\r\n");
-        }
+        let req = request_text(&self.addr.to_string(), method, path, token, body);
         self.raw(req.as_bytes()).await
     }
 
@@ -316,6 +279,59 @@ impl Drop for TestApp {
             let _ = s.send(());
         }
     }
+}
+
+/// One HTTP/1.1 request on a connection of its own, with a JSON body if
+/// one is given.
+pub fn request_text(
+    host: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> String {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("authorization: Bearer {t}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "content-type: application/json\r\ncontent-length: {}\r\n\r\n{b}",
+            b.len()
+        ));
+    } else {
+        req.push_str("\r\n");
+    }
+    req
+}
+
+/// Sends one request to `addr` (`host:port`), for servers outside this
+/// process: the status and the JSON body (`Null` when it is not JSON), or
+/// `(0, Null)` when the server cannot be reached or does not answer within
+/// 20 s.
+pub async fn call(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, Value) {
+    let req = request_text(addr, method, path, token, body);
+    let Ok(Ok(mut stream)) =
+        tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await
+    else {
+        return (0, Value::Null);
+    };
+    if stream.write_all(req.as_bytes()).await.is_err() {
+        return (0, Value::Null);
+    }
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut buf)).await;
+    if !matches!(read, Ok(Ok(_))) || !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        return (0, Value::Null);
+    }
+    let reply = parse_reply(&buf);
+    (reply.status, reply.body)
 }
 
 fn parse_reply(buf: &[u8]) -> Reply {

@@ -5,32 +5,14 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use serde_json::json;
+
+use crate::helpers::call;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
 const SECRET: &str = "log-check-secret-4f1d9a2c7e";
 const ADMIN_PASSWORD: &str = "log-check-admin-pw-93xq";
 const USER_PASSWORD: &str = "log-check-user-pw-51kz";
-
-async fn call(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> Value {
-    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
-    if let Some(t) = token {
-        req.push_str(&format!("authorization: Bearer {t}\r\n"));
-    }
-    req.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connects");
-    s.write_all(req.as_bytes()).await.expect("writes");
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf))
-        .await
-        .expect("answers")
-        .expect("reads");
-    let text = String::from_utf8_lossy(&buf).to_string();
-    serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap_or("")).unwrap_or(Value::Null)
-}
 
 #[tokio::test]
 async fn no_log_line_holds_a_password_a_token_or_the_secret() {
@@ -72,36 +54,41 @@ async fn no_log_line_holds_a_password_a_token_or_the_secret() {
         "POST",
         "/api/auth/login",
         None,
-        &login("admin@localhost", ADMIN_PASSWORD),
+        Some(&login("admin@localhost", ADMIN_PASSWORD)),
     )
-    .await;
+    .await
+    .1;
     let admin = admin["token"].as_str().expect("admin token").to_string();
     let created = call(
         &addr,
         "POST",
         "/api/admin/users",
         Some(&admin),
-        &json!({"email": "log@example.test", "password": USER_PASSWORD, "role": "editor"})
-            .to_string(),
+        Some(
+            &json!({"email": "log@example.test", "password": USER_PASSWORD, "role": "editor"})
+                .to_string(),
+        ),
     )
-    .await;
+    .await
+    .1;
     let id = created["id"].as_i64().expect("id");
     let user = call(
         &addr,
         "POST",
         "/api/auth/login",
         None,
-        &login("log@example.test", USER_PASSWORD),
+        Some(&login("log@example.test", USER_PASSWORD)),
     )
-    .await;
+    .await
+    .1;
     let user = user["token"].as_str().expect("user token").to_string();
-    call(&addr, "GET", "/api/auth/session", Some(&user), "").await;
+    call(&addr, "GET", "/api/auth/session", Some(&user), None).await;
     call(
         &addr,
         "POST",
         "/api/auth/refresh-session",
         Some(&user),
-        r#"{"force":true}"#,
+        Some(r#"{"force":true}"#),
     )
     .await;
     call(
@@ -109,7 +96,7 @@ async fn no_log_line_holds_a_password_a_token_or_the_secret() {
         "PUT",
         &format!("/api/admin/users/{id}/role"),
         Some(&admin),
-        r#"{"role":"viewer"}"#,
+        Some(r#"{"role":"viewer"}"#),
     )
     .await;
     call(
@@ -117,7 +104,7 @@ async fn no_log_line_holds_a_password_a_token_or_the_secret() {
         "POST",
         "/api/auth/login",
         None,
-        &login("log@example.test", "a-wrong-password-77"),
+        Some(&login("log@example.test", "a-wrong-password-77")),
     )
     .await;
     call(
@@ -125,17 +112,17 @@ async fn no_log_line_holds_a_password_a_token_or_the_secret() {
         "POST",
         "/api/auth/login",
         None,
-        &login("nobody@example.test", USER_PASSWORD),
+        Some(&login("nobody@example.test", USER_PASSWORD)),
     )
     .await;
-    call(&addr, "POST", "/api/auth/logout", Some(&user), "").await;
-    call(&addr, "GET", "/api/auth/session", Some(&user), "").await;
+    call(&addr, "POST", "/api/auth/logout", Some(&user), None).await;
+    call(&addr, "GET", "/api/auth/session", Some(&user), None).await;
     call(
         &addr,
         "GET",
         "/api/auth/session",
         Some(&format!("{user}x")),
-        "",
+        None,
     )
     .await;
     call(
@@ -143,10 +130,10 @@ async fn no_log_line_holds_a_password_a_token_or_the_secret() {
         "POST",
         &format!("/api/admin/users/{id}/deactivate"),
         Some(&admin),
-        "",
+        None,
     )
     .await;
-    call(&addr, "GET", "/metrics", None, "").await;
+    call(&addr, "GET", "/metrics", None, None).await;
 
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

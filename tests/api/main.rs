@@ -11,4 +11,6 @@ mod helpers;
 mod logs;
 mod openapi;
 mod postgres;
+#[path = "../support/postgres_db.rs"]
+mod postgres_db;
 mod sessions;
