@@ -386,11 +386,7 @@ fn not_found(id: i64) -> ApiError {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The user.", body = UserJson),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 503, response = super::openapi::Unavailable),
+        super::openapi::AdminUserErrors,
     )
 )]
 pub async fn get_user(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
@@ -409,12 +405,8 @@ pub async fn get_user(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
     request_body = RoleRequest,
     responses(
         (status = 200, description = "The user; sessions show the role at once, on every node.", body = UserJson),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
         (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::Unavailable),
+        super::openapi::AdminUserErrors,
     )
 )]
 pub async fn set_role(ctx: Arc<Ctx>, id: String, caller: Caller, body: Body) -> Answer {
@@ -466,11 +458,7 @@ pub async fn set_status(ctx: Arc<Ctx>, id: String, caller: Caller, status: Statu
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The user; its tokens stop resolving at once.", body = UserJson),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 503, response = super::openapi::Unavailable),
+        super::openapi::AdminUserErrors,
     )
 )]
 pub async fn deactivate(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
@@ -485,11 +473,7 @@ pub async fn deactivate(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The user.", body = UserJson),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 503, response = super::openapi::Unavailable),
+        super::openapi::AdminUserErrors,
     )
 )]
 pub async fn activate(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
@@ -504,11 +488,7 @@ pub async fn activate(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted; its tokens stop resolving at once."),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 503, response = super::openapi::Unavailable),
+        super::openapi::AdminUserErrors,
     )
 )]
 pub async fn delete_user(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
@@ -531,11 +511,7 @@ pub async fn delete_user(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
     security(("bearer" = [])),
     responses(
         (status = 202, description = "The cached record is dropped on every node."),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 503, response = super::openapi::Unavailable),
+        super::openapi::AdminUserErrors,
     )
 )]
 pub async fn invalidate_user(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
@@ -555,11 +531,7 @@ pub async fn invalidate_user(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answe
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Tokens issued until now stop resolving."),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 503, response = super::openapi::Unavailable),
+        super::openapi::AdminUserErrors,
     )
 )]
 pub async fn revoke_sessions(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {

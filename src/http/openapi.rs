@@ -9,6 +9,7 @@
 //! The same description answers `Allow` on a 405 ([`allowed_methods`]), so
 //! what the router advertises and what the document says are one list.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -102,6 +103,25 @@ error_responses! {
         address; `Retry-After` says when to try again.",
     Unavailable => "`unavailable`: the database cannot be reached and no fresh record is \
         cached (or, for `/readyz`, the node is not ready).",
+}
+
+/// The errors every admin route on one user (`/api/admin/users/{id}…`) can
+/// answer: 400, 401, 403, 404 and 503, each the reusable answer above.
+pub struct AdminUserErrors;
+
+impl utoipa::IntoResponses for AdminUserErrors {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        [
+            ("400", "BadRequest"),
+            ("401", "Unauthorized"),
+            ("403", "Forbidden"),
+            ("404", "NotFound"),
+            ("503", "Unavailable"),
+        ]
+        .into_iter()
+        .map(|(status, name)| (status.to_string(), Ref::from_response_name(name).into()))
+        .collect()
+    }
 }
 
 /// The bearer scheme every `security(("bearer" = []))` refers to.
