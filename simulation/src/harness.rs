@@ -28,7 +28,7 @@ use crate::net::SimNet;
 use crate::rng::{stream, Rng};
 use crate::store::{SimStore, Write};
 use crate::workload::{EventKind, Popularity, Workload, WorkloadSpec};
-use crate::SimError;
+use crate::{lock, SimError};
 
 /// The roles a role change cycles through.
 const ROLES: [&str; 3] = ["viewer", "editor", "admin"];
@@ -346,10 +346,6 @@ fn timeline(scenario: &Scenario) -> Vec<(u64, usize, Action)> {
 /// Polls a future once with the caller's context.
 async fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
     std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *f).poll(cx))).await
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 async fn drive(

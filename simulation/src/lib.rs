@@ -290,24 +290,19 @@ pub fn run_plan(
     if progress {
         eprint!("\r\x1b[2K");
     }
-    let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    let mut runs = Vec::with_capacity(total);
-    for result in results {
-        match result {
-            Some(Ok(run)) => runs.push(run),
-            Some(Err(e)) => return Err(e),
-            // Not started because an earlier run failed: that error is
-            // further on, or was returned already.
-            None => {}
-        }
-    }
-    if runs.len() < total {
-        return Err(SimError::Runtime("a run did not finish".into()));
-    }
-    Ok(runs)
+    // A run is left unstarted only after an earlier one failed, whose
+    // error comes first in plan order.
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks a mutex of the simulation; a panic in another holder does not
+/// poison it for the rest of the run.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 use sessiond_actors::{BoxFuture, InvalidationSource, Link, LinkError, Lookup, Router, Served};
 
 use crate::args::LatencyModel;
+use crate::lock;
 use crate::rng::Rng;
 
 #[derive(Default)]
@@ -40,10 +41,6 @@ pub struct SimNet {
     loss: f64,
     rng: Mutex<Rng>,
     pub stats: NetStats,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl SimNet {

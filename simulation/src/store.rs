@@ -11,6 +11,7 @@ use sessiond_actors::memory::MemoryStore;
 use sessiond_actors::{BoxFuture, Fetched, Status, StoreError, UserStore};
 
 use crate::args::LatencyModel;
+use crate::lock;
 use crate::rng::Rng;
 
 /// A write the harness makes, as an admin would.
@@ -111,10 +112,6 @@ impl SimStore {
     pub fn max_latency(&self) -> Duration {
         Duration::from_nanos(self.max_latency_ns.load(Ordering::Relaxed))
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl UserStore for SimStore {
