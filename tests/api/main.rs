@@ -14,3 +14,4 @@ mod postgres;
 #[path = "../support/postgres_db.rs"]
 mod postgres_db;
 mod sessions;
+mod versions;
