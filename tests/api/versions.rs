@@ -23,6 +23,18 @@ async fn try_sql(app: &TestApp, sql: &str) -> Result<(), sqlx::Error> {
     }
 }
 
+/// Asserts that the database refuses each statement, which would give
+/// user `id` to another row.
+async fn assert_refused(app: &TestApp, id: i64, statements: &[String]) {
+    for sql in statements {
+        let taken = try_sql(app, sql).await;
+        assert!(
+            matches!(taken, Err(sqlx::Error::Database(_))),
+            "the database let id {id} change hands: {sql}: {taken:?}"
+        );
+    }
+}
+
 fn version(r: &Reply) -> i64 {
     r.body["cache"]["version"].as_i64().unwrap_or(0)
 }
@@ -90,13 +102,7 @@ async fn a_deleted_users_id_is_never_given_to_another_user(b: Backend) {
              VALUES ({id}, 'taker@example.test', 'x', 'admin', 'active', 1, 0, 0)"
         ));
     }
-    for sql in &attempts {
-        let taken = try_sql(&app, sql).await;
-        assert!(
-            matches!(taken, Err(sqlx::Error::Database(_))),
-            "the database gave id {id} out again: {sql}: {taken:?}"
-        );
-    }
+    assert_refused(&app, id, &attempts).await;
     let lookup = app
         .admin("GET", &format!("/api/admin/users/{id}"), None)
         .await;
@@ -136,13 +142,7 @@ async fn a_live_users_id_cannot_be_taken_or_moved(b: Backend) {
              VALUES ({id}, 'taker@example.test', 'x', 'admin', 'active', 1, 0, 0)"
         ));
     }
-    for sql in &attempts {
-        let taken = try_sql(&app, sql).await;
-        assert!(
-            matches!(taken, Err(sqlx::Error::Database(_))),
-            "the database let id {id} change hands: {sql}: {taken:?}"
-        );
-    }
+    assert_refused(&app, id, &attempts).await;
     let forced = app.refresh(&token, true).await;
     assert_eq!(forced.status, 200, "{}", forced.text);
     assert_eq!(forced.body["user"]["email"], "kept@example.test");
