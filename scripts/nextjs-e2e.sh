@@ -28,8 +28,9 @@ sessiond_pid=""
 next_pid=""
 cleanup() {
   local rc=$?
-  [ -n "$next_pid" ] && kill "$next_pid" 2>/dev/null && wait "$next_pid" 2>/dev/null
-  [ -n "$sessiond_pid" ] && kill "$sessiond_pid" 2>/dev/null && wait "$sessiond_pid" 2>/dev/null
+  set +e # a server that exits on its signal must not end the clean-up
+  if [ -n "$next_pid" ]; then kill "$next_pid" 2>/dev/null; wait "$next_pid" 2>/dev/null; fi
+  if [ -n "$sessiond_pid" ]; then kill "$sessiond_pid" 2>/dev/null; wait "$sessiond_pid" 2>/dev/null; fi
   if [ "$rc" -ne 0 ]; then
     echo "--- sessiond log (tail)"; tail -n 30 "$work/sessiond.log" 2>/dev/null || true
     echo "--- next log (tail)"; tail -n 40 "$work/next.log" 2>/dev/null || true
