@@ -101,6 +101,35 @@ describe("next-auth and @auth/core with sessiondAuth, against sessiond", () => {
     );
   });
 
+  test("clientAddress replaces the address read from the request; null sends none", async () => {
+    const u = await newUser("editor");
+    for (const [clientAddress, expected] of [
+      [(request) => request.headers.get("x-real-ip"), "192.0.2.7"],
+      [() => null, null],
+    ]) {
+      const own = makeApp(client, { clientAddress });
+      const browser = new Browser(own, { ip: "203.0.113.42" });
+      fetchLog.calls.length = 0;
+      const csrfToken = await browser.csrfToken();
+      const req = browser.request("/api/auth/callback/credentials", {
+        method: "POST",
+        body: new URLSearchParams({ csrfToken, email: u.email, password: u.password, callbackUrl: "/" }).toString(),
+        headers: { "content-type": "application/x-www-form-urlencoded", "x-real-ip": "192.0.2.7" },
+      });
+      browser.store(await own.handlers.POST(req));
+      assert.ok(browser.hasSessionCookie());
+      const logins = fetchLog.calls.filter((c) => c.path === "/api/auth/login");
+      assert.deepEqual(
+        logins.map((c) => c.forwardedFor),
+        [expected],
+      );
+    }
+  });
+
+  test("sessiondAuth without Auth.js's CredentialsSignin is refused at start-up", () => {
+    assert.throws(() => makeApp(client, { CredentialsSignin: undefined }), TypeError);
+  });
+
   test("a role change is seen on the very next request", async () => {
     const { user, browser, token } = await signedIn("admin");
     let auth = await browser.auth("/admin");
