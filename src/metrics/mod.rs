@@ -1,7 +1,7 @@
 //! Metrics: the one place that knows metric names and label sets, and the
 //! single entry point every measured event goes through.
 //!
-//! - `names`: the names (DESIGN §8) and the label values.
+//! - `names`: the names (DESIGN §8), their HELP text and unit, the label values.
 //! - `prometheus`: the recorder, its buckets and the pre-registered handles.
 //! - `observer`: the actors crate's `Observer`, implemented by [`Telemetry`].
 //!
@@ -129,6 +129,7 @@ impl Telemetry {
 mod tests {
     use sessiond_actors::{MissReason, Observer};
 
+    use super::names::{Kind, DESCRIPTIONS};
     use super::*;
 
     #[test]
@@ -143,5 +144,33 @@ mod tests {
         assert!(text.contains(
             "sessiond_http_requests_total{route=\"/api/auth/session\",status=\"200\"} 1"
         ));
+    }
+
+    #[test]
+    fn every_exported_family_is_described() {
+        let text = Telemetry::new().render();
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        // Every series is registered up front, so all of them render.
+        assert_eq!(families.len(), DESCRIPTIONS.len(), "{text}");
+        for name in families {
+            let d = DESCRIPTIONS.iter().find(|d| d.name == name);
+            let Some(d) = d else {
+                panic!("{name} has no description");
+            };
+            assert!(
+                text.contains(&format!("# HELP {name} {}\n", d.help)),
+                "{name}: HELP missing from {text}"
+            );
+            let kind = match d.kind {
+                Kind::Counter => "counter",
+                Kind::Gauge => "gauge",
+                Kind::Histogram => "histogram",
+            };
+            assert!(text.contains(&format!("# TYPE {name} {kind}\n")), "{name}");
+        }
     }
 }

@@ -1,5 +1,8 @@
-//! Metric names (DESIGN §8) and the label values that may appear. The names are the contract with dashboards and alert
+//! Metric names (DESIGN §8), what each one means, and the label values
+//! that may appear. The names are the contract with dashboards and alert
 //! rules: a rename breaks them.
+
+use metrics::Unit;
 
 pub const CACHE_HITS: &str = "sessiond_cache_hits_total";
 pub const CACHE_MISSES: &str = "sessiond_cache_misses_total";
@@ -19,6 +22,149 @@ pub const NOTIFY_RESYNCS: &str = "sessiond_notify_resyncs_total";
 pub const NOTIFY_LISTENING: &str = "sessiond_notify_listening";
 pub const CLUSTER_MEMBERS: &str = "sessiond_cluster_members";
 pub const STALE_SERVED: &str = "sessiond_stale_served_seconds";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// One name's `# HELP` text and unit. The Prometheus text format has no
+/// unit line; the unit is the recorder's metadata and the name's suffix
+/// already says it (`_seconds`, `_total`).
+pub struct Description {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub unit: Unit,
+    pub help: &'static str,
+}
+
+const fn describe(name: &'static str, kind: Kind, unit: Unit, help: &'static str) -> Description {
+    Description {
+        name,
+        kind,
+        unit,
+        help,
+    }
+}
+
+/// Every name the service exports, described; `promtool check metrics`
+/// rejects a series without HELP text.
+pub const DESCRIPTIONS: [Description; 18] = [
+    describe(
+        CACHE_HITS,
+        Kind::Counter,
+        Unit::Count,
+        "Session lookups answered from the cached record, without the database.",
+    ),
+    describe(
+        CACHE_MISSES,
+        Kind::Counter,
+        Unit::Count,
+        "Session lookups that waited for the database, by reason: cold (nothing cached), \
+         expired (older than the TTL), forced (refresh asked) or invalidated.",
+    ),
+    describe(
+        DB_QUERIES,
+        Kind::Counter,
+        Unit::Count,
+        "User-record fetches sent to the database by the cache.",
+    ),
+    describe(
+        DB_ERRORS,
+        Kind::Counter,
+        Unit::Count,
+        "User-record fetches from the database that failed.",
+    ),
+    describe(
+        RESOLVE_SECONDS,
+        Kind::Histogram,
+        Unit::Seconds,
+        "Time to resolve a token to the user's current record, by outcome (hit, miss, error).",
+    ),
+    describe(
+        HTTP_REQUESTS,
+        Kind::Counter,
+        Unit::Count,
+        "HTTP requests answered, by route template and status code.",
+    ),
+    describe(
+        HTTP_SECONDS,
+        Kind::Histogram,
+        Unit::Seconds,
+        "Time from receiving an HTTP request to answering it, by route template.",
+    ),
+    describe(
+        SESSION_ACTORS,
+        Kind::Gauge,
+        Unit::Count,
+        "Live session actors on this node (one per recently seen user).",
+    ),
+    describe(
+        INVALIDATIONS,
+        Kind::Counter,
+        Unit::Count,
+        "Invalidations applied on this node, by source: api (a write through the API), \
+         notify (a database notification) or broadcast (another node).",
+    ),
+    describe(
+        PASSIVATIONS,
+        Kind::Counter,
+        Unit::Count,
+        "Session actors stopped, by cause: idle (past the idle timeout) or cap \
+         (evicted to stay under the session cap).",
+    ),
+    describe(
+        HIBERNATIONS,
+        Kind::Counter,
+        Unit::Count,
+        "Quiet session actors stopped with their record kept as a compact snapshot.",
+    ),
+    describe(
+        FORWARDED,
+        Kind::Counter,
+        Unit::Count,
+        "Session lookups sent to the node that owns the user.",
+    ),
+    describe(
+        FORWARD_FAILED,
+        Kind::Counter,
+        Unit::Count,
+        "Forwarded lookups that failed and were served on this node instead.",
+    ),
+    describe(
+        FORWARD_SECONDS,
+        Kind::Histogram,
+        Unit::Seconds,
+        "Time a lookup forwarded to its owner took, answered or not.",
+    ),
+    describe(
+        NOTIFY_RESYNCS,
+        Kind::Counter,
+        Unit::Count,
+        "Reconnections of the PostgreSQL notification listener, each of which marks \
+         the whole cache stale.",
+    ),
+    describe(
+        NOTIFY_LISTENING,
+        Kind::Gauge,
+        Unit::Count,
+        "1 while the PostgreSQL notification listener is connected, else 0.",
+    ),
+    describe(
+        CLUSTER_MEMBERS,
+        Kind::Gauge,
+        Unit::Count,
+        "Live members in this node's view of the cluster, itself included.",
+    ),
+    describe(
+        STALE_SERVED,
+        Kind::Histogram,
+        Unit::Seconds,
+        "Age of the cached record when a lookup was served from the cache.",
+    ),
+];
 
 /// Every route label; anything else is `other`. A fixed set keeps the
 /// number of series bounded whatever paths clients send.

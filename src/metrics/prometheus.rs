@@ -11,7 +11,7 @@ use metrics_exporter_prometheus::{
 };
 use sessiond_actors::{InvalidationSource, MissReason};
 
-use super::names::{self, ROUTES, STATUSES};
+use super::names::{self, Kind, DESCRIPTIONS, ROUTES, STATUSES};
 
 /// Bucket bounds (seconds) for latencies: 25 µs to 5 s.
 const LATENCY: [f64; 16] = [
@@ -59,14 +59,25 @@ fn recorder() -> PrometheusRecorder {
     let builder = builder
         .set_buckets(&LATENCY)
         .and_then(|b| b.set_buckets_for_metric(Matcher::Full(names::STALE_SERVED.into()), &AGE));
-    match builder {
+    let recorder = match builder {
         Ok(b) => b.build_recorder(),
         // Only an empty bucket list is refused; ours are constants.
         Err(_) => PrometheusBuilder::new().build_recorder(),
+    };
+    // The recorder is this application's, not the process-wide one the
+    // `describe_*!` macros reach, so it is described directly.
+    for d in &DESCRIPTIONS {
+        let (name, unit, help) = (d.name.into(), Some(d.unit), d.help.into());
+        match d.kind {
+            Kind::Counter => recorder.describe_counter(name, unit, help),
+            Kind::Gauge => recorder.describe_gauge(name, unit, help),
+            Kind::Histogram => recorder.describe_histogram(name, unit, help),
+        }
     }
+    recorder
 }
 
-/// A recorder with every series registered: its handle for
+/// A described recorder with every series registered: its handle for
 /// rendering, and the handles the application updates.
 pub(super) fn build() -> (PrometheusHandle, Handles) {
     let recorder = recorder();
