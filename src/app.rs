@@ -21,8 +21,8 @@ use crate::http;
 use crate::http::error::ApiError;
 use crate::http::models::{normalize_email, validate_new_password, validate_role};
 use crate::limiter::LoginLimiter;
+use crate::metrics::Telemetry;
 use crate::store::{Db, WriteError};
-use crate::telemetry::Telemetry;
 
 /// The email of the administrator created on first start.
 pub const FIRST_ADMIN: &str = "admin@localhost";

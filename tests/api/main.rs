@@ -10,6 +10,7 @@ mod fuzz;
 mod hardening;
 mod helpers;
 mod logs;
+mod metrics_lint;
 mod openapi;
 mod postgres;
 #[path = "../support/postgres_db.rs"]
