@@ -20,8 +20,12 @@
 //! - [`notify`]: PostgreSQL LISTEN/NOTIFY: changes made anywhere reach the cache.
 //! - [`perf`]: sliding windows (1 min, 5 min) and the tuning advice of `/api/perf`.
 //! - [`telemetry`]: metric names, the Prometheus recorder, `/api/perf` counters.
-//! - [`cluster`]: ractor_cluster wiring: the peer actor, heartbeat,
-//!   membership, reconnection, and the `Link` the router forwards through.
+//! - [`cluster`]: ractor_cluster wiring, one file per concern: `tls`
+//!   (mutual TLS from PEM files), `wire` (the one remotable message and its
+//!   JSON bodies), `peer` (the actor answering other nodes), `link` (the
+//!   `Link` the router forwards through), `membership` (heartbeat, failure
+//!   detection, pause check; the policy itself is the actors crate's
+//!   `Router::apply_view` / `Router::flush`), `dial` (reconnection).
 //! - [`clock`]: the one wall clock (token times), movable in tests.
 //! - [`duration`]: human-readable durations for flags.
 //!

@@ -1,6 +1,6 @@
-//! An in-memory [`UserStore`] for this crate's tests and for the simulation:
-//! it counts fetches, can be given a latency, made to fail, or made to panic.
-//! Production uses the SQL stores of `sessiond`.
+//! An in-memory [`UserStore`]: it counts fetches, can be given a latency,
+//! made to fail, or made to panic. Production uses the SQL stores of
+//! `sessiond`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
