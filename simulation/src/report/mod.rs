@@ -11,14 +11,13 @@ mod files;
 mod svg;
 mod table;
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use sessiond_actors::MissReason;
 
 use crate::args::{show_duration, Policy};
 use crate::harness::{RawRun, Scenario};
-use crate::measure::{quantile_sorted, Change, ChangeKind, SimObserver, ERROR_KINDS};
+use crate::measure::{quantile_sorted, Change, ChangeKind, SimObserver};
 
 pub use files::{csv, json};
 pub use svg::svg;
