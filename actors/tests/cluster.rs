@@ -14,10 +14,16 @@ const NODES: [&str; 3] = ["n1", "n2", "n3"];
 
 async fn cluster(store: &MemoryStore) -> (Arc<MemoryNet>, Vec<Router>) {
     let net = MemoryNet::new(NODES.iter().map(|n| Arc::from(*n)).collect());
+    let routers = join(&net, store, CacheConfig::default()).await;
+    (net, routers)
+}
+
+/// Starts a router per node on `net`, each seeing every node.
+async fn join(net: &Arc<MemoryNet>, store: &MemoryStore, config: CacheConfig) -> Vec<Router> {
     let mut routers = Vec::new();
     for (i, name) in NODES.into_iter().enumerate() {
         let r = Router::start_linked(
-            CacheConfig::default(),
+            config.clone(),
             Arc::new(store.clone()),
             Arc::new(NoopObserver),
             name,
@@ -31,7 +37,7 @@ async fn cluster(store: &MemoryStore) -> (Arc<MemoryNet>, Vec<Router>) {
     for r in &routers {
         r.apply_view(&NODES);
     }
-    (net, routers)
+    routers
 }
 
 fn role(s: &Served) -> String {
@@ -173,23 +179,7 @@ async fn the_networks_hook_delays_and_loses_messages() {
         call_timeout: Duration::from_millis(200),
         ..CacheConfig::default()
     };
-    let mut routers = Vec::new();
-    for (i, name) in NODES.into_iter().enumerate() {
-        let r = Router::start_linked(
-            config.clone(),
-            Arc::new(store.clone()),
-            Arc::new(NoopObserver),
-            name,
-            Some(net.link(i)),
-        )
-        .await
-        .expect("starts");
-        net.set_router(i, Some(r.clone()));
-        routers.push(r);
-    }
-    for r in &routers {
-        r.apply_view(&NODES);
-    }
+    let routers = join(&net, &store, config).await;
     let remote = (1..=20)
         .find(|id| &*routers[0].owner_of(*id) != "n1")
         .expect("a user another node owns");

@@ -33,15 +33,25 @@ impl Observer for Seen {
     }
 }
 
-async fn node(name: &str, store: &MemoryStore, seen: &Arc<Seen>) -> Router {
-    Router::start(
+/// A node alone, whose cache holds users `1..=users`.
+async fn warm_node(name: &str, users: i64) -> (Router, MemoryStore, Arc<Seen>) {
+    let store = MemoryStore::new();
+    for id in 1..=users {
+        store.put(id, "user");
+    }
+    let seen = Arc::new(Seen::default());
+    let router = Router::start(
         CacheConfig::default(),
         Arc::new(store.clone()),
         seen.clone(),
         name,
     )
     .await
-    .expect("starts")
+    .expect("starts");
+    for id in 1..=users {
+        router.resolve(id, Lookup::Resolve).await.expect("resolves");
+    }
+    (router, store, seen)
 }
 
 fn names(v: &[Arc<str>]) -> Vec<&str> {
@@ -50,15 +60,7 @@ fn names(v: &[Arc<str>]) -> Vec<&str> {
 
 #[tokio::test(start_paused = true)]
 async fn a_view_says_who_came_and_went_and_drops_users_no_longer_owned() {
-    let store = MemoryStore::new();
-    for id in 1..=40 {
-        store.put(id, "user");
-    }
-    let seen = Arc::new(Seen::default());
-    let n1 = node("n1", &store, &seen).await;
-    for id in 1..=40 {
-        n1.resolve(id, Lookup::Resolve).await.expect("resolves");
-    }
+    let (n1, _store, seen) = warm_node("n1", 40).await;
     assert_eq!(n1.sessions(), 40);
 
     let change = n1.apply_view(&["n2", "n1", "n3"]);
@@ -93,15 +95,7 @@ async fn a_view_says_who_came_and_went_and_drops_users_no_longer_owned() {
 
 #[tokio::test(start_paused = true)]
 async fn a_flush_makes_every_cached_record_be_read_again() {
-    let store = MemoryStore::new();
-    for id in 1..=5 {
-        store.put(id, "user");
-    }
-    let seen = Arc::new(Seen::default());
-    let n1 = node("n1", &store, &seen).await;
-    for id in 1..=5 {
-        n1.resolve(id, Lookup::Resolve).await.expect("resolves");
-    }
+    let (n1, store, seen) = warm_node("n1", 5).await;
     let before = store.queries();
     for id in 1..=5 {
         assert!(n1.resolve(id, Lookup::Resolve).await.expect("ok").hit);
@@ -129,11 +123,7 @@ async fn a_flush_makes_every_cached_record_be_read_again() {
 
 #[tokio::test(start_paused = true)]
 async fn a_late_heartbeat_flushes_the_node() {
-    let store = MemoryStore::new();
-    store.put(1, "user");
-    let seen = Arc::new(Seen::default());
-    let n1 = node("n1", &store, &seen).await;
-    n1.resolve(1, Lookup::Resolve).await.expect("resolves");
+    let (n1, _store, seen) = warm_node("n1", 1).await;
 
     let period = Duration::from_millis(300);
     let mut check = PauseCheck::new(period);

@@ -40,8 +40,15 @@ async fn a_paused_node_leaves_returns_and_flushes_through_the_actors_policy() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (log1, log2) = (dir.path().join("m1.log"), dir.path().join("m2.log"));
     let filter = "warn,sessiond_actors=debug";
-    let m1 = cluster.start_logged("m1", free_port(), &[], &log1, filter);
-    let m2 = cluster.start_logged("m2", free_port(), &[&m1], &log2, filter);
+    let m1 = cluster.start_with("m1", free_port(), &[], COOKIE, &[], Some((&log1, filter)));
+    let m2 = cluster.start_with(
+        "m2",
+        free_port(),
+        &[&m1],
+        COOKIE,
+        &[],
+        Some((&log2, filter)),
+    );
     for n in [&m1, &m2] {
         assert!(wait_members(n, &["m1", "m2"], Duration::from_secs(20)).await);
     }

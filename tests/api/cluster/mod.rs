@@ -96,34 +96,12 @@ impl Cluster {
 
     /// Starts a node and waits until it listens.
     fn start(&self, name: &str, cluster_port: u16, join: &[&Node], cookie: &str) -> Node {
-        self.start_with(name, cluster_port, join, cookie, &[])
+        self.start_with(name, cluster_port, join, cookie, &[], None)
     }
 
+    /// Starts a node with `extra` flags; with `log`, its log (at the
+    /// given filter) goes to that file.
     fn start_with(
-        &self,
-        name: &str,
-        cluster_port: u16,
-        join: &[&Node],
-        cookie: &str,
-        extra: &[String],
-    ) -> Node {
-        self.spawn(name, cluster_port, join, cookie, extra, None)
-    }
-
-    /// Like [`Cluster::start`], with the node's log (at `filter`) written
-    /// to `log`.
-    fn start_logged(
-        &self,
-        name: &str,
-        cluster_port: u16,
-        join: &[&Node],
-        log: &Path,
-        filter: &str,
-    ) -> Node {
-        self.spawn(name, cluster_port, join, COOKIE, &[], Some((log, filter)))
-    }
-
-    fn spawn(
         &self,
         name: &str,
         cluster_port: u16,

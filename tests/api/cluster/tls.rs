@@ -124,9 +124,23 @@ async fn with_tls_only_nodes_of_the_cluster_ca_join_and_the_wire_is_encrypted() 
 
     let cluster = Cluster::new(Backend::Sqlite).await;
     let p1 = free_port();
-    let t1 = cluster.start_with("t1", p1, &[], COOKIE, &pki.flags("t1", "ca"));
-    let t2 = cluster.start_with("t2", free_port(), &[&t1], COOKIE, &pki.flags("t2", "ca"));
-    let t3 = cluster.start_with("t3", free_port(), &[&t2], COOKIE, &pki.flags("t3", "ca"));
+    let t1 = cluster.start_with("t1", p1, &[], COOKIE, &pki.flags("t1", "ca"), None);
+    let t2 = cluster.start_with(
+        "t2",
+        free_port(),
+        &[&t1],
+        COOKIE,
+        &pki.flags("t2", "ca"),
+        None,
+    );
+    let t3 = cluster.start_with(
+        "t3",
+        free_port(),
+        &[&t2],
+        COOKIE,
+        &pki.flags("t3", "ca"),
+        None,
+    );
     for n in [&t1, &t2, &t3] {
         assert!(
             wait_members(n, &["t1", "t2", "t3"], Duration::from_secs(20)).await,
@@ -151,6 +165,7 @@ async fn with_tls_only_nodes_of_the_cluster_ca_join_and_the_wire_is_encrypted() 
         &[&t1],
         COOKIE,
         &pki.flags("rogue", "ca"),
+        None,
     );
     let plain = cluster.start("plain", free_port(), &[&t1], COOKIE);
     tokio::time::sleep(Duration::from_secs(4)).await;
