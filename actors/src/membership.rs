@@ -89,7 +89,7 @@ impl Router {
     pub fn apply_view<S: AsRef<str>>(&self, members: &[S]) -> ViewChange {
         let inner = &*self.inner;
         let mut view: Vec<Arc<str>> = members.iter().map(|m| Arc::from(m.as_ref())).collect();
-        if !view.iter().any(|m| *m == inner.node) {
+        if !view.contains(&inner.node) {
             view.push(Arc::clone(&inner.node));
         }
         view.sort();
