@@ -24,8 +24,12 @@
 //! - [`perf`]: `/api/perf`: counters, sliding windows (1 min, 5 min), the
 //!   tuning advice and the snapshot the dashboard draws; it knows nothing of
 //!   Prometheus.
-//! - [`cluster`]: ractor_cluster wiring: the peer actor, heartbeat,
-//!   membership, reconnection, and the `Link` the router forwards through.
+//! - [`cluster`]: ractor_cluster wiring, one file per concern: `tls`
+//!   (mutual TLS from PEM files), `wire` (the one remotable message and its
+//!   JSON bodies), `peer` (the actor answering other nodes), `link` (the
+//!   `Link` the router forwards through), `membership` (heartbeat, failure
+//!   detection, pause check; the policy itself is the actors crate's
+//!   `Router::apply_view` / `Router::flush`), `dial` (reconnection).
 //! - [`clock`]: the one wall clock (token times), movable in tests.
 //! - [`duration`]: human-readable durations for flags.
 //!

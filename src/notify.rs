@@ -12,7 +12,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgListener, PgPool};
 use tokio::task::JoinHandle;
 
-use sessiond_actors::{InvalidationSource, Router};
+use sessiond_actors::{FlushReason, InvalidationSource, Router};
 
 use crate::metrics::Telemetry;
 
@@ -51,7 +51,7 @@ pub fn spawn(pool: PgPool, router: Router, telemetry: Arc<Telemetry>) -> JoinHan
             };
             backoff = Duration::from_millis(50);
             // Whatever changed while nobody listened is unknown: forget it all.
-            router.invalidate_all_local().await;
+            router.flush(FlushReason::Resync);
             if connected_before {
                 telemetry.notify_resync();
                 tracing::warn!("notification listener reconnected; cached records marked stale");

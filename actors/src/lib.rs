@@ -6,22 +6,33 @@
 //!
 //! ## Layout
 //!
-//! - [`record`]: the cached value (`UserState`, `Fetched`) and the rule that
-//!   admits or revokes a token against it.
-//! - [`store`]: the `UserStore` trait the actors read through.
-//! - [`session`]: `SessionActor`, one per user: TTL, forced refresh,
+//! Consumers see the items re-exported here and the [`memory`] test
+//! doubles; the modules behind them are private.
+//!
+//! - `record`: the cached value ([`UserState`], [`Fetched`]) and the rule
+//!   that admits or revokes a token against it.
+//! - `store`: the [`UserStore`] trait the actors read through.
+//! - `session`: `SessionActor`, one per user: TTL, forced refresh,
 //!   invalidation with version fencing, single flight.
-//! - [`supervisor`]: attaches session actors on demand, detaches stopped
+//! - `supervisor`: attaches session actors on demand, detaches stopped
 //!   ones, hibernates quiet ones, forgets idle sessions, holds the cap.
-//! - [`registry`]: the shared side (each user's published record and, while
+//! - `registry`: the shared side (each user's published record and, while
 //!   busy, its actor) that lets a cache hit skip every mailbox and keeps a
 //!   hibernated session's record without its actor.
-//! - [`router`]: the node's entry point for lookups and invalidations.
-//! - [`ownership`]: rendezvous hashing of users onto nodes.
-//! - [`link`]: the cross-node hop as a trait (ractor_cluster in production,
-//!   an in-memory link in the simulation).
-//! - [`observer`]: event hooks feeding metrics and the simulation.
-//! - [`memory`]: an in-memory store for tests and the simulation.
+//! - `router`: the node's entry point for lookups and invalidations
+//!   ([`Router`]).
+//! - `membership`: the membership policy, one copy for the service and
+//!   the simulation: [`Router::apply_view`] (who came and went; users no
+//!   longer owned are dropped), [`Router::flush`] (the one way to drop the
+//!   whole cache: a returning member, a pause, a notification resync) and
+//!   [`PauseCheck`].
+//! - `ownership`: rendezvous hashing of users onto nodes.
+//! - `link`: the cross-node hop as a trait ([`Link`]: ractor_cluster in
+//!   production, [`memory::MemoryNet`] in tests and the simulation).
+//! - `observer`: event hooks feeding metrics and the simulation
+//!   ([`Observer`]).
+//! - [`memory`]: an in-memory store and an in-memory network with delay,
+//!   loss, partitions and crashes, for tests and the simulation.
 //!
 //! ## Supervision tree
 //!
@@ -36,27 +47,34 @@
 //!     └── …         (attached on a miss, hibernated when quiet — the
 //!                    record stays in the registry, the actor goes —
 //!                    forgotten when idle, LRU at the cap, never restarted)
+//!
+//!   Router::apply_view(view) ── users no longer owned ─► Supervisor (Drop)
+//!   Router::flush(reason)    ── every Registry snapshot marked stale
 //! ```
 //!
 //! Session actors are local-only messages (`RactorMessage` semantics): they
 //! are never advertised to other nodes. In a cluster, the cross-node link
 //! sits in front of the router: the owning node's router answers lookups
 //! for its users, and invalidations are broadcast to every node's router.
+//! Whoever runs the membership (the service's heartbeat, the simulation's
+//! schedule) tells each router its view and flushes the members it names.
 
-pub mod link;
+mod link;
+mod membership;
 pub mod memory;
-pub mod observer;
-pub mod ownership;
-pub mod record;
-pub mod registry;
-pub mod router;
-pub mod session;
-pub mod store;
-pub mod supervisor;
+mod observer;
+mod ownership;
+mod record;
+mod registry;
+mod router;
+mod session;
+mod store;
+mod supervisor;
 
 use std::time::Duration;
 
 pub use link::{Link, LinkError};
+pub use membership::{FlushReason, PauseCheck, ViewChange};
 pub use observer::{InvalidationSource, MissReason, NoopObserver, Observer};
 pub use record::{Fetched, Revoked, Status, TokenFacts, User, UserState};
 pub use router::{Lookup, Router};

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::membership::{FlushReason, ViewChange};
+
 /// Why a lookup could not be answered from the cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MissReason {
@@ -85,6 +87,12 @@ pub trait Observer: Send + Sync + 'static {
     fn forwarded(&self) {}
     /// A forwarded lookup failed and was served locally instead.
     fn forward_failed(&self) {}
+    /// This node's membership view changed (only
+    /// [`crate::Router::apply_view`] reports it).
+    fn view_changed(&self, change: &ViewChange) {}
+    /// This node dropped its whole cache (only [`crate::Router::flush`]
+    /// reports it).
+    fn flushed(&self, reason: FlushReason) {}
 }
 
 /// The observer that ignores everything.

@@ -296,10 +296,6 @@ impl Registry {
         self.slots.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Sessions with a live actor.
     pub fn live_actors(&self) -> usize {
         self.live_actors.load(Ordering::Relaxed)

@@ -38,20 +38,22 @@ pub enum Lookup {
 /// A cheap, clonable handle to this node's session machinery.
 #[derive(Clone)]
 pub struct Router {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    registry: Arc<Registry>,
-    supervisor: ActorRef<SupervisorMsg>,
+/// Shared with [`crate::membership`], which applies view changes and
+/// flushes to the same registry and supervisor.
+pub(crate) struct Inner {
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) supervisor: ActorRef<SupervisorMsg>,
     store: Arc<dyn UserStore>,
-    observer: Arc<dyn Observer>,
+    pub(crate) observer: Arc<dyn Observer>,
     config: CacheConfig,
-    node: Arc<str>,
+    pub(crate) node: Arc<str>,
     link: Option<Arc<dyn Link>>,
     /// Live members (this node included), sorted; replaced whole on change
     /// so a lookup reads one consistent view.
-    members: RwLock<Arc<Vec<Arc<str>>>>,
+    pub(crate) members: RwLock<Arc<Vec<Arc<str>>>>,
 }
 
 impl Router {
@@ -67,7 +69,7 @@ impl Router {
     }
 
     /// Like [`Router::start`], for a member of a cluster reached through
-    /// `link`. Until [`Router::set_members`] says otherwise the node owns
+    /// `link`. Until [`Router::apply_view`] says otherwise the node owns
     /// every user.
     pub async fn start_linked(
         config: CacheConfig,
@@ -126,40 +128,6 @@ impl Router {
     /// The live members as this node sees them (itself included), sorted.
     pub fn members(&self) -> Arc<Vec<Arc<str>>> {
         Arc::clone(&self.inner.members.read().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Replaces the membership view. Users that moved to another owner are
-    /// dropped here (the new owner simply fetches them). Returns whether the
-    /// view changed.
-    pub fn set_members<S: AsRef<str>>(&self, members: &[S]) -> bool {
-        let mut view: Vec<Arc<str>> = members.iter().map(|m| Arc::from(m.as_ref())).collect();
-        if !view.iter().any(|m| *m == self.inner.node) {
-            view.push(Arc::clone(&self.inner.node));
-        }
-        view.sort();
-        view.dedup();
-        {
-            let mut current = self
-                .inner
-                .members
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
-            if **current == view {
-                return false;
-            }
-            *current = Arc::new(view.clone());
-        }
-        let moved: Vec<i64> = self
-            .inner
-            .registry
-            .user_ids()
-            .into_iter()
-            .filter(|id| ownership::owner(*id, &view) != Some(&*self.inner.node))
-            .collect();
-        if !moved.is_empty() {
-            let _ = self.inner.supervisor.cast(SupervisorMsg::Drop(moved));
-        }
-        true
     }
 
     /// The node that owns `user_id` in the current view.
@@ -322,7 +290,8 @@ impl Router {
     /// `min_version` (`None`: in any case). Returns once no lookup that
     /// starts afterwards, on any reachable node, can see the old record; a
     /// node that cannot be reached within the call timeout is passed over
-    /// (it drops its whole cache when it reconnects).
+    /// (it flushes its whole cache when it comes back: see
+    /// [`crate::membership`]).
     pub async fn invalidate(
         &self,
         user_id: i64,
@@ -351,14 +320,6 @@ impl Router {
         });
         let remote = futures_join_all(remote.collect());
         tokio::join!(local, remote);
-    }
-
-    /// Marks every record cached on this node stale: after a reconnection,
-    /// when invalidations may have been missed.
-    pub async fn invalidate_all_local(&self) {
-        for (_, slot) in self.inner.registry.all() {
-            slot.cell.invalidate(None);
-        }
     }
 
     /// Drops the user's cached record on this node only.

@@ -1,92 +1,43 @@
-//! Routers of several nodes joined by an in-memory [`Link`]: ownership,
+//! Routers of several nodes joined by the crate's in-memory network: ownership,
 //! forwarding, broadcast invalidation, fallback when an owner is down.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sessiond_actors::memory::MemoryStore;
+use sessiond_actors::memory::{MemoryNet, MemoryStore, Trip};
 use sessiond_actors::{
-    BoxFuture, CacheConfig, Fetched, InvalidationSource, Link, LinkError, Lookup, NoopObserver,
-    Router, Served,
+    CacheConfig, Fetched, InvalidationSource, Lookup, NoopObserver, Router, Served,
 };
-
-#[derive(Default)]
-struct MemLink {
-    nodes: Mutex<HashMap<String, Router>>,
-    down: Mutex<HashSet<String>>,
-}
-
-impl MemLink {
-    fn router(&self, node: &str) -> Result<Router, LinkError> {
-        if self.down.lock().map(|d| d.contains(node)).unwrap_or(true) {
-            return Err(LinkError::Unreachable);
-        }
-        self.nodes
-            .lock()
-            .ok()
-            .and_then(|n| n.get(node).cloned())
-            .ok_or(LinkError::Unreachable)
-    }
-}
-
-impl Link for MemLink {
-    fn resolve(
-        &self,
-        node: &str,
-        user_id: i64,
-        lookup: Lookup,
-    ) -> BoxFuture<'static, Result<Served, LinkError>> {
-        let router = self.router(node);
-        Box::pin(async move {
-            router?
-                .resolve_local(user_id, lookup)
-                .await
-                .map_err(|e| LinkError::Remote(e.to_string()))
-        })
-    }
-
-    fn invalidate(
-        &self,
-        node: &str,
-        user_id: i64,
-        min_version: Option<i64>,
-    ) -> BoxFuture<'static, Result<(), LinkError>> {
-        let router = self.router(node);
-        Box::pin(async move {
-            router?
-                .invalidate_local(user_id, min_version, InvalidationSource::Broadcast)
-                .await;
-            Ok(())
-        })
-    }
-}
 
 const NODES: [&str; 3] = ["n1", "n2", "n3"];
 
-async fn cluster(store: &MemoryStore) -> (Arc<MemLink>, Vec<Router>) {
-    let link = Arc::new(MemLink::default());
+async fn cluster(store: &MemoryStore) -> (Arc<MemoryNet>, Vec<Router>) {
+    let net = MemoryNet::new(NODES.iter().map(|n| Arc::from(*n)).collect());
+    let routers = join(&net, store, CacheConfig::default()).await;
+    (net, routers)
+}
+
+/// Starts a router per node on `net`, each seeing every node.
+async fn join(net: &Arc<MemoryNet>, store: &MemoryStore, config: CacheConfig) -> Vec<Router> {
     let mut routers = Vec::new();
-    for name in NODES {
+    for (i, name) in NODES.into_iter().enumerate() {
         let r = Router::start_linked(
-            CacheConfig::default(),
+            config.clone(),
             Arc::new(store.clone()),
             Arc::new(NoopObserver),
             name,
-            Some(link.clone() as Arc<dyn Link>),
+            Some(net.link(i)),
         )
         .await
         .expect("starts");
-        link.nodes
-            .lock()
-            .expect("lock")
-            .insert(name.to_string(), r.clone());
+        net.set_router(i, Some(r.clone()));
         routers.push(r);
     }
     for r in &routers {
-        r.set_members(&NODES);
+        r.apply_view(&NODES);
     }
-    (link, routers)
+    routers
 }
 
 fn role(s: &Served) -> String {
@@ -102,7 +53,7 @@ async fn every_node_answers_through_the_owner() {
     for id in 1..=60 {
         store.put(id, "user");
     }
-    let (_link, routers) = cluster(&store).await;
+    let (_net, routers) = cluster(&store).await;
     let mut owners = HashSet::new();
     for id in 1..=60 {
         let owner = routers[0].owner_of(id);
@@ -123,7 +74,7 @@ async fn every_node_answers_through_the_owner() {
 async fn an_invalidation_reaches_every_node_before_it_returns() {
     let store = MemoryStore::new();
     store.put(5, "admin");
-    let (link, routers) = cluster(&store).await;
+    let (net, routers) = cluster(&store).await;
     // Warm every node, including a local copy on a non-owner (as after a
     // fallback while the owner was unreachable).
     for r in &routers {
@@ -146,7 +97,7 @@ async fn an_invalidation_reaches_every_node_before_it_returns() {
     }
 
     // With one node unreachable the others still acknowledge.
-    link.down.lock().expect("lock").insert("n1".into());
+    net.set_isolated(0, true);
     let v = store.put(5, "viewer");
     routers[2]
         .invalidate(5, Some(v), InvalidationSource::Api)
@@ -165,7 +116,7 @@ async fn an_unreachable_owner_is_served_around_and_a_view_change_rehomes() {
     for id in 1..=30 {
         store.put(id, "user");
     }
-    let (link, routers) = cluster(&store).await;
+    let (net, routers) = cluster(&store).await;
     let owned_by_n1: Vec<i64> = (1..=30)
         .filter(|id| &*routers[0].owner_of(*id) == "n1")
         .collect();
@@ -174,7 +125,7 @@ async fn an_unreachable_owner_is_served_around_and_a_view_change_rehomes() {
         routers[0].resolve(*id, Lookup::Resolve).await.expect("ok");
     }
 
-    link.down.lock().expect("lock").insert("n1".into());
+    net.set_isolated(0, true);
     for id in &owned_by_n1 {
         let s = routers[1]
             .resolve(*id, Lookup::Resolve)
@@ -185,7 +136,7 @@ async fn an_unreachable_owner_is_served_around_and_a_view_change_rehomes() {
 
     // The survivors drop n1 from their view: n2 and n3 now own its users.
     for r in &routers[1..] {
-        r.set_members(&["n2", "n3"]);
+        r.apply_view(&["n2", "n3"]);
     }
     for id in 1..=30 {
         let owner = routers[1].owner_of(id);
@@ -193,9 +144,9 @@ async fn an_unreachable_owner_is_served_around_and_a_view_change_rehomes() {
     }
 
     // n1 comes back: every node agrees again, and users n2 held for n1 move back.
-    link.down.lock().expect("lock").clear();
+    net.set_isolated(0, false);
     for r in &routers {
-        r.set_members(&NODES);
+        r.apply_view(&NODES);
     }
     tokio::time::sleep(Duration::from_millis(10)).await;
     for id in &owned_by_n1 {
@@ -207,4 +158,68 @@ async fn an_unreachable_owner_is_served_around_and_a_view_change_rehomes() {
         .filter(|id| &*routers[1].owner_of(*id) == "n2")
         .count();
     assert!(n2_users <= n2_owned, "n2 dropped users it no longer owns");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_networks_hook_delays_and_loses_messages() {
+    let store = MemoryStore::new();
+    for id in 1..=20 {
+        store.put(id, "user");
+    }
+    // Every message takes 3 ms; while `lose` is set, every one is lost.
+    let lose = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let drawn = Arc::clone(&lose);
+    let net = MemoryNet::with_trips(NODES.iter().map(|n| Arc::from(*n)).collect(), move || {
+        Trip {
+            delay: Duration::from_millis(3),
+            lost: drawn.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    });
+    let config = CacheConfig {
+        call_timeout: Duration::from_millis(200),
+        ..CacheConfig::default()
+    };
+    let routers = join(&net, &store, config).await;
+    let remote = (1..=20)
+        .find(|id| &*routers[0].owner_of(*id) != "n1")
+        .expect("a user another node owns");
+
+    let started = tokio::time::Instant::now();
+    let s = routers[0]
+        .resolve(remote, Lookup::Resolve)
+        .await
+        .expect("ok");
+    assert!(s.node.is_some(), "answered by its owner");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(6),
+        "there and back"
+    );
+    let stats = net.stats();
+    assert_eq!((stats.messages, stats.lost, stats.refused), (2, 0, 0));
+    assert_eq!(stats.max_delay, Duration::from_millis(3));
+
+    // Lost on the way: the caller waits for its own timeout, then serves
+    // the user itself.
+    lose.store(true, std::sync::atomic::Ordering::Relaxed);
+    let started = tokio::time::Instant::now();
+    let s = routers[0]
+        .resolve(remote, Lookup::Resolve)
+        .await
+        .expect("ok");
+    assert!(s.node.is_none(), "served locally");
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert_eq!(net.stats().lost, 1);
+
+    // Cut off: refused at once, no message sent.
+    lose.store(false, std::sync::atomic::Ordering::Relaxed);
+    net.set_isolated(0, true);
+    let started = tokio::time::Instant::now();
+    routers[0]
+        .resolve(remote, Lookup::Resolve)
+        .await
+        .expect("ok");
+    assert!(started.elapsed() < Duration::from_millis(200));
+    let stats = net.stats();
+    assert_eq!((stats.messages, stats.refused), (3, 1));
 }

@@ -20,16 +20,20 @@
 //! - [`store`]: the simulated database: `memory::MemoryStore` behind a
 //!   latency model (fixed, uniform, log-normal), optionally read through a
 //!   lagging replica.
-//! - [`net`]: the in-memory [`sessiond_actors::Link`] between simulated
-//!   nodes, with delay, loss, partitions and crashed nodes.
-//! - [`harness`]: one run (a policy and a TTL): the nodes' real routers, the
-//!   single driver task that issues events in time order (a cache hit is
-//!   answered on its first poll, without a task or a timer), the
-//!   crash/partition schedule and the membership.
+//! - [`net`]: the network between simulated nodes: the actors crate's
+//!   in-memory network (`memory::MemoryNet`: partitions, crashed nodes),
+//!   its delay and loss drawn from the run's seeded link model.
+//! - [`harness`]: one run (a policy and a TTL). `harness/cluster.rs`: the
+//!   nodes' real routers, the crash/partition schedule and the membership,
+//!   which applies the production policy (`Router::apply_view`,
+//!   `Router::flush`); `harness/drive.rs`: the single driver task that
+//!   issues events in time order (a cache hit is answered on its first
+//!   poll, without a task or a timer).
 //! - [`measure`]: what a run records: answers, latency histogram, changes and
 //!   their stale answers, the observer's counters.
-//! - [`report`]: summaries, the closed form, the invariant checks, and the
-//!   table, CSV, JSON and SVG outputs.
+//! - [`report`]: summaries, the closed form and the invariant checks
+//!   (`report/mod.rs`); the table (`report/table.rs`), CSV and JSON
+//!   (`report/files.rs`) and SVG (`report/svg.rs`) outputs.
 
 pub mod args;
 pub mod harness;

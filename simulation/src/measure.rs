@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use sessiond_actors::{InvalidationSource, MissReason, Observer, ResolveError, Served};
+use sessiond_actors::{
+    FlushReason, InvalidationSource, MissReason, Observer, ResolveError, Served, ViewChange,
+};
 
 /// A log-linear histogram of nanosecond values: exact below 128 ns, then 64
 /// buckets per power of two (relative error under 1.6%). Each bucket keeps
@@ -248,6 +250,10 @@ pub struct SimObserver {
     pub forwarded: AtomicU64,
     pub forward_failed: AtomicU64,
     pub peak_actors: AtomicU64,
+    /// Membership views applied (`Router::apply_view` with a change).
+    pub view_changes: AtomicU64,
+    /// Whole-cache flushes, by [`FlushReason`] (in `FlushReason::ALL` order).
+    pub flushes: [AtomicU64; 3],
 }
 
 impl SimObserver {
@@ -257,6 +263,18 @@ impl SimObserver {
 
     pub fn misses(&self, reason: MissReason) -> u64 {
         Self::get(&self.misses[miss_index(reason)])
+    }
+
+    pub fn flushes(&self, reason: FlushReason) -> u64 {
+        Self::get(&self.flushes[flush_index(reason)])
+    }
+}
+
+fn flush_index(reason: FlushReason) -> usize {
+    match reason {
+        FlushReason::Rejoined => 0,
+        FlushReason::Paused => 1,
+        FlushReason::Resync => 2,
     }
 }
 
@@ -304,6 +322,12 @@ impl Observer for SimObserver {
     }
     fn forward_failed(&self) {
         self.forward_failed.fetch_add(1, Ordering::Relaxed);
+    }
+    fn view_changed(&self, _change: &ViewChange) {
+        self.view_changes.fetch_add(1, Ordering::Relaxed);
+    }
+    fn flushed(&self, reason: FlushReason) {
+        self.flushes[flush_index(reason)].fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -1,0 +1,164 @@
+//! The cluster: nodes joined with ractor_cluster over TCP.
+//!
+//! ```text
+//!   NodeServer (ractor_cluster: TCP listener, one NodeSession per peer;
+//!               TLS from `tls` when configured)
+//!   PeerActor  (`peer`: the only cluster actor; joined to process group
+//!               `sessiond-routers`; answers Ping / Resolve / Invalidate /
+//!               FlushAll for this node's Router; messages in `wire`)
+//!   monitor    (`membership`: heartbeat, membership view, pause check;
+//!               `dial`: the reconnect loop)
+//!   ClusterLink(`link`: the actors crate's `Link`, calling a peer's
+//!               PeerActor by node name)
+//! ```
+//!
+//! ractor_cluster has no failure detector and no reconnect, so this module
+//! adds both: every `HEARTBEAT` each peer's PeerActor is pinged with a
+//! timeout; a peer that misses `DOWN_AFTER` pings in a row leaves the view
+//! (its users are re-homed by the rendezvous hash), and comes back with its
+//! first answered ping. Configured and learned peer addresses are dialled
+//! again whenever no session to them is open. Peers are always addressed by
+//! node name, since remote actor ids change on every reconnection.
+//!
+//! Peers learn each other's addresses from the Ping answers (so a node
+//! that joins any one member finds the rest) and dial them themselves —
+//! with mutual TLS when `--cluster-tls-*` is given: every node presents a
+//! certificate signed by the cluster CA and accepts only peers that do,
+//! and the cookie is checked inside the encrypted channel.
+//!
+//! What a view change or a pause means for the cache (who must flush,
+//! which users move) is the actors crate's membership policy
+//! (`Router::apply_view`, `Router::flush`, `PauseCheck`), the same code the
+//! simulation runs; this module only detects and delivers: it tells a
+//! member that came into the view to flush (`FlushAll`).
+
+mod dial;
+mod link;
+mod membership;
+mod peer;
+mod tls;
+mod wire;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ractor::{Actor, ActorRef};
+use ractor_cluster::node::{NodeConnectionMode, NodeServerMessage};
+use ractor_cluster::{IncomingEncryptionMode, NodeServer};
+use sessiond_actors::Router;
+use tokio::task::JoinHandle;
+
+pub use link::ClusterLink;
+pub use tls::ClusterTls;
+
+use crate::metrics::Telemetry;
+use peer::{PeerActor, PeerState};
+use wire::PeerMsg;
+
+/// The process group every node's PeerActor joins.
+pub const GROUP: &str = "sessiond-routers";
+/// How often peers are pinged.
+pub const HEARTBEAT: Duration = Duration::from_millis(300);
+/// How long a ping may take.
+pub const PING_TIMEOUT: Duration = Duration::from_millis(500);
+/// Missed pings in a row before a peer leaves the view (so a silent peer is
+/// marked down within about DOWN_AFTER × (HEARTBEAT + PING_TIMEOUT)).
+pub const DOWN_AFTER: u32 = 2;
+/// How long a forwarded call may take before this node serves the user
+/// itself.
+pub const FORWARD_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// What a node needs to join a cluster.
+#[derive(Clone)]
+pub struct ClusterSettings {
+    pub node_name: String,
+    pub listen: SocketAddr,
+    pub join: Vec<String>,
+    pub cookie: String,
+    /// Mutual TLS between nodes, when configured.
+    pub tls: Option<ClusterTls>,
+}
+
+/// A running cluster membership.
+pub struct Cluster {
+    server: ActorRef<NodeServerMessage>,
+    peer_actor: ActorRef<PeerMsg>,
+    monitor: JoinHandle<()>,
+    joined: Arc<AtomicBool>,
+}
+
+impl Cluster {
+    /// Starts the node server, the PeerActor and the monitor, and dials the
+    /// configured peers.
+    pub async fn start(
+        settings: ClusterSettings,
+        router: Router,
+        link: Arc<ClusterLink>,
+        telemetry: Arc<Telemetry>,
+    ) -> anyhow::Result<Cluster> {
+        if settings.cookie.is_empty() {
+            anyhow::bail!("a cluster needs --cluster-cookie");
+        }
+        // Peers are found through our own Ping (which carries known
+        // addresses) and dialled by the monitor, with TLS when configured:
+        // ractor_cluster's transitive mode would dial them in plain TCP.
+        let encryption = settings
+            .tls
+            .as_ref()
+            .map(|t| IncomingEncryptionMode::Tls(t.acceptor.clone()));
+        let server = NodeServer::new(
+            settings.listen.port(),
+            settings.cookie.clone(),
+            settings.node_name.clone(),
+            settings.listen.ip().to_string(),
+            encryption,
+            Some(NodeConnectionMode::Isolated),
+        )
+        .with_listen_addr(settings.listen.ip());
+        let known = Arc::new(RwLock::new(vec![settings.listen.to_string()]));
+        let (server, _) = Actor::spawn(None, server, ())
+            .await
+            .context("cannot start the cluster node server")?;
+        let (peer_actor, _) = Actor::spawn(
+            None,
+            PeerActor,
+            PeerState {
+                router: router.clone(),
+                node: settings.node_name.clone(),
+                known: Arc::clone(&known),
+            },
+        )
+        .await
+        .context("cannot start the cluster peer actor")?;
+        let joined = Arc::new(AtomicBool::new(settings.join.is_empty()));
+        let monitor = tokio::spawn(membership::monitor(membership::Monitor {
+            settings,
+            server: server.clone(),
+            router,
+            link,
+            telemetry,
+            joined: Arc::clone(&joined),
+            shared_known: known,
+        }));
+        Ok(Cluster {
+            server,
+            peer_actor,
+            monitor,
+            joined,
+        })
+    }
+
+    /// True once this node has seen a peer (or needs none).
+    pub fn joined(&self) -> bool {
+        self.joined.load(Ordering::Relaxed)
+    }
+
+    pub fn stop(&self) {
+        self.monitor.abort();
+        self.peer_actor.stop(None);
+        self.server.stop(None);
+    }
+}

@@ -1,0 +1,127 @@
+//! What crosses the wire between nodes, in one place so that a change to
+//! the protocol is one diff: the one remotable message type ([`PeerMsg`])
+//! and the JSON bodies it carries, with their conversions from and to the
+//! actors crate's types. Session actors' own messages never leave a node.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::RpcReplyPort;
+use ractor_cluster::RactorClusterMessage;
+use serde::{Deserialize, Serialize};
+use sessiond_actors::{Fetched, LinkError, Served, Status, User, UserState};
+
+/// Messages between nodes. The only cluster (remotable) message type: the
+/// session actors' messages stay local.
+#[derive(RactorClusterMessage)]
+pub enum PeerMsg {
+    /// Answers a JSON [`PingReply`]: this node's name and the cluster
+    /// addresses it knows, so peers find each other through any one node.
+    #[rpc]
+    Ping(String, RpcReplyPort<String>),
+    /// A JSON [`ResolveRequest`]; answers a JSON [`ResolveReply`].
+    #[rpc]
+    Resolve(String, RpcReplyPort<String>),
+    /// A JSON [`InvalidateRequest`]; answers once done.
+    #[rpc]
+    Invalidate(String, RpcReplyPort<String>),
+    /// Drop every cached record (sent by the named peer).
+    FlushAll(String),
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct PingReply {
+    pub name: String,
+    pub addrs: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct ResolveRequest {
+    pub user_id: i64,
+    pub force: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct WireUser {
+    pub id: i64,
+    pub email: String,
+    pub role: String,
+    pub active: bool,
+    pub version: i64,
+    pub tokens_valid_after_ms: i64,
+    pub revoked_sids: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub enum ResolveReply {
+    Found {
+        user: WireUser,
+        hit: bool,
+        age_ms: u64,
+    },
+    Missing {
+        hit: bool,
+        age_ms: u64,
+    },
+    Failed(String),
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct InvalidateRequest {
+    pub user_id: i64,
+    pub min_version: Option<i64>,
+}
+
+impl ResolveReply {
+    pub fn from_served(s: &Served) -> ResolveReply {
+        let age_ms = s.age.as_millis() as u64;
+        match &s.fetched {
+            Fetched::Missing => ResolveReply::Missing { hit: s.hit, age_ms },
+            Fetched::Found(u) => ResolveReply::Found {
+                user: WireUser {
+                    id: u.user.id,
+                    email: u.user.email.clone(),
+                    role: u.user.role.clone(),
+                    active: u.user.status == Status::Active,
+                    version: u.version,
+                    tokens_valid_after_ms: u.tokens_valid_after_ms,
+                    revoked_sids: u.revoked_sids.clone(),
+                },
+                hit: s.hit,
+                age_ms,
+            },
+        }
+    }
+
+    pub fn into_served(self) -> Result<Served, LinkError> {
+        match self {
+            ResolveReply::Missing { hit, age_ms } => Ok(Served {
+                fetched: Fetched::Missing,
+                hit,
+                age: Duration::from_millis(age_ms),
+                node: None,
+            }),
+            ResolveReply::Found { user, hit, age_ms } => Ok(Served {
+                fetched: Fetched::Found(Arc::new(UserState {
+                    user: User {
+                        id: user.id,
+                        email: user.email,
+                        role: user.role,
+                        status: if user.active {
+                            Status::Active
+                        } else {
+                            Status::Deactivated
+                        },
+                    },
+                    version: user.version,
+                    tokens_valid_after_ms: user.tokens_valid_after_ms,
+                    revoked_sids: user.revoked_sids,
+                })),
+                hit,
+                age: Duration::from_millis(age_ms),
+                node: None,
+            }),
+            ResolveReply::Failed(e) => Err(LinkError::Remote(e)),
+        }
+    }
+}
