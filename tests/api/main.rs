@@ -5,6 +5,7 @@ mod bad_input;
 mod cli;
 mod client;
 mod cluster;
+mod faults;
 mod fuzz;
 mod hardening;
 mod helpers;

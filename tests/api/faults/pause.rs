@@ -1,0 +1,130 @@
+//! A node paused with SIGSTOP around writes made through the other node.
+//! While it is stopped the kernel still accepts connections and queues
+//! requests; when it resumes, it must not answer any request sent after an
+//! acknowledgement with the record from before it, however long the pause.
+
+use std::time::{Duration, Instant};
+
+use super::{judge, ms, Change, Findings, Pair, Place, Written};
+use crate::helpers::Backend;
+
+async fn paused_node_never_answers_stale_after_resuming(backend: Backend, pause: Duration) {
+    let test = format!("pause of {} ({backend:?})", ms(pause));
+    let pair = Pair::start(backend, Place::Loopback).await;
+    let changes = [
+        Change::Role("demoted".into()),
+        Change::Deactivate,
+        Change::RevokeSessions,
+    ];
+    let users = pair.users_cached_on_b(changes.len()).await;
+    let mut findings = Findings::default();
+
+    let pid = pair.b.pid().expect("b runs");
+    pair.b.pause();
+    let paused_at = Instant::now();
+    let resumed = tokio::spawn(async move {
+        tokio::time::sleep_until((paused_at + pause).into()).await;
+        super::netns::signal(pid, "-CONT");
+        Instant::now()
+    });
+
+    // Each write is made while b is stopped (or, for the short pauses,
+    // around its resumption); right after each acknowledgement a request
+    // for that user goes to b, and waits in its queue if b is still stopped.
+    let mut acked = 0;
+    let mut queued = Vec::new();
+    for (user, change) in users.iter().zip(&changes) {
+        let (written, took) = pair.write(user, change).await;
+        eprintln!(
+            "{test}: {change:?} of user {} through a: {written:?} after {} ({} into the pause)",
+            user.id,
+            ms(took),
+            ms(paused_at.elapsed())
+        );
+        if let Written::Acked = written {
+            acked += 1;
+            let (http, addr, token) = (
+                pair.http.clone(),
+                pair.b.http().to_string(),
+                user.token.clone(),
+            );
+            let (user, change) = (user.clone(), change.clone());
+            queued.push(tokio::spawn(async move {
+                let a = http.get(&addr, "/api/auth/session", Some(&token)).await;
+                (user, change, a)
+            }));
+        }
+    }
+    let resumed_at = match resumed.await {
+        Ok(t) => t,
+        Err(e) => panic!("resume task: {e}"),
+    };
+    for q in queued {
+        let Ok((user, change, a)) = q.await else {
+            continue;
+        };
+        findings.check(
+            judge(&user, &change, &a)
+                .map_err(|e| format!("b, queued while stopped, user {}: {e}", user.id)),
+        );
+    }
+    // And for a while after it resumed.
+    while resumed_at.elapsed() < Duration::from_millis(1500) {
+        for (user, change) in users.iter().zip(&changes) {
+            let a = pair.session(&pair.b, &user.token).await;
+            findings.check(
+                judge(user, change, &a)
+                    .map_err(|e| format!("b after resuming, user {}: {e}", user.id)),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("{test}: {acked}/{} writes acknowledged", changes.len());
+    if acked == 0 {
+        findings.add("no write was acknowledged: nothing was checked");
+    }
+    pair.finish().await;
+    findings.assert_none(&test);
+}
+
+/// One test per store and pause length.
+macro_rules! pauses {
+    ($($name:ident: $ms:expr),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::paused_node_never_answers_stale_after_resuming(
+                        crate::helpers::Backend::Sqlite,
+                        std::time::Duration::from_millis($ms),
+                    )
+                    .await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(
+                    not(pg_tests),
+                    ignore = "set SESSIOND_TEST_POSTGRES_URL to run the PostgreSQL tests"
+                )]
+                async fn $name() {
+                    super::paused_node_never_answers_stale_after_resuming(
+                        crate::helpers::Backend::Postgres,
+                        std::time::Duration::from_millis($ms),
+                    )
+                    .await
+                }
+            )*
+        }
+    };
+}
+
+pauses! {
+    paused_500ms: 500,
+    paused_1200ms: 1200,
+    paused_1700ms: 1700,
+    paused_3s: 3000,
+    paused_10s: 10_000,
+}
