@@ -123,10 +123,11 @@ fn is_alive(pid: u32) -> bool {
 /// their process gone, and older than [`STALE_AFTER`]. Processes still
 /// inside them (nodes of that run) are killed by id first.
 fn remove_stale() {
-    let Ok(entries) = std::fs::read_dir("/run/netns") else {
-        return;
-    };
-    for entry in entries.flatten() {
+    let entries = std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten();
+    for entry in entries {
         let name = entry.file_name().to_string_lossy().to_string();
         let Some(pid) = owner_pid(&name) else {
             continue;
@@ -147,6 +148,45 @@ fn remove_stale() {
         }
         let _ = ip(&["netns", "del", &name]);
     }
+    // A namespace outlives its deletion while sockets in it still hold it
+    // (say, a connection killed while its link was down, retransmitting):
+    // then its veth ends in the root namespace stay, and go with it.
+    for n in 1..=250u8 {
+        if lab_in_use(n) {
+            continue;
+        }
+        for dev in lab_devices(n) {
+            let _ = ip(&["link", "del", "dev", &dev]);
+        }
+    }
+}
+
+/// Whether any namespace of lab number `n` exists.
+fn lab_in_use(n: u8) -> bool {
+    let prefix = format!("sd{n}-");
+    std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+}
+
+/// Devices in the root namespace made for lab number `n` (`sd<n>u`,
+/// `sd<n>c<k>`, `sd<n>d<k>`).
+fn lab_devices(n: u8) -> Vec<String> {
+    let prefix = format!("sd{n}");
+    std::fs::read_dir("/sys/class/net")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|d| {
+            d.strip_prefix(&prefix).is_some_and(|rest| {
+                let mut c = rest.chars();
+                matches!(c.next(), Some('u' | 'c' | 'd')) && c.all(|ch| ch.is_ascii_digit())
+            })
+        })
+        .collect()
 }
 
 /// The owner's process id in a name made here (`sd<N>-<pid>-…`).
@@ -184,7 +224,7 @@ impl Lab {
         let pid = std::process::id();
         for n in 1..=250u8 {
             let uplink = format!("sd{n}u");
-            if std::path::Path::new(&format!("/sys/class/net/{uplink}")).exists() {
+            if lab_in_use(n) || !lab_devices(n).is_empty() {
                 continue;
             }
             let tag = format!("sd{n}-{pid}");
@@ -370,6 +410,15 @@ impl Host {
 
     pub fn heal(&self, link: Link) {
         self.set(link, "up");
+    }
+
+    /// Heals every link. Call it before the node is killed: connections
+    /// killed while their link is down keep retransmitting, and keep the
+    /// namespace (and its devices) alive for minutes after its deletion.
+    pub fn heal_all(&self) {
+        for link in [Link::Peer, Link::Db] {
+            self.heal(link);
+        }
     }
 }
 

@@ -257,8 +257,8 @@ impl Pair {
     }
 
     /// Stops the nodes and drops the test's PostgreSQL database.
-    async fn finish(self) {
-        let pg = self.db.pg_name.clone();
+    async fn finish(mut self) {
+        let pg = self.db.pg_name.take();
         drop(self);
         if let Some(name) = pg {
             drop_postgres_database(&name).await;
@@ -369,13 +369,22 @@ impl Pair {
     }
 }
 
+impl Drop for Pair {
+    fn drop(&mut self) {
+        // Whatever the test left cut is healed before the nodes die.
+        if let Some(h) = &self.host {
+            h.heal_all();
+        }
+    }
+}
+
 /// Whether an answer about `user`, for a request sent after `change` was
 /// acknowledged, keeps the contract: 401/403/503, or the new record.
 fn judge(user: &CachedUser, change: &Change, a: &Answer) -> Result<(), String> {
     let shown = || {
         format!(
-            "{} {} (version {}, before the write {} with role {})",
-            a.status, a.body, a.body["cache"]["version"], user.version, user.role
+            "{} {} (before the write: version {}, role {})",
+            a.status, a.body, user.version, user.role
         )
     };
     match a.status {
@@ -461,37 +470,44 @@ fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
 
-/// Test findings, reported together so one run shows every broken promise.
+/// Test findings, reported together so one run shows every broken promise;
+/// repeats of one finding (same where, same user) are counted, not listed.
 #[derive(Default)]
-struct Findings(Vec<String>);
+struct Findings(Vec<(String, String, usize)>);
 
 impl Findings {
     fn add(&mut self, what: impl Into<String>) {
-        self.0.push(what.into());
+        let what = what.into();
+        self.0.push((what.clone(), what, 1));
     }
 
-    fn check(&mut self, r: Result<(), String>) {
-        if let Err(e) = r {
-            self.add(e);
+    /// Records `r`'s error under `key` (where, and which user).
+    fn check(&mut self, key: impl Into<String>, r: Result<(), String>) {
+        let Err(e) = r else {
+            return;
+        };
+        let key = key.into();
+        match self.0.iter_mut().find(|(k, _, _)| *k == key) {
+            Some((_, _, n)) => *n += 1,
+            None => self.0.push((key.clone(), format!("{key}: {e}"), 1)),
         }
     }
 
     #[track_caller]
     fn assert_none(self, test: &str) {
+        let lines: Vec<String> = self
+            .0
+            .iter()
+            .map(|(_, first, n)| match n {
+                1 => first.clone(),
+                n => format!("{first} (and {} more like it)", n - 1),
+            })
+            .collect();
         assert!(
-            self.0.is_empty(),
+            lines.is_empty(),
             "{test}: {} broken promise(s):\n  {}",
-            self.0.len(),
-            self.0.join("\n  ")
+            lines.len(),
+            lines.join("\n  ")
         );
     }
-}
-
-/// The body of a Session answer, shortened for messages.
-#[allow(dead_code)]
-fn brief(v: &Value) -> String {
-    format!(
-        "role {} status {} version {} hit {}",
-        v["user"]["role"], v["user"]["status"], v["cache"]["version"], v["cache"]["hit"]
-    )
 }

@@ -79,8 +79,7 @@ async fn cut_off_node_never_answers_stale(backend: Backend, links: &[Link], test
         // Sent after the acknowledgement: never the old record.
         for _ in 0..5 {
             let a = pair.session(&pair.b, &user.token).await;
-            findings
-                .check(judge(user, change, &a).map_err(|e| format!("b, user {}: {e}", user.id)));
+            findings.check(format!("b, user {}", user.id), judge(user, change, &a));
             tokio::time::sleep(Duration::from_millis(30)).await;
         }
     }
@@ -89,7 +88,10 @@ async fn cut_off_node_never_answers_stale(backend: Backend, links: &[Link], test
     tokio::time::sleep_until(lapsed.into()).await;
     for (user, change) in users.iter().zip(&changes) {
         let a = pair.session(&pair.b, &user.token).await;
-        findings.check(judge(user, change, &a).map_err(|e| format!("b, user {}: {e}", user.id)));
+        findings.check(
+            format!("b after the lease lapsed, user {}", user.id),
+            judge(user, change, &a),
+        );
     }
 
     // b says it is not ready, and stopped serving from its cache, within
@@ -186,7 +188,8 @@ async fn cut_off_node_never_answers_stale(backend: Backend, links: &[Link], test
     for (user, change) in users.iter().zip(&changes) {
         let a = pair.session(&pair.b, &user.token).await;
         findings.check(
-            judge(user, change, &a).map_err(|e| format!("b after the heal, user {}: {e}", user.id)),
+            format!("b after the heal, user {}", user.id),
+            judge(user, change, &a),
         );
     }
     pair.finish().await;

@@ -64,8 +64,8 @@ async fn paused_node_never_answers_stale_after_resuming(backend: Backend, pause:
             continue;
         };
         findings.check(
-            judge(&user, &change, &a)
-                .map_err(|e| format!("b, queued while stopped, user {}: {e}", user.id)),
+            format!("b, request queued while it was stopped, user {}", user.id),
+            judge(&user, &change, &a),
         );
     }
     // And for a while after it resumed.
@@ -73,8 +73,8 @@ async fn paused_node_never_answers_stale_after_resuming(backend: Backend, pause:
         for (user, change) in users.iter().zip(&changes) {
             let a = pair.session(&pair.b, &user.token).await;
             findings.check(
-                judge(user, change, &a)
-                    .map_err(|e| format!("b after resuming, user {}: {e}", user.id)),
+                format!("b after resuming, user {}", user.id),
+                judge(user, change, &a),
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
