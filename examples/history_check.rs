@@ -675,17 +675,29 @@ async fn main() {
     };
     let db = Arc::new(db);
     let outcome = run_checked(&args, seed, &bin, &hosts, Arc::clone(&db)).await;
+    // The nodes are gone: give their connections a moment to close before
+    // the namespaces go.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     drop(hosts);
     drop(lab);
     if let Db::Postgres { server, name, .. } = &*db {
         postgres_db::drop(server, name).await;
     }
-    std::process::exit(outcome);
+    match outcome {
+        Ok(code) => std::process::exit(code),
+        Err(e) => fail(e),
+    }
 }
 
 /// Starts the nodes, runs the clients, writer and faults, checks the
 /// history; returns the exit status.
-async fn run_checked(args: &Args, seed: u64, bin: &str, hosts: &[Host], db: Arc<Db>) -> i32 {
+async fn run_checked(
+    args: &Args,
+    seed: u64,
+    bin: &str,
+    hosts: &[Host],
+    db: Arc<Db>,
+) -> Result<i32, String> {
     let mut relays: Vec<Relay> = Vec::new();
     let mut nodes = Vec::new();
     let names: Vec<String> = (1..=NODES).map(|i| format!("h{i}")).collect();
@@ -701,8 +713,8 @@ async fn run_checked(args: &Args, seed: u64, bin: &str, hosts: &[Host], db: Arc<
                 let target = std::net::ToSocketAddrs::to_socket_addrs(hostport)
                     .ok()
                     .and_then(|mut a| a.next())
-                    .unwrap_or_else(|| fail(format!("cannot resolve {hostport}")));
-                let relay = Relay::start(host.db_root(), target).unwrap_or_else(|e| fail(e));
+                    .ok_or_else(|| format!("cannot resolve {hostport}"))?;
+                let relay = Relay::start(host.db_root(), target).map_err(|e| e.to_string())?;
                 let url = url.replacen(hostport, &relay.addr().to_string(), 1);
                 relays.push(relay);
                 url
@@ -738,9 +750,7 @@ async fn run_checked(args: &Args, seed: u64, bin: &str, hosts: &[Host], db: Arc<
                 ("RUST_LOG".into(), "error".into()),
             ],
         };
-        nodes.push(Mutex::new(
-            Sessiond::start(spec).unwrap_or_else(|e| fail(e)),
-        ));
+        nodes.push(Mutex::new(Sessiond::start(spec)?));
     }
     let http = Http::new(Duration::from_secs(15));
     let all: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -764,7 +774,7 @@ async fn run_checked(args: &Args, seed: u64, bin: &str, hosts: &[Host], db: Arc<
                 break;
             }
             if Instant::now() > wanted {
-                fail(format!("{addr} sees members {m:?}, not {all:?}"));
+                return Err(format!("{addr} sees members {m:?}, not {all:?}"));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -781,7 +791,7 @@ async fn run_checked(args: &Args, seed: u64, bin: &str, hosts: &[Host], db: Arc<
         sent: AtomicU64::new(0),
     });
     let Some(admin) = run.login("admin@localhost", ADMIN_PASSWORD, 0).await else {
-        fail("the administrator cannot log in");
+        return Err("the administrator cannot log in".into());
     };
     let mut users = Vec::new();
     for i in 0..args.users {
@@ -798,10 +808,10 @@ async fn run_checked(args: &Args, seed: u64, bin: &str, hosts: &[Host], db: Arc<
             )
             .await;
         let Some(id) = a.body["id"].as_i64() else {
-            fail(format!("cannot create a user: {} {}", a.status, a.body));
+            return Err(format!("cannot create a user: {} {}", a.status, a.body));
         };
         let Some(token) = run.login(&email, USER_PASSWORD, i).await else {
-            fail("a new user cannot log in");
+            return Err("a new user cannot log in".into());
         };
         lock_w(&run.tokens).insert(id, (1, token));
         users.push((id, email));
@@ -928,9 +938,9 @@ async fn run_checked(args: &Args, seed: u64, bin: &str, hosts: &[Host], db: Arc<
             *per_node.entry(v.read.node.as_str()).or_default() += 1;
         }
         println!("stale answers by node: {per_node:?}");
-        return 1;
+        return Ok(1);
     }
-    0
+    Ok(0)
 }
 
 fn lock_w<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {

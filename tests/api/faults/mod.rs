@@ -18,7 +18,7 @@ mod netns;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::helpers::{drop_postgres_database, fresh_postgres_database, Backend};
 use netns::{Answer, Host, Http, Lab, Relay, Sessiond, Spec};
@@ -371,9 +371,14 @@ impl Pair {
 
 impl Drop for Pair {
     fn drop(&mut self) {
-        // Whatever the test left cut is healed before the nodes die.
+        // Whatever the test left cut is healed before the nodes die, and
+        // their connections get a moment to close before the namespaces go
+        // (else they retransmit into nothing and keep the namespace alive).
         if let Some(h) = &self.host {
             h.heal_all();
+            self.a.kill9();
+            self.b.kill9();
+            std::thread::sleep(Duration::from_millis(300));
         }
     }
 }

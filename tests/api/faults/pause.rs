@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{judge, ms, Change, Findings, Pair, Place, Written};
+use super::{judge, ms, CachedUser, Change, Findings, Pair, Place, Written};
 use crate::helpers::Backend;
 
 async fn paused_node_never_answers_stale_after_resuming(backend: Backend, pause: Duration) {
@@ -29,10 +29,22 @@ async fn paused_node_never_answers_stale_after_resuming(backend: Backend, pause:
     });
 
     // Each write is made while b is stopped (or, for the short pauses,
-    // around its resumption); right after each acknowledgement a request
-    // for that user goes to b, and waits in its queue if b is still stopped.
-    let mut acked = 0;
+    // around its resumption); right after each acknowledgement requests for
+    // that user go to b, and wait in its queue while it is stopped — more
+    // of them every 100 ms until it resumes, so that some are served the
+    // moment it wakes, before it has caught up with anything.
+    let mut acked = Vec::new();
     let mut queued = Vec::new();
+    let ask = |user: &CachedUser, change: &Change| {
+        let (http, addr) = (pair.http.clone(), pair.b.http().to_string());
+        let (user, change) = (user.clone(), change.clone());
+        tokio::spawn(async move {
+            let a = http
+                .get(&addr, "/api/auth/session", Some(&user.token))
+                .await;
+            (user, change, a)
+        })
+    };
     for (user, change) in users.iter().zip(&changes) {
         let (written, took) = pair.write(user, change).await;
         eprintln!(
@@ -42,23 +54,23 @@ async fn paused_node_never_answers_stale_after_resuming(backend: Backend, pause:
             ms(paused_at.elapsed())
         );
         if let Written::Acked = written {
-            acked += 1;
-            let (http, addr, token) = (
-                pair.http.clone(),
-                pair.b.http().to_string(),
-                user.token.clone(),
-            );
-            let (user, change) = (user.clone(), change.clone());
-            queued.push(tokio::spawn(async move {
-                let a = http.get(&addr, "/api/auth/session", Some(&token)).await;
-                (user, change, a)
-            }));
+            acked.push((user.clone(), change.clone()));
+            for _ in 0..5 {
+                queued.push(ask(user, change));
+            }
         }
+    }
+    while !resumed.is_finished() {
+        for (user, change) in &acked {
+            queued.push(ask(user, change));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let resumed_at = match resumed.await {
         Ok(t) => t,
         Err(e) => panic!("resume task: {e}"),
     };
+    let queued_count = queued.len();
     for q in queued {
         let Ok((user, change, a)) = q.await else {
             continue;
@@ -79,8 +91,13 @@ async fn paused_node_never_answers_stale_after_resuming(backend: Backend, pause:
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    eprintln!("{test}: {acked}/{} writes acknowledged", changes.len());
-    if acked == 0 {
+    eprintln!(
+        "{test}: {}/{} writes acknowledged; {} requests queued at b",
+        acked.len(),
+        changes.len(),
+        queued_count
+    );
+    if acked.is_empty() {
         findings.add("no write was acknowledged: nothing was checked");
     }
     pair.finish().await;
