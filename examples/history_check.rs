@@ -755,9 +755,7 @@ async fn run_checked(
     let http = Http::new(Duration::from_secs(15));
     let all: Vec<&str> = names.iter().map(String::as_str).collect();
     for n in &nodes {
-        let node = lock(n);
-        let addr = node.http().to_string();
-        drop(node);
+        let addr = lock(n).http().to_string();
         let wanted = Instant::now() + Duration::from_secs(30);
         loop {
             let a = http.get(&addr, "/api/perf", None).await;
