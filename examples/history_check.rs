@@ -758,16 +758,7 @@ async fn run_checked(
         let addr = lock(n).http().to_string();
         let wanted = Instant::now() + Duration::from_secs(30);
         loop {
-            let a = http.get(&addr, "/api/perf", None).await;
-            let mut m: Vec<String> = a.body["members"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|m| m.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default();
-            m.sort();
+            let m = http.members_at(&addr).await;
             if m == all {
                 break;
             }

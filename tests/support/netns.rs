@@ -724,7 +724,12 @@ impl Http {
 
     /// The members a node sees (from `/api/perf`), sorted.
     pub async fn members(&self, node: &Sessiond) -> Vec<String> {
-        let a = self.get(node.http(), "/api/perf", None).await;
+        self.members_at(node.http()).await
+    }
+
+    /// The members the node at `addr` sees, sorted.
+    pub async fn members_at(&self, addr: &str) -> Vec<String> {
+        let a = self.get(addr, "/api/perf", None).await;
         let mut m: Vec<String> = a.body["members"]
             .as_array()
             .map(|a| {
