@@ -528,6 +528,7 @@ struct FaultCounts {
     pause: u32,
     kill: u32,
     db_cut: u32,
+    isolate: u32,
 }
 
 /// Injects one fault at a time, with healthy gaps, until the run stops.
@@ -540,7 +541,9 @@ async fn faults(
     counts: Arc<Mutex<FaultCounts>>,
 ) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let kinds = if postgres { 4 } else { 3 };
+    // With PostgreSQL also: a cut from the database alone, and from the
+    // peers and the database together (so no NOTIFY either).
+    let kinds = if postgres { 5 } else { 3 };
     let ms = |rng: &mut StdRng, lo: u64, hi: u64| Duration::from_millis(rng.gen_range(lo..hi));
     let secs = |d: Duration| d.as_secs_f64();
     loop {
@@ -900,8 +903,8 @@ async fn run_checked(
         writes.len()
     );
     println!(
-        "faults injected: {} partitions, {} pauses, {} kill -9 and restart, {} database cuts",
-        c.partition, c.pause, c.kill, c.db_cut
+        "faults injected: {} partitions, {} pauses, {} kill -9 and restart, {} database cuts, {} isolations (peers and database)",
+        c.partition, c.pause, c.kill, c.db_cut, c.isolate
     );
     println!("stale answers: {}", violations.len());
     if let Some(v) = violations.first() {
