@@ -597,6 +597,18 @@ async fn faults(
                 }
                 counts.lock().unwrap_or_else(|p| p.into_inner()).kill += 1;
             }
+            4 => {
+                let d = ms(&mut rng, 500, 4000);
+                println!(
+                    "[{at:6.1}s] isolate {name} from its peers and the database for {:.1}s",
+                    secs(d)
+                );
+                hosts[n].cut(Link::Peer);
+                hosts[n].cut(Link::Db);
+                tokio::time::sleep(d).await;
+                hosts[n].heal_all();
+                counts.lock().unwrap_or_else(|p| p.into_inner()).isolate += 1;
+            }
             _ => {
                 let d = ms(&mut rng, 500, 4000);
                 println!(
