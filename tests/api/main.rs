@@ -6,6 +6,7 @@ mod cli;
 mod client;
 mod cluster;
 mod deploy;
+mod faults;
 mod fuzz;
 mod hardening;
 mod helpers;

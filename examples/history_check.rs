@@ -1,0 +1,952 @@
+//! A Jepsen-style history check of "acknowledged means everywhere": three
+//! real `sessiond` nodes, each in a network namespace of its own, clients on
+//! every node and one admin writer, under a seeded random schedule of faults
+//! (partition, pause, kill -9 and restart, and with PostgreSQL a database
+//! cut). Every request and write is recorded; afterwards the history is
+//! checked: no answer to a request sent after a write was acknowledged may
+//! show the user's record from before that write.
+//!
+//! ```text
+//! cargo build && sudo target/debug/examples/history_check [--duration 60s]
+//!     [--seed N] [--postgres postgres://postgres@127.0.0.1:5432/test]
+//! ```
+//!
+//! Needs root (network namespaces) and the `sessiond` binary of the same
+//! build (`--bin`, `SESSIOND_BIN`, or next to this example's directory).
+//! Exit status: 0 no stale answer, 1 stale answers (the first is named),
+//! 2 the run could not be set up.
+
+#[path = "../tests/support/netns.rs"]
+mod netns;
+#[path = "../tests/support/postgres_db.rs"]
+mod postgres_db;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+use history::{Read, Write};
+use netns::{Host, Http, Lab, Link, Relay, Sessiond, Spec};
+
+/// The pure checker: a history in, the stale answers out.
+mod history {
+    /// One session request: times in µs since the run began.
+    #[derive(Clone, Debug)]
+    pub struct Read {
+        pub sent: u64,
+        pub answered: u64,
+        pub node: String,
+        pub user: i64,
+        /// Which of the user's tokens it carried (1 for the first login).
+        pub token_gen: u32,
+        /// 0 when no answer came.
+        pub status: u16,
+        pub version: Option<i64>,
+        pub role: Option<String>,
+        pub user_status: Option<String>,
+    }
+
+    /// One admin write (or logout).
+    #[derive(Clone, Debug)]
+    pub struct Write {
+        pub sent: u64,
+        /// When its acknowledgement came back; `None`: not acknowledged.
+        pub acked: Option<u64>,
+        pub user: i64,
+        pub kind: String,
+        /// The record's version after it.
+        pub new_version: Option<i64>,
+        /// The record before it, for writes whose new version is unknown.
+        pub prev_role: String,
+        pub prev_status: String,
+        /// Tokens of this generation and older are revoked by it.
+        pub revokes_gen: Option<u32>,
+    }
+
+    #[derive(Clone, Debug)]
+    pub struct Violation {
+        pub read: Read,
+        pub write: Write,
+        pub why: String,
+    }
+
+    /// Every answer to a request sent after the acknowledgement of a write
+    /// to that user that shows the record from before the write: an older
+    /// version, the pre-write role and status (when the version is not
+    /// known), or a token the write revoked. Requests sent before the
+    /// acknowledgement are concurrent with the write and may see either.
+    /// Sorted by the time the request was sent.
+    pub fn check(reads: &[Read], writes: &[Write]) -> Vec<Violation> {
+        let mut by_user: std::collections::HashMap<i64, Vec<&Write>> = Default::default();
+        for w in writes.iter().filter(|w| w.acked.is_some()) {
+            by_user.entry(w.user).or_default().push(w);
+        }
+        for ws in by_user.values_mut() {
+            ws.sort_by_key(|w| w.acked);
+        }
+        let mut out = Vec::new();
+        for r in reads.iter().filter(|r| r.status == 200) {
+            let Some(ws) = by_user.get(&r.user) else {
+                continue;
+            };
+            let before = ws.partition_point(|w| w.acked.is_some_and(|a| a < r.sent));
+            for w in ws[..before].iter().rev() {
+                let why = match (w.new_version, r.version) {
+                    (Some(need), Some(seen)) if seen < need => {
+                        Some(format!("version {seen}, older than {need}"))
+                    }
+                    (None, _)
+                        if r.role.as_deref() == Some(w.prev_role.as_str())
+                            && r.user_status.as_deref() == Some(w.prev_status.as_str())
+                            && r.version.is_none() =>
+                    {
+                        Some("the role and status from before the write".to_string())
+                    }
+                    _ => None,
+                }
+                .or_else(|| {
+                    w.revokes_gen
+                        .filter(|g| r.token_gen <= *g)
+                        .map(|g| format!("token {} answered, revoked up to {g}", r.token_gen))
+                });
+                if let Some(why) = why {
+                    out.push(Violation {
+                        read: r.clone(),
+                        write: (*w).clone(),
+                        why,
+                    });
+                    break;
+                }
+            }
+        }
+        out.sort_by_key(|v| v.read.sent);
+        out
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn read(sent: u64, version: i64, token_gen: u32) -> Read {
+            Read {
+                sent,
+                answered: sent + 1_000,
+                node: "h2".into(),
+                user: 7,
+                token_gen,
+                status: 200,
+                version: Some(version),
+                role: Some("old".into()),
+                user_status: Some("active".into()),
+            }
+        }
+
+        fn write(sent: u64, acked: u64, new_version: i64) -> Write {
+            Write {
+                sent,
+                acked: Some(acked),
+                user: 7,
+                kind: "role".into(),
+                new_version: Some(new_version),
+                prev_role: "old".into(),
+                prev_status: "active".into(),
+                revokes_gen: None,
+            }
+        }
+
+        #[test]
+        fn a_stale_answer_sent_after_the_acknowledgement_is_caught() {
+            let writes = [write(100, 200, 5)];
+            let v = check(&[read(201, 4, 1)], &writes);
+            assert_eq!(v.len(), 1);
+            assert_eq!(v[0].read.sent, 201);
+            assert!(v[0].why.contains("older"), "{}", v[0].why);
+        }
+
+        #[test]
+        fn a_stale_answer_concurrent_with_the_write_is_not() {
+            let writes = [write(100, 200, 5)];
+            // Sent while the write was in flight, answered after its ack.
+            assert!(check(&[read(150, 4, 1)], &writes).is_empty());
+            // Sent at the very instant of the ack: not after it.
+            assert!(check(&[read(200, 4, 1)], &writes).is_empty());
+        }
+
+        #[test]
+        fn new_records_errors_and_other_users_pass() {
+            let writes = [write(100, 200, 5)];
+            let mut refused = read(300, 4, 1);
+            refused.status = 401;
+            let mut other = read(300, 1, 1);
+            other.user = 8;
+            assert!(check(&[read(300, 5, 1), read(300, 9, 1), refused, other], &writes).is_empty());
+        }
+
+        #[test]
+        fn a_write_that_was_not_acknowledged_promises_nothing() {
+            let mut w = write(100, 200, 5);
+            w.acked = None;
+            assert!(check(&[read(300, 4, 1)], &[w]).is_empty());
+        }
+
+        #[test]
+        fn a_revoked_token_answered_after_the_acknowledgement_is_caught() {
+            let mut w = write(100, 200, 5);
+            w.revokes_gen = Some(1);
+            let v = check(&[read(300, 5, 1), read(300, 6, 2)], &[w]);
+            assert_eq!(v.len(), 1);
+            assert_eq!(v[0].read.token_gen, 1);
+        }
+
+        #[test]
+        fn without_a_known_version_the_pre_write_record_is_caught() {
+            let mut w = write(100, 200, 5);
+            w.new_version = None;
+            let mut r = read(300, 0, 1);
+            r.version = None;
+            assert_eq!(check(&[r.clone()], &[w.clone()]).len(), 1);
+            r.role = Some("new".into());
+            assert!(check(&[r], &[w]).is_empty());
+        }
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "History check of sessiond under faults (needs root)")]
+struct Args {
+    /// How long clients, writer and faults run.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Seed of the fault schedule and of the clients' choices (random if
+    /// not given; printed either way).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Run on PostgreSQL (a fresh database on this server, reached by each
+    /// node through a relay on its own db link) instead of a shared SQLite
+    /// file.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// The sessiond binary.
+    #[arg(long, env = "SESSIOND_BIN")]
+    bin: Option<String>,
+    /// Users in the run.
+    #[arg(long, default_value_t = 24)]
+    users: usize,
+    /// Session clients per node.
+    #[arg(long, default_value_t = 2)]
+    clients: usize,
+    /// Pause between one client's requests.
+    #[arg(long, default_value = "5ms", value_parser = humantime::parse_duration)]
+    think: Duration,
+    /// Pause between admin writes.
+    #[arg(long, default_value = "150ms", value_parser = humantime::parse_duration)]
+    write_every: Duration,
+}
+
+const SECRET: &str = "history-check-secret-0123456789-abcdefgh";
+const COOKIE: &str = "history-check-cookie-0123456789-abcdefgh";
+const ADMIN_PASSWORD: &str = "history-check-admin-password";
+const USER_PASSWORD: &str = "history-check-user-password";
+const NODES: usize = 3;
+const HTTP_PORT: u16 = 8080;
+const CLUSTER_PORT: u16 = 7400;
+
+fn fail(msg: impl std::fmt::Display) -> ! {
+    eprintln!("history_check: {msg}");
+    std::process::exit(2)
+}
+
+/// The database as this process reaches it (directly, never cut).
+enum Db {
+    Sqlite {
+        url: String,
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        server: String,
+        url: String,
+        name: String,
+    },
+}
+
+impl Db {
+    /// The user's role, status and version, straight from the database.
+    async fn row(&self, id: i64) -> Option<(String, String, i64)> {
+        use sqlx::{Connection, Row};
+        let sql = format!("SELECT role, status, version FROM users WHERE id = {id}");
+        let row = match self {
+            Db::Sqlite { url, .. } => {
+                let mut c = sqlx::SqliteConnection::connect(url).await.ok()?;
+                let r = sqlx::query(&sql).fetch_optional(&mut c).await.ok()??;
+                (r.try_get(0).ok()?, r.try_get(1).ok()?, r.try_get(2).ok()?)
+            }
+            Db::Postgres { url, .. } => {
+                let mut c = sqlx::PgConnection::connect(url).await.ok()?;
+                let r = sqlx::query(&sql).fetch_optional(&mut c).await.ok()??;
+                (r.try_get(0).ok()?, r.try_get(1).ok()?, r.try_get(2).ok()?)
+            }
+        };
+        Some(row)
+    }
+}
+
+/// Microseconds since the run began.
+#[derive(Clone, Copy)]
+struct Clock(Instant);
+
+impl Clock {
+    fn now(&self) -> u64 {
+        self.0.elapsed().as_micros() as u64
+    }
+}
+
+struct Run {
+    clock: Clock,
+    http: Http,
+    /// Each node's HTTP address (stable across restarts).
+    addrs: Vec<String>,
+    names: Vec<String>,
+    /// user id → (token generation, token).
+    tokens: RwLock<HashMap<i64, (u32, String)>>,
+    reads: Mutex<Vec<Read>>,
+    writes: Mutex<Vec<Write>>,
+    stop: AtomicBool,
+    sent: AtomicU64,
+}
+
+impl Run {
+    fn token(&self, user: i64) -> Option<(u32, String)> {
+        self.tokens
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&user)
+            .cloned()
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Logs `email` in through the first node that answers; returns the
+    /// token.
+    async fn login(&self, email: &str, password: &str, first: usize) -> Option<String> {
+        let body = json!({"email": email, "password": password}).to_string();
+        for i in 0..NODES {
+            let addr = &self.addrs[(first + i) % NODES];
+            let a = self
+                .http
+                .call(addr, "POST", "/api/auth/login", None, Some(&body))
+                .await;
+            if a.status == 200 {
+                return a.body["token"].as_str().map(String::from);
+            }
+        }
+        None
+    }
+}
+
+/// A client bound to one node: resolves random users' sessions, recording
+/// each request.
+async fn client(run: Arc<Run>, node: usize, users: Vec<i64>, seed: u64, think: Duration) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    while !run.stopped() {
+        let user = users[rng.gen_range(0..users.len())];
+        let Some((token_gen, token)) = run.token(user) else {
+            continue;
+        };
+        let sent = run.clock.now();
+        run.sent.fetch_add(1, Ordering::Relaxed);
+        let a = run
+            .http
+            .get(&run.addrs[node], "/api/auth/session", Some(&token))
+            .await;
+        let answered = run.clock.now();
+        let text = |v: &serde_json::Value| v.as_str().map(String::from);
+        run.reads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Read {
+                sent,
+                answered,
+                node: run.names[node].clone(),
+                user,
+                token_gen,
+                status: a.status,
+                version: a.body["cache"]["version"].as_i64(),
+                role: text(&a.body["user"]["role"]),
+                user_status: text(&a.body["user"]["status"]),
+            });
+        tokio::time::sleep(think).await;
+    }
+}
+
+/// The one admin writer (so each user's writes are sequential): role
+/// changes to a role never used before, deactivate then activate,
+/// revoke-sessions, logout; after a write that revokes the user's token a
+/// new login hands the clients the next one.
+async fn writer(run: Arc<Run>, db: Arc<Db>, users: Vec<(i64, String)>, seed: u64, every: Duration) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut admin = None;
+    let mut seq = 0u64;
+    let mut deactivated: HashMap<i64, bool> = HashMap::new();
+    while !run.stopped() {
+        tokio::time::sleep(every).await;
+        let via = rng.gen_range(0..NODES);
+        if admin.is_none() {
+            admin = run.login("admin@localhost", ADMIN_PASSWORD, via).await;
+        }
+        let Some(admin_token) = admin.clone() else {
+            continue;
+        };
+        let (id, email) = users[rng.gen_range(0..users.len())].clone();
+        let Some((prev_role, prev_status, _)) = db.row(id).await else {
+            continue;
+        };
+        let Some((token_gen, user_token)) = run.token(id) else {
+            continue;
+        };
+        seq += 1;
+        let is_off = deactivated.get(&id).copied().unwrap_or(false);
+        let pick = rng.gen_range(0..100);
+        let (kind, method, path, token, body, ok, revokes) = if is_off {
+            let path = format!("/api/admin/users/{id}/activate");
+            (
+                "activate",
+                "POST",
+                path,
+                admin_token.clone(),
+                None,
+                200,
+                false,
+            )
+        } else if pick < 70 {
+            let body = json!({ "role": format!("r{seq}") }).to_string();
+            let path = format!("/api/admin/users/{id}/role");
+            (
+                "role",
+                "PUT",
+                path,
+                admin_token.clone(),
+                Some(body),
+                200,
+                false,
+            )
+        } else if pick < 82 {
+            let path = format!("/api/admin/users/{id}/deactivate");
+            (
+                "deactivate",
+                "POST",
+                path,
+                admin_token.clone(),
+                None,
+                200,
+                true,
+            )
+        } else if pick < 94 {
+            let path = format!("/api/admin/users/{id}/revoke-sessions");
+            (
+                "revoke-sessions",
+                "POST",
+                path,
+                admin_token.clone(),
+                None,
+                204,
+                true,
+            )
+        } else {
+            (
+                "logout",
+                "POST",
+                "/api/auth/logout".into(),
+                user_token,
+                None,
+                204,
+                true,
+            )
+        };
+        let sent = run.clock.now();
+        let a = run
+            .http
+            .call(
+                &run.addrs[via],
+                method,
+                &path,
+                Some(&token),
+                body.as_deref(),
+            )
+            .await;
+        let acked = (a.status == ok).then(|| run.clock.now());
+        if a.status == 401 && token == admin_token {
+            admin = None;
+        }
+        // Single writer: the version in the database right after the
+        // acknowledgement is this write's (or a later one's, if a refused
+        // write still landed: that only makes the check more lenient).
+        let new_version = match acked {
+            Some(_) => db.row(id).await.map(|(_, _, v)| v),
+            None => None,
+        };
+        run.writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Write {
+                sent,
+                acked,
+                user: id,
+                kind: kind.to_string(),
+                new_version,
+                prev_role,
+                prev_status,
+                revokes_gen: revokes.then_some(token_gen),
+            });
+        if let Some((_, status, _)) = db.row(id).await {
+            deactivated.insert(id, status == "deactivated");
+        }
+        // Tokens die with deactivation, revoke-sessions and logout (also
+        // when the answer was lost): log in again once the user is active.
+        let off = deactivated.get(&id).copied().unwrap_or(false);
+        if !off && (revokes || kind == "activate") {
+            if let Some(t) = run.login(&email, USER_PASSWORD, via).await {
+                run.tokens
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id, (token_gen + 1, t));
+            }
+        }
+    }
+}
+
+#[derive(Default, Debug)]
+struct FaultCounts {
+    partition: u32,
+    pause: u32,
+    kill: u32,
+    db_cut: u32,
+    isolate: u32,
+}
+
+/// Injects one fault at a time, with healthy gaps, until the run stops.
+async fn faults(
+    run: Arc<Run>,
+    hosts: &[Host],
+    nodes: Arc<Vec<Mutex<Sessiond>>>,
+    postgres: bool,
+    seed: u64,
+    counts: Arc<Mutex<FaultCounts>>,
+) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    // With PostgreSQL also: a cut from the database alone, and from the
+    // peers and the database together (so no NOTIFY either).
+    let kinds = if postgres { 5 } else { 3 };
+    let ms = |rng: &mut StdRng, lo: u64, hi: u64| Duration::from_millis(rng.gen_range(lo..hi));
+    let secs = |d: Duration| d.as_secs_f64();
+    loop {
+        tokio::time::sleep(ms(&mut rng, 1000, 3000)).await;
+        if run.stopped() {
+            return;
+        }
+        let n = rng.gen_range(0..NODES);
+        let name = run.names[n].clone();
+        let at = secs(run.clock.0.elapsed());
+        match rng.gen_range(0..kinds) {
+            0 => {
+                let d = ms(&mut rng, 500, 5000);
+                println!(
+                    "[{at:6.1}s] partition {name} from its peers for {:.1}s",
+                    secs(d)
+                );
+                hosts[n].cut(Link::Peer);
+                tokio::time::sleep(d).await;
+                hosts[n].heal(Link::Peer);
+                counts.lock().unwrap_or_else(|p| p.into_inner()).partition += 1;
+            }
+            1 => {
+                let d = if rng.gen_bool(0.2) {
+                    ms(&mut rng, 4000, 10_000)
+                } else {
+                    ms(&mut rng, 200, 3000)
+                };
+                println!("[{at:6.1}s] pause {name} for {:.1}s", secs(d));
+                let pid = lock(&nodes[n]).pid();
+                if let Some(pid) = pid {
+                    netns::signal(pid, "-STOP");
+                    tokio::time::sleep(d).await;
+                    netns::signal(pid, "-CONT");
+                }
+                counts.lock().unwrap_or_else(|p| p.into_inner()).pause += 1;
+            }
+            2 => {
+                let d = ms(&mut rng, 300, 2000);
+                println!("[{at:6.1}s] kill -9 {name}, restart after {:.1}s", secs(d));
+                lock(&nodes[n]).kill9();
+                tokio::time::sleep(d).await;
+                let nodes = Arc::clone(&nodes);
+                let restarted =
+                    tokio::task::spawn_blocking(move || lock(&nodes[n]).restart()).await;
+                if !matches!(restarted, Ok(Ok(()))) {
+                    println!(
+                        "[{:6.1}s] {name} did not restart: {restarted:?}",
+                        secs(run.clock.0.elapsed())
+                    );
+                }
+                counts.lock().unwrap_or_else(|p| p.into_inner()).kill += 1;
+            }
+            4 => {
+                let d = ms(&mut rng, 500, 4000);
+                println!(
+                    "[{at:6.1}s] isolate {name} from its peers and the database for {:.1}s",
+                    secs(d)
+                );
+                hosts[n].cut(Link::Peer);
+                hosts[n].cut(Link::Db);
+                tokio::time::sleep(d).await;
+                hosts[n].heal_all();
+                counts.lock().unwrap_or_else(|p| p.into_inner()).isolate += 1;
+            }
+            _ => {
+                let d = ms(&mut rng, 500, 4000);
+                println!(
+                    "[{at:6.1}s] cut {name} from the database for {:.1}s",
+                    secs(d)
+                );
+                hosts[n].cut(Link::Db);
+                tokio::time::sleep(d).await;
+                hosts[n].heal(Link::Db);
+                counts.lock().unwrap_or_else(|p| p.into_inner()).db_cut += 1;
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn snapshot(run: &Run) -> (Vec<Read>, Vec<Write>) {
+    (lock(&run.reads).clone(), lock(&run.writes).clone())
+}
+
+fn sessiond_bin(given: Option<String>) -> String {
+    if let Some(b) = given {
+        return b;
+    }
+    // target/<profile>/examples/history_check → target/<profile>/sessiond
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| Some(p.parent()?.parent()?.join("sessiond")))
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| fail("no sessiond binary: build it (cargo build) or pass --bin"))
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    });
+    let bin = sessiond_bin(args.bin.clone());
+    println!(
+        "history_check: seed {seed}, {} on {}, {} users, {} clients per node",
+        humantime::format_duration(args.duration),
+        if args.postgres.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        },
+        args.users,
+        args.clients
+    );
+    let lab = Lab::new().unwrap_or_else(|e| fail(e));
+    let hosts: Vec<Host> = (0..NODES)
+        .map(|_| lab.host().unwrap_or_else(|e| fail(e)))
+        .collect();
+    let db = match &args.postgres {
+        None => {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| fail(e));
+            let url = format!("sqlite://{}", dir.path().join("shared.db").display());
+            Db::Sqlite { url, _dir: dir }
+        }
+        Some(server) => {
+            let name = format!("sessiond_hist_{}", seed % 1_000_000_007);
+            let url = postgres_db::create(server, &name)
+                .await
+                .unwrap_or_else(|e| fail(format!("cannot create a database on {server}: {e}")));
+            Db::Postgres {
+                server: server.clone(),
+                url,
+                name,
+            }
+        }
+    };
+    let db = Arc::new(db);
+    let outcome = run_checked(&args, seed, &bin, &hosts, Arc::clone(&db)).await;
+    // The nodes are gone: give their connections a moment to close before
+    // the namespaces go.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(hosts);
+    drop(lab);
+    if let Db::Postgres { server, name, .. } = &*db {
+        postgres_db::drop(server, name).await;
+    }
+    match outcome {
+        Ok(code) => std::process::exit(code),
+        Err(e) => fail(e),
+    }
+}
+
+/// Starts the nodes, runs the clients, writer and faults, checks the
+/// history; returns the exit status.
+async fn run_checked(
+    args: &Args,
+    seed: u64,
+    bin: &str,
+    hosts: &[Host],
+    db: Arc<Db>,
+) -> Result<i32, String> {
+    let mut relays: Vec<Relay> = Vec::new();
+    let mut nodes = Vec::new();
+    let names: Vec<String> = (1..=NODES).map(|i| format!("h{i}")).collect();
+    for (i, host) in hosts.iter().enumerate() {
+        let url = match &*db {
+            Db::Sqlite { url, .. } => url.clone(),
+            Db::Postgres { url, .. } => {
+                let hostport = url
+                    .split_once('@')
+                    .map(|(_, r)| r)
+                    .and_then(|r| r.split('/').next())
+                    .unwrap_or("127.0.0.1:5432");
+                let target = std::net::ToSocketAddrs::to_socket_addrs(hostport)
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or_else(|| format!("cannot resolve {hostport}"))?;
+                let relay = Relay::start(host.db_root(), target).map_err(|e| e.to_string())?;
+                let url = url.replacen(hostport, &relay.addr().to_string(), 1);
+                relays.push(relay);
+                url
+            }
+        };
+        let mut args = vec![
+            "--listen".to_string(),
+            format!("{}:{HTTP_PORT}", host.ctl_addr()),
+            "--node-name".into(),
+            names[i].clone(),
+            "--cluster-listen".into(),
+            format!("{}:{CLUSTER_PORT}", host.peer_addr()),
+            "--cluster-cookie".into(),
+            COOKIE.into(),
+        ];
+        for (j, other) in hosts.iter().enumerate() {
+            if j != i {
+                args.extend([
+                    "--join".into(),
+                    format!("{}:{CLUSTER_PORT}", other.peer_addr()),
+                ]);
+            }
+        }
+        let spec = Spec {
+            bin: bin.to_string(),
+            netns: Some(host.name().to_string()),
+            name: names[i].clone(),
+            args,
+            env: vec![
+                ("DATABASE_URL".into(), url),
+                ("SESSIOND_JWT_SECRET".into(), SECRET.into()),
+                ("SESSIOND_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
+                ("RUST_LOG".into(), "error".into()),
+            ],
+        };
+        nodes.push(Mutex::new(Sessiond::start(spec)?));
+    }
+    let http = Http::new(Duration::from_secs(15));
+    let all: Vec<&str> = names.iter().map(String::as_str).collect();
+    for n in &nodes {
+        let addr = lock(n).http().to_string();
+        let wanted = Instant::now() + Duration::from_secs(30);
+        loop {
+            let m = http.members_at(&addr).await;
+            if m == all {
+                break;
+            }
+            if Instant::now() > wanted {
+                return Err(format!("{addr} sees members {m:?}, not {all:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let run = Arc::new(Run {
+        clock: Clock(Instant::now()),
+        http,
+        addrs: nodes.iter().map(|n| lock(n).http().to_string()).collect(),
+        names: names.clone(),
+        tokens: RwLock::default(),
+        reads: Mutex::default(),
+        writes: Mutex::default(),
+        stop: AtomicBool::new(false),
+        sent: AtomicU64::new(0),
+    });
+    let Some(admin) = run.login("admin@localhost", ADMIN_PASSWORD, 0).await else {
+        return Err("the administrator cannot log in".into());
+    };
+    let mut users = Vec::new();
+    for i in 0..args.users {
+        let email = format!("h{i}@example.test");
+        let body = json!({"email": email, "password": USER_PASSWORD, "role": "r0"}).to_string();
+        let a = run
+            .http
+            .call(
+                &run.addrs[i % NODES],
+                "POST",
+                "/api/admin/users",
+                Some(&admin),
+                Some(&body),
+            )
+            .await;
+        let Some(id) = a.body["id"].as_i64() else {
+            return Err(format!("cannot create a user: {} {}", a.status, a.body));
+        };
+        let Some(token) = run.login(&email, USER_PASSWORD, i).await else {
+            return Err("a new user cannot log in".into());
+        };
+        lock_w(&run.tokens).insert(id, (1, token));
+        users.push((id, email));
+    }
+    println!(
+        "history_check: cluster of {NODES} formed, {} users; running",
+        users.len()
+    );
+
+    let nodes = Arc::new(nodes);
+    let counts = Arc::new(Mutex::new(FaultCounts::default()));
+    let ids: Vec<i64> = users.iter().map(|(id, _)| *id).collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..NODES {
+        for c in 0..args.clients {
+            tasks.spawn(client(
+                Arc::clone(&run),
+                n,
+                ids.clone(),
+                seed ^ ((n * 31 + c + 1) as u64),
+                args.think,
+            ));
+        }
+    }
+    tasks.spawn(writer(
+        Arc::clone(&run),
+        Arc::clone(&db),
+        users,
+        seed ^ 0x5eed,
+        args.write_every,
+    ));
+    // The fault schedule borrows the hosts: it runs beside the progress
+    // loop, in this task.
+    let fault_run = faults(
+        Arc::clone(&run),
+        hosts,
+        Arc::clone(&nodes),
+        matches!(&*db, Db::Postgres { .. }),
+        seed,
+        Arc::clone(&counts),
+    );
+    let progress = async {
+        let end = Instant::now() + args.duration;
+        while Instant::now() < end {
+            tokio::time::sleep(Duration::from_secs(5).min(end - Instant::now())).await;
+            let (reads, writes) = snapshot(&run);
+            let stale = history::check(&reads, &writes).len();
+            println!(
+                "[{:6.1}s] requests {} answered {} writes acknowledged {} faults {:?} stale {stale}",
+                run.clock.0.elapsed().as_secs_f64(),
+                run.sent.load(Ordering::Relaxed),
+                reads.iter().filter(|r| r.status != 0).count(),
+                writes.iter().filter(|w| w.acked.is_some()).count(),
+                lock(&counts),
+            );
+        }
+        run.stop.store(true, Ordering::Relaxed);
+    };
+    tokio::join!(fault_run, progress);
+    // Clients finish their last request (bounded by the client timeout).
+    let _ = tokio::time::timeout(Duration::from_secs(20), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    tasks.abort_all();
+    for n in nodes.iter() {
+        lock(n).resume();
+    }
+    drop(relays);
+
+    let (reads, writes) = snapshot(&run);
+    let violations = history::check(&reads, &writes);
+    let answered = reads.iter().filter(|r| r.status != 0).count();
+    let ok = reads.iter().filter(|r| r.status == 200).count();
+    let after_ack = {
+        let mut first_ack: HashMap<i64, u64> = HashMap::new();
+        for w in &writes {
+            if let Some(a) = w.acked {
+                let e = first_ack.entry(w.user).or_insert(a);
+                *e = (*e).min(a);
+            }
+        }
+        reads
+            .iter()
+            .filter(|r| r.status != 0 && first_ack.get(&r.user).is_some_and(|a| r.sent > *a))
+            .count()
+    };
+    let c = lock(&counts);
+    println!("history_check: seed {seed}");
+    println!(
+        "requests checked: {answered} answered ({ok} with 200, {after_ack} sent after an acknowledged write to their user), {} without an answer",
+        reads.len() - answered
+    );
+    println!(
+        "writes: {} acknowledged of {} sent",
+        writes.iter().filter(|w| w.acked.is_some()).count(),
+        writes.len()
+    );
+    println!(
+        "faults injected: {} partitions, {} pauses, {} kill -9 and restart, {} database cuts, {} isolations (peers and database)",
+        c.partition, c.pause, c.kill, c.db_cut, c.isolate
+    );
+    println!("stale answers: {}", violations.len());
+    if let Some(v) = violations.first() {
+        println!(
+            "FIRST STALE ANSWER: node {} user {} (token {}) sent at {:.3}s answered at {:.3}s: status {} version {:?} role {:?} status {:?} — {}; after the {} sent at {:.3}s, acknowledged at {:.3}s (version {:?})",
+            v.read.node,
+            v.read.user,
+            v.read.token_gen,
+            v.read.sent as f64 / 1e6,
+            v.read.answered as f64 / 1e6,
+            v.read.status,
+            v.read.version,
+            v.read.role,
+            v.read.user_status,
+            v.why,
+            v.write.kind,
+            v.write.sent as f64 / 1e6,
+            v.write.acked.unwrap_or(0) as f64 / 1e6,
+            v.write.new_version,
+        );
+        let mut per_node: HashMap<&str, usize> = HashMap::new();
+        for v in &violations {
+            *per_node.entry(v.read.node.as_str()).or_default() += 1;
+        }
+        println!("stale answers by node: {per_node:?}");
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+fn lock_w<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
