@@ -43,6 +43,7 @@
 //! sits in front of the router: the owning node's router answers lookups
 //! for its users, and invalidations are broadcast to every node's router.
 
+pub mod lease;
 pub mod link;
 pub mod memory;
 pub mod observer;
@@ -56,6 +57,7 @@ pub mod supervisor;
 
 use std::time::Duration;
 
+pub use lease::{Acks, Changes, Holder, Lease, LeaseKeeper, LeaseStore, Unconfirmed};
 pub use link::{Link, LinkError};
 pub use observer::{InvalidationSource, MissReason, NoopObserver, Observer};
 pub use record::{Fetched, Revoked, Status, TokenFacts, User, UserState};
@@ -83,6 +85,10 @@ pub struct CacheConfig {
     pub max_sessions: usize,
     /// The longest a lookup waits for an actor (and, through it, the store).
     pub call_timeout: Duration,
+    /// The freshness lease this node must hold to answer from its cache
+    /// (see [`lease`]). `None`: no lease, the cache always answers — for a
+    /// node whose every write goes through itself, and for tests.
+    pub lease: Option<Duration>,
 }
 
 impl CacheConfig {
@@ -111,6 +117,7 @@ impl Default for CacheConfig {
             hibernate_after: None,
             max_sessions: 1_000_000,
             call_timeout: Duration::from_secs(5),
+            lease: None,
         }
     }
 }

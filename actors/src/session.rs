@@ -13,6 +13,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,6 +89,9 @@ pub struct SessionArgs {
     pub ttl: Duration,
     /// To stamp the cell with the actor's activity.
     pub epoch: Instant,
+    /// The registry's flush count: a record fetched before a flush is
+    /// neither published nor served.
+    pub flushes: Arc<AtomicU64>,
 }
 
 pub struct SessionState {
@@ -102,8 +106,11 @@ pub struct SessionState {
     slot: Arc<Slot>,
     ttl: Duration,
     epoch: Instant,
+    flushes: Arc<AtomicU64>,
     /// The cell generation the fetch in flight started under.
     fetch_generation: u64,
+    /// The registry's flush count when the fetch in flight started.
+    fetch_flush: u64,
     in_flight: bool,
     fence_retries: u32,
     waiters: Vec<Reply>,
@@ -113,6 +120,7 @@ pub struct SessionState {
 impl SessionState {
     fn start_fetch(&mut self, myself: &ActorRef<SessionMsg>) {
         self.fetch_generation = self.slot.cell.generation();
+        self.fetch_flush = self.flushes.load(Ordering::Acquire);
         self.in_flight = true;
         self.observer.store_query();
         // Building the future runs the store's synchronous part inside this
@@ -186,7 +194,9 @@ impl Actor for SessionActor {
             slot: args.slot,
             ttl: args.ttl,
             epoch: args.epoch,
+            flushes: args.flushes,
             fetch_generation: 0,
+            fetch_flush: 0,
             in_flight: false,
             fence_retries: 0,
             waiters: Vec::new(),
@@ -211,7 +221,8 @@ impl Actor for SessionActor {
                 force: false,
                 reply,
             } => {
-                if let Some(c) = state.slot.cell.fresh(now, state.ttl) {
+                let flush = state.flushes.load(Ordering::Acquire);
+                if let Some(c) = state.slot.cell.fresh(now, state.ttl, flush) {
                     let age = now.saturating_duration_since(c.fetched_at);
                     state.observer.hit(age);
                     let _ = reply.send(Ok(Served {
@@ -253,11 +264,15 @@ impl Actor for SessionActor {
                     }
                     Ok(fetched) => {
                         let keep = !state.ttl.is_zero();
-                        match state
-                            .slot
-                            .cell
-                            .publish(&fetched, generation, Instant::now(), keep)
-                        {
+                        let started = (generation, state.fetch_flush);
+                        let flush_now = state.flushes.load(Ordering::Acquire);
+                        match state.slot.cell.publish(
+                            &fetched,
+                            started,
+                            flush_now,
+                            Instant::now(),
+                            keep,
+                        ) {
                             Ok(()) => state.fence_retries = 0,
                             Err(_) if state.fence_retries < FENCE_RETRIES => {
                                 // Raced an invalidation: read again, the
