@@ -170,6 +170,7 @@ impl Application {
             hibernate_after: None,
             max_sessions: settings.max_sessions.max(1),
             call_timeout: Duration::from_secs(5),
+            lease: None,
         };
         let cluster_settings = match &settings.cluster {
             Some(c) => Some(cluster_settings(&settings.node_name, c).await?),

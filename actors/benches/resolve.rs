@@ -53,6 +53,7 @@ fn config(users: usize) -> CacheConfig {
         hibernate_after: None,
         max_sessions: users * 2,
         call_timeout: Duration::from_secs(30),
+        lease: None,
     }
 }
 

@@ -107,6 +107,7 @@ async fn measure(n: usize) {
         hibernate_after: None,
         max_sessions: n + 1,
         call_timeout: Duration::from_secs(60),
+        lease: None,
     };
     let router =
         match Router::start(config, Arc::new(store.clone()), Arc::new(NoopObserver), "m").await {

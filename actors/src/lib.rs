@@ -59,6 +59,7 @@
 //! Whoever runs the membership (the service's heartbeat, the simulation's
 //! schedule) tells each router its view and flushes the members it names.
 
+mod lease;
 mod link;
 mod membership;
 pub mod memory;
@@ -73,6 +74,7 @@ mod supervisor;
 
 use std::time::Duration;
 
+pub use lease::{Acks, Changes, Holder, Lease, LeaseKeeper, LeaseStore, Unconfirmed};
 pub use link::{Link, LinkError};
 pub use membership::{FlushReason, PauseCheck, ViewChange};
 pub use observer::{InvalidationSource, MissReason, NoopObserver, Observer};
@@ -101,6 +103,10 @@ pub struct CacheConfig {
     pub max_sessions: usize,
     /// The longest a lookup waits for an actor (and, through it, the store).
     pub call_timeout: Duration,
+    /// The freshness lease this node must hold to answer from its cache
+    /// (see [`lease`]). `None`: no lease, the cache always answers — for a
+    /// node whose every write goes through itself, and for tests.
+    pub lease: Option<Duration>,
 }
 
 impl CacheConfig {
@@ -129,6 +135,7 @@ impl Default for CacheConfig {
             hibernate_after: None,
             max_sessions: 1_000_000,
             call_timeout: Duration::from_secs(5),
+            lease: None,
         }
     }
 }

@@ -42,11 +42,12 @@ pub trait Link: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<Served, LinkError>>;
 
     /// Asks `node` to drop its cached record for `user_id` (see
-    /// [`crate::Router::invalidate_local`]); `Ok` once it has.
+    /// [`crate::Router::invalidate_local`]); `Ok` once it has, with the id
+    /// of its lease when it holds one (so a writer need not wait for it).
     fn invalidate(
         &self,
         node: &str,
         user_id: i64,
         min_version: Option<i64>,
-    ) -> BoxFuture<'static, Result<(), LinkError>>;
+    ) -> BoxFuture<'static, Result<Option<i64>, LinkError>>;
 }

@@ -63,13 +63,18 @@ pub enum FlushReason {
     /// Its source of database notifications reconnected: whatever changed
     /// while nobody listened is unknown.
     Resync,
+    /// It regained its freshness lease after a lapse (or the change log no
+    /// longer reached back to what it had applied): writers stopped waiting
+    /// for it meanwhile.
+    Lease,
 }
 
 impl FlushReason {
-    pub const ALL: [FlushReason; 3] = [
+    pub const ALL: [FlushReason; 4] = [
         FlushReason::Rejoined,
         FlushReason::Paused,
         FlushReason::Resync,
+        FlushReason::Lease,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +82,7 @@ impl FlushReason {
             FlushReason::Rejoined => "rejoined",
             FlushReason::Paused => "paused",
             FlushReason::Resync => "resync",
+            FlushReason::Lease => "lease",
         }
     }
 }
@@ -126,13 +132,13 @@ impl Router {
         change
     }
 
-    /// Marks every record cached on this node stale: the one way a node
-    /// drops its whole cache, whatever the reason. Cheap to repeat.
+    /// Drops every record cached on this node: the one way a node drops
+    /// its whole cache, whatever the reason. O(1) (a counter bump, see
+    /// `Registry::flush`): nothing published, and no fetch started,
+    /// before it is served afterwards.
     pub fn flush(&self, reason: FlushReason) {
         let inner = &*self.inner;
-        for (_, slot) in inner.registry.all() {
-            slot.cell.invalidate(None);
-        }
+        inner.registry.flush();
         tracing::debug!(node = %inner.node, reason = %reason.as_str(), "cache flushed");
         inner.observer.flushed(reason);
     }

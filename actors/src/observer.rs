@@ -16,14 +16,18 @@ pub enum MissReason {
     Forced,
     /// The record was dropped by an invalidation.
     Invalidated,
+    /// This node holds no freshness lease: it reads through, whatever it
+    /// has cached.
+    Unleased,
 }
 
 impl MissReason {
-    pub const ALL: [MissReason; 4] = [
+    pub const ALL: [MissReason; 5] = [
         MissReason::Cold,
         MissReason::Expired,
         MissReason::Forced,
         MissReason::Invalidated,
+        MissReason::Unleased,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -32,6 +36,7 @@ impl MissReason {
             MissReason::Expired => "expired",
             MissReason::Forced => "forced",
             MissReason::Invalidated => "invalidated",
+            MissReason::Unleased => "unleased",
         }
     }
 }
@@ -45,13 +50,17 @@ pub enum InvalidationSource {
     Notify,
     /// Another node's broadcast.
     Broadcast,
+    /// The database's change log, read when the lease is renewed (a change
+    /// whose notification or broadcast did not arrive).
+    Log,
 }
 
 impl InvalidationSource {
-    pub const ALL: [InvalidationSource; 3] = [
+    pub const ALL: [InvalidationSource; 4] = [
         InvalidationSource::Api,
         InvalidationSource::Notify,
         InvalidationSource::Broadcast,
+        InvalidationSource::Log,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +68,7 @@ impl InvalidationSource {
             InvalidationSource::Api => "api",
             InvalidationSource::Notify => "notify",
             InvalidationSource::Broadcast => "broadcast",
+            InvalidationSource::Log => "log",
         }
     }
 }
@@ -93,6 +103,12 @@ pub trait Observer: Send + Sync + 'static {
     /// This node dropped its whole cache (only [`crate::Router::flush`]
     /// reports it).
     fn flushed(&self, reason: FlushReason) {}
+    /// This node's freshness lease is now held (`true`) or not.
+    fn lease_valid(&self, valid: bool) {}
+    /// A held lease ran out before it could be renewed.
+    fn lease_lost(&self) {}
+    /// A write waited for other nodes' confirmations or lease ends.
+    fn write_confirmed(&self, waited: Duration, lapsed: usize) {}
 }
 
 /// The observer that ignores everything.

@@ -32,6 +32,9 @@ pub struct Cached {
     /// When the store answered. Freshness is `now - fetched_at < ttl`; it is a
     /// `tokio::time::Instant` so paused-time tests and the simulation control it.
     pub fetched_at: Instant,
+    /// The registry's flush count when the fetch started: a record from
+    /// before the last flush is never served (see [`Registry::flush`]).
+    pub flush: u64,
 }
 
 /// What a cell holds, under one lock so that publishing a record and
@@ -91,11 +94,12 @@ impl SnapshotCell {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The published record if it is still fresh at `now`.
-    pub fn fresh(&self, now: Instant, ttl: Duration) -> Option<Cached> {
+    /// The published record if it is still fresh at `now` and was fetched
+    /// since the registry's last flush (`flush`, its current count).
+    pub fn fresh(&self, now: Instant, ttl: Duration, flush: u64) -> Option<Cached> {
         let guard = self.read();
         let cached = guard.cached.as_ref()?;
-        if now.saturating_duration_since(cached.fetched_at) < ttl {
+        if cached.flush == flush && now.saturating_duration_since(cached.fetched_at) < ttl {
             Some(cached.clone())
         } else {
             None
@@ -118,22 +122,29 @@ impl SnapshotCell {
     }
 
     /// Publishes `fetched` unless an invalidation since `generation` (or a
-    /// fence above its version) says it is already stale.
+    /// fence above its version, or a flush since `flush`, the registry's
+    /// flush count when the fetch started; `flush_now` is the count now)
+    /// says it is already stale.
     pub(crate) fn publish(
         &self,
         fetched: &Fetched,
-        generation: u64,
+        (generation, flush): (u64, u64),
+        flush_now: u64,
         at: Instant,
         keep: bool,
     ) -> Result<(), Refused> {
         let mut s = self.write();
-        if generation != s.generation || fetched.version() < s.fence {
+        if generation != s.generation || flush != flush_now || fetched.version() < s.fence {
             return Err(Refused::Stale);
         }
         if keep {
+            // Stamped with the count at the fetch's start: a flush that
+            // lands between `flush_now` being read and this write still
+            // keeps the record from being served.
             s.cached = Some(Cached {
                 fetched: fetched.clone(),
                 fetched_at: at,
+                flush,
             });
             s.invalidated = false;
         }
@@ -252,6 +263,10 @@ impl Slot {
 /// The map of sessions on this node.
 pub struct Registry {
     epoch: Instant,
+    /// Bumped by [`Registry::flush`]: every record published before is
+    /// dead at once, without walking the map, and every fetch started
+    /// before is refused.
+    flushes: Arc<AtomicU64>,
     slots: RwLock<HashMap<i64, Arc<Slot>>>,
     live_actors: std::sync::atomic::AtomicUsize,
 }
@@ -260,6 +275,7 @@ impl Registry {
     pub(crate) fn new() -> Self {
         Registry {
             epoch: Instant::now(),
+            flushes: Arc::new(AtomicU64::new(0)),
             slots: RwLock::new(HashMap::new()),
             live_actors: std::sync::atomic::AtomicUsize::new(0),
         }
@@ -267,6 +283,23 @@ impl Registry {
 
     pub(crate) fn epoch(&self) -> Instant {
         self.epoch
+    }
+
+    /// The flush count (see [`Registry::flush`]).
+    #[inline]
+    pub(crate) fn flushes(&self) -> u64 {
+        self.flushes.load(Ordering::Acquire)
+    }
+
+    /// The flush count, shared with the session actors.
+    pub(crate) fn flush_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.flushes)
+    }
+
+    /// Drops every record on this node in O(1): records published and
+    /// fetches started before it are never served.
+    pub(crate) fn flush(&self) {
+        self.flushes.fetch_add(1, Ordering::AcqRel);
     }
 
     pub(crate) fn millis(&self, now: Instant) -> u64 {

@@ -17,6 +17,7 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, MessagingErr};
 use tokio::time::Instant;
 
+use crate::lease::{self, Acks, Lease, LeaseStore, Unconfirmed};
 use crate::link::{Link, LinkError};
 use crate::observer::{InvalidationSource, MissReason, Observer};
 use crate::ownership;
@@ -51,6 +52,8 @@ pub(crate) struct Inner {
     config: CacheConfig,
     pub(crate) node: Arc<str>,
     link: Option<Arc<dyn Link>>,
+    /// Present when the node must hold a lease to answer from its cache.
+    lease: Option<Lease>,
     /// Live members (this node included), sorted; replaced whole on change
     /// so a lookup reads one consistent view.
     pub(crate) members: RwLock<Arc<Vec<Arc<str>>>>,
@@ -87,6 +90,7 @@ impl Router {
             config: config.clone(),
         };
         let (supervisor, _) = Actor::spawn(None, Supervisor, args).await?;
+        let lease = config.lease.map(|_| Lease::new(random_instance()));
         Ok(Router {
             inner: Arc::new(Inner {
                 registry,
@@ -97,6 +101,7 @@ impl Router {
                 members: RwLock::new(Arc::new(vec![Arc::clone(&node)])),
                 node,
                 link,
+                lease,
             }),
         })
     }
@@ -109,6 +114,25 @@ impl Router {
     pub fn config(&self) -> &CacheConfig {
         &self.inner.config
     }
+
+    /// This node's freshness lease, when it needs one.
+    pub fn lease(&self) -> Option<&Lease> {
+        self.inner.lease.as_ref()
+    }
+
+    /// Whether this node may answer from its cache now (it holds its lease,
+    /// or needs none).
+    pub fn serves_from_cache(&self) -> bool {
+        self.inner
+            .lease
+            .as_ref()
+            .is_none_or(|l| l.valid_at(Instant::now()))
+    }
+
+    pub(crate) fn observer(&self) -> &Arc<dyn Observer> {
+        &self.inner.observer
+    }
+
 
     /// Live session actors on this node.
     pub fn session_actors(&self) -> usize {
@@ -174,16 +198,23 @@ impl Router {
     ) -> Result<Served, ResolveError> {
         let inner = &*self.inner;
         if inner.config.ttl.is_zero() {
-            return self.read_through(user_id).await;
+            return self.read_through(user_id, MissReason::Cold).await;
         }
         let now = Instant::now();
+        // A node that cannot prove its cache fresh does not use it.
+        if let Some(lease) = &inner.lease {
+            if !lease.valid_at(now) {
+                return self.read_through(user_id, MissReason::Unleased).await;
+            }
+        }
         // The hot path: under the registry's read lock, no clone of the
         // slot, no message. A miss takes the actor (if any) out with it.
         let now_ms = inner.registry.millis(now);
+        let flush = inner.registry.flushes();
         let looked = inner.registry.with(user_id, |s| {
             s.cell.touch(now_ms);
             if lookup == Lookup::Resolve {
-                if let Some(c) = s.cell.fresh(now, inner.config.ttl) {
+                if let Some(c) = s.cell.fresh(now, inner.config.ttl, flush) {
                     return Ok(c);
                 }
             }
@@ -250,9 +281,9 @@ impl Router {
     }
 
     /// No cache (`ttl = 0`): every lookup reads the store.
-    async fn read_through(&self, user_id: i64) -> Result<Served, ResolveError> {
+    async fn read_through(&self, user_id: i64, why: MissReason) -> Result<Served, ResolveError> {
         let inner = &*self.inner;
-        inner.observer.miss(MissReason::Cold);
+        inner.observer.miss(why);
         inner.observer.store_query();
         let fetched = tokio::time::timeout(inner.config.call_timeout, inner.store.fetch(user_id))
             .await
@@ -298,9 +329,14 @@ impl Router {
         min_version: Option<i64>,
         source: InvalidationSource,
     ) {
-        let local = self.invalidate_local(user_id, min_version, source);
+        self.invalidate_local(user_id, min_version, source).await;
+        self.broadcast(user_id, min_version, None).await
+    }
+
+    /// Sends the invalidation to every other member in this node's view,
+    /// noting in `acks` the lease of each that confirms.
+    async fn broadcast(&self, user_id: i64, min_version: Option<i64>, acks: Option<&Acks>) {
         let Some(link) = &self.inner.link else {
-            local.await;
             return;
         };
         let members = self.members();
@@ -310,7 +346,11 @@ impl Router {
             let m = Arc::clone(m);
             async move {
                 match tokio::time::timeout(timeout, call).await {
-                    Ok(Ok(())) => {}
+                    Ok(Ok(instance)) => {
+                        if let (Some(acks), Some(i)) = (acks, instance) {
+                            acks.ack(i);
+                        }
+                    }
                     Ok(Err(e)) => {
                         tracing::warn!(node = %m, error = %e, "invalidation not delivered")
                     }
@@ -318,8 +358,45 @@ impl Router {
                 }
             }
         });
-        let remote = futures_join_all(remote.collect());
-        tokio::join!(local, remote);
+        futures_join_all(remote.collect()).await;
+    }
+
+    /// [`Router::invalidate`] for a write that is acknowledged only once
+    /// no node can answer with what it changed: every other lease holder
+    /// has confirmed the invalidation (over the link, or by renewing its
+    /// lease past the change) or its lease has run out. Bounded by the
+    /// lease duration. Without a lease (a lone node) it is `invalidate`.
+    pub async fn invalidate_confirmed(
+        &self,
+        user_id: i64,
+        min_version: Option<i64>,
+        source: InvalidationSource,
+        leases: &dyn LeaseStore,
+    ) -> Result<(), Unconfirmed> {
+        let Some(lease) = &self.inner.lease else {
+            self.invalidate(user_id, min_version, source).await;
+            return Ok(());
+        };
+        let started = Instant::now();
+        self.invalidate_local(user_id, min_version, source).await;
+        let acks = Acks::new();
+        let broadcast = self.broadcast(user_id, min_version, Some(&acks));
+        let confirm = lease::confirm_write(leases, lease.instance(), &acks);
+        tokio::pin!(broadcast, confirm);
+        // Once the confirmation is done, members that did not answer yet
+        // no longer matter: their leases are over, or they renewed past
+        // the change.
+        let mut delivered = false;
+        let confirmed = loop {
+            tokio::select! {
+                c = &mut confirm => break c,
+                _ = &mut broadcast, if !delivered => delivered = true,
+            }
+        }?;
+        self.inner
+            .observer
+            .write_confirmed(started.elapsed(), confirmed.lapsed);
+        Ok(())
     }
 
     /// Drops the user's cached record on this node only.
@@ -343,6 +420,17 @@ impl Router {
     pub async fn stop(&self) {
         self.inner.supervisor.stop(None);
     }
+}
+
+/// A lease id for this process: random, so a node restarted under the
+/// same name is another holder.
+fn random_instance() -> i64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u32(std::process::id());
+    // Positive, so it reads well in the database and the logs.
+    (h.finish() >> 1) as i64
 }
 
 /// Awaits every future, concurrently, on the current task.

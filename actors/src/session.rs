@@ -16,6 +16,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -114,6 +115,9 @@ pub struct SessionArgs {
     pub call_timeout: Duration,
     /// To stamp the cell with the actor's activity.
     pub epoch: Instant,
+    /// The registry's flush count: a record fetched before a flush is
+    /// neither published nor served.
+    pub flushes: Arc<AtomicU64>,
 }
 
 /// A caller waiting for the fetch in flight.
@@ -137,6 +141,7 @@ pub struct SessionState {
     ttl: Duration,
     call_timeout: Duration,
     epoch: Instant,
+    flushes: Arc<AtomicU64>,
     /// The cell generation the fetch in flight started under.
     fetch_generation: u64,
     /// Numbers each fetch and each back-off, so that the answer of a
@@ -148,6 +153,8 @@ pub struct SessionState {
     /// Fetches refused in a row, for the back-off.
     refusals: u32,
     waiters: Vec<Waiter>,
+    /// The registry's flush count when the fetch in flight started.
+    fetch_flush: u64,
     passivate_when_idle: bool,
 }
 
@@ -156,6 +163,7 @@ impl SessionState {
         self.fetch_generation = self.slot.cell.generation();
         self.flight += 1;
         self.busy = true;
+        self.fetch_flush = self.flushes.load(Ordering::Acquire);
         self.observer.store_query();
         // Building the future runs the store's synchronous part inside this
         // actor: a panic there fails this actor (and only its callers).
@@ -286,10 +294,12 @@ impl Actor for SessionActor {
             ttl: args.ttl,
             call_timeout: args.call_timeout,
             epoch: args.epoch,
+            flushes: args.flushes,
             fetch_generation: 0,
             flight: 0,
             busy: false,
             refusals: 0,
+            fetch_flush: 0,
             waiters: Vec::new(),
             passivate_when_idle: false,
         })
@@ -312,7 +322,8 @@ impl Actor for SessionActor {
                 force: false,
                 reply,
             } => {
-                if let Some(c) = state.slot.cell.fresh(now, state.ttl) {
+                let flush = state.flushes.load(Ordering::Acquire);
+                if let Some(c) = state.slot.cell.fresh(now, state.ttl, flush) {
                     let age = now.saturating_duration_since(c.fetched_at);
                     state.observer.hit(age);
                     let _ = reply.send(Ok(Served {
@@ -360,12 +371,15 @@ impl Actor for SessionActor {
                     }
                     Ok(fetched) => {
                         let keep = !state.ttl.is_zero();
-                        let generation = state.fetch_generation;
-                        match state
-                            .slot
-                            .cell
-                            .publish(&fetched, generation, Instant::now(), keep)
-                        {
+                        let started = (state.fetch_generation, state.fetch_flush);
+                        let flush_now = state.flushes.load(Ordering::Acquire);
+                        match state.slot.cell.publish(
+                            &fetched,
+                            started,
+                            flush_now,
+                            Instant::now(),
+                            keep,
+                        ) {
                             Ok(()) => {
                                 state.refusals = 0;
                                 state.answer_waiters(Ok(Served {

@@ -180,6 +180,7 @@ impl Actor for Supervisor {
                     ttl: state.config.ttl,
                     call_timeout: state.config.call_timeout,
                     epoch: state.registry.epoch(),
+                    flushes: state.registry.flush_counter(),
                 };
                 match Actor::spawn_linked(None, SessionActor, args, myself.get_cell()).await {
                     Ok((actor, _handle)) => {
@@ -205,6 +206,7 @@ impl Actor for Supervisor {
                 let idle_ms = state.config.idle_timeout.as_millis() as u64;
                 let quiet_ms = state.config.hibernate_delay().as_millis() as u64;
                 let ttl = state.config.ttl;
+                let flush = state.registry.flushes();
                 let (mut forget, mut quiet) = (Vec::new(), Vec::new());
                 state.registry.for_each(|user_id, slot| {
                     let cell = &slot.cell;
@@ -214,7 +216,7 @@ impl Actor for Supervisor {
                         if now_ms.saturating_sub(cell.last_actor_ms()) >= quiet_ms {
                             quiet.extend(slot.actor());
                         }
-                    } else if cell.fresh(now, ttl).is_none() {
+                    } else if cell.fresh(now, ttl, flush).is_none() {
                         // Hibernated with nothing left to serve.
                         forget.push(user_id);
                     }

@@ -20,6 +20,7 @@ fn config() -> CacheConfig {
         hibernate_after: None,
         max_sessions: 10_000,
         call_timeout: Duration::from_secs(5),
+        lease: None,
     }
 }
 

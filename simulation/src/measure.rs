@@ -240,7 +240,7 @@ impl Recorder {
 #[derive(Default)]
 pub struct SimObserver {
     pub hits: AtomicU64,
-    pub misses: [AtomicU64; 4],
+    pub misses: [AtomicU64; 5],
     pub store_queries: AtomicU64,
     pub store_errors: AtomicU64,
     pub invalidations: AtomicU64,
@@ -253,7 +253,7 @@ pub struct SimObserver {
     /// Membership views applied (`Router::apply_view` with a change).
     pub view_changes: AtomicU64,
     /// Whole-cache flushes, by [`FlushReason`] (in `FlushReason::ALL` order).
-    pub flushes: [AtomicU64; 3],
+    pub flushes: [AtomicU64; 4],
 }
 
 impl SimObserver {
@@ -275,6 +275,7 @@ fn flush_index(reason: FlushReason) -> usize {
         FlushReason::Rejoined => 0,
         FlushReason::Paused => 1,
         FlushReason::Resync => 2,
+        FlushReason::Lease => 3,
     }
 }
 
@@ -284,6 +285,7 @@ fn miss_index(reason: MissReason) -> usize {
         MissReason::Expired => 1,
         MissReason::Forced => 2,
         MissReason::Invalidated => 3,
+        MissReason::Unleased => 4,
     }
 }
 

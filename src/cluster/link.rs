@@ -10,7 +10,7 @@ use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
 use sessiond_actors::{BoxFuture, Link, LinkError, Lookup, Served};
 
-use super::wire::{InvalidateRequest, PeerMsg, ResolveReply, ResolveRequest};
+use super::wire::{InvalidateReply, InvalidateRequest, PeerMsg, ResolveReply, ResolveRequest};
 use super::FORWARD_TIMEOUT;
 use crate::metrics::Telemetry;
 
@@ -82,7 +82,7 @@ impl Link for ClusterLink {
         node: &str,
         user_id: i64,
         min_version: Option<i64>,
-    ) -> BoxFuture<'static, Result<(), LinkError>> {
+    ) -> BoxFuture<'static, Result<Option<i64>, LinkError>> {
         let peer = self.peer(node);
         let request = serde_json::to_string(&InvalidateRequest {
             user_id,
@@ -90,8 +90,12 @@ impl Link for ClusterLink {
         })
         .unwrap_or_default();
         Box::pin(async move {
-            call_peer(peer, |reply| PeerMsg::Invalidate(request, reply)).await?;
-            Ok(())
+            let text = call_peer(peer, |reply| PeerMsg::Invalidate(request, reply)).await?;
+            // An answer without a lease id (an older node) still confirms
+            // the invalidation; the writer then waits for its lease.
+            Ok(serde_json::from_str::<InvalidateReply>(&text)
+                .ok()
+                .and_then(|r| r.lease))
         })
     }
 }

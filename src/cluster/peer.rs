@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use sessiond_actors::{FlushReason, InvalidationSource, Lookup, Router};
 
-use super::wire::{InvalidateRequest, PeerMsg, PingReply, ResolveReply, ResolveRequest};
+use super::wire::{InvalidateReply, InvalidateRequest, PeerMsg, PingReply, ResolveReply, ResolveRequest};
 use super::GROUP;
 
 /// The PeerActor: serves other nodes' calls into this node's router. Each
@@ -85,7 +85,12 @@ impl Actor for PeerActor {
                                 InvalidationSource::Broadcast,
                             )
                             .await;
-                        let _ = reply.send("ok".into());
+                        // The lease id tells the writer this node needs no
+                        // waiting for (docs/freshness.md §5).
+                        let answer = InvalidateReply {
+                            lease: router.lease().map(|l| l.instance()),
+                        };
+                        let _ = reply.send(serde_json::to_string(&answer).unwrap_or_default());
                     }
                 });
             }

@@ -72,6 +72,13 @@ pub struct InvalidateRequest {
     pub min_version: Option<i64>,
 }
 
+/// The answer to an [`InvalidateRequest`]: the invalidation is applied,
+/// and this is the answering node's freshness lease, if it holds one.
+#[derive(Serialize, Deserialize)]
+pub struct InvalidateReply {
+    pub lease: Option<i64>,
+}
+
 impl ResolveReply {
     pub fn from_served(s: &Served) -> ResolveReply {
         let age_ms = s.age.as_millis() as u64;

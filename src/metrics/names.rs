@@ -22,6 +22,10 @@ pub const NOTIFY_RESYNCS: &str = "sessiond_notify_resyncs_total";
 pub const NOTIFY_LISTENING: &str = "sessiond_notify_listening";
 pub const CLUSTER_MEMBERS: &str = "sessiond_cluster_members";
 pub const STALE_SERVED: &str = "sessiond_stale_served_seconds";
+pub const LEASE_VALID: &str = "sessiond_lease_valid";
+pub const LEASE_LOST: &str = "sessiond_lease_lost_total";
+pub const WRITE_CONFIRM_SECONDS: &str = "sessiond_write_confirm_seconds";
+pub const FLUSHES: &str = "sessiond_cache_flushes_total";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -51,7 +55,7 @@ const fn describe(name: &'static str, kind: Kind, unit: Unit, help: &'static str
 
 /// Every name the service exports, described; `promtool check metrics`
 /// rejects a series without HELP text.
-pub const DESCRIPTIONS: [Description; 18] = [
+pub const DESCRIPTIONS: [Description; 22] = [
     describe(
         CACHE_HITS,
         Kind::Counter,
@@ -63,7 +67,8 @@ pub const DESCRIPTIONS: [Description; 18] = [
         Kind::Counter,
         Unit::Count,
         "Session lookups that waited for the database, by reason: cold (nothing cached), \
-         expired (older than the TTL), forced (refresh asked) or invalidated.",
+         expired (older than the TTL), forced (refresh asked), invalidated, or unleased \
+         (no freshness lease: read through).",
     ),
     describe(
         DB_QUERIES,
@@ -106,7 +111,8 @@ pub const DESCRIPTIONS: [Description; 18] = [
         Kind::Counter,
         Unit::Count,
         "Invalidations applied on this node, by source: api (a write through the API), \
-         notify (a database notification) or broadcast (another node).",
+         notify (a database notification), broadcast (another node) or log (the \
+         database's change log, read at each lease renewal).",
     ),
     describe(
         PASSIVATIONS,
@@ -163,6 +169,32 @@ pub const DESCRIPTIONS: [Description; 18] = [
         Kind::Histogram,
         Unit::Seconds,
         "Age of the cached record when a lookup was served from the cache.",
+    ),
+    describe(
+        LEASE_VALID,
+        Kind::Gauge,
+        Unit::Count,
+        "1 while this node holds its freshness lease and may answer from its cache, else 0.",
+    ),
+    describe(
+        LEASE_LOST,
+        Kind::Counter,
+        Unit::Count,
+        "Freshness leases that ran out before they could be renewed (database unreachable, \
+         process paused).",
+    ),
+    describe(
+        WRITE_CONFIRM_SECONDS,
+        Kind::Histogram,
+        Unit::Seconds,
+        "Time an admin write waited, after its commit, for every other node to confirm the \
+         invalidation or for its lease to end.",
+    ),
+    describe(
+        FLUSHES,
+        Kind::Counter,
+        Unit::Count,
+        "Whole-cache flushes on this node, by reason: rejoined, paused, resync or lease.",
     ),
 ];
 

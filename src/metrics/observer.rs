@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use sessiond_actors::{InvalidationSource, MissReason, Observer};
+use sessiond_actors::{FlushReason, InvalidationSource, MissReason, Observer};
 
 use super::Telemetry;
 
@@ -60,5 +60,25 @@ impl Observer for Telemetry {
 
     fn forward_failed(&self) {
         self.h.forward_failed.increment(1);
+    }
+
+    fn lease_valid(&self, valid: bool) {
+        self.h.lease_valid.set(if valid { 1.0 } else { 0.0 });
+    }
+
+    fn lease_lost(&self) {
+        self.h.lease_lost.increment(1);
+    }
+
+    fn write_confirmed(&self, waited: Duration, _lapsed: usize) {
+        self.h.write_confirm.record(waited.as_secs_f64());
+    }
+
+    fn flushed(&self, reason: FlushReason) {
+        let i = FlushReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        self.h.flushes[i].increment(1);
     }
 }

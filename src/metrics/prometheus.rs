@@ -9,7 +9,7 @@ use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
-use sessiond_actors::{InvalidationSource, MissReason};
+use sessiond_actors::{FlushReason, InvalidationSource, MissReason};
 
 use super::names::{self, Kind, DESCRIPTIONS, ROUTES, STATUSES};
 
@@ -24,10 +24,14 @@ const AGE: [f64; 10] = [0.1, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 18
 /// Pre-registered Prometheus handles.
 pub(super) struct Handles {
     pub hits: Counter,
-    pub misses: [Counter; 4],
+    pub misses: [Counter; 5],
     pub db_queries: Counter,
     pub db_errors: Counter,
-    pub invalidations: [Counter; 3],
+    pub invalidations: [Counter; 4],
+    pub lease_valid: Gauge,
+    pub lease_lost: Counter,
+    pub write_confirm: Histogram,
+    pub flushes: [Counter; 4],
     pub passivations: [Counter; 2],
     pub hibernations: Counter,
     pub session_actors: Gauge,
@@ -116,6 +120,10 @@ pub(super) fn build() -> (PrometheusHandle, Handles) {
         db_errors: counter(names::DB_ERRORS, &[]),
         invalidations: InvalidationSource::ALL
             .map(|s| counter(names::INVALIDATIONS, &[("source", s.as_str())])),
+        lease_valid: gauge(names::LEASE_VALID),
+        lease_lost: counter(names::LEASE_LOST, &[]),
+        write_confirm: histogram(names::WRITE_CONFIRM_SECONDS, &[]),
+        flushes: FlushReason::ALL.map(|r| counter(names::FLUSHES, &[("reason", r.as_str())])),
         passivations: [
             counter(names::PASSIVATIONS, &[("cause", "idle")]),
             counter(names::PASSIVATIONS, &[("cause", "cap")]),

@@ -190,7 +190,7 @@ impl Link for NodeLink {
         node: &str,
         user_id: i64,
         min_version: Option<i64>,
-    ) -> BoxFuture<'static, Result<(), LinkError>> {
+    ) -> BoxFuture<'static, Result<Option<i64>, LinkError>> {
         let net = Arc::clone(&self.net);
         let from = self.from;
         let to = net.index(node);
@@ -201,7 +201,9 @@ impl Link for NodeLink {
             router
                 .invalidate_local(user_id, min_version, InvalidationSource::Broadcast)
                 .await;
-            net.hop(to, from).await
+            let lease = router.lease().map(|l| l.instance());
+            net.hop(to, from).await?;
+            Ok(lease)
         })
     }
 }

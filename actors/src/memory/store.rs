@@ -23,6 +23,26 @@ struct Inner {
     frozen: Mutex<HashMap<i64, Fetched>>,
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
+    /// The change log and the lease table (see [`crate::lease`]).
+    log: Mutex<Log>,
+}
+
+#[derive(Default)]
+struct Log {
+    head: u64,
+    /// `(seq, user_id, version)`, oldest first.
+    entries: std::collections::VecDeque<(u64, i64, Option<i64>)>,
+    /// Every change up to here has been pruned.
+    pruned_through: u64,
+    /// instance → (node, seen, end by the store's clock).
+    leases: HashMap<i64, (String, u64, tokio::time::Instant)>,
+}
+
+impl Log {
+    fn record(&mut self, user_id: i64, version: Option<i64>) {
+        self.head += 1;
+        self.entries.push_back((self.head, user_id, version));
+    }
 }
 
 /// A shared, clonable in-memory user table.
@@ -59,15 +79,33 @@ impl MemoryStore {
         });
         change(state);
         state.version += 1;
+        // Logged under the table's lock, so log order is commit order.
+        self.log().record(id, Some(state.version));
         state.version
     }
 
     pub fn remove(&self, id: i64) {
-        self.inner
-            .users
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
+        let mut users = self.inner.users.lock().unwrap_or_else(|e| e.into_inner());
+        users.remove(&id);
+        self.log().record(id, None);
+    }
+
+    fn log(&self) -> std::sync::MutexGuard<'_, Log> {
+        self.inner.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The running leases (instance, node, seen), for tests.
+    pub fn leases(&self) -> Vec<(i64, String, u64)> {
+        let now = tokio::time::Instant::now();
+        let mut v: Vec<_> = self
+            .log()
+            .leases
+            .iter()
+            .filter(|(_, (_, _, end))| *end > now)
+            .map(|(i, (n, seen, _))| (*i, n.clone(), *seen))
+            .collect();
+        v.sort();
+        v
     }
 
     /// Fetches served so far.
@@ -191,6 +229,122 @@ impl UserStore for MemoryStore {
                 tokio::time::sleep(Duration::from_millis(latency)).await;
             }
             answer
+        })
+    }
+}
+
+impl MemoryStore {
+    fn unavailable(&self) -> Option<StoreError> {
+        self.inner
+            .down
+            .load(Ordering::SeqCst)
+            .then(|| StoreError::Unavailable("memory store is down".into()))
+    }
+}
+
+impl crate::lease::LeaseStore for MemoryStore {
+    fn changes_since(
+        &self,
+        seen: u64,
+    ) -> BoxFuture<'_, Result<crate::lease::Changes, StoreError>> {
+        Box::pin(async move {
+            if let Some(e) = self.unavailable() {
+                return Err(e);
+            }
+            let log = self.log();
+            Ok(crate::lease::Changes {
+                head: log.head,
+                changes: log
+                    .entries
+                    .iter()
+                    .filter(|(seq, _, _)| *seq > seen)
+                    .map(|(_, u, v)| (*u, *v))
+                    .collect(),
+                truncated: log.pruned_through > seen,
+            })
+        })
+    }
+
+    fn grant<'a>(
+        &'a self,
+        instance: i64,
+        node: &'a str,
+        head: u64,
+        duration: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            if let Some(e) = self.unavailable() {
+                return Err(e);
+            }
+            let mut log = self.log();
+            if log.head != head {
+                return Ok(false);
+            }
+            let end = tokio::time::Instant::now() + duration;
+            log.leases.insert(instance, (node.to_string(), head, end));
+            Ok(true)
+        })
+    }
+
+    fn unconfirmed(
+        &self,
+        me: i64,
+        below: Option<u64>,
+    ) -> BoxFuture<'_, Result<(u64, Vec<crate::lease::Holder>), StoreError>> {
+        Box::pin(async move {
+            if let Some(e) = self.unavailable() {
+                return Err(e);
+            }
+            let log = self.log();
+            let below = below.unwrap_or(log.head);
+            let now = tokio::time::Instant::now();
+            let mut holders: Vec<_> = log
+                .leases
+                .iter()
+                .filter(|(i, (_, seen, end))| **i != me && *seen < below && *end > now)
+                .map(|(i, (node, _, end))| crate::lease::Holder {
+                    instance: *i,
+                    node: node.clone(),
+                    remaining: end.saturating_duration_since(now),
+                })
+                .collect();
+            holders.sort_by_key(|h| h.instance);
+            Ok((log.head, holders))
+        })
+    }
+
+    fn release(&self, instance: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            if let Some(e) = self.unavailable() {
+                return Err(e);
+            }
+            self.log().leases.remove(&instance);
+            Ok(())
+        })
+    }
+
+    fn prune(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            if let Some(e) = self.unavailable() {
+                return Err(e);
+            }
+            let now = tokio::time::Instant::now();
+            let mut log = self.log();
+            let head = log.head;
+            let keep_after = log
+                .leases
+                .values()
+                .filter(|(_, _, end)| *end > now)
+                .map(|(_, seen, _)| *seen)
+                .min()
+                .unwrap_or(head);
+            while log.entries.front().is_some_and(|(seq, _, _)| *seq <= keep_after) {
+                log.entries.pop_front();
+            }
+            log.pruned_through = log.pruned_through.max(keep_after);
+            log.leases
+                .retain(|_, (_, _, end)| *end + Duration::from_secs(60) > now);
+            Ok(())
         })
     }
 }

@@ -71,6 +71,7 @@ pub(super) async fn drive(
         hibernate_after: Some(scenario.hibernate_after),
         max_sessions: scenario.max_sessions,
         call_timeout: scenario.call_timeout,
+        lease: None,
     };
     let store = Arc::new(SimStore::new(
         users,

@@ -94,7 +94,7 @@ pub struct RunSummary {
     pub violation_count: u64,
     pub forced: u64,
     pub forced_errors: u64,
-    pub misses: [u64; 4],
+    pub misses: [u64; 5],
     pub invalidations: u64,
     pub passivated: u64,
     pub evicted: u64,

@@ -1,0 +1,396 @@
+//! Freshness leases: the right to answer from this node's cache.
+//!
+//! `docs/freshness.md` states the invariant and the argument; in short:
+//!
+//! - Every write to a user is numbered by the database (a change log with
+//!   one head counter, bumped by a trigger inside the writing transaction,
+//!   so numbers follow commit order).
+//! - A node may answer from its cache only while it holds a lease, which
+//!   the database grants only to a node that has applied every change up
+//!   to the head (`seen`). The node reads the changes after its `seen`,
+//!   applies them, and asks for the lease *if the head has not moved*; a
+//!   write that commits in between moves the head and the grant fails.
+//! - The node counts its lease on its own monotonic clock from *before* it
+//!   asked, minus a margin for clock rate; the database counts the same
+//!   lease from *after* (its own clock, at the grant). So the node's lease
+//!   always ends first, whatever the wall clocks say.
+//! - A writer, after its commit, asks the database which leases are still
+//!   running with a `seen` below its change. Each such holder must either
+//!   confirm the invalidation (over the cluster link, or by renewing with a
+//!   newer `seen`) or reach the end of its lease before the write is
+//!   acknowledged. That wait is bounded by the lease duration.
+//! - A node whose lease lapsed reads through to the store; when it gets a
+//!   lease again it first drops everything it held (an O(1) flush).
+//!
+//! The keeper and the write confirmation are here, generic over
+//! [`LeaseStore`], so the simulation runs the same protocol as production.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::membership::FlushReason;
+use crate::observer::InvalidationSource;
+use crate::router::Router;
+use crate::store::{BoxFuture, StoreError};
+
+/// The share of a lease a holder gives up to cover clocks that run at
+/// different rates (real ones differ by well under 0.1%).
+const RATE_MARGIN_DIV: u32 = 50;
+/// How often a waiting writer looks for confirmations in the database.
+const CONFIRM_POLL: Duration = Duration::from_millis(20);
+/// Renewals between two prunes of the change log (about 30 s at the
+/// default lease of 2 s).
+const PRUNE_EVERY: u64 = 60;
+
+/// This node's lease: until when it may answer from its cache. Read on
+/// every cache hit: one atomic load and a comparison with the instant the
+/// lookup already took.
+#[derive(Debug)]
+pub struct Lease {
+    base: Instant,
+    /// Nanoseconds after `base` until which the lease holds; 0: no lease.
+    until_ns: AtomicU64,
+    /// Identifies this process's lease in the database (a node restarted
+    /// under the same name is another holder).
+    instance: i64,
+}
+
+impl Lease {
+    /// A lease not yet granted: the node reads through until it is.
+    pub fn new(instance: i64) -> Lease {
+        Lease {
+            base: Instant::now(),
+            until_ns: AtomicU64::new(0),
+            instance,
+        }
+    }
+
+    pub fn instance(&self) -> i64 {
+        self.instance
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether the node may answer from its cache at `now`.
+    #[inline]
+    pub fn valid_at(&self, now: Instant) -> bool {
+        self.nanos(now) < self.until_ns.load(Ordering::Acquire)
+    }
+
+    /// How much of the lease is left at `now`.
+    pub fn remaining(&self, now: Instant) -> Duration {
+        let until = self.until_ns.load(Ordering::Acquire);
+        Duration::from_nanos(until.saturating_sub(self.nanos(now)))
+    }
+
+    /// Holds the lease until `until`, never shortening it (renewals may
+    /// finish out of order).
+    fn hold_until(&self, until: Instant) {
+        self.until_ns.fetch_max(self.nanos(until), Ordering::AcqRel);
+    }
+
+    /// Gives the lease up at once (shutdown, or a test of lapses).
+    pub fn expire(&self) {
+        self.until_ns.store(0, Ordering::Release);
+    }
+}
+
+/// Changes the database logged after a given point.
+#[derive(Clone, Debug, Default)]
+pub struct Changes {
+    /// The number of the newest change (0: none yet).
+    pub head: u64,
+    /// `(user_id, version)` of every change after the asked-for point, in
+    /// order; `None` when the row is gone.
+    pub changes: Vec<(i64, Option<i64>)>,
+    /// The log no longer reaches back to the asked-for point: the caller
+    /// must drop its whole cache instead.
+    pub truncated: bool,
+}
+
+/// A running lease that has not seen a given change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holder {
+    pub instance: i64,
+    pub node: String,
+    /// What is left of its lease by the database's clock.
+    pub remaining: Duration,
+}
+
+/// What the lease protocol needs from the database: its change log and
+/// its table of leases. Every node of a deployment must use the same one.
+pub trait LeaseStore: Send + Sync + 'static {
+    /// The changes after `seen`, and the head.
+    fn changes_since(&self, seen: u64) -> BoxFuture<'_, Result<Changes, StoreError>>;
+
+    /// Grants (or renews) `instance`'s lease for `duration` with `seen =
+    /// head`, atomically with checking that the head is still `head`.
+    /// `Ok(false)`: a change came in between; read the changes again.
+    fn grant<'a>(
+        &'a self,
+        instance: i64,
+        node: &'a str,
+        head: u64,
+        duration: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// The head, and the other running leases whose `seen` is below
+    /// `below` (`None`: below the head).
+    fn unconfirmed(
+        &self,
+        me: i64,
+        below: Option<u64>,
+    ) -> BoxFuture<'_, Result<(u64, Vec<Holder>), StoreError>>;
+
+    /// Ends `instance`'s lease (a clean shutdown): writers stop waiting
+    /// for it.
+    fn release(&self, instance: i64) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Forgets changes every running lease has seen and leases long over.
+    fn prune(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+}
+
+/// Keeps this node's lease: renews it every quarter of its duration (and
+/// at once when nudged, e.g. by a database notification), applying the
+/// logged changes first.
+pub struct LeaseKeeper {
+    router: Router,
+    store: Arc<dyn LeaseStore>,
+    duration: Duration,
+    /// The newest change this node has applied.
+    seen: u64,
+    /// Whether this node held a lease at its last renewal: a node that
+    /// regains one after a lapse drops what it held first.
+    held: bool,
+    rounds: u64,
+    nudge: Arc<Notify>,
+}
+
+impl LeaseKeeper {
+    /// The keeper of `router`'s lease. `router` must have been started
+    /// with a lease ([`crate::CacheConfig::lease`]).
+    pub fn new(router: Router, store: Arc<dyn LeaseStore>) -> Option<LeaseKeeper> {
+        let duration = router.config().lease?;
+        router.lease()?;
+        Some(LeaseKeeper {
+            router,
+            store,
+            duration,
+            seen: 0,
+            held: false,
+            rounds: 0,
+            nudge: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Wakes the keeper for an early renewal.
+    pub fn nudge(&self) -> Arc<Notify> {
+        Arc::clone(&self.nudge)
+    }
+
+    /// Renews until the task is dropped.
+    pub async fn run(mut self) {
+        let period = self.duration / 4;
+        loop {
+            let started = Instant::now();
+            let attempt = tokio::time::timeout(period.max(Duration::from_millis(1)), self.renew());
+            match attempt.await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => {
+                    // The head moved under us: read again right away.
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                Ok(Err(e)) => tracing::debug!(error = %e, "lease renewal failed"),
+                Err(_) => tracing::debug!("lease renewal timed out"),
+            }
+            let now = Instant::now();
+            self.check_lapse(now);
+            // Wake at the lease's end too, so a lapse is reported when it
+            // happens, not at the next round.
+            let mut next = started + period;
+            if let Some(lease) = self.router.lease().filter(|_| self.held) {
+                next = next.min(now + lease.remaining(now));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(next) => {}
+                _ = self.nudge.notified() => {}
+            }
+            self.check_lapse(Instant::now());
+        }
+    }
+
+    /// Notices a lease that ran out without a renewal.
+    fn check_lapse(&mut self, now: Instant) {
+        let Some(lease) = self.router.lease() else {
+            return;
+        };
+        if self.held && !lease.valid_at(now) {
+            self.held = false;
+            tracing::warn!("freshness lease lapsed: not answering from the cache");
+            self.router.observer().lease_lost();
+            self.router.observer().lease_valid(false);
+        }
+    }
+
+    /// One renewal: apply the changes since `seen`, then ask for the lease
+    /// at that head. `Ok(false)` when the head moved meanwhile.
+    pub async fn renew(&mut self) -> Result<bool, StoreError> {
+        let Some(lease) = self.router.lease() else {
+            return Ok(true);
+        };
+        // Counted from before the request: the database counts from later.
+        let asked = Instant::now();
+        let lapsed = !self.held || !lease.valid_at(asked);
+        let changes = self.store.changes_since(self.seen).await?;
+        if lapsed || changes.truncated {
+            // What this node held may have missed changes the log no longer
+            // has (or, after a lapse, that writers stopped waiting for):
+            // drop it all. Fetches started before are refused too.
+            self.router.flush(FlushReason::Lease);
+        } else {
+            for (user_id, version) in &changes.changes {
+                self.router
+                    .invalidate_local(*user_id, *version, InvalidationSource::Log)
+                    .await;
+            }
+        }
+        self.seen = changes.head;
+        let granted = self
+            .store
+            .grant(lease.instance(), self.router.node(), changes.head, self.duration)
+            .await?;
+        if !granted {
+            return Ok(false);
+        }
+        let margin = self.duration / RATE_MARGIN_DIV;
+        lease.hold_until(asked + self.duration.saturating_sub(margin));
+        if !self.held && lease.valid_at(Instant::now()) {
+            self.held = true;
+            tracing::info!("freshness lease held");
+            self.router.observer().lease_valid(true);
+        }
+        self.rounds += 1;
+        if self.rounds % PRUNE_EVERY == 0 {
+            if let Err(e) = self.store.prune().await {
+                tracing::debug!(error = %e, "pruning the change log failed");
+            }
+        }
+        Ok(true)
+    }
+
+    /// Gives the lease up (clean shutdown): writers stop waiting for it.
+    pub async fn release(&self) {
+        if let Some(lease) = self.router.lease() {
+            lease.expire();
+            if let Err(e) = self.store.release(lease.instance()).await {
+                tracing::debug!(error = %e, "releasing the lease failed");
+            }
+        }
+    }
+}
+
+/// The instances that confirmed an invalidation over the cluster link.
+#[derive(Default, Debug)]
+pub struct Acks {
+    acked: Mutex<HashSet<i64>>,
+    changed: Notify,
+}
+
+impl Acks {
+    pub fn new() -> Arc<Acks> {
+        Arc::new(Acks::default())
+    }
+
+    pub fn ack(&self, instance: i64) {
+        self.acked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(instance);
+        self.changed.notify_waiters();
+    }
+
+    fn has(&self, instance: i64) -> bool {
+        self.acked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&instance)
+    }
+}
+
+/// Why a write could not be confirmed everywhere.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum Unconfirmed {
+    #[error("cannot tell which nodes still hold the old record: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// What a confirmation waited for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Confirmed {
+    /// Holders that confirmed (over the link or through the database).
+    pub confirmed: usize,
+    /// Holders whose lease had to run out.
+    pub lapsed: usize,
+}
+
+/// Waits until no lease but `me`'s can still answer with what a write the
+/// caller has just committed changed: each holder that has not seen it
+/// either confirms (in `acks`, or by renewing past it) or its lease runs
+/// out. Bounded by the longest remaining lease.
+pub async fn confirm_write(
+    store: &dyn LeaseStore,
+    me: i64,
+    acks: &Acks,
+) -> Result<Confirmed, Unconfirmed> {
+    let (head, holders) = store.unconfirmed(me, None).await?;
+    let start = Instant::now();
+    let mut pending: Vec<(Holder, Instant)> = holders
+        .into_iter()
+        .map(|h| {
+            // The holder's lease ends (by its own clock) before the
+            // database's; wait the database's remaining time plus the
+            // rate margin, on this node's monotonic clock.
+            let margin = h.remaining / RATE_MARGIN_DIV + Duration::from_millis(5);
+            let until = start + h.remaining + margin;
+            (h, until)
+        })
+        .collect();
+    let mut done = Confirmed::default();
+    loop {
+        let before = pending.len();
+        pending.retain(|(h, _)| !acks.has(h.instance));
+        done.confirmed += before - pending.len();
+        let now = Instant::now();
+        let before = pending.len();
+        pending.retain(|(_, until)| *until > now);
+        done.lapsed += before - pending.len();
+        if pending.is_empty() {
+            return Ok(done);
+        }
+        let wake = pending
+            .iter()
+            .map(|(_, until)| *until)
+            .min()
+            .unwrap_or(now)
+            .min(now + CONFIRM_POLL);
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake) => {}
+            _ = acks.changed.notified() => continue,
+        }
+        // Holders that renewed past the write have applied it. A database
+        // that stopped answering only means waiting for the leases to end.
+        if let Ok((_, still)) = store.unconfirmed(me, Some(head)).await {
+            let before = pending.len();
+            pending.retain(|(h, _)| still.iter().any(|s| s.instance == h.instance));
+            done.confirmed += before - pending.len();
+        }
+    }
+}
