@@ -6,8 +6,7 @@
 //!
 //! ## Layout
 //!
-//! - [`record`]: the cached value (`UserState`, `Fetched`) and the rule that
-//!   admits or revokes a token against it.
+//! - [`record`]: the cached value (`UserState`, `Fetched`).
 //! - [`store`]: the `UserStore` trait the actors read through.
 //! - [`session`]: `SessionActor`, one per user: TTL, forced refresh,
 //!   invalidation with version fencing, single flight.
@@ -58,7 +57,7 @@ use std::time::Duration;
 
 pub use link::{Link, LinkError};
 pub use observer::{InvalidationSource, MissReason, NoopObserver, Observer};
-pub use record::{Fetched, Revoked, Status, TokenFacts, User, UserState};
+pub use record::{Fetched, Status, User, UserState};
 pub use router::{Lookup, Router};
 pub use session::{ResolveError, Served};
 pub use store::{BoxFuture, StoreError, UserStore};

@@ -50,12 +50,10 @@ struct CellState {
     invalidated: bool,
 }
 
-/// Why a fetched record was not published.
+/// A fetched record was not published: it is older than the fence, or was
+/// fetched under an older generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refused {
-    /// Older than the fence, or fetched under an older generation.
-    Stale,
-}
+pub struct Stale;
 
 /// The publication point of one user's record.
 pub struct SnapshotCell {
@@ -125,10 +123,10 @@ impl SnapshotCell {
         generation: u64,
         at: Instant,
         keep: bool,
-    ) -> Result<(), Refused> {
+    ) -> Result<(), Stale> {
         let mut s = self.write();
         if generation != s.generation || fetched.version() < s.fence {
-            return Err(Refused::Stale);
+            return Err(Stale);
         }
         if keep {
             s.cached = Some(Cached {
