@@ -46,130 +46,106 @@ pub async fn create_user(ctx: Arc<Ctx>, caller: Caller, body: Body) -> Answer {
     Ok(user_json(StatusCode::CREATED, &row))
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/admin/users/{id}",
-    tag = "admin",
-    params(("id" = i64, Path, minimum = 1, description = "The user id.")),
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "The user.", body = UserJson),
-        super::openapi::AdminUserErrors,
-    )
-)]
-pub async fn get_user(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
-    caller.admin(&ctx).await?;
-    let row = ctx.users.get(parse_user_id(&id)?).await?;
-    Ok(user_json(StatusCode::OK, &row))
+/// A handler of one `/api/admin/users/{id}…` route, documented with what
+/// all of them share: the `admin` tag, the user id in the path, the bearer
+/// token and the shared error answers. The route's own answers come first.
+macro_rules! user_route {
+    ($method:ident $path:tt, [$($answers:tt)*], $handler:item) => {
+        #[utoipa::path(
+            $method,
+            path = $path,
+            tag = "admin",
+            params(("id" = i64, Path, minimum = 1, description = "The user id.")),
+            security(("bearer" = [])),
+            responses($($answers)* super::openapi::AdminUserErrors)
+        )]
+        $handler
+    };
 }
 
-#[utoipa::path(
-    put,
-    path = "/api/admin/users/{id}/role",
-    tag = "admin",
-    params(("id" = i64, Path, minimum = 1, description = "The user id.")),
-    security(("bearer" = [])),
-    request_body = RoleRequest,
-    responses(
+user_route!(get "/api/admin/users/{id}",
+    [(status = 200, description = "The user.", body = UserJson),],
+    pub async fn get_user(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
+        caller.admin(&ctx).await?;
+        let row = ctx.users.get(parse_user_id(&id)?).await?;
+        Ok(user_json(StatusCode::OK, &row))
+    }
+);
+
+user_route!(put "/api/admin/users/{id}/role",
+    [
         (status = 200, description = "The user; sessions show the role at once, on every node.", body = UserJson),
         (status = 413, response = super::openapi::PayloadTooLarge),
-        super::openapi::AdminUserErrors,
-    )
-)]
-pub async fn set_role(ctx: Arc<Ctx>, id: String, caller: Caller, body: Body) -> Answer {
+    ],
+    pub async fn set_role(ctx: Arc<Ctx>, id: String, caller: Caller, body: Body) -> Answer {
+        let by = caller.admin(&ctx).await?;
+        let id = parse_user_id(&id)?;
+        let req: RoleRequest = parse_json(&body?)?;
+        let row = ctx.users.set_role(&by, id, &req.role).await?;
+        Ok(user_json(StatusCode::OK, &row))
+    }
+);
+
+user_route!(post "/api/admin/users/{id}/deactivate",
+    [(status = 200, description = "The user; its tokens stop resolving at once.", body = UserJson),],
+    pub async fn deactivate(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
+        act(ctx, id, caller, Act::Status(Status::Deactivated)).await
+    }
+);
+
+user_route!(post "/api/admin/users/{id}/activate",
+    [(status = 200, description = "The user.", body = UserJson),],
+    pub async fn activate(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
+        act(ctx, id, caller, Act::Status(Status::Active)).await
+    }
+);
+
+user_route!(delete "/api/admin/users/{id}",
+    [(status = 204, description = "Deleted; its tokens stop resolving at once."),],
+    pub async fn delete_user(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
+        act(ctx, id, caller, Act::Delete).await
+    }
+);
+
+user_route!(post "/api/admin/users/{id}/invalidate",
+    [(status = 202, description = "The cached record is dropped on every node."),],
+    pub async fn invalidate_user(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
+        act(ctx, id, caller, Act::Invalidate).await
+    }
+);
+
+user_route!(post "/api/admin/users/{id}/revoke-sessions",
+    [(status = 204, description = "Tokens issued until now stop resolving."),],
+    pub async fn revoke_sessions(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
+        act(ctx, id, caller, Act::RevokeSessions).await
+    }
+);
+
+/// The actions on one user that take no body.
+enum Act {
+    Status(Status),
+    Delete,
+    Invalidate,
+    RevokeSessions,
+}
+
+async fn act(ctx: Arc<Ctx>, id: String, caller: Caller, act: Act) -> Answer {
     let by = caller.admin(&ctx).await?;
     let id = parse_user_id(&id)?;
-    let req: RoleRequest = parse_json(&body?)?;
-    let row = ctx.users.set_role(&by, id, &req.role).await?;
-    Ok(user_json(StatusCode::OK, &row))
-}
-
-async fn set_status(ctx: Arc<Ctx>, id: String, caller: Caller, status: Status) -> Answer {
-    let by = caller.admin(&ctx).await?;
-    let row = ctx
-        .users
-        .set_status(&by, parse_user_id(&id)?, status)
-        .await?;
-    Ok(user_json(StatusCode::OK, &row))
-}
-
-#[utoipa::path(
-    post,
-    path = "/api/admin/users/{id}/deactivate",
-    tag = "admin",
-    params(("id" = i64, Path, minimum = 1, description = "The user id.")),
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "The user; its tokens stop resolving at once.", body = UserJson),
-        super::openapi::AdminUserErrors,
-    )
-)]
-pub async fn deactivate(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
-    set_status(ctx, id, caller, Status::Deactivated).await
-}
-
-#[utoipa::path(
-    post,
-    path = "/api/admin/users/{id}/activate",
-    tag = "admin",
-    params(("id" = i64, Path, minimum = 1, description = "The user id.")),
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "The user.", body = UserJson),
-        super::openapi::AdminUserErrors,
-    )
-)]
-pub async fn activate(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
-    set_status(ctx, id, caller, Status::Active).await
-}
-
-#[utoipa::path(
-    delete,
-    path = "/api/admin/users/{id}",
-    tag = "admin",
-    params(("id" = i64, Path, minimum = 1, description = "The user id.")),
-    security(("bearer" = [])),
-    responses(
-        (status = 204, description = "Deleted; its tokens stop resolving at once."),
-        super::openapi::AdminUserErrors,
-    )
-)]
-pub async fn delete_user(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
-    let by = caller.admin(&ctx).await?;
-    ctx.users.delete(&by, parse_user_id(&id)?).await?;
-    Ok(no_content(StatusCode::NO_CONTENT))
-}
-
-#[utoipa::path(
-    post,
-    path = "/api/admin/users/{id}/invalidate",
-    tag = "admin",
-    params(("id" = i64, Path, minimum = 1, description = "The user id.")),
-    security(("bearer" = [])),
-    responses(
-        (status = 202, description = "The cached record is dropped on every node."),
-        super::openapi::AdminUserErrors,
-    )
-)]
-pub async fn invalidate_user(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
-    let by = caller.admin(&ctx).await?;
-    ctx.users.invalidate(&by, parse_user_id(&id)?).await?;
-    Ok(no_content(StatusCode::ACCEPTED))
-}
-
-#[utoipa::path(
-    post,
-    path = "/api/admin/users/{id}/revoke-sessions",
-    tag = "admin",
-    params(("id" = i64, Path, minimum = 1, description = "The user id.")),
-    security(("bearer" = [])),
-    responses(
-        (status = 204, description = "Tokens issued until now stop resolving."),
-        super::openapi::AdminUserErrors,
-    )
-)]
-pub async fn revoke_sessions(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
-    let by = caller.admin(&ctx).await?;
-    ctx.users.revoke_sessions(&by, parse_user_id(&id)?).await?;
-    Ok(no_content(StatusCode::NO_CONTENT))
+    let users = &ctx.users;
+    Ok(match act {
+        Act::Status(status) => user_json(StatusCode::OK, &users.set_status(&by, id, status).await?),
+        Act::Delete => {
+            users.delete(&by, id).await?;
+            no_content(StatusCode::NO_CONTENT)
+        }
+        Act::Invalidate => {
+            users.invalidate(&by, id).await?;
+            no_content(StatusCode::ACCEPTED)
+        }
+        Act::RevokeSessions => {
+            users.revoke_sessions(&by, id).await?;
+            no_content(StatusCode::NO_CONTENT)
+        }
+    })
 }

@@ -4,7 +4,7 @@
 //! records every request's metrics.
 //!
 //! - [`sessions`]: login, session, refresh, logout.
-//! - [`admin`]: `/api/admin/users…`.
+//! - [`admin`]: the routes under `/api/admin/users`.
 //! - [`handlers`]: the operations routes (perf, metrics, health, dashboard).
 //! - [`models`], [`reply`], [`error`]: JSON shapes in and out, errors.
 

@@ -70,7 +70,7 @@ pub fn admit<'a>(fetched: &'a Fetched, token: &Verified) -> Result<&'a Arc<UserS
     if token.issued_ms <= state.tokens_valid_after_ms {
         return Err(Revoked::SessionsRevoked);
     }
-    if state.revoked_sids.iter().any(|s| *s == token.sid) {
+    if state.revoked_sids.contains(&token.sid) {
         return Err(Revoked::LoggedOut);
     }
     Ok(state)
