@@ -48,15 +48,17 @@ pub async fn create_user(ctx: Arc<Ctx>, caller: Caller, body: Body) -> Answer {
 
 /// A handler of one `/api/admin/users/{id}…` route, documented with what
 /// all of them share: the `admin` tag, the user id in the path, the bearer
-/// token and the shared error answers. The route's own answers come first.
+/// token and the shared error answers. The route's own answers (and body,
+/// if it takes one) come first.
 macro_rules! user_route {
-    ($method:ident $path:tt, [$($answers:tt)*], $handler:item) => {
+    ($method:ident $path:tt, $(body = $body:ident,)? [$($answers:tt)*], $handler:item) => {
         #[utoipa::path(
             $method,
             path = $path,
             tag = "admin",
             params(("id" = i64, Path, minimum = 1, description = "The user id.")),
             security(("bearer" = [])),
+            $(request_body = $body,)?
             responses($($answers)* super::openapi::AdminUserErrors)
         )]
         $handler
@@ -72,7 +74,7 @@ user_route!(get "/api/admin/users/{id}",
     }
 );
 
-user_route!(put "/api/admin/users/{id}/role",
+user_route!(put "/api/admin/users/{id}/role", body = RoleRequest,
     [
         (status = 200, description = "The user; sessions show the role at once, on every node.", body = UserJson),
         (status = 413, response = super::openapi::PayloadTooLarge),

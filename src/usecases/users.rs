@@ -165,7 +165,9 @@ impl Users {
     }
 
     /// Runs `write`, then invalidates what it made stale on every node, then
-    /// records `action` in the audit trail (none: not audited).
+    /// records `action` in the audit trail (none: not audited). `about` is
+    /// the user the write is about when known before it runs (not so for a
+    /// new user).
     ///
     /// The sequence runs as a task of its own and the request only waits for
     /// it: a client that disconnects after the commit (or a proxy that times
@@ -189,15 +191,11 @@ impl Users {
         let task = tokio::spawn(async move {
             match write.await {
                 Ok(w) => {
-                    let min_version = match w.fence {
-                        Fence::Version(v) => Some(Some(v)),
-                        Fence::Everything => Some(None),
-                        Fence::Nothing => None,
-                    };
-                    if let Some(v) = min_version {
-                        router
-                            .invalidate(w.target, v, InvalidationSource::Api)
-                            .await;
+                    let api = InvalidationSource::Api;
+                    match w.fence {
+                        Fence::Version(v) => router.invalidate(w.target, Some(v), api).await,
+                        Fence::Everything => router.invalidate(w.target, None, api).await,
+                        Fence::Nothing => {}
                     }
                     if let Some(action) = action {
                         audit.record(&by, action, Some(w.target), w.detail).await;
@@ -343,7 +341,75 @@ impl Users {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use sessiond_actors::{CacheConfig, Fetched, Lookup, NoopObserver};
+
     use super::*;
+    use crate::clock::Clock;
+
+    async fn role_seen(router: &Router, id: i64) -> String {
+        match router.resolve(id, Lookup::Resolve).await {
+            Ok(served) => match served.fetched {
+                Fetched::Found(s) => s.user.role.clone(),
+                Fetched::Missing => "missing".into(),
+            },
+            Err(e) => format!("error: {e}"),
+        }
+    }
+
+    /// A request whose future is dropped right after it started (a client
+    /// that went away) still completes its write and the invalidation: the
+    /// cache never keeps serving the old role.
+    #[tokio::test]
+    async fn a_dropped_request_still_writes_and_invalidates() {
+        let db = Db::connect("sqlite::memory:", Clock::new())
+            .await
+            .expect("opens");
+        let router = Router::start(
+            CacheConfig::default(),
+            Arc::new(db.clone()),
+            Arc::new(NoopObserver),
+            "test",
+        )
+        .await
+        .expect("starts");
+        let users = Users::new(
+            db.clone(),
+            router.clone(),
+            Arc::new(PasswordPool::new(1)),
+            Audit::new(db.clone(), Clock::new()),
+        );
+        let new = NewUser::parse("a@b.c", "password1".into(), None).expect("valid");
+        let row = insert(&db, &new, "not a hash").await.expect("inserts");
+        assert_eq!(role_seen(&router, row.id).await, "user");
+
+        let by = Actor {
+            id: 0,
+            email: "admin@localhost".into(),
+            client: None,
+        };
+        let mut request = Box::pin(users.set_role(&by, row.id, "viewer"));
+        // Polled once, then dropped, as warp drops a disconnected request.
+        std::future::poll_fn(|cx| {
+            let _ = request.as_mut().poll(cx);
+            std::task::Poll::Ready(())
+        })
+        .await;
+        drop(request);
+
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while role_seen(&router, row.id).await != "viewer" {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the cache still serves the old role"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let stored = db.user(row.id).await.expect("reads").expect("exists");
+        assert_eq!(stored.role, "viewer");
+        router.stop().await;
+    }
 
     #[test]
     fn validation() {
