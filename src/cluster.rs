@@ -48,7 +48,7 @@ use sessiond_actors::{
     UserState,
 };
 
-use crate::telemetry::Telemetry;
+use crate::metrics::Telemetry;
 
 /// The process group every node's PeerActor joins.
 pub const GROUP: &str = "sessiond-routers";

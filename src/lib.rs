@@ -23,8 +23,12 @@
 //!   only connect options, dialect and migrations.
 //! - [`limiter`]: login brute-force protection (per account, per address).
 //! - [`notify`]: PostgreSQL LISTEN/NOTIFY: changes made anywhere reach the cache.
-//! - [`perf`]: sliding windows (1 min, 5 min) and the tuning advice of `/api/perf`.
-//! - [`telemetry`]: metric names, the Prometheus recorder, `/api/perf` counters.
+//! - [`metrics`]: metric names with their HELP text, the Prometheus recorder,
+//!   and the actors' `Observer`: every measured event enters here and feeds
+//!   both Prometheus and [`perf`].
+//! - [`perf`]: `/api/perf`: counters, sliding windows (1 min, 5 min), the
+//!   tuning advice and the snapshot the dashboard draws; it knows nothing of
+//!   Prometheus.
 //! - [`cluster`]: ractor_cluster wiring: the peer actor, heartbeat,
 //!   membership, reconnection, and the `Link` the router forwards through.
 //! - [`clock`]: the one wall clock (token times), movable in tests.
@@ -42,8 +46,8 @@ pub mod config;
 pub mod duration;
 pub mod http;
 pub mod limiter;
+pub mod metrics;
 pub mod notify;
 pub mod perf;
 pub mod store;
-pub mod telemetry;
 pub mod usecases;

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use sessiond_actors::{InvalidationSource, Router};
 
-use crate::telemetry::Telemetry;
+use crate::metrics::Telemetry;
 
 /// The channel the migrations' triggers notify on.
 pub const CHANNEL: &str = "sessiond_users";

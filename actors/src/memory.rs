@@ -1,5 +1,6 @@
 //! An in-memory [`UserStore`] for this crate's tests and for the simulation:
-//! it counts fetches, can be given a latency, made to fail, or made to panic.
+//! it counts fetches, can be given a latency, made to fail, made to panic, or
+//! made to lag behind its own writes (as a stale replica would).
 //! Production uses the SQL stores of `sessiond`.
 
 use std::collections::{HashMap, HashSet};
@@ -18,6 +19,10 @@ struct Inner {
     down: AtomicBool,
     panic_for: Mutex<HashSet<i64>>,
     panic_polled_for: Mutex<HashSet<i64>>,
+    /// Users whose fetches answer this snapshot instead of the table.
+    frozen: Mutex<HashMap<i64, Fetched>>,
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
 }
 
 /// A shared, clonable in-memory user table.
@@ -104,6 +109,55 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// From now on, fetches of this user answer what the table holds now,
+    /// whatever is written later, until [`MemoryStore::thaw`]: a store that
+    /// lags behind a write it has acknowledged.
+    pub fn freeze(&self, id: i64) {
+        let now = read(&self.inner, id);
+        lock(&self.inner.frozen).insert(id, now);
+    }
+
+    /// Fetches of this user read the table again.
+    pub fn thaw(&self, id: i64) {
+        lock(&self.inner.frozen).remove(&id);
+    }
+
+    /// The most fetches that were ever running at the same time.
+    pub fn max_concurrent_fetches(&self) -> u64 {
+        self.inner.max_in_flight.load(Ordering::SeqCst)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the table holds for `id` now.
+fn read(inner: &Inner, id: i64) -> Fetched {
+    match lock(&inner.users).get(&id) {
+        Some(s) => Fetched::Found(Arc::new(s.clone())),
+        None => Fetched::Missing,
+    }
+}
+
+/// Counts a fetch as running while it lives, however it ends.
+struct Running<'a>(&'a Inner);
+
+impl<'a> Running<'a> {
+    fn start(inner: &'a Inner) -> Self {
+        let now = inner.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        inner.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        Running(inner)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Removes `id` from a one-shot set; whether it was there.
 fn take(set: &Mutex<HashSet<i64>>, id: i64) -> bool {
     set.lock().unwrap_or_else(|e| e.into_inner()).remove(&id)
@@ -118,6 +172,7 @@ impl UserStore for MemoryStore {
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
             inner.queries.fetch_add(1, Ordering::SeqCst);
+            let _running = Running::start(&inner);
             if panics_polled {
                 panic!("memory store told to panic while fetching user {user_id}");
             }
@@ -126,12 +181,10 @@ impl UserStore for MemoryStore {
             // write made while the answer travels back is not in it.
             let answer = if inner.down.load(Ordering::SeqCst) {
                 Err(StoreError::Unavailable("memory store is down".into()))
+            } else if let Some(snapshot) = lock(&inner.frozen).get(&user_id) {
+                Ok(snapshot.clone())
             } else {
-                let users = inner.users.lock().unwrap_or_else(|e| e.into_inner());
-                Ok(match users.get(&user_id) {
-                    Some(s) => Fetched::Found(Arc::new(s.clone())),
-                    None => Fetched::Missing,
-                })
+                Ok(read(&inner, user_id))
             };
             let latency = inner.latency_ms.load(Ordering::SeqCst);
             if latency > 0 {

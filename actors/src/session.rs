@@ -9,7 +9,10 @@
 //! while the store answers: concurrent misses wait on the one fetch (single
 //! flight). An invalidation that arrives meanwhile raises the cell's fence
 //! (or generation), and the cell refuses to publish the fetch's answer if it
-//! is older (version fencing): the actor then reads again.
+//! is older (version fencing): the actor then reads again, backing off while
+//! the store keeps answering too old a version, until each caller's deadline.
+//! A refused answer is never handed to anyone: it may predate a write that
+//! was acknowledged before the caller even asked.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -24,9 +27,26 @@ use crate::record::Fetched;
 use crate::registry::Slot;
 use crate::store::{StoreError, UserStore};
 
-/// How many times a fetch that came back older than the fence is retried
-/// before its answer is handed to the waiting callers without being cached.
-const FENCE_RETRIES: u32 = 3;
+/// The pause before the first re-read of a refused fetch, doubled for each
+/// further refusal in a row up to [`MAX_RETRY_DELAY`]. The first re-read is
+/// immediate: the write it raced has committed by the time its invalidation
+/// arrives, so one more read normally sees it.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(10);
+
+/// A store that keeps answering an old version (a lagging replica, a version
+/// lowered by hand) is read at most this often per user.
+const MAX_RETRY_DELAY: Duration = Duration::from_millis(250);
+
+/// How long to wait before reading again after `refusals` refused fetches
+/// in a row.
+fn retry_delay(refusals: u32) -> Duration {
+    match refusals {
+        0 | 1 => Duration::ZERO,
+        n => FIRST_RETRY_DELAY
+            .saturating_mul(1 << (n - 2).min(16))
+            .min(MAX_RETRY_DELAY),
+    }
+}
 
 /// A lookup's answer.
 #[derive(Clone, Debug)]
@@ -66,9 +86,12 @@ pub enum SessionMsg {
     Passivate,
     /// A fetch task finished. Sent by the actor's own fetch task.
     FetchDone {
-        generation: u64,
+        flight: u64,
         result: Result<Fetched, StoreError>,
     },
+    /// Time to read again after a refused fetch. Sent by the actor's own
+    /// back-off timer.
+    Retry { flight: u64 },
 }
 
 #[cfg(feature = "cluster")]
@@ -86,8 +109,19 @@ pub struct SessionArgs {
     /// session waking up), which the actor then serves without a store read.
     pub slot: Arc<Slot>,
     pub ttl: Duration,
+    /// How long a caller waits at most (`CacheConfig::call_timeout`): the
+    /// actor reads again after refused fetches until then.
+    pub call_timeout: Duration,
     /// To stamp the cell with the actor's activity.
     pub epoch: Instant,
+}
+
+/// A caller waiting for the fetch in flight.
+struct Waiter {
+    reply: Reply,
+    /// When the caller gives up: past it, the actor answers `Timeout`
+    /// rather than keep reading for nobody.
+    deadline: Instant,
 }
 
 pub struct SessionState {
@@ -101,37 +135,102 @@ pub struct SessionState {
     /// version is what invalidations are compared with.
     slot: Arc<Slot>,
     ttl: Duration,
+    call_timeout: Duration,
     epoch: Instant,
     /// The cell generation the fetch in flight started under.
     fetch_generation: u64,
-    in_flight: bool,
-    fence_retries: u32,
-    waiters: Vec<Reply>,
+    /// Numbers each fetch and each back-off, so that the answer of a
+    /// superseded fetch or a superseded timer is recognised and ignored.
+    flight: u64,
+    /// A fetch is in flight or a re-read is scheduled: callers wait for it
+    /// (single flight).
+    busy: bool,
+    /// Fetches refused in a row, for the back-off.
+    refusals: u32,
+    waiters: Vec<Waiter>,
     passivate_when_idle: bool,
 }
 
 impl SessionState {
     fn start_fetch(&mut self, myself: &ActorRef<SessionMsg>) {
         self.fetch_generation = self.slot.cell.generation();
-        self.in_flight = true;
+        self.flight += 1;
+        self.busy = true;
         self.observer.store_query();
         // Building the future runs the store's synchronous part inside this
         // actor: a panic there fails this actor (and only its callers).
         let fetch = self.store.fetch(self.user_id);
         let me = myself.clone();
-        let generation = self.fetch_generation;
+        let flight = self.flight;
         tokio::spawn(async move {
             let result = catching_panics(fetch).await;
             // The actor may have stopped meanwhile; nobody is left to tell.
-            let _ = me.cast(SessionMsg::FetchDone { generation, result });
+            let _ = me.cast(SessionMsg::FetchDone { flight, result });
         });
+    }
+
+    /// After a refused fetch: read again, after a back-off, while someone
+    /// still waits; the callers keep waiting meanwhile.
+    fn retry(&mut self, myself: &ActorRef<SessionMsg>) {
+        let now = Instant::now();
+        if !self.anyone_still_waits(now) {
+            return;
+        }
+        self.refusals += 1;
+        let delay = retry_delay(self.refusals);
+        if delay.is_zero() {
+            self.start_fetch(myself);
+            return;
+        }
+        // Wake no later than the first caller's deadline, to answer it then.
+        let earliest = self.waiters.iter().map(|w| w.deadline).min();
+        let at = earliest.map_or(now + delay, |d| d.min(now + delay));
+        self.flight += 1;
+        self.busy = true;
+        let flight = self.flight;
+        let me = myself.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            let _ = me.cast(SessionMsg::Retry { flight });
+        });
+    }
+
+    /// Answers `Timeout` to the callers whose deadline has passed (they
+    /// have given up, or are about to, and nothing fresh is there to give)
+    /// and says whether any other still waits; if none does, stops reading.
+    fn anyone_still_waits(&mut self, now: Instant) -> bool {
+        let (late, waiting): (Vec<Waiter>, Vec<Waiter>) =
+            self.waiters.drain(..).partition(|w| w.deadline <= now);
+        self.waiters = waiting;
+        for w in late {
+            let _ = w.reply.send(Err(ResolveError::Timeout));
+        }
+        if self.waiters.is_empty() {
+            self.busy = false;
+            self.refusals = 0;
+        }
+        !self.waiters.is_empty()
     }
 
     fn wait(&mut self, myself: &ActorRef<SessionMsg>, reply: Reply, reason: MissReason) {
         self.observer.miss(reason);
-        self.waiters.push(reply);
-        if !self.in_flight {
+        self.push_waiter(reply);
+        if !self.busy {
             self.start_fetch(myself);
+        }
+    }
+
+    fn push_waiter(&mut self, reply: Reply) {
+        self.waiters.push(Waiter {
+            reply,
+            deadline: Instant::now() + self.call_timeout,
+        });
+    }
+
+    fn stop_if_idle(&mut self, myself: &ActorRef<SessionMsg>) {
+        if self.passivate_when_idle && self.waiters.is_empty() && !self.busy {
+            self.slot.cell.set_stopping(true);
+            myself.stop(None);
         }
     }
 
@@ -148,7 +247,7 @@ impl SessionState {
     fn answer_waiters(&mut self, result: Result<Served, ResolveError>) {
         for w in self.waiters.drain(..) {
             // A caller that gave up (timeout) has dropped its port; fine.
-            let _ = w.send(result.clone());
+            let _ = w.reply.send(result.clone());
         }
     }
 }
@@ -185,10 +284,12 @@ impl Actor for SessionActor {
             observer: args.observer,
             slot: args.slot,
             ttl: args.ttl,
+            call_timeout: args.call_timeout,
             epoch: args.epoch,
             fetch_generation: 0,
-            in_flight: false,
-            fence_retries: 0,
+            flight: 0,
+            busy: false,
+            refusals: 0,
             waiters: Vec::new(),
             passivate_when_idle: false,
         })
@@ -230,57 +331,58 @@ impl Actor for SessionActor {
                 // made the caller force a refresh: supersede it.
                 state.slot.cell.supersede();
                 state.observer.miss(MissReason::Forced);
-                state.waiters.push(reply);
+                state.push_waiter(reply);
                 state.start_fetch(&myself);
             }
             SessionMsg::Passivate => {
-                if state.waiters.is_empty() && !state.in_flight {
-                    state.slot.cell.set_stopping(true);
-                    myself.stop(None);
-                } else {
-                    state.passivate_when_idle = true;
-                }
+                state.passivate_when_idle = true;
+                state.stop_if_idle(&myself);
             }
-            SessionMsg::FetchDone { generation, result } => {
-                if generation != state.fetch_generation || !state.in_flight {
+            SessionMsg::Retry { flight } => {
+                if flight != state.flight || !state.busy {
                     return Ok(());
                 }
-                state.in_flight = false;
+                if state.anyone_still_waits(Instant::now()) {
+                    state.start_fetch(&myself);
+                }
+                state.stop_if_idle(&myself);
+            }
+            SessionMsg::FetchDone { flight, result } => {
+                if flight != state.flight || !state.busy {
+                    return Ok(());
+                }
+                state.busy = false;
                 match result {
                     Err(e) => {
+                        state.refusals = 0;
                         state.observer.store_error();
                         state.answer_waiters(Err(ResolveError::Store(e)));
                     }
                     Ok(fetched) => {
                         let keep = !state.ttl.is_zero();
+                        let generation = state.fetch_generation;
                         match state
                             .slot
                             .cell
                             .publish(&fetched, generation, Instant::now(), keep)
                         {
-                            Ok(()) => state.fence_retries = 0,
-                            Err(_) if state.fence_retries < FENCE_RETRIES => {
-                                // Raced an invalidation: read again, the
-                                // callers keep waiting.
-                                state.fence_retries += 1;
-                                state.start_fetch(&myself);
-                                return Ok(());
+                            Ok(()) => {
+                                state.refusals = 0;
+                                state.answer_waiters(Ok(Served {
+                                    fetched,
+                                    hit: false,
+                                    age: Duration::ZERO,
+                                    node: None,
+                                }));
                             }
-                            // Still refused: answer, but cache nothing.
-                            Err(_) => state.fence_retries = 0,
+                            // Raced an invalidation, or the store is behind
+                            // one: this answer may predate an acknowledged
+                            // write, so nobody gets it. Read again.
+                            Err(_) => state.retry(&myself),
                         }
-                        state.answer_waiters(Ok(Served {
-                            fetched,
-                            hit: false,
-                            age: Duration::ZERO,
-                            node: None,
-                        }));
                     }
                 }
-                if state.passivate_when_idle && state.waiters.is_empty() {
-                    state.slot.cell.set_stopping(true);
-                    myself.stop(None);
-                }
+                state.stop_if_idle(&myself);
             }
         }
         Ok(())

@@ -178,6 +178,7 @@ impl Actor for Supervisor {
                     observer: Arc::clone(&state.observer),
                     slot: Arc::clone(&slot),
                     ttl: state.config.ttl,
+                    call_timeout: state.config.call_timeout,
                     epoch: state.registry.epoch(),
                 };
                 match Actor::spawn_linked(None, SessionActor, args, myself.get_cell()).await {

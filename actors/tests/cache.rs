@@ -400,3 +400,114 @@ async fn misses_are_reported_with_their_reason() {
     assert_eq!(m, vec![1, 1, 1, 1], "cold, expired, forced, invalidated");
     assert_eq!(obs.hits.load(Ordering::SeqCst), 1);
 }
+
+fn version(f: &Fetched) -> i64 {
+    match f {
+        Fetched::Found(s) => s.version,
+        Fetched::Missing => i64::MAX,
+    }
+}
+
+/// Caches `id` as `admin`, then writes `user` and acknowledges its
+/// invalidation while the store goes on answering the old version.
+async fn acknowledged_write_the_store_lags_behind(
+    store: &MemoryStore,
+    router: &Router,
+    id: i64,
+) -> i64 {
+    store.put(id, "admin");
+    assert_eq!(resolve_role(router, id).await, ("admin".into(), false));
+    store.freeze(id);
+    let v = store.put(id, "user");
+    router
+        .invalidate(id, Some(v), InvalidationSource::Api)
+        .await;
+    v
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fenced_out_fetch_is_never_served_and_is_read_again_until_new_enough() {
+    let store = MemoryStore::new();
+    let router = router_with(config(), &store).await;
+    let v = acknowledged_write_the_store_lags_behind(&store, &router, 1).await;
+    let before = store.queries();
+
+    // A lookup that starts after the acknowledgement ...
+    let r = router.clone();
+    let pending = tokio::spawn(async move { r.resolve(1, Lookup::Resolve).await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    if pending.is_finished() {
+        let answered = pending.await.expect("task");
+        panic!("answered while the store still shows the old version: {answered:?}");
+    }
+    // ... keeps reading, more often than a fixed few times, but backing off.
+    let reads = store.queries() - before;
+    assert!(
+        (5..=15).contains(&reads),
+        "{reads} reads in the first second"
+    );
+
+    // The store catches up: the lookup answers the new record, promptly.
+    store.thaw(1);
+    let served = tokio::time::timeout(Duration::from_millis(300), pending)
+        .await
+        .expect("answered within one back-off step")
+        .expect("task")
+        .expect("resolves");
+    assert_eq!(
+        (role(&served.fetched), version(&served.fetched)),
+        ("user".into(), v)
+    );
+    assert!(!served.hit);
+    assert_eq!(resolve_role(&router, 1).await, ("user".into(), true));
+    assert_eq!(store.max_concurrent_fetches(), 1, "single flight");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_that_never_catches_up_fails_the_lookups_at_their_deadline() {
+    let store = MemoryStore::new();
+    let router = router_with(config(), &store).await;
+    acknowledged_write_the_store_lags_behind(&store, &router, 2).await;
+    store.set_latency(Duration::from_millis(20));
+    let deadline = config().call_timeout;
+    let before = store.queries();
+
+    let lookup = |router: &Router| {
+        let r = router.clone();
+        tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            (r.resolve(2, Lookup::Resolve).await, started.elapsed())
+        })
+    };
+    let first: Vec<_> = (0..50).map(|_| lookup(&router)).collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let late = lookup(&router);
+
+    for task in first.into_iter().chain([late]) {
+        let (answer, took) = task.await.expect("task");
+        assert!(
+            matches!(answer, Err(ResolveError::Timeout)),
+            "after {took:?}: {answer:?}"
+        );
+        assert!(
+            took >= deadline && took <= deadline + Duration::from_millis(300),
+            "failed after {took:?}"
+        );
+    }
+    let reads = store.queries() - before;
+    assert!(
+        (10..=60).contains(&reads),
+        "{reads} reads in 7 s for 51 lookups"
+    );
+    assert_eq!(store.max_concurrent_fetches(), 1, "single flight");
+
+    // Nobody waits any more: the actor stops reading.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let settled = store.queries();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(store.queries(), settled, "no reads once nobody waits");
+
+    // The store catches up: the next lookup answers the new record.
+    store.thaw(2);
+    assert_eq!(resolve_role(&router, 2).await, ("user".into(), false));
+}

@@ -2,7 +2,6 @@
 //! the dashboard. The session routes are in [`super::sessions`], the admin
 //! routes in [`super::admin`].
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,59 +25,11 @@ pub async fn perf(ctx: Arc<Ctx>) -> Answer {
 
 /// Everything `/api/perf` and the dashboard show.
 pub fn perf_json(ctx: &Ctx) -> PerfJson {
-    let t = &ctx.telemetry;
-    let hits = t.hits.load(Ordering::Relaxed);
-    let misses = t.misses.load(Ordering::Relaxed);
-    let lookups = hits + misses;
-    let db_queries = t.db_queries.load(Ordering::Relaxed);
-    let uptime = t.uptime();
-    let config = ctx.router.config();
-    let live = ctx.router.session_actors();
-    let five = t.windows.window(Duration::from_secs(300));
-    let setup = crate::perf::Setup {
-        ttl: config.ttl,
-        idle_timeout: config.idle_timeout,
-        max_sessions: config.max_sessions,
-        live_sessions: live,
-        push: ctx.db.postgres().is_some(),
-    };
-    PerfJson {
-        uptime_s: uptime.as_secs(),
-        requests: t.requests.load(Ordering::Relaxed),
-        hits,
-        misses,
-        hit_rate: if lookups == 0 {
-            0.0
-        } else {
-            hits as f64 / lookups as f64
-        },
-        db_queries,
-        latency_ms: LatencyJson {
-            hit: Quantiles {
-                p50: t.hit_latency.quantile_ms(0.5),
-                p99: t.hit_latency.quantile_ms(0.99),
-            },
-            miss: Quantiles {
-                p50: t.miss_latency.quantile_ms(0.5),
-                p99: t.miss_latency.quantile_ms(0.99),
-            },
-        },
-        session_actors: live as u64,
-        invalidations: t.invalidations.load(Ordering::Relaxed),
-        node: ctx.router.node().to_string(),
-        members: ctx.router.members().iter().map(|m| m.to_string()).collect(),
-        recommendations: crate::perf::recommend(&five, &setup),
-        db_queries_per_s: (db_queries as f64 / uptime.as_secs_f64().max(1.0) * 1000.0).round()
-            / 1000.0,
-        hibernated_sessions: ctx.router.hibernated() as u64,
-        max_sessions: config.max_sessions as u64,
-        cache_ttl_ms: config.ttl.as_millis() as u64,
-        windows: PerfWindows {
-            one_minute: t.windows.window(Duration::from_secs(60)),
-            five_minutes: five,
-        },
-        series: t.windows.series(),
-    }
+    crate::perf::snapshot(
+        ctx.telemetry.perf(),
+        &ctx.router,
+        ctx.db.postgres().is_some(),
+    )
 }
 
 #[utoipa::path(

@@ -30,8 +30,8 @@ use sessiond_actors::Router;
 
 use crate::clock::Clock;
 use crate::cluster::Cluster;
+use crate::metrics::Telemetry;
 use crate::store::Db;
-use crate::telemetry::Telemetry;
 use crate::usecases::authenticate::{Authed, Authenticator};
 use crate::usecases::login::Login;
 use crate::usecases::users::Users;

@@ -93,58 +93,8 @@ pub struct RoleRequest {
     pub role: String,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct Quantiles {
-    pub p50: f64,
-    pub p99: f64,
-}
-
-#[derive(Serialize, ToSchema)]
-#[schema(as = Latency)]
-pub struct LatencyJson {
-    pub hit: Quantiles,
-    pub miss: Quantiles,
-}
-
-// The `crate::perf` parts are documented as plain objects.
-#[derive(Serialize, ToSchema)]
-#[schema(as = Perf)]
-pub struct PerfJson {
-    pub uptime_s: u64,
-    pub requests: u64,
-    pub hits: u64,
-    pub misses: u64,
-    pub hit_rate: f64,
-    pub db_queries: u64,
-    pub latency_ms: LatencyJson,
-    pub session_actors: u64,
-    pub invalidations: u64,
-    pub node: String,
-    pub members: Vec<String>,
-    #[schema(value_type = Vec<Object>)]
-    pub recommendations: Vec<crate::perf::Recommendation>,
-    /// Store queries per second since start.
-    pub db_queries_per_s: f64,
-    /// Sessions kept as compact snapshots instead of live actors.
-    pub hibernated_sessions: u64,
-    pub max_sessions: u64,
-    pub cache_ttl_ms: u64,
-    /// The last minute and the last five minutes.
-    pub windows: PerfWindows,
-    /// 10-second slots of the last five minutes, oldest first.
-    #[schema(value_type = Vec<Object>)]
-    pub series: Vec<crate::perf::SeriesPoint>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct PerfWindows {
-    #[serde(rename = "1m")]
-    #[schema(value_type = Object)]
-    pub one_minute: crate::perf::WindowStats,
-    #[serde(rename = "5m")]
-    #[schema(value_type = Object)]
-    pub five_minutes: crate::perf::WindowStats,
-}
+// The `/api/perf` document is `perf`'s; the API's models include it.
+pub use crate::perf::{LatencyJson, PerfJson, PerfWindows, Quantiles};
 
 /// Parses a JSON object body into `T`, with a message that says what is
 /// wrong. Only an object: serde would also fill a struct from an array

@@ -10,7 +10,7 @@ use std::time::Instant;
 use sessiond_actors::{Fetched, Lookup, ResolveError, Router, Served, Status, UserState};
 
 use crate::auth::{TokenError, Tokens, Verified};
-use crate::telemetry::{Outcome, Telemetry};
+use crate::metrics::{Outcome, Telemetry};
 
 use super::Actor;
 

@@ -5,12 +5,15 @@ mod bad_input;
 mod cli;
 mod client;
 mod cluster;
+mod deploy;
 mod fuzz;
 mod hardening;
 mod helpers;
 mod logs;
+mod metrics_lint;
 mod openapi;
 mod postgres;
 #[path = "../support/postgres_db.rs"]
 mod postgres_db;
 mod sessions;
+mod versions;

@@ -80,7 +80,7 @@ async fn the_description_covers_every_route_of_the_router() {
     let paths = doc["paths"].as_object().expect("paths");
 
     // Every route the router labels in its metrics is documented.
-    for route in sessiond::telemetry::ROUTES {
+    for route in sessiond::metrics::ROUTES {
         if route != "other" {
             assert!(
                 paths.contains_key(route),

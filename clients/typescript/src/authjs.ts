@@ -8,7 +8,8 @@
  * out or revoked one is signed out on the next request.
  *
  * ```ts
- * const sessiond = sessiondAuth(new SessiondClient({ baseUrl: process.env.SESSIOND_URL! }));
+ * import NextAuth, { CredentialsSignin } from "next-auth";
+ * const sessiond = sessiondAuth(new SessiondClient({ baseUrl: process.env.SESSIOND_URL! }), { CredentialsSignin });
  * export const { handlers, auth, signIn, signOut } = NextAuth({
  *   providers: [Credentials({ authorize: sessiond.authorize })],
  *   callbacks: sessiond.callbacks,
@@ -17,7 +18,9 @@
  * ```
  *
  * No import of Auth.js: the parameter types below are the parts of Auth.js's
- * that the callbacks read, so they fit `NextAuth({ callbacks })` as they are.
+ * that the callbacks read, so they fit `NextAuth({ callbacks })` as they are,
+ * and Auth.js's `CredentialsSignin` is handed in, so that the sign-in errors
+ * are subclasses of the very class the app's Auth.js checks for.
  */
 
 import { SessiondClient, SessiondError, type ErrorCode, type Session } from "./index.js";
@@ -26,7 +29,7 @@ import { SessiondClient, SessiondError, type ErrorCode, type Session } from "./i
 export type SessiondJWT = {
   /** The user id (sessiond's), as a string. */
   sub: string;
-  /** sessiond's bearer token. Never sent to the browser by `session()`. */
+  /** sessiond's bearer token. Never copied into a session by `session()`. */
   sessiondToken: string;
 };
 
@@ -46,14 +49,24 @@ export type SessiondSessionUser = {
 };
 
 /**
- * What `session()` answers (and so `auth()`, `useSession()`): with `user`
- * when sessiond resolved the token for this request; without it, and with
- * `error` saying why, when it could not (the request must then be denied).
+ * What `session()` answers (and so `auth()`, `/api/auth/session` and
+ * `useSession()`):
+ *
+ * - `{ user: {id, email, role, status}, expires }` when sessiond resolved the
+ *   token for this request;
+ * - `{ user: null, expires, error }` when it could not (sessiond down, slow,
+ *   its database down): the request must be denied, the cookie is kept.
+ *
+ * `user` is `null`, explicitly, in every answer without a user: next-auth's
+ * `auth()` fills a missing `user` from the JWT, which holds sessiond's token.
+ * It is typed optional, not nullable, because Auth.js's own `Session` type
+ * (which this callback must fit) has no `null` user: test it with
+ * `session?.user` (or {@link hasRole}), never with `=== undefined`.
  */
 export type SessiondAuthSession = {
   user?: SessiondSessionUser;
   expires: string;
-  /** Why there is no user: sessiond was unreachable or refused the token. */
+  /** Why there is no user. */
   error?: ErrorCode;
 };
 
@@ -70,7 +83,33 @@ export type SessionParams = {
   token: { [claim: string]: unknown; sub?: string };
 };
 
+/**
+ * Auth.js's `CredentialsSignin` (`import { CredentialsSignin } from
+ * "next-auth"`, or from `@auth/core/errors`). An error of this class thrown by
+ * `authorize` is shown as `?error=CredentialsSignin&code=<its code>` (and
+ * rethrown as it is by next-auth's `signIn()` server action); any other error
+ * becomes Auth.js's "Configuration" page.
+ */
+export type CredentialsSigninClass = new (
+  message?: string,
+  options?: { cause?: unknown },
+) => Error & { code: string };
+
 export type SessiondAuthOptions = {
+  /** Auth.js's `CredentialsSignin`, which the sign-in errors extend (required). */
+  CredentialsSignin: CredentialsSigninClass;
+  /**
+   * Time allowed for one session lookup (every request that reads the
+   * session, and sign-out), in ms. Default 1000: see the README ("Timeouts").
+   * Sign-in keeps the client's own timeout.
+   */
+  sessionTimeoutMs?: number;
+  /**
+   * The end user's address for a sign-in, from the request Auth.js hands
+   * `authorize`. Default: its `X-Forwarded-For` (Next.js sets it to the peer's
+   * address when the request has none). Answer `null` to send none.
+   */
+  clientAddress?: (request: Request | undefined) => string | null | undefined;
   /**
    * Called when sessiond could not answer (down, slow, its database down):
    * the request is denied but the user stays signed in. The error carries
@@ -78,6 +117,11 @@ export type SessiondAuthOptions = {
    */
   onUnavailable?: (error: SessiondError) => void;
 };
+
+/** The `code` of a sign-in refused by the failed-login limits. */
+export const RATE_LIMITED = "rate_limited";
+/** The `code` of a sign-in that failed because sessiond could not answer. */
+export const SESSIOND_UNAVAILABLE = "sessiond_unavailable";
 
 type Resolution = { session: Session } | { error: ErrorCode };
 
@@ -93,11 +137,54 @@ function isoString(value: unknown): string {
   return new Date().toISOString();
 }
 
+/** The two sign-in errors, as subclasses of the app's own `CredentialsSignin`. */
+function signInErrors(Base: CredentialsSigninClass) {
+  /** Too many failed logins for this account or address: try after `retryAfter` s. */
+  class SessiondRateLimited extends Base {
+    override code = RATE_LIMITED;
+    /** Seconds until sessiond accepts a login again (its `Retry-After`), if it said. */
+    readonly retryAfter: number | undefined;
+    constructor(retryAfter: number | undefined) {
+      super(
+        retryAfter === undefined
+          ? "too many failed logins: try again later"
+          : `too many failed logins: try again in ${retryAfter} s`,
+      );
+      this.retryAfter = retryAfter;
+    }
+  }
+  /** sessiond could not answer the login: the same sign-in may work later. */
+  class SessiondUnavailable extends Base {
+    override code = SESSIOND_UNAVAILABLE;
+    constructor(cause: SessiondError) {
+      super(`sessiond could not answer the login (${cause.code})`, { cause });
+    }
+  }
+  return { RateLimited: SessiondRateLimited, Unavailable: SessiondUnavailable };
+}
+
+/** Login answers that mean "these credentials do not sign in" (Auth.js's own `CredentialsSignin`). */
+const REFUSED: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  "invalid_credentials",
+  "forbidden",
+  "bad_request",
+  "payload_too_large",
+]);
+
 /**
  * Builds the Credentials `authorize`, the `jwt` and `session` callbacks and
  * the `signOut` event for Auth.js.
  */
-export function sessiondAuth(client: SessiondClient, options: SessiondAuthOptions = {}) {
+export function sessiondAuth(client: SessiondClient, options: SessiondAuthOptions) {
+  if (typeof options?.CredentialsSignin !== "function") {
+    throw new TypeError(
+      'sessiondAuth: pass Auth.js\'s CredentialsSignin: sessiondAuth(client, { CredentialsSignin }) with import { CredentialsSignin } from "next-auth"',
+    );
+  }
+  const errors = signInErrors(options.CredentialsSignin);
+  const sessionTimeoutMs = options.sessionTimeoutMs ?? 1000;
+  const clientAddress =
+    options.clientAddress ?? ((request: Request | undefined) => request?.headers?.get("x-forwarded-for"));
   const onUnavailable =
     options.onUnavailable ??
     ((e: SessiondError) => console.warn(`sessiond: session not resolved (${e.code}): ${e.message}`));
@@ -110,8 +197,8 @@ export function sessiondAuth(client: SessiondClient, options: SessiondAuthOption
   async function resolve(sessiondToken: string, force: boolean): Promise<Resolution | "signed-out"> {
     try {
       const session = force
-        ? await client.refreshSession(sessiondToken, { force: true })
-        : await client.getSession(sessiondToken);
+        ? await client.refreshSession(sessiondToken, { force: true, timeoutMs: sessionTimeoutMs })
+        : await client.getSession(sessiondToken, { timeoutMs: sessionTimeoutMs });
       if (session.user.status !== "active") return "signed-out";
       return { session };
     } catch (e) {
@@ -123,55 +210,71 @@ export function sessiondAuth(client: SessiondClient, options: SessiondAuthOption
   }
 
   /**
-   * The Credentials provider's `authorize`: logs in to sessiond. Wrong
-   * credentials or a deactivated account answer `null` (Auth.js's
-   * "CredentialsSignin"); sessiond being unreachable throws.
+   * The Credentials provider's `authorize`: logs in to sessiond, passing
+   * the end user's address. Wrong credentials or a deactivated account
+   * answer `null` (Auth.js's `CredentialsSignin`, code `credentials`); too
+   * many failures throw `errors.RateLimited` (code `rate_limited`, with
+   * `retryAfter`); sessiond unreachable or failing throws
+   * `errors.Unavailable` (code `sessiond_unavailable`). Any other answer
+   * (a wrong `baseUrl`, say) throws the `SessiondError`: a configuration
+   * error.
    */
-  async function authorize(credentials: Partial<Record<string, unknown>> | undefined): Promise<SessiondSignInUser | null> {
+  async function authorize(
+    credentials: Partial<Record<string, unknown>> | undefined,
+    request?: Request,
+  ): Promise<SessiondSignInUser | null> {
     const email = credentials?.["email"];
     const password = credentials?.["password"];
     if (typeof email !== "string" || typeof password !== "string") return null;
     try {
-      const r = await client.login(email, password);
+      const r = await client.login(email, password, { clientAddress: clientAddress(request) ?? null });
       return { id: String(r.user.id), email: r.user.email, sessiondToken: r.token };
     } catch (e) {
-      if (e instanceof SessiondError && (e.code === "invalid_credentials" || e.code === "forbidden" || e.code === "bad_request")) {
-        return null;
-      }
+      if (!(e instanceof SessiondError)) throw e;
+      if (REFUSED.has(e.code)) return null;
+      if (e.code === "rate_limited") throw new errors.RateLimited(e.retryAfter);
+      if (e.unavailable) throw new errors.Unavailable(e);
       throw e;
     }
   }
 
   /**
-   * Auth.js calls `jwt()` on sign-in (with `user`) and then on every request
-   * that reads the session (`auth()`, middleware, `/api/auth/session`).
-   * Answers `null`, which makes Auth.js delete the cookie, when sessiond
-   * says the token no longer resolves.
+   * Auth.js calls `jwt()` on sign-in (with `user`, straight after
+   * `authorize`) and then on every request that reads the session
+   * (`auth()`, middleware/proxy, `/api/auth/session`), where the token is
+   * resolved with sessiond. Answers `null`, which makes Auth.js delete the
+   * cookie, when sessiond says the token no longer resolves. With
+   * `trigger: "update"` (`update(data)`, a POST) sessiond re-reads the
+   * database; `data` itself is ignored, so a browser cannot set its role.
    */
   async function jwt({ token, user, trigger }: JwtParams): Promise<SessiondJWT | null> {
-    let next: SessiondJWT;
     if (user) {
       const sessiondToken = (user as { sessiondToken?: unknown }).sessiondToken;
       if (typeof sessiondToken !== "string") {
         throw new Error("sessiondAuth: the user did not sign in through sessiondAuth(...).authorize");
       }
-      next = { sub: String(user.id ?? ""), sessiondToken };
-    } else {
-      const sessiondToken = token["sessiondToken"];
-      if (typeof sessiondToken !== "string") return null;
-      next = { sub: String(token.sub ?? ""), sessiondToken };
+      // sessiond has just answered the login; the next request resolves it.
+      return { sub: String(user.id ?? ""), sessiondToken };
     }
-    const r = await resolve(next.sessiondToken, trigger === "update");
+    const sessiondToken = token["sessiondToken"];
+    if (typeof sessiondToken !== "string") return null;
+    const next: SessiondJWT = { sub: String(token.sub ?? ""), sessiondToken };
+    const r = await resolve(sessiondToken, trigger === "update");
     if (r === "signed-out") return null;
     if ("session" in r) next.sub = String(r.session.user.id);
     resolved.set(next, r);
     return next;
   }
 
+  /** The answer without a user: `user: null` is explicit (see {@link SessiondAuthSession}). */
+  function denied(expires: string, error: ErrorCode): SessiondAuthSession {
+    return { user: null as unknown as undefined, expires, error };
+  }
+
   /**
    * Auth.js calls `session()` right after `jwt()` with the token `jwt()`
    * answered. Role and status come from sessiond's answer for this request;
-   * sessiond's token is not copied into the session (it reaches the
+   * nothing of sessiond's token is copied into the session (it reaches the
    * browser through `useSession()`).
    */
   async function session({ session, token }: SessionParams): Promise<SessiondAuthSession> {
@@ -180,12 +283,12 @@ export function sessiondAuth(client: SessiondClient, options: SessiondAuthOption
     if (r === undefined) {
       // Not answered by this helper's jwt() (another caller): resolve here.
       const sessiondToken = token["sessiondToken"];
-      if (typeof sessiondToken !== "string") return { expires, error: "invalid_token" };
+      if (typeof sessiondToken !== "string") return denied(expires, "invalid_token");
       const fresh = await resolve(sessiondToken, false);
-      if (fresh === "signed-out") return { expires, error: "session_revoked" };
+      if (fresh === "signed-out") return denied(expires, "session_revoked");
       r = fresh;
     }
-    if ("error" in r) return { expires, error: r.error };
+    if ("error" in r) return denied(expires, r.error);
     const u = r.session.user;
     return { expires, user: { id: String(u.id), email: u.email, role: u.role, status: u.status } };
   }
@@ -196,7 +299,7 @@ export function sessiondAuth(client: SessiondClient, options: SessiondAuthOption
     const sessiondToken = token?.["sessiondToken"];
     if (typeof sessiondToken !== "string") return;
     try {
-      await client.logout(sessiondToken);
+      await client.logout(sessiondToken, { timeoutMs: sessionTimeoutMs });
     } catch (e) {
       const err = toSessiondError(e);
       if (!err.signedOut) onUnavailable(err);
@@ -207,6 +310,8 @@ export function sessiondAuth(client: SessiondClient, options: SessiondAuthOption
     authorize,
     callbacks: { jwt, session },
     events: { signOut },
+    /** The sign-in errors `authorize` throws, for `instanceof` in a server action. */
+    errors,
   };
 }
 

@@ -61,7 +61,9 @@ export type ApiErrorCode =
   | "bad_request"
   | "conflict"
   | "payload_too_large"
+  | "unsupported_media_type"
   | "method_not_allowed"
+  | "rate_limited"
   | "unavailable"
   | "internal";
 
@@ -85,11 +87,22 @@ export class SessiondError extends Error {
   readonly code: ErrorCode;
   /** The HTTP status, or 0 when sessiond did not answer. */
   readonly status: number;
+  /**
+   * Seconds until a `rate_limited` login may be tried again (the answer's
+   * `Retry-After`); `undefined` for every other error.
+   */
+  readonly retryAfter: number | undefined;
 
-  constructor(code: ErrorCode, status: number, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(
+    code: ErrorCode,
+    status: number,
+    message: string,
+    options?: { cause?: unknown; retryAfter?: number },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.status = status;
+    this.retryAfter = options?.retryAfter;
   }
 
   /**
@@ -142,6 +155,17 @@ export interface CallOptions {
   timeoutMs?: number;
 }
 
+export interface LoginOptions extends CallOptions {
+  /**
+   * The end user's address, or the `X-Forwarded-For` chain your app
+   * received: sent as `X-Forwarded-For` so that sessiond counts failed
+   * logins per end user rather than per app server. sessiond reads it only
+   * from peers listed in its `--trusted-proxies`. Entries that are not IP
+   * addresses are dropped with everything to their left (see the README).
+   */
+  clientAddress?: string | null;
+}
+
 export interface RefreshOptions extends CallOptions {
   /** Re-read the database even when the cached record is fresh. */
   force?: boolean;
@@ -161,6 +185,8 @@ interface Call {
   method: "GET" | "POST" | "PUT" | "DELETE";
   path: string;
   token?: string;
+  /** The `X-Forwarded-For` value, already checked by {@link forwardedFor}. */
+  forwardedFor?: string;
   body?: unknown;
   retry: RetryPolicy;
   /** The answer has no body (204, 202). */
@@ -206,6 +232,39 @@ function checkToken(token: unknown): string {
   return token;
 }
 
+const IPV4 = /^\d{1,3}(?:\.\d{1,3}){3}$/;
+const IPV6 = /^[0-9a-f]*:[0-9a-f:.]*$/i;
+
+/** One hop of an `X-Forwarded-For` chain as a bare address, or null. */
+function hop(entry: string): string | null {
+  let a = entry.trim();
+  // Some proxies write `[v6]:port` or `v4:port`; sessiond wants the address.
+  const bracketed = /^\[([^\]]+)\](?::\d{1,5})?$/.exec(a);
+  if (bracketed) a = bracketed[1] ?? "";
+  else if (/^[\d.]+:\d{1,5}$/.test(a)) a = a.slice(0, a.indexOf(":"));
+  if (a.length < 2 || a.length > 45) return null;
+  return IPV4.test(a) || IPV6.test(a) ? a : null;
+}
+
+/**
+ * The `X-Forwarded-For` value to send for `clientAddress`: its hops as bare
+ * addresses. A hop that is not an address was not written by a proxy (they
+ * write addresses), so it and everything left of it came from the client:
+ * only the hops right of the right-most bad one are kept. Undefined when
+ * none is left.
+ */
+export function forwardedFor(clientAddress: string | null | undefined): string | undefined {
+  if (typeof clientAddress !== "string" || clientAddress.length > 4096) return undefined;
+  const kept: string[] = [];
+  const entries = clientAddress.split(",");
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const a = hop(entries[i] ?? "");
+    if (a === null) break;
+    kept.unshift(a);
+  }
+  return kept.length > 0 ? kept.join(", ") : undefined;
+}
+
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
@@ -248,12 +307,16 @@ export class SessiondClient {
 
   // ---- sessions -------------------------------------------------------
 
-  /** `POST /api/auth/login`. Retried after network errors: at worst a token nobody holds is issued. */
-  async login(email: string, password: string, options?: CallOptions): Promise<LoginResult> {
-    return this.call<LoginResult>(
-      { method: "POST", path: "/api/auth/login", body: { email, password }, retry: "idempotent" },
-      options,
-    );
+  /**
+   * `POST /api/auth/login`. Retried after network errors: at worst a token
+   * nobody holds is issued. Past the failed-login limits it throws
+   * `rate_limited` with `retryAfter` in seconds.
+   */
+  async login(email: string, password: string, options?: LoginOptions): Promise<LoginResult> {
+    const call: Call = { method: "POST", path: "/api/auth/login", body: { email, password }, retry: "idempotent" };
+    const xff = forwardedFor(options?.clientAddress);
+    if (xff !== undefined) call.forwardedFor = xff;
+    return this.call<LoginResult>(call, options);
   }
 
   /** `GET /api/auth/session`: the token's user as of now. */
@@ -398,6 +461,7 @@ export class SessiondClient {
 
     const headers: Record<string, string> = { accept: "application/json" };
     if (call.token !== undefined) headers["authorization"] = `Bearer ${call.token}`;
+    if (call.forwardedFor !== undefined) headers["x-forwarded-for"] = call.forwardedFor;
     let body: string | undefined;
     if (call.body !== undefined) {
       headers["content-type"] = "application/json";
@@ -433,7 +497,7 @@ export class SessiondClient {
         const f = failed(e);
         throw f instanceof NetworkFailure ? new NetworkFailure(f.cause, false) : f;
       }
-      return interpret(res.status, text, call.empty === true);
+      return interpret(res.status, text, call.empty === true, res.headers.get("retry-after"));
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
@@ -456,10 +520,21 @@ const API_CODES: ReadonlySet<string> = new Set<ApiErrorCode>([
   "bad_request",
   "conflict",
   "payload_too_large",
+  "unsupported_media_type",
   "method_not_allowed",
+  "rate_limited",
   "unavailable",
   "internal",
 ]);
+
+/** `Retry-After` in seconds (it is either seconds or an HTTP date). */
+function retryAfterSeconds(value: string | null): number | undefined {
+  if (value === null) return undefined;
+  const v = value.trim();
+  if (/^\d{1,10}$/.test(v)) return Number(v);
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+}
 
 function parse(text: string): unknown {
   try {
@@ -469,7 +544,7 @@ function parse(text: string): unknown {
   }
 }
 
-function interpret(status: number, text: string, empty: boolean): unknown {
+function interpret(status: number, text: string, empty: boolean, retryAfter: string | null): unknown {
   if (status >= 200 && status < 300) {
     if (empty) return undefined;
     const value = parse(text);
@@ -483,6 +558,10 @@ function interpret(status: number, text: string, empty: boolean): unknown {
     const { error, message } = value as { error?: unknown; message?: unknown };
     if (typeof error === "string") {
       const said = typeof message === "string" && message !== "" ? message : error;
+      if (error === "rate_limited") {
+        const seconds = retryAfterSeconds(retryAfter);
+        throw new SessiondError("rate_limited", status, said, seconds === undefined ? {} : { retryAfter: seconds });
+      }
       if (API_CODES.has(error)) throw new SessiondError(error as ApiErrorCode, status, said);
       throw new SessiondError("unexpected_response", status, `sessiond answered ${status} ${error}: ${said}`);
     }

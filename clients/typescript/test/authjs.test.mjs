@@ -7,6 +7,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
+import { CredentialsSignin } from "@auth/core/errors";
+
 import { SessiondClient, SessiondError } from "../dist/index.js";
 import { hasRole, sessiondAuth } from "../dist/authjs.js";
 import { ADMIN_EMAIL, ADMIN_PASSWORD, closedPort, startSessiond } from "./harness.mjs";
@@ -60,7 +62,7 @@ describe("Auth.js callbacks against sessiond", () => {
     server = await startSessiond();
     client = new SessiondClient({ baseUrl: server.url });
     admin = (await client.login(ADMIN_EMAIL, ADMIN_PASSWORD)).token;
-    auth = sessiondAuth(client, { onUnavailable: (e) => unavailable.push(e) });
+    auth = sessiondAuth(client, { CredentialsSignin, onUnavailable: (e) => unavailable.push(e) });
   });
 
   after(async () => {
@@ -166,7 +168,7 @@ describe("Auth.js callbacks against sessiond", () => {
     assert.equal((await request(auth, forged)).cookie, null);
     // session() on its own (no jwt() before it) resolves too.
     const s = await auth.callbacks.session({ session: { expires: new Date() }, token: { sub: "1" } });
-    assert.equal(s.user, undefined);
+    assert.equal(s.user, null);
     assert.equal(s.error, "invalid_token");
   });
 
@@ -175,12 +177,13 @@ describe("Auth.js callbacks against sessiond", () => {
     const cookie = await signIn(auth, credentials);
     const port = await closedPort();
     const down = sessiondAuth(new SessiondClient({ baseUrl: `http://127.0.0.1:${port}`, retries: 1, retryDelayMs: 1 }), {
+      CredentialsSignin,
       onUnavailable: (e) => unavailable.push(e),
     });
     const before = unavailable.length;
     const r = await request(down, cookie);
     assert.notEqual(r.cookie, null, "the cookie is kept");
-    assert.equal(r.session.user, undefined, "no user: the request is denied");
+    assert.equal(r.session.user, null, "no user, explicitly: the request is denied");
     assert.equal(r.session.error, "network_error");
     assert.ok(!hasRole(r.session));
     assert.equal(unavailable.length, before + 1);

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { after, before, describe, test } from "node:test";
 
-import { SessiondClient, SessiondError, isSessiondError } from "../dist/index.js";
+import { SessiondClient, SessiondError, forwardedFor, isSessiondError } from "../dist/index.js";
 import { ADMIN_EMAIL, ADMIN_PASSWORD, closedPort, startSessiond } from "./harness.mjs";
 
 /** Asserts that `promise` rejects with a SessiondError of this code and status. */
@@ -159,6 +159,22 @@ describe("SessiondClient against sessiond", () => {
     await rejectsWith(client.getSession(token), "session_revoked", 401);
     await rejectsWith(client.getUser(admin, user.id), "not_found", 404);
     await rejectsWith(client.deleteUser(admin, user.id), "not_found", 404);
+  });
+
+  test("past the failed-login limit, login is rate_limited with retryAfter", async () => {
+    const { user } = await userWithToken();
+    // sessiond's default: 10 failures per account within 15 minutes.
+    for (let i = 0; i < 10; i++) {
+      await rejectsWith(client.login(user.email, "wrong-password"), "invalid_credentials", 401);
+    }
+    const e = await client.login(user.email, "password-123").catch((e) => e);
+    assert.ok(isSessiondError(e, "rate_limited"), String(e));
+    assert.equal(e.status, 429);
+    assert.ok(Number.isInteger(e.retryAfter) && e.retryAfter > 0 && e.retryAfter <= 15 * 60, `retryAfter ${e.retryAfter}`);
+    assert.equal(e.unavailable, false);
+    assert.equal(e.signedOut, false);
+    // Other accounts are not affected.
+    assert.equal((await client.login(ADMIN_EMAIL, ADMIN_PASSWORD)).user.role, "admin");
   });
 
   test("garbled and forged tokens are invalid_token", async () => {
@@ -317,6 +333,44 @@ describe("SessiondClient transport", () => {
     } finally {
       await s.close();
     }
+  });
+
+  test("login sends clientAddress as X-Forwarded-For, and nothing else does", async () => {
+    const seen = [];
+    const s = await standIn((req, res) => {
+      seen.push([req.url, req.headers["x-forwarded-for"]]);
+      res.writeHead(401, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: "invalid_credentials", message: "wrong email or password" }));
+    });
+    try {
+      const client = new SessiondClient({ baseUrl: s.url });
+      await rejectsWith(client.login("a@b.c", "x", { clientAddress: "203.0.113.7" }), "invalid_credentials", 401);
+      await rejectsWith(client.login("a@b.c", "x", { clientAddress: "bogus, 198.51.100.1, [2001:db8::1]:443" }), "invalid_credentials", 401);
+      await rejectsWith(client.login("a@b.c", "x", { clientAddress: "203.0.113.7\r\nx-evil: 1" }), "invalid_credentials", 401);
+      await rejectsWith(client.login("a@b.c", "x"), "invalid_credentials", 401);
+      await rejectsWith(client.getSession("a.b.c"), "invalid_credentials", 401);
+      assert.deepEqual(seen, [
+        ["/api/auth/login", "203.0.113.7"],
+        ["/api/auth/login", "198.51.100.1, 2001:db8::1"],
+        ["/api/auth/login", undefined],
+        ["/api/auth/login", undefined],
+        ["/api/auth/session", undefined],
+      ]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test("forwardedFor keeps the hops right of the right-most one that is not an address", () => {
+    assert.equal(forwardedFor("203.0.113.7"), "203.0.113.7");
+    assert.equal(forwardedFor(" 10.0.0.1 ,203.0.113.7 "), "10.0.0.1, 203.0.113.7");
+    assert.equal(forwardedFor("::ffff:127.0.0.1"), "::ffff:127.0.0.1");
+    assert.equal(forwardedFor("203.0.113.7:51234, [2001:db8::2]"), "203.0.113.7, 2001:db8::2");
+    assert.equal(forwardedFor("1.1.1.1, unknown, 203.0.113.7"), "203.0.113.7");
+    assert.equal(forwardedFor("203.0.113.7, <script>"), undefined);
+    assert.equal(forwardedFor(""), undefined);
+    assert.equal(forwardedFor(null), undefined);
+    assert.equal(forwardedFor("1.1.1.1,".repeat(1000)), undefined, "an oversized header is not sent");
   });
 
   test("the base URL is checked", () => {

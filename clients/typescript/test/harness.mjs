@@ -24,7 +24,7 @@ export function sessiondBinary() {
 
 /**
  * Starts sessiond; resolves once it printed its URL.
- * @param {{ cacheTtl?: string }} [options]
+ * @param {{ cacheTtl?: string, args?: string[] }} [options] `args`: more `serve` flags
  * @returns {Promise<{ url: string, stop: () => Promise<void>, logs: () => string }>}
  */
 export async function startSessiond(options = {}) {
@@ -41,6 +41,7 @@ export async function startSessiond(options = {}) {
     `sqlite://${path.join(dir, "sessiond.db")}`,
   ];
   if (options.cacheTtl) args.push("--cache-ttl", options.cacheTtl);
+  if (options.args) args.push(...options.args);
   const child = spawn(bin, args, {
     env: {
       PATH: process.env.PATH ?? "",

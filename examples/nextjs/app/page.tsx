@@ -8,8 +8,16 @@ export const dynamic = "force-dynamic";
 
 export default async function Home() {
   const session = await auth();
-  const user = session?.user as { id: string; email: string; role: string; status: string } | undefined;
-  if (!user) return <p>Not signed in. <Link href="/login">Sign in</Link></p>;
+  // `user` is null whenever sessiond did not resolve the session for this
+  // request (session.error says why): never treat that as signed in.
+  const user = session?.user;
+  if (!user) {
+    return (
+      <p>
+        Not signed in{session?.error ? ` (${session.error})` : ""}. <Link href="/login">Sign in</Link>
+      </p>
+    );
+  }
   return (
     <main>
       <h1>Hello, {user.email}</h1>

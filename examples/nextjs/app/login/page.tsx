@@ -1,13 +1,29 @@
-import { AuthError } from "next-auth";
+import { AuthError, CredentialsSignin } from "next-auth";
 import { redirect } from "next/navigation";
-import { signIn } from "@/auth";
+import { helper, signIn } from "@/auth";
 
-export default async function Login({ searchParams }: { searchParams: Promise<{ error?: string }> }) {
-  const { error } = await searchParams;
+/** What each sign-in failure tells the user (`?error=…&code=…`, as Auth.js redirects). */
+function explain(error: string | undefined, code: string | undefined, retryAfter: string | undefined): string | null {
+  if (!error) return null;
+  if (error !== "CredentialsSignin") return `Sign-in failed (${error}).`;
+  if (code === "rate_limited") {
+    return `Too many failed sign-ins: try again ${retryAfter ? `in ${retryAfter} s` : "later"}.`;
+  }
+  if (code === "sessiond_unavailable") return "The sign-in service is unavailable: try again in a moment.";
+  return "Wrong email or password.";
+}
+
+export default async function Login({
+  searchParams,
+}: {
+  searchParams: Promise<{ error?: string; code?: string; retryAfter?: string }>;
+}) {
+  const { error, code, retryAfter } = await searchParams;
+  const message = explain(error, code, retryAfter);
   return (
     <main>
       <h1>Sign in</h1>
-      {error ? <p>Not signed in ({error}).</p> : null}
+      {message ? <p role="alert">{message}</p> : null}
       <form
         action={async (form: FormData) => {
           "use server";
@@ -18,6 +34,11 @@ export default async function Login({ searchParams }: { searchParams: Promise<{ 
               redirectTo: "/",
             });
           } catch (e) {
+            // next-auth's signIn() rethrows authorize()'s error as it is.
+            if (e instanceof helper.errors.RateLimited && e.retryAfter !== undefined) {
+              redirect(`/login?error=CredentialsSignin&code=${e.code}&retryAfter=${e.retryAfter}`);
+            }
+            if (e instanceof CredentialsSignin) redirect(`/login?error=CredentialsSignin&code=${e.code}`);
             if (e instanceof AuthError) redirect(`/login?error=${e.type}`);
             throw e;
           }

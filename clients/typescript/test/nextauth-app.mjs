@@ -1,0 +1,190 @@
+// A Next.js app's Auth.js set-up, made of the real packages (next-auth's
+// `NextAuth()`, its route handlers and `auth()` wrapper, @auth/core's
+// `Auth()`, the Credentials provider) and `sessiondAuth`, and a browser that
+// drives it with the requests a browser and next-auth/react send.
+
+import util from "node:util";
+
+import NextAuth, { CredentialsSignin } from "next-auth";
+import Credentials from "next-auth/providers/credentials";
+import { decode } from "next-auth/jwt";
+import { NextRequest } from "next/server.js";
+
+import { sessiondAuth } from "../dist/authjs.js";
+
+export const ORIGIN = "http://app.test";
+const SECRET = "nextauth-tests-secret-0123456789abcdef";
+const SESSION_COOKIE = "authjs.session-token";
+
+/**
+ * `NextAuth()` with sessiond's callbacks, as `examples/nextjs/auth.ts` has it.
+ * `logged` collects what Auth.js logs as errors (the sign-in errors among
+ * them); `unavailable` what the helper reports.
+ */
+export function makeApp(client, helperOptions = {}) {
+  const logged = [];
+  const unavailable = [];
+  const helper = sessiondAuth(client, {
+    CredentialsSignin,
+    onUnavailable: (e) => unavailable.push(e),
+    ...helperOptions,
+  });
+  const { handlers, auth } = NextAuth({
+    secret: SECRET,
+    trustHost: true,
+    providers: [
+      Credentials({
+        credentials: { email: { label: "Email" }, password: { label: "Password", type: "password" } },
+        authorize: helper.authorize,
+      }),
+    ],
+    session: { strategy: "jwt" },
+    callbacks: helper.callbacks,
+    events: helper.events,
+    pages: { signIn: "/login" },
+    logger: { error: (e) => logged.push(e), warn: () => {}, debug: () => {} },
+  });
+  return { handlers, auth, helper, logged, unavailable };
+}
+
+/** A browser of one end user (`ip` is what Next.js puts in X-Forwarded-For). */
+export class Browser {
+  constructor(app, { ip = "198.51.100.10" } = {}) {
+    this.app = app;
+    this.ip = ip;
+    /** @type {Map<string, string>} */
+    this.cookies = new Map();
+  }
+
+  request(path, init = {}) {
+    const headers = new Headers(init.headers);
+    // What Next.js's server sets on every request before Auth.js sees it.
+    headers.set("host", new URL(ORIGIN).host);
+    headers.set("x-forwarded-proto", "http");
+    headers.set("x-forwarded-for", this.ip);
+    if (this.cookies.size > 0) {
+      headers.set("cookie", [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; "));
+    }
+    return new NextRequest(ORIGIN + path, { ...init, headers });
+  }
+
+  /** Applies the answer's Set-Cookie headers, as a browser would. */
+  store(res) {
+    for (const line of res.headers.getSetCookie()) {
+      const [pair, ...attrs] = line.split(";");
+      const eq = pair.indexOf("=");
+      const name = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      const gone = attrs.some((a) => /^\s*max-age=0\s*$/i.test(a)) || value === "";
+      if (gone) this.cookies.delete(name);
+      else this.cookies.set(name, value);
+    }
+    return res;
+  }
+
+  async get(path) {
+    return this.store(await this.app.handlers.GET(this.request(path)));
+  }
+
+  async postForm(path, fields) {
+    const body = new URLSearchParams(fields).toString();
+    const req = this.request(path, {
+      method: "POST",
+      body,
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+    });
+    return this.store(await this.app.handlers.POST(req));
+  }
+
+  async csrfToken() {
+    const res = await this.get("/api/auth/csrf");
+    return (await res.json()).csrfToken;
+  }
+
+  /** The Credentials sign-in form: where Auth.js redirects to. */
+  async signIn(email, password) {
+    const csrfToken = await this.csrfToken();
+    const res = await this.postForm("/api/auth/callback/credentials", {
+      csrfToken,
+      email,
+      password,
+      callbackUrl: ORIGIN + "/",
+    });
+    return new URL(res.headers.get("location") ?? "", ORIGIN);
+  }
+
+  /** `auth((req) => …)` as middleware (or `proxy`): what `req.auth` was. */
+  async auth(path = "/") {
+    let seen;
+    const handler = this.app.auth((req) => {
+      seen = req.auth;
+    });
+    this.store(await handler(this.request(path)));
+    return seen;
+  }
+
+  /** What `useSession()` and `getSession()` fetch. */
+  async session() {
+    const res = await this.get("/api/auth/session");
+    return { status: res.status, body: await res.json() };
+  }
+
+  /** `useSession().update(data)`: a POST with the CSRF token; `update()` without data is a GET. */
+  async update(data) {
+    if (data === undefined) return (await this.session()).body;
+    const csrfToken = await this.csrfToken();
+    const req = this.request("/api/auth/session", {
+      method: "POST",
+      body: JSON.stringify({ csrfToken, data }),
+      headers: { "content-type": "application/json" },
+    });
+    const res = this.store(await this.app.handlers.POST(req));
+    return res.json();
+  }
+
+  async signOut() {
+    const csrfToken = await this.csrfToken();
+    return this.postForm("/api/auth/signout", { csrfToken, callbackUrl: ORIGIN + "/login" });
+  }
+
+  /** The session cookie, decoded with next-auth's own `decode`. */
+  async cookieClaims() {
+    const token = this.cookies.get(SESSION_COOKIE);
+    if (token === undefined) return null;
+    return decode({ token, secret: SECRET, salt: SESSION_COOKIE });
+  }
+
+  hasSessionCookie() {
+    return this.cookies.has(SESSION_COOKIE);
+  }
+}
+
+/**
+ * Fails when anything of sessiond's `token` (the whole token, its payload or
+ * its signature) is in `value`, however deep, enumerable or not.
+ */
+export function assertNoToken(assert, value, token, what = "the session") {
+  const parts = [token, ...token.split(".").slice(1)];
+  const texts = [JSON.stringify(value) ?? "", util.inspect(value, { depth: null, showHidden: true, getters: true })];
+  for (const text of texts) {
+    assert.ok(!/sessiondToken/.test(text), `${what} names sessiondToken: ${text}`);
+    for (const part of parts) assert.ok(!text.includes(part), `${what} carries sessiond's token: ${text}`);
+  }
+}
+
+/** A `fetch` that records each request's method, path, body and X-Forwarded-For. */
+export function recordingFetch() {
+  const calls = [];
+  const f = async (url, init = {}) => {
+    const headers = new Headers(init.headers);
+    calls.push({
+      method: init.method ?? "GET",
+      path: new URL(url).pathname,
+      body: typeof init.body === "string" ? init.body : undefined,
+      forwardedFor: headers.get("x-forwarded-for"),
+    });
+    return fetch(url, init);
+  };
+  f.calls = calls;
+  return f;
+}
