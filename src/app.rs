@@ -17,34 +17,17 @@ use crate::auth::{self, Tokens};
 use crate::clock::Clock;
 use crate::cluster::{Cluster, ClusterLink, ClusterSettings, ClusterTls};
 use crate::config::{ClusterArgs, Settings, UserAddArgs};
-use crate::http;
-use crate::http::error::ApiError;
-use crate::http::models::{normalize_email, validate_new_password, validate_role};
+use crate::http::{self, Ctx};
 use crate::limiter::LoginLimiter;
 use crate::metrics::Telemetry;
 use crate::store::{Db, WriteError};
+use crate::usecases::authenticate::Authenticator;
+use crate::usecases::login::Login;
+use crate::usecases::users::{self, validate_new_password, NewUser, UserError, Users};
+use crate::usecases::Audit;
 
 /// The email of the administrator created on first start.
 pub const FIRST_ADMIN: &str = "admin@localhost";
-
-/// What every handler shares.
-pub struct Ctx {
-    pub db: Db,
-    pub router: Router,
-    pub tokens: Tokens,
-    pub telemetry: Arc<Telemetry>,
-    pub clock: Clock,
-    /// A real argon2id hash of a random password: login checks unknown
-    /// emails against it so they take as long as known ones.
-    pub dummy_hash: String,
-    /// Cluster membership, when this node is part of one.
-    pub cluster: Option<Cluster>,
-    /// Failed-login counting (429 past the limits).
-    pub limiter: LoginLimiter,
-    /// The threads that hash and check passwords: one per core, at least
-    /// two. Each holds one argon2 buffer (~19 MiB).
-    pub passwords: auth::PasswordPool,
-}
 
 /// Validates the cluster flags.
 async fn cluster_settings(node_name: &str, c: &ClusterArgs) -> anyhow::Result<ClusterSettings> {
@@ -75,34 +58,6 @@ async fn cluster_settings(node_name: &str, c: &ClusterArgs) -> anyhow::Result<Cl
             .collect(),
         cookie: c.cookie.clone(),
     })
-}
-
-impl Ctx {
-    /// Hashes on the password threads: argon2 takes tens of ms of CPU.
-    pub async fn hash_password(&self, password: String) -> Result<String, ApiError> {
-        match self
-            .passwords
-            .run(move |_| auth::hash_password(&password))
-            .await
-        {
-            Some(Ok(hash)) => Ok(hash),
-            Some(Err(e)) => Err(ApiError::Internal(anyhow::anyhow!(
-                "password hashing failed: {e}"
-            ))),
-            None => Err(ApiError::Unavailable(
-                "too many password checks in progress; try again".into(),
-            )),
-        }
-    }
-
-    /// Checks a password on the password threads (see
-    /// [`auth::PasswordPool`]): a flood of logins queues there instead of
-    /// multiplying memory. `None` when the queue is full.
-    pub async fn verify_password(&self, password: String, hash: String) -> Option<bool> {
-        self.passwords
-            .run(move |blocks| auth::verify_password_in(&password, &hash, blocks))
-            .await
-    }
 }
 
 async fn hash_blocking(password: String) -> anyhow::Result<String> {
@@ -158,7 +113,11 @@ impl Application {
                 .await
                 .context("cannot read or store the JWT secret")?,
         };
-        let tokens = Tokens::new(secret.as_bytes(), settings.token_ttl, clock.clone());
+        let tokens = Arc::new(Tokens::new(
+            secret.as_bytes(),
+            settings.token_ttl,
+            clock.clone(),
+        ));
 
         let first_admin = ensure_first_admin(&db, settings.admin_password.clone()).await?;
         let dummy_hash = hash_blocking(auth::random_secret(24)).await?;
@@ -196,21 +155,34 @@ impl Application {
         };
 
         let listener = ctx_db_listener(&db, &router, &telemetry);
+        // The threads that hash and check passwords: one per core, at least
+        // two. Each holds one argon2 buffer (~19 MiB).
+        let passwords = Arc::new(auth::PasswordPool::new(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .max(2),
+        ));
         let ctx = Arc::new(Ctx {
+            auth: Authenticator::new(Arc::clone(&tokens), router.clone(), Arc::clone(&telemetry)),
+            login: Login::new(
+                db.clone(),
+                tokens,
+                LoginLimiter::new(settings.login_limits.clone()),
+                Arc::clone(&passwords),
+                dummy_hash,
+            ),
+            users: Users::new(
+                db.clone(),
+                router.clone(),
+                passwords,
+                Audit::new(db.clone(), clock.clone()),
+            ),
             db,
             router,
-            tokens,
             telemetry: Arc::clone(&telemetry),
             clock,
-            dummy_hash,
             cluster,
-            limiter: LoginLimiter::new(settings.login_limits.clone()),
-            passwords: auth::PasswordPool::new(
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(2)
-                    .max(2),
-            ),
         });
 
         let listen = tokio::net::lookup_host(&settings.listen)
@@ -235,7 +207,7 @@ impl Application {
                 if round % 720 == 0 {
                     let before = prune_db.clock().now_ms() - retention.as_millis() as i64;
                     if let Err(e) = prune_db.prune_audit(before).await {
-                        tracing::warn!(error = %crate::store::describe(&e), "audit pruning failed");
+                        tracing::warn!(error = %e, "audit pruning failed");
                     }
                 }
                 round += 1;
@@ -371,14 +343,13 @@ async fn ensure_first_admin(
 
 /// `sessiond user add`.
 pub async fn add_user(args: UserAddArgs) -> anyhow::Result<()> {
-    let email = normalize_email(&args.email).map_err(|e| anyhow::anyhow!("{e}"))?;
-    validate_new_password(&args.password).map_err(|e| anyhow::anyhow!("{e}"))?;
-    validate_role(&args.role).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let new = NewUser::parse(&args.email, args.password, Some(args.role))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let db = Db::connect(&args.database_url, Clock::new())
         .await
         .context("cannot open the database")?;
-    let hash = hash_blocking(args.password).await?;
-    match db.create_user(&email, &hash, &args.role).await {
+    let hash = hash_blocking(new.password.clone()).await?;
+    match users::insert(&db, &new, &hash).await {
         Ok(row) => {
             println!(
                 "created user {} ({}) with role {}",
@@ -386,8 +357,10 @@ pub async fn add_user(args: UserAddArgs) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Err(WriteError::EmailTaken) => anyhow::bail!("a user with email {email} already exists"),
-        Err(WriteError::Db(e)) => Err(e).context("cannot create the user"),
+        Err(UserError::EmailTaken) => {
+            anyhow::bail!("a user with email {} already exists", new.email)
+        }
+        Err(e) => Err(anyhow::anyhow!("{e}")).context("cannot create the user"),
     }
 }
 

@@ -10,12 +10,17 @@
 //! - [`config`]: the command line and the [`config::Settings`] an app is built from.
 //! - [`app`]: [`app::Application`]: builds everything from settings, binds,
 //!   runs until a shutdown signal. `main` is a thin shell around it.
-//! - [`http`]: the warp front: routes, handlers, JSON models, errors.
+//! - [`http`]: the warp front: routes, thin handlers (`sessions`, `admin`,
+//!   the ops `handlers`), JSON models, errors, and the `Ctx` they share.
+//! - [`usecases`]: what the service does, between `http` (and the CLI) and
+//!   the store: `authenticate` (token → revocation rule → record), `login`,
+//!   `users` (each admin write as write → invalidate → audit).
 //! - [`auth`]: HS256 tokens with a pinned algorithm; argon2id passwords.
 //! - [`client`]: for apps: a client of the HTTP API and a warp filter that
 //!   hands a handler the request's current [`client::Session`].
 //! - [`store`]: the database (SQLite or PostgreSQL) behind one `Db` type; it is also the
-//!   actors' `UserStore`.
+//!   actors' `UserStore`. Queries written once (`store/sql.rs`); per backend
+//!   only connect options, dialect and migrations.
 //! - [`limiter`]: login brute-force protection (per account, per address).
 //! - [`notify`]: PostgreSQL LISTEN/NOTIFY: changes made anywhere reach the cache.
 //! - [`metrics`]: metric names with their HELP text, the Prometheus recorder,
@@ -49,3 +54,4 @@ pub mod metrics;
 pub mod notify;
 pub mod perf;
 pub mod store;
+pub mod usecases;

@@ -78,7 +78,7 @@ pub use lease::{Acks, Changes, Holder, Lease, LeaseKeeper, LeaseStore, Unconfirm
 pub use link::{Link, LinkError};
 pub use membership::{FlushReason, PauseCheck, ViewChange};
 pub use observer::{InvalidationSource, MissReason, NoopObserver, Observer};
-pub use record::{Fetched, Revoked, Status, TokenFacts, User, UserState};
+pub use record::{Fetched, Status, User, UserState};
 pub use router::{Lookup, Router};
 pub use session::{ResolveError, Served};
 pub use store::{BoxFuture, StoreError, UserStore};

@@ -53,12 +53,10 @@ struct CellState {
     invalidated: bool,
 }
 
-/// Why a fetched record was not published.
+/// A fetched record was not published: it is older than the fence, or was
+/// fetched under an older generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refused {
-    /// Older than the fence, or fetched under an older generation.
-    Stale,
-}
+pub struct Stale;
 
 /// The publication point of one user's record.
 pub struct SnapshotCell {
@@ -106,14 +104,16 @@ impl SnapshotCell {
         }
     }
 
-    /// Whether any record (fresh or not) is published.
-    pub(crate) fn has_record(&self) -> bool {
-        self.read().cached.is_some()
+    /// Whether a record (fresh or not) is published since the last flush.
+    pub(crate) fn has_record(&self, flush: u64) -> bool {
+        self.read().cached.as_ref().is_some_and(|c| c.flush == flush)
     }
 
-    /// Whether the last record was taken by an invalidation.
-    pub(crate) fn was_invalidated(&self) -> bool {
-        self.read().invalidated
+    /// Whether the last record was taken by an invalidation, or dropped by
+    /// a flush since (`flush`: the registry's count now).
+    pub(crate) fn was_invalidated(&self, flush: u64) -> bool {
+        let s = self.read();
+        s.invalidated || s.cached.as_ref().is_some_and(|c| c.flush != flush)
     }
 
     /// The generation a fetch starting now runs under.
@@ -132,10 +132,10 @@ impl SnapshotCell {
         flush_now: u64,
         at: Instant,
         keep: bool,
-    ) -> Result<(), Refused> {
+    ) -> Result<(), Stale> {
         let mut s = self.write();
         if generation != s.generation || flush != flush_now || fetched.version() < s.fence {
-            return Err(Refused::Stale);
+            return Err(Stale);
         }
         if keep {
             // Stamped with the count at the fetch's start: a flush that

@@ -243,9 +243,10 @@ impl SessionState {
     }
 
     fn miss_reason(&self) -> MissReason {
-        if self.slot.cell.has_record() {
+        let flush = self.flushes.load(Ordering::Acquire);
+        if self.slot.cell.has_record(flush) {
             MissReason::Expired
-        } else if self.slot.cell.was_invalidated() {
+        } else if self.slot.cell.was_invalidated(flush) {
             MissReason::Invalidated
         } else {
             MissReason::Cold

@@ -1,5 +1,6 @@
 //! API errors: the caller's fault vs the unexpected, and the one place that
-//! turns them (and every warp rejection) into `{"error", "message"}`.
+//! turns them (and every warp rejection) into `{"error", "message"}`. The
+//! use cases' errors carry their messages; here they only get a code.
 
 use std::convert::Infallible;
 
@@ -8,7 +9,12 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Rejection, Reply};
 
-use sessiond_actors::{ResolveError, Revoked};
+use sessiond_actors::ResolveError;
+
+use crate::store::DbError;
+use crate::usecases::authenticate::AuthError;
+use crate::usecases::login::LoginError;
+use crate::usecases::users::UserError;
 
 /// Every error an API call can answer.
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +26,7 @@ pub enum ApiError {
     #[error("wrong email or password")]
     InvalidCredentials,
     #[error("{0}")]
-    Forbidden(&'static str),
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -65,14 +71,45 @@ impl ApiError {
         }
     }
 
-    pub fn db(e: sqlx::Error) -> ApiError {
-        ApiError::Unavailable(crate::store::describe(&e))
+    pub fn db(e: DbError) -> ApiError {
+        ApiError::Unavailable(e.to_string())
     }
 }
 
-impl From<Revoked> for ApiError {
-    fn from(r: Revoked) -> Self {
-        ApiError::SessionRevoked(r.message())
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::InvalidToken(m) => ApiError::InvalidToken(m),
+            AuthError::Revoked(r) => ApiError::SessionRevoked(r.message()),
+            AuthError::NotAdmin => ApiError::Forbidden(e.to_string()),
+            AuthError::Unavailable(e) => e.into(),
+        }
+    }
+}
+
+impl From<UserError> for ApiError {
+    fn from(e: UserError) -> Self {
+        match e {
+            UserError::Invalid(m) => ApiError::BadRequest(m),
+            UserError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            UserError::EmailTaken => ApiError::Conflict(e.to_string()),
+            UserError::Busy => ApiError::Unavailable(e.to_string()),
+            UserError::Db(e) => ApiError::db(e),
+            UserError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(e: LoginError) -> Self {
+        match e {
+            LoginError::RateLimited(wait) => ApiError::RateLimited(wait),
+            LoginError::InvalidCredentials => ApiError::InvalidCredentials,
+            LoginError::Deactivated => ApiError::Forbidden(e.to_string()),
+            LoginError::Busy => ApiError::Unavailable(e.to_string()),
+            LoginError::Db(e) => ApiError::db(e),
+            LoginError::Internal(e) => ApiError::Internal(e),
+        }
     }
 }
 

@@ -1,37 +1,93 @@
-//! The HTTP front (warp): filters compose routes, handlers are plain async
-//! functions, one recover turns rejections into JSON errors, one log hook
+//! The HTTP front (warp): filters compose routes, handlers are thin
+//! adapters (parse, call one use case of [`crate::usecases`], render) that
+//! never reject, one recover turns rejections into JSON errors, one log hook
 //! records every request's metrics.
+//!
+//! - [`sessions`]: login, session, refresh, logout.
+//! - [`admin`]: the routes under `/api/admin/users`.
+//! - [`handlers`]: the operations routes (perf, metrics, health, dashboard).
+//! - [`models`], [`reply`], [`error`]: JSON shapes in and out, errors.
 
+pub mod admin;
 pub mod error;
 pub mod handlers;
 pub mod models;
 pub mod openapi;
 mod page;
+pub mod reply;
+pub mod sessions;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use futures_util::{Stream, StreamExt};
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use crate::app::Ctx;
+use sessiond_actors::Router;
+
+use crate::clock::Clock;
+use crate::cluster::Cluster;
+use crate::metrics::Telemetry;
+use crate::store::Db;
+use crate::usecases::authenticate::{Authed, Authenticator};
+use crate::usecases::login::Login;
+use crate::usecases::users::Users;
+use crate::usecases::Actor;
 use error::ApiError;
 use handlers as h;
+use reply::{Answer, Body};
+
+/// What every handler shares.
+pub struct Ctx {
+    pub db: Db,
+    pub router: Router,
+    pub telemetry: Arc<Telemetry>,
+    pub clock: Clock,
+    /// Cluster membership, when this node is part of one.
+    pub cluster: Option<Cluster>,
+    pub auth: Authenticator,
+    pub login: Login,
+    pub users: Users,
+}
+
+/// Who is calling: the `Authorization` header and the client address.
+pub struct Caller {
+    pub authorization: Option<String>,
+    pub client: Option<SocketAddr>,
+}
+
+impl Caller {
+    pub fn authorization(&self) -> Option<&str> {
+        self.authorization.as_deref()
+    }
+
+    /// The caller, as audit entries name it.
+    pub fn actor(&self, authed: &Authed) -> Actor {
+        authed.actor(self.client.map(|c| c.ip().to_string()))
+    }
+
+    /// The caller, who must be an admin.
+    pub async fn admin(&self, ctx: &Ctx) -> Result<Actor, ApiError> {
+        let authed = ctx.auth.admin(self.authorization()).await?;
+        Ok(self.actor(&authed))
+    }
+}
 
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
 
 /// Reads the body, refusing more than [`MAX_BODY`] bytes (by the declared
 /// length when there is one, else while reading).
-fn body() -> impl Filter<Extract = (h::Body,), Error = Rejection> + Clone {
+fn body() -> impl Filter<Extract = (Body,), Error = Rejection> + Clone {
     warp::header::optional::<u64>("content-length")
         .and(warp::body::stream())
         .then(|declared: Option<u64>, stream| read_limited(declared, stream))
 }
 
-async fn read_limited<S, B>(declared: Option<u64>, stream: S) -> h::Body
+async fn read_limited<S, B>(declared: Option<u64>, stream: S) -> Body
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
@@ -57,7 +113,7 @@ where
     Ok(buf.freeze())
 }
 
-fn done(answer: h::Answer) -> Response {
+fn done(answer: Answer) -> Response {
     match answer {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -73,7 +129,7 @@ pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
     let auth = || {
         warp::header::optional::<String>("authorization")
             .and(warp::addr::remote())
-            .map(|authorization, client| h::Caller {
+            .map(|authorization, client| Caller {
                 authorization,
                 client,
             })
@@ -89,23 +145,23 @@ pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
         .and(c.clone())
         .and(warp::addr::remote())
         .and(body())
-        .then(h::login);
+        .then(sessions::login);
     let session = warp::path!("api" / "auth" / "session")
         .and(warp::get())
         .and(c.clone())
         .and(auth())
-        .then(h::session);
+        .then(sessions::session);
     let refresh = warp::path!("api" / "auth" / "refresh-session")
         .and(warp::post())
         .and(c.clone())
         .and(auth())
         .and(body())
-        .then(h::refresh_session);
+        .then(sessions::refresh_session);
     let logout = warp::path!("api" / "auth" / "logout")
         .and(warp::post())
         .and(c.clone())
         .and(auth())
-        .then(h::logout);
+        .then(sessions::logout);
     let auth_routes = login
         .or(session)
         .unify()
@@ -121,21 +177,21 @@ pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
         .and(c.clone())
         .and(auth())
         .and(body())
-        .then(h::create_user);
+        .then(admin::create_user);
     let get = users()
         .and(warp::path::param::<String>())
         .and(warp::path::end())
         .and(warp::get())
         .and(c.clone())
         .and(auth())
-        .then(|id, ctx, auth| h::get_user(ctx, id, auth));
+        .then(|id, ctx, auth| admin::get_user(ctx, id, auth));
     let delete = users()
         .and(warp::path::param::<String>())
         .and(warp::path::end())
         .and(warp::delete())
         .and(c.clone())
         .and(auth())
-        .then(|id, ctx, auth| h::delete_user(ctx, id, auth));
+        .then(|id, ctx, auth| admin::delete_user(ctx, id, auth));
     let role = users()
         .and(warp::path::param::<String>())
         .and(warp::path("role"))
@@ -144,7 +200,7 @@ pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
         .and(c.clone())
         .and(auth())
         .and(body())
-        .then(|id, ctx, auth, body| h::set_role(ctx, id, auth, body));
+        .then(|id, ctx, auth, body| admin::set_role(ctx, id, auth, body));
     let action = |name: &'static str| {
         users()
             .and(warp::path::param::<String>())
@@ -154,10 +210,12 @@ pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
             .and(c.clone())
             .and(auth())
     };
-    let deactivate = action("deactivate").then(|id, ctx, auth| h::deactivate(ctx, id, auth));
-    let activate = action("activate").then(|id, ctx, auth| h::activate(ctx, id, auth));
-    let invalidate = action("invalidate").then(|id, ctx, auth| h::invalidate_user(ctx, id, auth));
-    let revoke = action("revoke-sessions").then(|id, ctx, auth| h::revoke_sessions(ctx, id, auth));
+    let deactivate = action("deactivate").then(|id, ctx, auth| admin::deactivate(ctx, id, auth));
+    let activate = action("activate").then(|id, ctx, auth| admin::activate(ctx, id, auth));
+    let invalidate =
+        action("invalidate").then(|id, ctx, auth| admin::invalidate_user(ctx, id, auth));
+    let revoke =
+        action("revoke-sessions").then(|id, ctx, auth| admin::revoke_sessions(ctx, id, auth));
     let admin_routes = create
         .or(get)
         .unify()
@@ -234,9 +292,4 @@ fn with_allow(path: warp::path::FullPath, mut reply: Response) -> Response {
         }
     }
     reply
-}
-
-/// An empty body, for tests of handlers in-process.
-pub fn empty_body() -> h::Body {
-    Ok(Bytes::new())
 }

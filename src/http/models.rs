@@ -1,5 +1,6 @@
-//! The JSON shapes of the API (DESIGN §7) and the validation of what
-//! callers send.
+//! The JSON shapes of the API (DESIGN §7) and the parsing of what callers
+//! send. The rules for a user's fields are the use case's
+//! ([`crate::usecases::users`]).
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -95,9 +96,6 @@ pub struct RoleRequest {
 // The `/api/perf` document is `perf`'s; the API's models include it.
 pub use crate::perf::{LatencyJson, PerfJson, PerfWindows, Quantiles};
 
-pub const MAX_PASSWORD: usize = 1024;
-pub const MIN_PASSWORD: usize = 8;
-
 /// Parses a JSON object body into `T`, with a message that says what is
 /// wrong. Only an object: serde would also fill a struct from an array
 /// (`["a@b", "pw"]`), which the API does not document.
@@ -125,68 +123,16 @@ pub fn parse_user_id(segment: &str) -> Result<i64, ApiError> {
     }
 }
 
-/// Roles are 1–64 characters of `[a-z0-9_-]`.
-pub fn validate_role(role: &str) -> Result<(), ApiError> {
-    let ok = (1..=64).contains(&role.len())
-        && role
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::BadRequest(
-            "a role is 1 to 64 characters of a-z, 0-9, '_' and '-'".into(),
-        ))
-    }
-}
-
-/// Emails are compared case-insensitively: stored trimmed and lower-cased.
-pub fn normalize_email(email: &str) -> Result<String, ApiError> {
-    let e = email.trim().to_lowercase();
-    let valid = (3..=254).contains(&e.len())
-        && e.split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
-        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
-    if valid {
-        Ok(e)
-    } else {
-        Err(ApiError::BadRequest(
-            "the email address is not valid".into(),
-        ))
-    }
-}
-
-pub fn validate_new_password(password: &str) -> Result<(), ApiError> {
-    let n = password.chars().count();
-    if (MIN_PASSWORD..=MAX_PASSWORD).contains(&n) {
-        Ok(())
-    } else {
-        Err(ApiError::BadRequest(format!(
-            "a password is {MIN_PASSWORD} to {MAX_PASSWORD} characters"
-        )))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn validation() {
-        assert!(validate_role("admin").is_ok());
-        assert!(validate_role("read-only_2").is_ok());
-        assert!(validate_role("").is_err());
-        assert!(validate_role("Admin").is_err());
-        assert!(validate_role(&"a".repeat(65)).is_err());
-        assert!(validate_role("a b").is_err());
-        assert_eq!(normalize_email(" A@B.c ").ok().as_deref(), Some("a@b.c"));
-        assert!(normalize_email("nobody").is_err());
-        assert!(normalize_email("@x").is_err());
         assert!(parse_user_id("12").is_ok());
         assert!(parse_user_id("0").is_err());
         assert!(parse_user_id("abc").is_err());
         assert!(parse_user_id("-3").is_err());
-        assert!(validate_new_password("short").is_err());
         assert!(parse_json::<RoleRequest>(b"").is_err());
         assert!(parse_json::<RoleRequest>(b"{\"role\": 5}").is_err());
         assert!(parse_json::<RoleRequest>(b"[\"admin\"]").is_err());

@@ -18,7 +18,9 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use warp::http::StatusCode;
 use warp::Reply;
 
-use super::handlers::{self as h, Answer};
+use super::handlers as h;
+use super::reply::Answer;
+use super::{admin, sessions};
 
 /// The status of a user.
 #[derive(ToSchema)]
@@ -154,18 +156,18 @@ impl Modify for BearerScheme {
             Errors are always `{\"error\": CODE, \"message\": TEXT}`."
     ),
     paths(
-        h::login,
-        h::session,
-        h::refresh_session,
-        h::logout,
-        h::create_user,
-        h::get_user,
-        h::delete_user,
-        h::set_role,
-        h::deactivate,
-        h::activate,
-        h::invalidate_user,
-        h::revoke_sessions,
+        sessions::login,
+        sessions::session,
+        sessions::refresh_session,
+        sessions::logout,
+        admin::create_user,
+        admin::get_user,
+        admin::delete_user,
+        admin::set_role,
+        admin::deactivate,
+        admin::activate,
+        admin::invalidate_user,
+        admin::revoke_sessions,
         h::perf,
         h::metrics,
         h::healthz,

@@ -1,9 +1,11 @@
 //! Persistence: users, revoked tokens and settings, behind one type for both
-//! databases. Each backend's SQL lives in its own module and its own
-//! migrations folder; queries are checked at run time (`query_as` + `FromRow`)
-//! because one schema cannot describe both.
+//! databases. The queries are written once ([`sql`]); each backend's module
+//! holds only its connect options, what its dialect spells differently and
+//! its migrations folder. Queries are checked at run time because one schema
+//! cannot describe both. Callers see [`DbError`], never a driver's error.
 
 mod postgres;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;
@@ -12,8 +14,7 @@ use std::time::Duration;
 use sessiond_actors::{BoxFuture, Fetched, Status, StoreError, User, UserState, UserStore};
 
 use crate::clock::Clock;
-pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
+use sql::SqlStore;
 
 /// The longest one cache fetch may take before the lookup answers
 /// `unavailable`: a database that hangs must not hang requests.
@@ -56,13 +57,34 @@ pub struct AuditEntry {
     pub client: Option<String>,
 }
 
+/// The database failed to answer (or answered with an error): the store's
+/// own error type, so the layers above never see the driver's. It shows as
+/// [`describe`] says, never with query parameters.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", describe(.0))]
+pub struct DbError(#[from] sqlx::Error);
+
+impl DbError {
+    /// False when the statement was certainly never sent (no connection was
+    /// had); otherwise it may have been applied before the error arrived.
+    pub fn may_have_written(&self) -> bool {
+        !matches!(self.0, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed)
+    }
+}
+
 /// A write that could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     #[error("a user with this email already exists")]
     EmailTaken,
     #[error(transparent)]
-    Db(#[from] sqlx::Error),
+    Db(#[from] DbError),
+}
+
+impl From<sqlx::Error> for WriteError {
+    fn from(e: sqlx::Error) -> Self {
+        WriteError::Db(DbError(e))
+    }
 }
 
 /// The database, whichever it is. Cheap to clone.
@@ -74,16 +96,19 @@ pub struct Db {
 
 #[derive(Clone)]
 enum Backend {
-    Sqlite(Arc<SqliteStore>),
-    Postgres(Arc<PgStore>),
+    Sqlite(Arc<SqlStore<sqlx::Sqlite>>),
+    Postgres(Arc<SqlStore<sqlx::Postgres>>),
 }
 
+/// Runs the same call on whichever backend this is; a driver error becomes
+/// a [`DbError`].
 macro_rules! dispatch {
     ($self:ident, $s:ident => $e:expr) => {
         match &$self.backend {
             Backend::Sqlite($s) => $e,
             Backend::Postgres($s) => $e,
         }
+        .map_err(Into::into)
     };
 }
 
@@ -91,9 +116,9 @@ impl Db {
     /// Connects and runs the embedded migrations.
     pub async fn connect(url: &str, clock: Clock) -> anyhow::Result<Db> {
         let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite(Arc::new(SqliteStore::connect(url).await?))
+            Backend::Sqlite(Arc::new(sqlite::connect(url).await?))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Backend::Postgres(Arc::new(PgStore::connect(url).await?))
+            Backend::Postgres(Arc::new(postgres::connect(url).await?))
         } else {
             anyhow::bail!("unsupported database URL (expected sqlite://… or postgres://…)")
         };
@@ -113,11 +138,11 @@ impl Db {
     }
 
     /// One round trip, for readiness.
-    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+    pub async fn ping(&self) -> Result<(), DbError> {
         dispatch!(self, s => s.ping().await)
     }
 
-    pub async fn count_users(&self) -> Result<i64, sqlx::Error> {
+    pub async fn count_users(&self) -> Result<i64, DbError> {
         dispatch!(self, s => s.count_users().await)
     }
 
@@ -131,31 +156,27 @@ impl Db {
         dispatch!(self, s => s.create_user(email, password_hash, role, now).await)
     }
 
-    pub async fn user(&self, id: i64) -> Result<Option<UserRow>, sqlx::Error> {
+    pub async fn user(&self, id: i64) -> Result<Option<UserRow>, DbError> {
         dispatch!(self, s => s.user(id).await)
     }
 
     /// The user with this email and its password hash.
-    pub async fn credentials(&self, email: &str) -> Result<Option<(UserRow, String)>, sqlx::Error> {
+    pub async fn credentials(&self, email: &str) -> Result<Option<(UserRow, String)>, DbError> {
         dispatch!(self, s => s.credentials(email).await)
     }
 
-    pub async fn set_role(&self, id: i64, role: &str) -> Result<Option<UserRow>, sqlx::Error> {
+    pub async fn set_role(&self, id: i64, role: &str) -> Result<Option<UserRow>, DbError> {
         let now = self.clock.now_ms();
         dispatch!(self, s => s.set_role(id, role, now).await)
     }
 
-    pub async fn set_status(
-        &self,
-        id: i64,
-        status: Status,
-    ) -> Result<Option<UserRow>, sqlx::Error> {
+    pub async fn set_status(&self, id: i64, status: Status) -> Result<Option<UserRow>, DbError> {
         let now = self.clock.now_ms();
         dispatch!(self, s => s.set_status(id, status.as_str(), now).await)
     }
 
     /// Deletes the user (and its revoked tokens); false if there was none.
-    pub async fn delete_user(&self, id: i64) -> Result<bool, sqlx::Error> {
+    pub async fn delete_user(&self, id: i64) -> Result<bool, DbError> {
         dispatch!(self, s => s.delete_user(id).await)
     }
 
@@ -166,39 +187,35 @@ impl Db {
         user_id: i64,
         sid: &str,
         expires_ms: i64,
-    ) -> Result<Option<i64>, sqlx::Error> {
+    ) -> Result<Option<i64>, DbError> {
         let now = self.clock.now_ms();
         dispatch!(self, s => s.revoke_token(user_id, sid, expires_ms, now).await)
     }
 
     /// Revokes every token issued until now; returns the new version.
-    pub async fn revoke_all(&self, user_id: i64) -> Result<Option<i64>, sqlx::Error> {
+    pub async fn revoke_all(&self, user_id: i64) -> Result<Option<i64>, DbError> {
         let now = self.clock.now_ms();
         dispatch!(self, s => s.revoke_all(user_id, now).await)
     }
 
     /// The stored setting, or `proposed` stored now if there was none; when
     /// two nodes race, both end up with the first one written.
-    pub async fn setting_or_insert(
-        &self,
-        key: &str,
-        proposed: &str,
-    ) -> Result<String, sqlx::Error> {
+    pub async fn setting_or_insert(&self, key: &str, proposed: &str) -> Result<String, DbError> {
         dispatch!(self, s => s.setting_or_insert(key, proposed).await)
     }
 
     /// Appends an admin action to the audit trail.
-    pub async fn record_audit(&self, entry: &AuditEntry) -> Result<(), sqlx::Error> {
+    pub async fn record_audit(&self, entry: &AuditEntry) -> Result<(), DbError> {
         dispatch!(self, s => s.record_audit(entry).await)
     }
 
     /// Drops audit entries older than `before` (unix ms); returns how many.
-    pub async fn prune_audit(&self, before: i64) -> Result<u64, sqlx::Error> {
+    pub async fn prune_audit(&self, before: i64) -> Result<u64, DbError> {
         dispatch!(self, s => s.prune_audit(before).await)
     }
 
     /// Audit entries at or after `since` (unix ms), oldest first.
-    pub async fn audit_since(&self, since: i64) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    pub async fn audit_since(&self, since: i64) -> Result<Vec<AuditEntry>, DbError> {
         dispatch!(self, s => s.audit_since(since).await)
     }
 
@@ -206,13 +223,14 @@ impl Db {
     pub async fn fetch_state(&self, id: i64) -> Result<Fetched, StoreError> {
         let now = self.clock.now_ms();
         let row = tokio::time::timeout(FETCH_TIMEOUT, async {
-            dispatch!(self, s => s.fetch_state(id, now).await)
+            let row: Result<_, DbError> = dispatch!(self, s => s.fetch_state(id, now).await);
+            row
         })
         .await;
         match row {
             Ok(Ok(Some(r))) => Ok(Fetched::Found(Arc::new(r))),
             Ok(Ok(None)) => Ok(Fetched::Missing),
-            Ok(Err(e)) => Err(StoreError::Unavailable(describe(&e))),
+            Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
             Err(_) => Err(StoreError::Unavailable(format!(
                 "the database did not answer within {} ms",
                 FETCH_TIMEOUT.as_millis()

@@ -15,11 +15,12 @@ use proptest::test_runner::{Config, TestRunner};
 
 use sessiond::auth::Tokens;
 use sessiond::clock::Clock;
-use sessiond::http::handlers::bearer;
+use sessiond::http::error::ApiError;
 use sessiond::http::models::{
-    normalize_email, parse_json, parse_user_id, validate_new_password, validate_role,
-    CreateUserRequest, LoginRequest, RefreshRequest, RoleRequest,
+    parse_json, parse_user_id, CreateUserRequest, LoginRequest, RefreshRequest, RoleRequest,
 };
+use sessiond::usecases::authenticate::bearer;
+use sessiond::usecases::users::{normalize_email, validate_new_password, validate_role};
 
 /// How many `check` calls share the budget.
 const CHECKS: u32 = 13;
@@ -74,7 +75,7 @@ fn bearer_header_parsing() {
                 let scheme = header.trim().split_once(' ').map(|(s, _)| s);
                 prop_assert!(scheme.is_some_and(|s| s.eq_ignore_ascii_case("bearer")));
             }
-            Err(e) => prop_assert_eq!(e.code().1, "invalid_token"),
+            Err(e) => prop_assert_eq!(ApiError::from(e).code().1, "invalid_token"),
         }
         Ok(())
     });

@@ -9,7 +9,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
-use sessiond::app::{Application, Ctx};
+use sessiond::app::Application;
+use sessiond::http::Ctx;
 
 use crate::postgres_db;
 use sessiond::config::Settings;

@@ -1,0 +1,139 @@
+//! The routes of a token's holder: log in, resolve the session, log out.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use sessiond_actors::Lookup;
+
+use super::models::*;
+use super::reply::{json, no_content, Answer, Body};
+use super::{Caller, Ctx};
+use crate::clock::rfc3339_ms;
+use crate::usecases::authenticate::Authed;
+
+fn session_reply(ctx: &Ctx, a: &Authed) -> Response {
+    json(
+        StatusCode::OK,
+        &SessionJson {
+            user: UserJson::from(&a.state.user),
+            expires: rfc3339_ms(a.token.exp.saturating_mul(1000)),
+            cache: CacheJson {
+                hit: a.served.hit,
+                age_ms: a.served.age.as_millis() as u64,
+                ttl_ms: ctx.router.config().ttl.as_millis() as u64,
+                version: a.state.version,
+                node: a.served.node.as_deref().unwrap_or(ctx.router.node()),
+            },
+        },
+    )
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/auth/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "A new token and its user.", body = LoginJson),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::InvalidCredentials),
+        (status = 403, description = "`forbidden`: the account is deactivated.", body = super::error::ErrorBody),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 429, response = super::openapi::RateLimited),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
+pub async fn login(ctx: Arc<Ctx>, client: Option<SocketAddr>, body: Body) -> Answer {
+    let req: LoginRequest = parse_json(&body?)?;
+    let client = client.map(|c| c.ip().to_string());
+    let done = ctx
+        .login
+        .login(&req.email, req.password, client.as_deref())
+        .await?;
+    Ok(json(
+        StatusCode::OK,
+        &LoginJson {
+            token: done.token,
+            token_type: "Bearer",
+            expires_at: rfc3339_ms(done.claims.exp.saturating_mul(1000)),
+            user: UserJson::from(&done.user),
+        },
+    ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/auth/session",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The token's user as of now.", body = SessionJson),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
+pub async fn session(ctx: Arc<Ctx>, caller: Caller) -> Answer {
+    let a = ctx
+        .auth
+        .authenticate(caller.authorization(), Lookup::Resolve)
+        .await?;
+    Ok(session_reply(&ctx, &a))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/auth/refresh-session",
+    tag = "auth",
+    security(("bearer" = [])),
+    request_body(content = Option<RefreshRequest>, description = "Optional; `force` reads the database."),
+    responses(
+        (status = 200, description = "The token's user as of now.", body = SessionJson),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
+pub async fn refresh_session(ctx: Arc<Ctx>, caller: Caller, body: Body) -> Answer {
+    let body = body?;
+    // The body is optional: absent, blank or `null` mean no options.
+    let req: RefreshRequest = match body.trim_ascii() {
+        b"" | b"null" => RefreshRequest::default(),
+        _ => parse_json(&body)?,
+    };
+    let lookup = if req.force {
+        Lookup::ForceRefresh
+    } else {
+        Lookup::Resolve
+    };
+    let a = ctx
+        .auth
+        .authenticate(caller.authorization(), lookup)
+        .await?;
+    Ok(session_reply(&ctx, &a))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "This token stops resolving at once."),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
+pub async fn logout(ctx: Arc<Ctx>, caller: Caller) -> Answer {
+    let a = ctx
+        .auth
+        .authenticate(caller.authorization(), Lookup::Resolve)
+        .await?;
+    ctx.users.logout(&caller.actor(&a), &a.token).await?;
+    Ok(no_content(StatusCode::NO_CONTENT))
+}

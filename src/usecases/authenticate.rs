@@ -1,0 +1,204 @@
+//! The authentication rule, in one place: a bearer token is verified
+//! (signature, issuer, expiry: [`Tokens::verify`]), its user's current record
+//! is resolved through the cache, and the record admits the token or says
+//! why not ([`admit`]). Every route that takes a token goes through
+//! [`Authenticator::authenticate`]; admin routes add [`Authenticator::admin`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sessiond_actors::{Fetched, Lookup, ResolveError, Router, Served, Status, UserState};
+
+use crate::auth::{TokenError, Tokens, Verified};
+use crate::metrics::{Outcome, Telemetry};
+
+use super::Actor;
+
+/// Why a request is not admitted. Messages are safe to show the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No token, a malformed one, a bad signature, expired.
+    #[error("{0}")]
+    InvalidToken(String),
+    /// A valid token that its user's current record no longer admits.
+    #[error("{}", .0.message())]
+    Revoked(Revoked),
+    /// Admitted, but the route needs the admin role.
+    #[error("this route needs the admin role")]
+    NotAdmin,
+    /// The record could not be read.
+    #[error(transparent)]
+    Unavailable(#[from] ResolveError),
+}
+
+impl From<TokenError> for AuthError {
+    fn from(e: TokenError) -> Self {
+        AuthError::InvalidToken(e.to_string())
+    }
+}
+
+/// Why a verified token no longer resolves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revoked {
+    Deleted,
+    Deactivated,
+    LoggedOut,
+    SessionsRevoked,
+}
+
+impl Revoked {
+    pub fn message(self) -> &'static str {
+        match self {
+            Revoked::Deleted => "the user no longer exists",
+            Revoked::Deactivated => "the user is deactivated",
+            Revoked::LoggedOut => "this token was logged out",
+            Revoked::SessionsRevoked => "this token was revoked",
+        }
+    }
+}
+
+/// The revocation rule: whether the user's current record (as fetched)
+/// still admits this verified token.
+pub fn admit<'a>(fetched: &'a Fetched, token: &Verified) -> Result<&'a Arc<UserState>, Revoked> {
+    let state = match fetched {
+        Fetched::Missing => return Err(Revoked::Deleted),
+        Fetched::Found(s) => s,
+    };
+    if state.user.status != Status::Active {
+        return Err(Revoked::Deactivated);
+    }
+    if token.issued_ms <= state.tokens_valid_after_ms {
+        return Err(Revoked::SessionsRevoked);
+    }
+    if state.revoked_sids.contains(&token.sid) {
+        return Err(Revoked::LoggedOut);
+    }
+    Ok(state)
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer(header: Option<&str>) -> Result<&str, AuthError> {
+    let malformed =
+        || AuthError::InvalidToken("the Authorization header is not `Bearer <token>`".into());
+    let value =
+        header.ok_or_else(|| AuthError::InvalidToken("a bearer token is required".into()))?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or_else(malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(malformed());
+    }
+    Ok(token.trim())
+}
+
+/// A verified token and the current state of its user, admitted.
+pub struct Authed {
+    pub token: Verified,
+    pub served: Served,
+    pub state: Arc<UserState>,
+}
+
+impl Authed {
+    /// The caller as an audit entry names it.
+    pub fn actor(&self, client: Option<String>) -> Actor {
+        Actor {
+            id: self.state.user.id,
+            email: self.state.user.email.clone(),
+            client,
+        }
+    }
+}
+
+/// Verifies tokens and resolves their users.
+pub struct Authenticator {
+    tokens: Arc<Tokens>,
+    router: Router,
+    telemetry: Arc<Telemetry>,
+}
+
+impl Authenticator {
+    pub fn new(tokens: Arc<Tokens>, router: Router, telemetry: Arc<Telemetry>) -> Self {
+        Authenticator {
+            tokens,
+            router,
+            telemetry,
+        }
+    }
+
+    /// The caller of an `Authorization` header, admitted by its user's
+    /// current record.
+    pub async fn authenticate(
+        &self,
+        header: Option<&str>,
+        lookup: Lookup,
+    ) -> Result<Authed, AuthError> {
+        let token = self.tokens.verify(bearer(header)?)?;
+        let started = Instant::now();
+        let result = self.router.resolve(token.user_id, lookup).await;
+        let outcome = match &result {
+            Ok(s) if s.hit => Outcome::Hit,
+            Ok(_) => Outcome::Miss,
+            Err(_) => Outcome::Error,
+        };
+        self.telemetry.resolved(outcome, started.elapsed());
+        let served = result?;
+        let state = Arc::clone(admit(&served.fetched, &token).map_err(AuthError::Revoked)?);
+        Ok(Authed {
+            token,
+            served,
+            state,
+        })
+    }
+
+    /// As [`Self::authenticate`], and the user must hold the admin role.
+    pub async fn admin(&self, header: Option<&str>) -> Result<Authed, AuthError> {
+        let authed = self.authenticate(header, Lookup::Resolve).await?;
+        if authed.state.user.role != "admin" {
+            return Err(AuthError::NotAdmin);
+        }
+        Ok(authed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sessiond_actors::User;
+
+    fn state(status: Status, after: i64, sids: &[&str]) -> Fetched {
+        Fetched::Found(Arc::new(UserState {
+            user: User {
+                id: 1,
+                email: "a@b".into(),
+                role: "user".into(),
+                status,
+            },
+            version: 1,
+            tokens_valid_after_ms: after,
+            revoked_sids: sids.iter().map(|s| s.to_string()).collect(),
+        }))
+    }
+
+    #[test]
+    fn admit_rules() {
+        let t = Verified {
+            user_id: 1,
+            sid: "s1".into(),
+            issued_ms: 1000,
+            exp: 0,
+        };
+        assert!(admit(&state(Status::Active, 0, &[]), &t).is_ok());
+        assert_eq!(
+            admit(&state(Status::Deactivated, 0, &[]), &t).err(),
+            Some(Revoked::Deactivated)
+        );
+        assert_eq!(
+            admit(&state(Status::Active, 1000, &[]), &t).err(),
+            Some(Revoked::SessionsRevoked)
+        );
+        assert!(admit(&state(Status::Active, 999, &[]), &t).is_ok());
+        assert_eq!(
+            admit(&state(Status::Active, 0, &["s0", "s1"]), &t).err(),
+            Some(Revoked::LoggedOut)
+        );
+        assert_eq!(admit(&Fetched::Missing, &t).err(), Some(Revoked::Deleted));
+    }
+}

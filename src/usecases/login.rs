@@ -1,0 +1,115 @@
+//! Logging in: email and password in, a new token out. The brute-force
+//! limiter is consulted before any password work and told every outcome;
+//! an unknown email costs as much as a known one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sessiond_actors::{Status, User};
+
+use crate::auth::{self, Claims, PasswordPool, Tokens};
+use crate::limiter::LoginLimiter;
+use crate::store::{Db, DbError};
+
+use super::users::MAX_PASSWORD;
+
+/// Why a login was refused. Messages are safe to show the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("too many failed logins; try again in {} s", .0.as_secs())]
+    RateLimited(Duration),
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    #[error("the account is deactivated")]
+    Deactivated,
+    /// The password threads' queue is full.
+    #[error("too many logins in progress; try again")]
+    Busy,
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("internal error")]
+    Internal(anyhow::Error),
+}
+
+/// A new token, its claims and its user.
+pub struct LoggedIn {
+    pub token: String,
+    pub claims: Claims,
+    pub user: User,
+}
+
+pub struct Login {
+    db: Db,
+    tokens: Arc<Tokens>,
+    limiter: LoginLimiter,
+    passwords: Arc<PasswordPool>,
+    /// A real argon2id hash of a random password: unknown emails are checked
+    /// against it so they take as long as known ones.
+    dummy_hash: String,
+}
+
+impl Login {
+    pub fn new(
+        db: Db,
+        tokens: Arc<Tokens>,
+        limiter: LoginLimiter,
+        passwords: Arc<PasswordPool>,
+        dummy_hash: String,
+    ) -> Self {
+        Login {
+            db,
+            tokens,
+            limiter,
+            passwords,
+            dummy_hash,
+        }
+    }
+
+    /// `client` is the caller's address, which the limiter counts too.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: String,
+        client: Option<&str>,
+    ) -> Result<LoggedIn, LoginError> {
+        let email = email.trim().to_lowercase();
+        self.limiter
+            .check(&email, client)
+            .map_err(LoginError::RateLimited)?;
+        if password.len() > MAX_PASSWORD {
+            self.limiter.failed(&email, client);
+            return Err(LoginError::InvalidCredentials);
+        }
+        let (row, hash) = match self.db.credentials(&email).await? {
+            Some((row, hash)) => (Some(row), hash),
+            None => (None, self.dummy_hash.clone()),
+        };
+        // On the password threads (see `PasswordPool`): a flood of logins
+        // queues there instead of multiplying memory.
+        let ok = self
+            .passwords
+            .run(move |blocks| auth::verify_password_in(&password, &hash, blocks))
+            .await
+            .ok_or(LoginError::Busy)?;
+        let row = match row {
+            Some(row) if ok => row,
+            _ => {
+                self.limiter.failed(&email, client);
+                return Err(LoginError::InvalidCredentials);
+            }
+        };
+        self.limiter.succeeded(&email);
+        if row.status != Status::Active {
+            return Err(LoginError::Deactivated);
+        }
+        let (token, claims) = self
+            .tokens
+            .issue(row.id)
+            .map_err(|e| LoginError::Internal(e.into()))?;
+        Ok(LoggedIn {
+            token,
+            claims,
+            user: row.user(),
+        })
+    }
+}

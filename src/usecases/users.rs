@@ -1,0 +1,427 @@
+//! The admin writes and logout. Each runs as one sequence, written once in
+//! [`Users::commit`]: the write, then the invalidation of the user's cached
+//! record on every node, then the audit entry. Also the rules for what a
+//! user is made of (email, password, role), shared with the CLI.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use sessiond_actors::{InvalidationSource, Router, Status};
+
+use crate::auth::{self, PasswordPool, Verified};
+use crate::store::{Db, DbError, UserRow, WriteError};
+
+use super::{Actor, Audit};
+
+pub const MAX_PASSWORD: usize = 1024;
+pub const MIN_PASSWORD: usize = 8;
+
+/// Why a user operation did not happen. Messages are safe to show the
+/// caller.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    /// What the caller sent breaks a rule (email, password, role).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no user with id {0}")]
+    NotFound(i64),
+    #[error("a user with this email already exists")]
+    EmailTaken,
+    /// The password threads' queue is full.
+    #[error("too many password checks in progress; try again")]
+    Busy,
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Something that should not happen; details go to the log.
+    #[error("internal error")]
+    Internal(anyhow::Error),
+}
+
+impl UserError {
+    /// Whether the write may have been applied before this error came back.
+    fn may_have_written(&self) -> bool {
+        matches!(self, UserError::Db(e) if e.may_have_written())
+    }
+}
+
+/// Roles are 1–64 characters of `[a-z0-9_-]`.
+pub fn validate_role(role: &str) -> Result<(), UserError> {
+    let ok = (1..=64).contains(&role.len())
+        && role
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(UserError::Invalid(
+            "a role is 1 to 64 characters of a-z, 0-9, '_' and '-'".into(),
+        ))
+    }
+}
+
+/// Emails are compared case-insensitively: stored trimmed and lower-cased.
+pub fn normalize_email(email: &str) -> Result<String, UserError> {
+    let e = email.trim().to_lowercase();
+    let valid = (3..=254).contains(&e.len())
+        && e.split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(e)
+    } else {
+        Err(UserError::Invalid("the email address is not valid".into()))
+    }
+}
+
+pub fn validate_new_password(password: &str) -> Result<(), UserError> {
+    let n = password.chars().count();
+    if (MIN_PASSWORD..=MAX_PASSWORD).contains(&n) {
+        Ok(())
+    } else {
+        Err(UserError::Invalid(format!(
+            "a password is {MIN_PASSWORD} to {MAX_PASSWORD} characters"
+        )))
+    }
+}
+
+/// A user to create, checked against the rules.
+pub struct NewUser {
+    pub email: String,
+    pub password: String,
+    pub role: String,
+}
+
+impl NewUser {
+    /// Checks email, password and role (absent: `user`), in that order.
+    pub fn parse(email: &str, password: String, role: Option<String>) -> Result<Self, UserError> {
+        let email = normalize_email(email)?;
+        validate_new_password(&password)?;
+        let role = role.unwrap_or_else(|| "user".to_string());
+        validate_role(&role)?;
+        Ok(NewUser {
+            email,
+            password,
+            role,
+        })
+    }
+}
+
+/// Stores a new user whose password is already hashed.
+pub async fn insert(db: &Db, new: &NewUser, hash: &str) -> Result<UserRow, UserError> {
+    db.create_user(&new.email, hash, &new.role)
+        .await
+        .map_err(|e| match e {
+            WriteError::EmailTaken => UserError::EmailTaken,
+            WriteError::Db(e) => UserError::Db(e),
+        })
+}
+
+/// Which cached records a write makes stale.
+enum Fence {
+    /// Those older than this version.
+    Version(i64),
+    /// Whatever is cached.
+    Everything,
+    /// None: a new user has no cached record.
+    Nothing,
+}
+
+/// What a write did, for the steps that follow it.
+struct Written<T> {
+    value: T,
+    target: i64,
+    fence: Fence,
+    /// For the audit entry: what changed (a role), never a secret.
+    detail: Option<String>,
+}
+
+impl<T> Written<T> {
+    fn new(value: T, target: i64, fence: Fence) -> Self {
+        Written {
+            value,
+            target,
+            fence,
+            detail: None,
+        }
+    }
+}
+
+/// The user operations.
+pub struct Users {
+    db: Db,
+    router: Router,
+    passwords: Arc<PasswordPool>,
+    audit: Audit,
+}
+
+impl Users {
+    pub fn new(db: Db, router: Router, passwords: Arc<PasswordPool>, audit: Audit) -> Self {
+        Users {
+            db,
+            router,
+            passwords,
+            audit,
+        }
+    }
+
+    /// Runs `write`, then invalidates what it made stale on every node, then
+    /// records `action` in the audit trail (none: not audited). `about` is
+    /// the user the write is about when known before it runs (not so for a
+    /// new user).
+    ///
+    /// The sequence runs as a task of its own and the request only waits for
+    /// it: a client that disconnects after the commit (or a proxy that times
+    /// out) drops the request's future, and must not drop the invalidation
+    /// with it, or the change stays unseen for as long as cached records
+    /// live. For the same reason an error after the write was sent (a
+    /// connection lost after the commit) still invalidates, without a
+    /// version since none came back.
+    async fn commit<T, W>(
+        &self,
+        by: &Actor,
+        about: Option<i64>,
+        action: Option<&'static str>,
+        write: W,
+    ) -> Result<T, UserError>
+    where
+        T: Send + 'static,
+        W: Future<Output = Result<Written<T>, UserError>> + Send + 'static,
+    {
+        let (router, audit, by) = (self.router.clone(), self.audit.clone(), by.clone());
+        let task = tokio::spawn(async move {
+            match write.await {
+                Ok(w) => {
+                    let api = InvalidationSource::Api;
+                    match w.fence {
+                        Fence::Version(v) => router.invalidate(w.target, Some(v), api).await,
+                        Fence::Everything => router.invalidate(w.target, None, api).await,
+                        Fence::Nothing => {}
+                    }
+                    if let Some(action) = action {
+                        audit.record(&by, action, Some(w.target), w.detail).await;
+                    }
+                    Ok(w.value)
+                }
+                Err(e) => {
+                    if let (Some(id), true) = (about, e.may_have_written()) {
+                        router.invalidate(id, None, InvalidationSource::Api).await;
+                    }
+                    Err(e)
+                }
+            }
+        });
+        task.await
+            .map_err(|e| UserError::Internal(anyhow::anyhow!("a write task failed: {e}")))?
+    }
+
+    /// Hashes on the password threads: argon2 takes tens of ms of CPU.
+    async fn hash_password(&self, password: String) -> Result<String, UserError> {
+        match self
+            .passwords
+            .run(move |_| auth::hash_password(&password))
+            .await
+        {
+            Some(Ok(hash)) => Ok(hash),
+            Some(Err(e)) => Err(UserError::Internal(anyhow::anyhow!(
+                "password hashing failed: {e}"
+            ))),
+            None => Err(UserError::Busy),
+        }
+    }
+
+    pub async fn get(&self, id: i64) -> Result<UserRow, UserError> {
+        self.db.user(id).await?.ok_or(UserError::NotFound(id))
+    }
+
+    pub async fn create(
+        &self,
+        by: &Actor,
+        email: &str,
+        password: String,
+        role: Option<String>,
+    ) -> Result<UserRow, UserError> {
+        let new = NewUser::parse(email, password, role)?;
+        let hash = self.hash_password(new.password.clone()).await?;
+        let db = self.db.clone();
+        self.commit(by, None, Some("user.create"), async move {
+            let row = insert(&db, &new, &hash).await?;
+            let mut w = Written::new(row.clone(), row.id, Fence::Nothing);
+            w.detail = Some(format!("role={}", row.role));
+            Ok(w)
+        })
+        .await
+    }
+
+    pub async fn set_role(&self, by: &Actor, id: i64, role: &str) -> Result<UserRow, UserError> {
+        validate_role(role)?;
+        let (db, role) = (self.db.clone(), role.to_string());
+        self.commit(by, Some(id), Some("user.role"), async move {
+            let row = db
+                .set_role(id, &role)
+                .await?
+                .ok_or(UserError::NotFound(id))?;
+            let mut w = Written::new(row.clone(), id, Fence::Version(row.version));
+            w.detail = Some(format!("role={}", row.role));
+            Ok(w)
+        })
+        .await
+    }
+
+    /// Deactivating also revokes every token issued so far.
+    pub async fn set_status(
+        &self,
+        by: &Actor,
+        id: i64,
+        status: Status,
+    ) -> Result<UserRow, UserError> {
+        let action = match status {
+            Status::Active => "user.activate",
+            Status::Deactivated => "user.deactivate",
+        };
+        let db = self.db.clone();
+        self.commit(by, Some(id), Some(action), async move {
+            let row = db
+                .set_status(id, status)
+                .await?
+                .ok_or(UserError::NotFound(id))?;
+            let version = row.version;
+            Ok(Written::new(row, id, Fence::Version(version)))
+        })
+        .await
+    }
+
+    pub async fn delete(&self, by: &Actor, id: i64) -> Result<(), UserError> {
+        let db = self.db.clone();
+        self.commit(by, Some(id), Some("user.delete"), async move {
+            if !db.delete_user(id).await? {
+                return Err(UserError::NotFound(id));
+            }
+            Ok(Written::new((), id, Fence::Everything))
+        })
+        .await
+    }
+
+    /// Every token issued until now stops resolving.
+    pub async fn revoke_sessions(&self, by: &Actor, id: i64) -> Result<(), UserError> {
+        let db = self.db.clone();
+        self.commit(by, Some(id), Some("user.revoke_sessions"), async move {
+            let version = db.revoke_all(id).await?.ok_or(UserError::NotFound(id))?;
+            Ok(Written::new((), id, Fence::Version(version)))
+        })
+        .await
+    }
+
+    /// Drops the user's cached record on every node (no write).
+    pub async fn invalidate(&self, by: &Actor, id: i64) -> Result<(), UserError> {
+        self.commit(by, Some(id), Some("user.invalidate"), async move {
+            Ok(Written::new((), id, Fence::Everything))
+        })
+        .await
+    }
+
+    /// This token stops resolving. Not an admin action, so not audited.
+    pub async fn logout(&self, by: &Actor, token: &Verified) -> Result<(), UserError> {
+        let db = self.db.clone();
+        let (user_id, sid, expires_ms) = (
+            token.user_id,
+            token.sid.clone(),
+            token.exp.saturating_mul(1000),
+        );
+        self.commit(by, Some(user_id), None, async move {
+            // No version means the user is gone: drop whatever is cached.
+            let fence = match db.revoke_token(user_id, &sid, expires_ms).await? {
+                Some(v) => Fence::Version(v),
+                None => Fence::Everything,
+            };
+            Ok(Written::new((), user_id, fence))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sessiond_actors::{CacheConfig, Fetched, Lookup, NoopObserver};
+
+    use super::*;
+    use crate::clock::Clock;
+
+    async fn role_seen(router: &Router, id: i64) -> String {
+        match router.resolve(id, Lookup::Resolve).await {
+            Ok(served) => match served.fetched {
+                Fetched::Found(s) => s.user.role.clone(),
+                Fetched::Missing => "missing".into(),
+            },
+            Err(e) => format!("error: {e}"),
+        }
+    }
+
+    /// A request whose future is dropped right after it started (a client
+    /// that went away) still completes its write and the invalidation: the
+    /// cache never keeps serving the old role.
+    #[tokio::test]
+    async fn a_dropped_request_still_writes_and_invalidates() {
+        let db = Db::connect("sqlite::memory:", Clock::new())
+            .await
+            .expect("opens");
+        let router = Router::start(
+            CacheConfig::default(),
+            Arc::new(db.clone()),
+            Arc::new(NoopObserver),
+            "test",
+        )
+        .await
+        .expect("starts");
+        let users = Users::new(
+            db.clone(),
+            router.clone(),
+            Arc::new(PasswordPool::new(1)),
+            Audit::new(db.clone(), Clock::new()),
+        );
+        let new = NewUser::parse("a@b.c", "password1".into(), None).expect("valid");
+        let row = insert(&db, &new, "not a hash").await.expect("inserts");
+        assert_eq!(role_seen(&router, row.id).await, "user");
+
+        let by = Actor {
+            id: 0,
+            email: "admin@localhost".into(),
+            client: None,
+        };
+        let mut request = Box::pin(users.set_role(&by, row.id, "viewer"));
+        // Polled once, then dropped, as warp drops a disconnected request.
+        std::future::poll_fn(|cx| {
+            let _ = request.as_mut().poll(cx);
+            std::task::Poll::Ready(())
+        })
+        .await;
+        drop(request);
+
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while role_seen(&router, row.id).await != "viewer" {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the cache still serves the old role"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let stored = db.user(row.id).await.expect("reads").expect("exists");
+        assert_eq!(stored.role, "viewer");
+        router.stop().await;
+    }
+
+    #[test]
+    fn validation() {
+        assert!(validate_role("admin").is_ok());
+        assert!(validate_role("read-only_2").is_ok());
+        assert!(validate_role("").is_err());
+        assert!(validate_role("Admin").is_err());
+        assert!(validate_role(&"a".repeat(65)).is_err());
+        assert!(validate_role("a b").is_err());
+        assert_eq!(normalize_email(" A@B.c ").ok().as_deref(), Some("a@b.c"));
+        assert!(normalize_email("nobody").is_err());
+        assert!(normalize_email("@x").is_err());
+        assert!(validate_new_password("short").is_err());
+    }
+}
