@@ -12,8 +12,6 @@
 //!   runs until a shutdown signal. `main` is a thin shell around it.
 //! - [`http`]: the warp front: routes, handlers, JSON models, errors.
 //! - [`auth`]: HS256 tokens with a pinned algorithm; argon2id passwords.
-//! - [`client`]: for apps: a client of the HTTP API and a warp filter that
-//!   hands a handler the request's current [`client::Session`].
 //! - [`store`]: the database (SQLite or PostgreSQL) behind one `Db` type; it is also the
 //!   actors' `UserStore`.
 //! - [`limiter`]: login brute-force protection (per account, per address).
@@ -30,7 +28,6 @@
 
 pub mod app;
 pub mod auth;
-pub mod client;
 pub mod clock;
 pub mod cluster;
 pub mod config;

@@ -3,7 +3,6 @@
 
 mod bad_input;
 mod cli;
-mod client;
 mod cluster;
 mod fuzz;
 mod hardening;
@@ -11,6 +10,4 @@ mod helpers;
 mod logs;
 mod openapi;
 mod postgres;
-#[path = "../support/postgres_db.rs"]
-mod postgres_db;
 mod sessions;
