@@ -22,6 +22,8 @@
 //!   an in-memory link in the simulation).
 //! - [`observer`]: event hooks feeding metrics and the simulation.
 //! - [`memory`]: an in-memory store for tests and the simulation.
+//! - [`duration`]: the one parser of duration flags, for the service's and
+//!   the simulation's command lines.
 //!
 //! ## Supervision tree
 //!
@@ -43,6 +45,7 @@
 //! sits in front of the router: the owning node's router answers lookups
 //! for its users, and invalidations are broadcast to every node's router.
 
+pub mod duration;
 pub mod link;
 pub mod memory;
 pub mod observer;
