@@ -81,8 +81,13 @@ async fn json_call(
     token: Option<&str>,
     body: Option<&str>,
 ) -> Value {
-    let within = Duration::from_secs(30);
-    match http::send(&host(port), method, path, token, body, within).await {
+    let request = http::Request {
+        method,
+        path,
+        token,
+        body,
+    };
+    match http::send(&host(port), request, Duration::from_secs(30)).await {
         Ok(reply) => reply.body,
         Err(_) => Value::Null,
     }
@@ -102,15 +107,13 @@ async fn drive(
         let tokens: Vec<Vec<u8>> = tokens
             .iter()
             .map(|t| {
-                let path = "/api/auth/session";
-                http::request(
-                    &host(port),
-                    "GET",
-                    path,
-                    Some(t),
-                    None,
-                    Connection::KeepAlive,
-                )
+                let session = http::Request {
+                    method: "GET",
+                    path: "/api/auth/session",
+                    token: Some(t),
+                    body: None,
+                };
+                session.bytes(&host(port), Connection::KeepAlive)
             })
             .collect();
         tasks.push(tokio::spawn(async move {

@@ -64,8 +64,13 @@ async fn call(
     token: Option<&str>,
     body: &str,
 ) -> Result<(u16, Value), String> {
-    let body = (!body.is_empty()).then_some(body);
-    http::send(addr, method, path, token, body, Duration::from_secs(10))
+    let request = http::Request {
+        method,
+        path,
+        token,
+        body: (!body.is_empty()).then_some(body),
+    };
+    http::send(addr, request, Duration::from_secs(10))
         .await
         .map(|reply| (reply.status, reply.body))
         .map_err(|e| e.to_string())

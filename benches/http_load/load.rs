@@ -96,7 +96,15 @@ pub(crate) struct Target {
 impl Target {
     pub(crate) fn new(server: &Server, path: &str, tokens: &[String]) -> Target {
         let host = server.addr.to_string();
-        let get = |token| http::request(&host, "GET", path, token, None, Connection::KeepAlive);
+        let get = |token| {
+            let request = http::Request {
+                method: "GET",
+                path,
+                token,
+                body: None,
+            };
+            request.bytes(&host, Connection::KeepAlive)
+        };
         let requests = if tokens.is_empty() {
             vec![get(None)]
         } else {

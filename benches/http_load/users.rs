@@ -13,8 +13,13 @@ use crate::ADMIN_PASSWORD;
 
 /// A POST on a connection of its own: status and JSON body.
 async fn post(addr: SocketAddr, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
-    let within = Duration::from_secs(60);
-    let reply = http::send(&addr.to_string(), "POST", path, token, Some(body), within)
+    let request = http::Request {
+        method: "POST",
+        path,
+        token,
+        body: Some(body),
+    };
+    let reply = http::send(&addr.to_string(), request, Duration::from_secs(60))
         .await
         .expect("sessiond answers");
     (reply.status, reply.body)
@@ -71,8 +76,13 @@ pub(crate) async fn warm_and_check(addr: SocketAddr, tokens: &[String], expect_h
     let host = addr.to_string();
     for pass in 0..2 {
         for t in tokens {
-            let path = "/api/auth/session";
-            let req = http::request(&host, "GET", path, Some(t), None, Connection::KeepAlive);
+            let session = http::Request {
+                method: "GET",
+                path: "/api/auth/session",
+                token: Some(t),
+                body: None,
+            };
+            let req = session.bytes(&host, Connection::KeepAlive);
             let status = conn.roundtrip(&req).await.expect("session answers");
             assert_eq!(
                 status,

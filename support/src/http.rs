@@ -30,31 +30,40 @@ pub enum Connection {
     KeepAlive,
 }
 
-/// The bytes of one request to `host`, with a bearer token and a JSON body
-/// (with its type and length) when they are given.
-pub fn request(
-    host: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-    connection: Connection,
-) -> Vec<u8> {
-    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {host}\r\n");
-    if connection == Connection::Close {
-        req.push_str("connection: close\r\n");
+/// One request: a bearer token and a JSON body when they are given.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub token: Option<&'a str>,
+    pub body: Option<&'a str>,
+}
+
+impl Request<'_> {
+    /// Its bytes, sent to `host`: the body with its type and length.
+    pub fn bytes(&self, host: &str, connection: Connection) -> Vec<u8> {
+        let Request {
+            method,
+            path,
+            token,
+            body,
+        } = self;
+        let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {host}\r\n");
+        if connection == Connection::Close {
+            req.push_str("connection: close\r\n");
+        }
+        if let Some(t) = token {
+            req.push_str(&format!("authorization: Bearer {t}\r\n"));
+        }
+        match body {
+            Some(b) => req.push_str(&format!(
+                "content-type: application/json\r\ncontent-length: {}\r\n\r\n{b}",
+                b.len()
+            )),
+            None => req.push_str("\r\n"),
+        }
+        req.into_bytes()
     }
-    if let Some(t) = token {
-        req.push_str(&format!("authorization: Bearer {t}\r\n"));
-    }
-    match body {
-        Some(b) => req.push_str(&format!(
-            "content-type: application/json\r\ncontent-length: {}\r\n\r\n{b}",
-            b.len()
-        )),
-        None => req.push_str("\r\n"),
-    }
-    req.into_bytes()
 }
 
 /// An answer: status, header names lower-cased, the body as text and, when
@@ -131,18 +140,10 @@ pub async fn exchange(
     Reply::parse(&buf)
 }
 
-/// One request to `addr` (`host:port`) on a connection of its own: the
+/// `request` to `addr` (`host:port`) on a connection of its own: the
 /// answer, or why there was none within `within`.
-pub async fn send(
-    addr: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-    within: Duration,
-) -> io::Result<Reply> {
-    let req = request(addr, method, path, token, body, Connection::Close);
-    exchange(addr, &req, within).await
+pub async fn send(addr: &str, request: Request<'_>, within: Duration) -> io::Result<Reply> {
+    exchange(addr, &request.bytes(addr, Connection::Close), within).await
 }
 
 /// One keep-alive HTTP/1.1 connection; one request in flight.
@@ -249,23 +250,31 @@ mod tests {
 
     #[test]
     fn requests_carry_token_body_and_connection() {
-        let r = request(
-            "h:1",
-            "POST",
-            "/p",
-            Some("t"),
-            Some("{}"),
-            Connection::Close,
-        );
+        let post = Request {
+            method: "POST",
+            path: "/p",
+            token: Some("t"),
+            body: Some("{}"),
+        };
         assert_eq!(
-            String::from_utf8(r).ok().as_deref(),
+            String::from_utf8(post.bytes("h:1", Connection::Close))
+                .ok()
+                .as_deref(),
             Some(
                 "POST /p HTTP/1.1\r\nhost: h:1\r\nconnection: close\r\nauthorization: Bearer t\r\n\
                  content-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
             )
         );
-        let r = request("h:1", "GET", "/", None, None, Connection::KeepAlive);
-        assert_eq!(r, b"GET / HTTP/1.1\r\nhost: h:1\r\n\r\n");
+        let get = Request {
+            method: "GET",
+            path: "/",
+            token: None,
+            body: None,
+        };
+        assert_eq!(
+            get.bytes("h:1", Connection::KeepAlive),
+            b"GET / HTTP/1.1\r\nhost: h:1\r\n\r\n"
+        );
     }
 
     #[test]

@@ -156,9 +156,14 @@ impl TestApp {
         token: Option<&str>,
         body: Option<&str>,
     ) -> Reply {
-        let host = self.addr.to_string();
-        let req = http::request(&host, method, path, token, body, Connection::Close);
-        self.raw(&req).await
+        let request = http::Request {
+            method,
+            path,
+            token,
+            body,
+        };
+        self.raw(&request.bytes(&self.addr.to_string(), Connection::Close))
+            .await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Reply {
@@ -279,7 +284,13 @@ pub async fn call(
     token: Option<&str>,
     body: Option<&str>,
 ) -> (u16, Value) {
-    match http::send(addr, method, path, token, body, Duration::from_secs(20)).await {
+    let request = http::Request {
+        method,
+        path,
+        token,
+        body,
+    };
+    match http::send(addr, request, Duration::from_secs(20)).await {
         Ok(reply) => (reply.status, reply.body),
         Err(_) => (0, Value::Null),
     }

@@ -137,7 +137,10 @@ async fn a_role_change_is_seen_at_once() {
         ("admin", true)
     );
 
-    let r = app.set_role(id, "viewer").await;
+    let body = r#"{"role":"viewer"}"#;
+    let r = app
+        .admin("PUT", &format!("/api/admin/users/{id}/role"), Some(body))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
 
     let s = filter_with(&sessiond, Some(&bearer(&token)))

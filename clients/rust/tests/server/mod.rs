@@ -66,9 +66,13 @@ impl TestApp {
 
     /// An admin call: sessiond's answer.
     pub async fn admin(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
-        let addr = self.addr.to_string();
-        let token = Some(self.admin_token.as_str());
-        http::send(&addr, method, path, token, body, Duration::from_secs(20))
+        let request = http::Request {
+            method,
+            path,
+            token: Some(&self.admin_token),
+            body,
+        };
+        http::send(&self.addr.to_string(), request, Duration::from_secs(20))
             .await
             .expect("sessiond answers")
     }
@@ -82,22 +86,14 @@ impl TestApp {
         (id, self.login(email, PASSWORD).await)
     }
 
-    pub async fn set_role(&self, id: i64, role: &str) -> Reply {
-        let body = json!({ "role": role }).to_string();
-        self.admin("PUT", &format!("/api/admin/users/{id}/role"), Some(&body))
-            .await
-    }
-
     /// Stops sessiond the way SIGTERM does and waits for it.
     pub async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(d) = self.done.take() {
-            d.await
-                .expect("sessiond's task")
-                .expect("sessiond stops cleanly");
-        }
+        let (Some(stop), Some(done)) = (self.stop.take(), self.done.take()) else {
+            return;
+        };
+        let _ = stop.send(());
+        let stopped = done.await.expect("sessiond's task");
+        stopped.expect("sessiond stops cleanly");
     }
 }
 
