@@ -11,3 +11,5 @@ mod logs;
 mod openapi;
 mod postgres;
 mod sessions;
+#[cfg(feature = "simulate")]
+mod simulate;
