@@ -22,6 +22,7 @@ async fn main() -> ExitCode {
         Command::User {
             command: UserCommand::Add(args),
         } => app::add_user(args).await,
+        // Waiting for the simulator's process blocks: off the runtime.
         #[cfg(feature = "simulate")]
         Command::Simulate(args) => {
             return tokio::task::spawn_blocking(move || simulate::run(args.args))
