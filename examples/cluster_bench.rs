@@ -15,8 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use sessiond_testkit::http::{self, Conn, Connection};
 
 const ADMIN_PASSWORD: &str = "bench-admin-password";
 const SECRET: &str = "cluster-bench-secret-0123456789";
@@ -70,75 +69,26 @@ fn start(bin: &str, db: &str, name: &str, http: u16, cluster: u16, join: Option<
     }
 }
 
-/// One keep-alive connection.
-struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
+fn host(port: u16) -> String {
+    format!("127.0.0.1:{port}")
 }
 
-impl Conn {
-    async fn open(port: u16) -> std::io::Result<Conn> {
-        let stream = TcpStream::connect(("127.0.0.1", port)).await?;
-        stream.set_nodelay(true)?;
-        Ok(Conn {
-            stream,
-            buf: Vec::with_capacity(4096),
-        })
-    }
-
-    async fn request(&mut self, req: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
-        self.stream.write_all(req).await?;
-        self.buf.clear();
-        let mut chunk = [0u8; 4096];
-        loop {
-            let n = self.stream.read(&mut chunk).await?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&self.buf[..end]).to_lowercase();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0);
-                while self.buf.len() < end + 4 + len {
-                    let n = self.stream.read(&mut chunk).await?;
-                    if n == 0 {
-                        return Err(std::io::ErrorKind::UnexpectedEof.into());
-                    }
-                    self.buf.extend_from_slice(&chunk[..n]);
-                }
-                let status = head
-                    .split(' ')
-                    .nth(1)
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
-                return Ok((status, self.buf[end + 4..end + 4 + len].to_vec()));
-            }
-        }
-    }
-}
-
-fn session_request(token: &str) -> Vec<u8> {
-    format!("GET /api/auth/session HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n\r\n")
-        .into_bytes()
-}
-
-async fn json_call(port: u16, method: &str, path: &str, token: Option<&str>, body: &str) -> Value {
-    let Ok(mut c) = Conn::open(port).await else {
-        return Value::Null;
+/// One call on a connection of its own: the JSON answer, `Null` if none.
+async fn json_call(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Value {
+    let request = http::Request {
+        method,
+        path,
+        token,
+        body,
     };
-    let auth = token
-        .map(|t| format!("authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: x\r\n{auth}content-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    match c.request(req.as_bytes()).await {
-        Ok((_, b)) => serde_json::from_slice(&b).unwrap_or(Value::Null),
+    match http::send(&host(port), request, Duration::from_secs(30)).await {
+        Ok(reply) => reply.body,
         Err(_) => Value::Null,
     }
 }
@@ -154,18 +104,29 @@ async fn drive(
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut tasks = Vec::new();
     for w in 0..connections {
-        let tokens: Vec<Vec<u8>> = tokens.iter().map(|t| session_request(t)).collect();
+        let tokens: Vec<Vec<u8>> = tokens
+            .iter()
+            .map(|t| {
+                let session = http::Request {
+                    method: "GET",
+                    path: "/api/auth/session",
+                    token: Some(t),
+                    body: None,
+                };
+                session.bytes(&host(port), Connection::KeepAlive)
+            })
+            .collect();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut errors = 0u64;
-            let Ok(mut c) = Conn::open(port).await else {
+            let Ok(mut c) = Conn::open(("127.0.0.1", port)).await else {
                 return (lat, 1);
             };
             let mut i = w;
             while Instant::now() < deadline {
                 let t = Instant::now();
-                match c.request(&tokens[i % tokens.len()]).await {
-                    Ok((200, _)) => lat.push(t.elapsed().as_micros() as u64),
+                match c.roundtrip(&tokens[i % tokens.len()]).await {
+                    Ok(200) => lat.push(t.elapsed().as_micros() as u64),
                     _ => errors += 1,
                 }
                 i += connections;
@@ -206,7 +167,7 @@ async fn main() {
     // Wait for both to see each other.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let p = json_call(h1, "GET", "/api/perf", None, "").await;
+        let p = json_call(h1, "GET", "/api/perf", None, None).await;
         if p["members"].as_array().map(|m| m.len()) == Some(2) {
             break;
         }
@@ -217,7 +178,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let login = json!({"email": "admin@localhost", "password": ADMIN_PASSWORD}).to_string();
-    let admin = json_call(h1, "POST", "/api/auth/login", None, &login).await["token"]
+    let admin = json_call(h1, "POST", "/api/auth/login", None, Some(&login)).await["token"]
         .as_str()
         .unwrap_or_default()
         .to_string();
@@ -227,13 +188,13 @@ async fn main() {
         let email = format!("b{i}@example.test");
         let body =
             json!({"email": email, "password": "bench-password", "role": "user"}).to_string();
-        json_call(h1, "POST", "/api/admin/users", Some(&admin), &body).await;
+        json_call(h1, "POST", "/api/admin/users", Some(&admin), Some(&body)).await;
         let login = json!({"email": email, "password": "bench-password"}).to_string();
-        let token = json_call(h1, "POST", "/api/auth/login", None, &login).await["token"]
+        let token = json_call(h1, "POST", "/api/auth/login", None, Some(&login)).await["token"]
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let s = json_call(h1, "GET", "/api/auth/session", Some(&token), "").await;
+        let s = json_call(h1, "GET", "/api/auth/session", Some(&token), None).await;
         match s["cache"]["node"].as_str() {
             Some("n1") => local.push(token),
             Some("n2") => remote.push(token),

@@ -16,10 +16,7 @@
 //! Exit status: 0 no stale answer, 1 stale answers (the first is named),
 //! 2 the run could not be set up.
 
-#[path = "../tests/support/netns.rs"]
-mod netns;
-#[path = "../tests/support/postgres_db.rs"]
-mod postgres_db;
+use sessiond_testkit::{netns, postgres_db};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

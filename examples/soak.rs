@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use sessiond_testkit::http;
 
 const ADMIN_PASSWORD: &str = "soak-admin-password";
 const MAX_SESSIONS: usize = 1_500;
@@ -55,6 +55,8 @@ struct User {
     writing: tokio::sync::Mutex<()>,
 }
 
+/// One request on a connection of its own (an empty `body` is none):
+/// status and JSON body, or the transport error.
 async fn call(
     addr: &str,
     method: &str,
@@ -62,30 +64,16 @@ async fn call(
     token: Option<&str>,
     body: &str,
 ) -> Result<(u16, Value), String> {
-    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
-    if let Some(t) = token {
-        req.push_str(&format!("authorization: Bearer {t}\r\n"));
-    }
-    req.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
-    let mut s = tokio::net::TcpStream::connect(addr)
+    let request = http::Request {
+        method,
+        path,
+        token,
+        body: (!body.is_empty()).then_some(body),
+    };
+    http::send(addr, request, Duration::from_secs(10))
         .await
-        .map_err(|e| e.to_string())?;
-    s.write_all(req.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
-        .await
-        .map_err(|_| "timeout".to_string())?
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&buf);
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or("no status")?;
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
-    Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+        .map(|reply| (reply.status, reply.body))
+        .map_err(|e| e.to_string())
 }
 
 fn rss_kib(pid: u32) -> u64 {

@@ -30,7 +30,19 @@ pub enum Command {
     },
     /// Predict hit rate, database load and stale-role windows in virtual
     /// time, with the real session actors (DESIGN §9).
-    Simulate(sessiond_sim::SimArgs),
+    #[cfg(feature = "simulate")]
+    #[command(disable_help_flag = true)]
+    Simulate(SimulateArgs),
+}
+
+/// `sessiond simulate`'s arguments, untouched: the `sessiond-sim`
+/// executable reads them (and answers `--help`), so its flags are defined
+/// once, in the simulation crate.
+#[cfg(feature = "simulate")]
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Subcommand)]

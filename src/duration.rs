@@ -1,43 +1,12 @@
 //! Human-readable durations for flags and variables: `300ms`, `5s`, `5m`,
-//! `30d`, `1h 30m`, and a bare `0`.
+//! `30d`, `1h 30m`, and a bare `0`. The parser is the actors crate's, shared
+//! with the simulation's command line; messages show durations this way.
 
 use std::time::Duration;
 
-/// Parses a duration flag. A bare number other than 0 is refused: `5` could
-/// mean seconds or minutes, and guessing wrong here changes cache policy.
-pub fn parse(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    if t == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if t.chars().all(|c| c.is_ascii_digit()) && !t.is_empty() {
-        return Err(format!(
-            "`{t}` has no unit; write e.g. `{t}s`, `{t}m` or `{t}ms`"
-        ));
-    }
-    humantime::parse_duration(t).map_err(|e| format!("`{t}` is not a duration: {e}"))
-}
+pub use sessiond_actors::duration::parse;
 
 /// The compact form used in messages (`5m`, `300ms`).
 pub fn show(d: Duration) -> String {
     humantime::format_duration(d).to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_the_documented_forms() {
-        assert_eq!(parse("0"), Ok(Duration::ZERO));
-        assert_eq!(parse("300ms"), Ok(Duration::from_millis(300)));
-        assert_eq!(parse("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse("30d"), Ok(Duration::from_secs(30 * 86_400)));
-        assert_eq!(parse("1h 30m"), Ok(Duration::from_secs(5400)));
-        assert!(parse("5").is_err());
-        assert!(parse("").is_err());
-        assert!(parse("five minutes").is_err());
-        assert!(parse("-5s").is_err());
-    }
 }

@@ -16,8 +16,6 @@
 //!   the store: `authenticate` (token → revocation rule → record), `login`,
 //!   `users` (each admin write as write → invalidate → audit).
 //! - [`auth`]: HS256 tokens with a pinned algorithm; argon2id passwords.
-//! - [`client`]: for apps: a client of the HTTP API and a warp filter that
-//!   hands a handler the request's current [`client::Session`].
 //! - [`store`]: the database (SQLite or PostgreSQL) behind one `Db` type; it is also the
 //!   actors' `UserStore`. Queries written once (`store/sql.rs`); per backend
 //!   only connect options, dialect and migrations.
@@ -43,7 +41,6 @@
 
 pub mod app;
 pub mod auth;
-pub mod client;
 pub mod clock;
 pub mod cluster;
 pub mod config;

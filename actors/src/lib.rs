@@ -33,6 +33,11 @@
 //!   ([`Observer`]).
 //! - [`memory`]: an in-memory store and an in-memory network with delay,
 //!   loss, partitions and crashes, for tests and the simulation.
+//! - [`duration`]: the one parser of duration flags, for the service's and
+//!   the simulation's command lines.
+//! - `lease`: freshness leases ([`LeaseKeeper`], [`Router::invalidate_confirmed`]):
+//!   the right to answer from the cache, and the wait a write owes
+//!   (`docs/freshness.md`).
 //!
 //! ## Supervision tree
 //!
@@ -59,6 +64,7 @@
 //! Whoever runs the membership (the service's heartbeat, the simulation's
 //! schedule) tells each router its view and flushes the members it names.
 
+pub mod duration;
 mod lease;
 mod link;
 mod membership;

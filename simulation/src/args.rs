@@ -1,4 +1,5 @@
-//! `sessiond simulate`'s flags and the value types they parse into.
+//! `sessiond simulate`'s flags (the `sessiond-sim` executable's) and the
+//! value types they parse into.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -225,20 +226,10 @@ impl FromStr for LatencyModel {
     }
 }
 
-/// Parses `300ms`, `5s`, `5m`, `1d`, `1h 30m` and a bare `0`. A bare
-/// number other than 0 is refused: its unit would be a guess.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    if t == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!(
-            "`{t}` has no unit; write e.g. `{t}s`, `{t}m` or `{t}ms`"
-        ));
-    }
-    humantime::parse_duration(t).map_err(|e| format!("`{t}` is not a duration: {e}"))
-}
+/// Parses `300ms`, `5s`, `5m`, `1d`, `1h 30m` and a bare `0`: the
+/// service's own rule for duration flags (a bare number other than 0 is
+/// refused), from the crate both command lines share.
+pub use sessiond_actors::duration::parse as parse_duration;
 
 /// The compact form of a duration in the report: `300ms`, `5s`, `5m`,
 /// `1h30m`, `1.5ms`.

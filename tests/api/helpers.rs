@@ -11,9 +11,11 @@ use tokio::sync::oneshot;
 
 use sessiond::app::Application;
 use sessiond::http::Ctx;
-
-use crate::postgres_db;
 use sessiond::config::Settings;
+use sessiond_testkit::http::{self, Connection};
+use sessiond_testkit::postgres_db;
+
+pub use sessiond_testkit::http::Reply;
 
 pub const ADMIN_EMAIL: &str = "admin@localhost";
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
@@ -60,26 +62,15 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
-/// A reply: status, lower-cased headers, body parsed as JSON when it is.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Value,
-    pub text: String,
+/// How a test reads an API error.
+pub trait ReplyExt {
+    fn assert_error(&self, status: u16, code: &str);
 }
 
-impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
+impl ReplyExt for Reply {
     /// Asserts an API error of the given status and code.
     #[track_caller]
-    pub fn assert_error(&self, status: u16, code: &str) {
+    fn assert_error(&self, status: u16, code: &str) {
         assert_eq!(self.status, status, "{}", self.text);
         assert_eq!(self.body["error"], code, "{}", self.text);
         assert!(
@@ -154,14 +145,9 @@ pub async fn spawn_at(
 impl TestApp {
     /// Sends one request on a fresh connection and reads the whole answer.
     pub async fn raw(&self, request: &[u8]) -> Reply {
-        let mut stream = TcpStream::connect(self.addr).await.expect("connects");
-        stream.write_all(request).await.expect("writes");
-        let mut buf = Vec::new();
-        tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut buf))
+        http::exchange(self.addr, request, Duration::from_secs(20))
             .await
-            .expect("answer within 20 s")
-            .expect("reads");
-        parse_reply(&buf)
+            .expect("a complete answer within 20 s")
     }
 
     pub async fn request(
@@ -171,8 +157,14 @@ impl TestApp {
         token: Option<&str>,
         body: Option<&str>,
     ) -> Reply {
-        let req = request_text(&self.addr.to_string(), method, path, token, body);
-        self.raw(req.as_bytes()).await
+        let request = http::Request {
+            method,
+            path,
+            token,
+            body,
+        };
+        self.raw(&request.bytes(&self.addr.to_string(), Connection::Close))
+            .await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Reply {
@@ -282,30 +274,6 @@ impl Drop for TestApp {
     }
 }
 
-/// One HTTP/1.1 request on a connection of its own, with a JSON body if
-/// one is given.
-pub fn request_text(
-    host: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-) -> String {
-    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n");
-    if let Some(t) = token {
-        req.push_str(&format!("authorization: Bearer {t}\r\n"));
-    }
-    if let Some(b) = body {
-        req.push_str(&format!(
-            "content-type: application/json\r\ncontent-length: {}\r\n\r\n{b}",
-            b.len()
-        ));
-    } else {
-        req.push_str("\r\n");
-    }
-    req
-}
-
 /// Sends one request to `addr` (`host:port`), for servers outside this
 /// process: the status and the JSON body (`Null` when it is not JSON), or
 /// `(0, Null)` when the server cannot be reached or does not answer within
@@ -317,70 +285,16 @@ pub async fn call(
     token: Option<&str>,
     body: Option<&str>,
 ) -> (u16, Value) {
-    let req = request_text(addr, method, path, token, body);
-    let Ok(Ok(mut stream)) =
-        tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await
-    else {
-        return (0, Value::Null);
-    };
-    if stream.write_all(req.as_bytes()).await.is_err() {
-        return (0, Value::Null);
-    }
-    let mut buf = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut buf)).await;
-    if !matches!(read, Ok(Ok(_))) || !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        return (0, Value::Null);
-    }
-    let reply = parse_reply(&buf);
-    (reply.status, reply.body)
-}
-
-fn parse_reply(buf: &[u8]) -> Reply {
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a complete HTTP head");
-    let head = String::from_utf8_lossy(&buf[..split]).to_string();
-    let mut raw_body = buf[split + 4..].to_vec();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status line");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
-        .collect();
-    if headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
-    {
-        raw_body = dechunk(&raw_body);
-    }
-    let text = String::from_utf8_lossy(&raw_body).to_string();
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Reply {
-        status,
-        headers,
+    let request = http::Request {
+        method,
+        path,
+        token,
         body,
-        text,
+    };
+    match http::send(addr, request, Duration::from_secs(20)).await {
+        Ok(reply) => (reply.status, reply.body),
+        Err(_) => (0, Value::Null),
     }
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(String::from_utf8_lossy(&data[..eol]).trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        let start = eol + 2;
-        out.extend_from_slice(&data[start..(start + size).min(data.len())]);
-        data = &data[(start + size + 2).min(data.len())..];
-    }
-    out
 }
 
 /// base64url without padding, for hand-made tokens.

@@ -3,7 +3,6 @@
 
 mod bad_input;
 mod cli;
-mod client;
 mod cluster;
 mod deploy;
 mod faults;
@@ -14,7 +13,7 @@ mod logs;
 mod metrics_lint;
 mod openapi;
 mod postgres;
-#[path = "../support/postgres_db.rs"]
-mod postgres_db;
 mod sessions;
 mod versions;
+#[cfg(feature = "simulate")]
+mod simulate;

@@ -12,8 +12,7 @@
 mod partition;
 mod pause;
 
-#[path = "../../support/netns.rs"]
-mod netns;
+use sessiond_testkit::netns;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -6,13 +6,11 @@ use serde_json::Value;
 use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
-use sessiond::client::{self, Session, SessiondClient, SessiondError, UserStatus};
+use sessiond_client::{self as client, Session, SessiondClient, SessiondError, UserStatus};
 
-use crate::helpers::{spawn_app, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
+mod server;
 
-fn client_of(app: &TestApp) -> SessiondClient {
-    SessiondClient::new(&format!("http://{}", app.addr)).expect("a valid base URL")
-}
+use server::{spawn_app, ADMIN_EMAIL, ADMIN_PASSWORD};
 
 /// What the filter extracts for a request with this `Authorization` header.
 async fn filter_with(
@@ -67,7 +65,7 @@ fn json_body(r: &warp::http::Response<bytes::Bytes>) -> Value {
 async fn a_valid_token_hands_the_handler_its_session() {
     let app = spawn_app().await;
     let (id, token) = app.user_with_token("ann@example.com", "editor").await;
-    let sessiond = client_of(&app);
+    let sessiond = app.client();
 
     let s = filter_with(&sessiond, Some(&bearer(&token)))
         .await
@@ -121,7 +119,7 @@ async fn a_valid_token_hands_the_handler_its_session() {
 async fn a_role_change_is_seen_at_once() {
     let app = spawn_app().await;
     let (id, token) = app.user_with_token("bob@example.com", "admin").await;
-    let sessiond = client_of(&app);
+    let sessiond = app.client();
     let routes = protected(sessiond.clone());
     let admin_page = || {
         warp::test::request()
@@ -139,7 +137,10 @@ async fn a_role_change_is_seen_at_once() {
         ("admin", true)
     );
 
-    let r = app.set_role(id, "viewer").await;
+    let body = r#"{"role":"viewer"}"#;
+    let r = app
+        .admin("PUT", &format!("/api/admin/users/{id}/role"), Some(body))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
 
     let s = filter_with(&sessiond, Some(&bearer(&token)))
@@ -155,7 +156,7 @@ async fn a_role_change_is_seen_at_once() {
 #[tokio::test]
 async fn revoked_and_garbled_tokens_are_refused_with_sessiond_codes() {
     let app = spawn_app().await;
-    let sessiond = client_of(&app);
+    let sessiond = app.client();
 
     // Logged out (through the client), deactivated, all sessions revoked.
     let (_, logged_out) = app.user_with_token("c1@example.com", "editor").await;

@@ -23,7 +23,7 @@
 //!
 //! Names carry the owner's process id (`sd<N>-<pid>-…`), so runs in
 //! parallel never collide, and namespaces of a crashed run are removed by
-//! the next one. A plain module: include it with `#[path]`.
+//! the next one.
 
 #![allow(dead_code)] // each includer uses its own part
 

@@ -1,8 +1,8 @@
 //! A warp app whose routes are protected by sessiond.
 //!
 //! ```sh
-//! cargo run -- serve                      # sessiond on 127.0.0.1:8080
-//! cargo run --example protected_app       # this app on 127.0.0.1:3001
+//! cargo run -- serve                                      # sessiond on 127.0.0.1:8080
+//! cargo run -p sessiond-client --example protected_app    # this app on 127.0.0.1:3001
 //! curl -s localhost:3001/me -H "authorization: Bearer $TOKEN"
 //! curl -s localhost:3001/admin -H "authorization: Bearer $TOKEN"
 //! ```
@@ -13,7 +13,7 @@
 
 use std::net::SocketAddr;
 
-use sessiond::client::{self, Session, SessiondClient};
+use sessiond_client::{self as client, Session, SessiondClient};
 use warp::Filter;
 
 #[tokio::main]

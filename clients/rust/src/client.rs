@@ -1,137 +1,17 @@
-//! Use sessiond from a Rust service: a small HTTP client of its API and a
-//! warp filter that resolves each incoming request's bearer token against
-//! sessiond and hands the handler the [`Session`].
-//!
-//! ```no_run
-//! use sessiond::client::{self, SessiondClient};
-//! use warp::Filter;
-//!
-//! # async fn run() -> Result<(), client::SessiondError> {
-//! let sessiond = SessiondClient::new("http://127.0.0.1:8080")?;
-//! let me = warp::path!("me")
-//!     .and(client::session_filter(sessiond.clone()))
-//!     .map(|s: client::Session| warp::reply::json(&s.user));
-//! let admin = warp::path!("admin")
-//!     .and(client::require_role(sessiond, &["admin"]))
-//!     .map(|s: client::Session| format!("hello, admin {}", s.user.email));
-//! let routes = me.or(admin).recover(client::recover);
-//! warp::serve(routes).run(([127, 0, 0, 1], 3001)).await;
-//! # Ok(())
-//! # }
-//! ```
-//!
-//! A request whose token does not resolve is rejected with a
-//! [`SessiondError`] carrying sessiond's own status and code
-//! (`invalid_token` 401, `session_revoked` 401, ...); [`recover`] renders it
-//! as sessiond's JSON error `{"error": code, "message": text}`. When sessiond
-//! cannot be reached the rejection is `unavailable` 503: the request is
-//! denied, never let through.
-//!
-//! Nothing here logs a token or a password.
+//! [`SessiondClient`]: the calls of sessiond's API an app makes, each
+//! bounded by a timeout, retried only where sending twice is harmless.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use hyper::body::HttpBody;
 use hyper::client::HttpConnector;
-use hyper::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Body, Method, Request, StatusCode, Uri};
-use serde::{Deserialize, Serialize};
-use warp::reply::Response;
-use warp::{Filter, Rejection, Reply};
+use serde::Deserialize;
 
-/// A user as sessiond answers it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct User {
-    pub id: i64,
-    pub email: String,
-    pub role: String,
-    pub status: UserStatus,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UserStatus {
-    Active,
-    Deactivated,
-}
-
-/// How the session was answered: from the cache or from the database.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CacheInfo {
-    pub hit: bool,
-    pub age_ms: u64,
-    pub ttl_ms: u64,
-    pub version: i64,
-    pub node: String,
-}
-
-/// The answer of `GET /api/auth/session`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Session {
-    pub user: User,
-    /// The token's expiry, RFC 3339.
-    pub expires: String,
-    pub cache: CacheInfo,
-}
-
-/// The answer of `POST /api/auth/login`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Login {
-    pub token: String,
-    pub token_type: String,
-    pub expires_at: String,
-    pub user: User,
-}
-
-/// A failed call, and the filter's rejection: sessiond's status, `error`
-/// code and message, or `unavailable` 503 when sessiond did not answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code} ({status}): {message}")]
-pub struct SessiondError {
-    pub status: StatusCode,
-    pub code: String,
-    pub message: String,
-}
-
-impl warp::reject::Reject for SessiondError {}
-
-impl SessiondError {
-    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        SessiondError {
-            status,
-            code: code.to_string(),
-            message: message.into(),
-        }
-    }
-
-    fn invalid_token(message: &str) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "invalid_token", message)
-    }
-
-    fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
-    }
-
-    /// The token will never resolve again (`invalid_token`, `session_revoked`).
-    pub fn is_signed_out(&self) -> bool {
-        self.code == "invalid_token" || self.code == "session_revoked"
-    }
-
-    /// The error as sessiond renders it: `{"error": code, "message": text}`.
-    pub fn to_response(&self) -> Response {
-        let body = serde_json::json!({ "error": self.code, "message": self.message });
-        warp::reply::with_status(warp::reply::json(&body), self.status).into_response()
-    }
-}
-
-impl Reply for SessiondError {
-    fn into_response(self) -> Response {
-        self.to_response()
-    }
-}
+use crate::{Login, Session, SessiondError};
 
 /// The largest answer read from sessiond (its answers are far smaller).
 const MAX_ANSWER: usize = 64 * 1024;
@@ -421,76 +301,6 @@ fn bearer(value: &HeaderValue) -> Result<&str, SessiondError> {
         return Err(not_bearer());
     }
     Ok(token)
-}
-
-/// A filter that resolves the request's bearer token against sessiond and
-/// extracts the [`Session`]; rejects with a [`SessiondError`] otherwise.
-/// Pair it with [`recover`].
-pub fn session_filter(
-    client: SessiondClient,
-) -> impl Filter<Extract = (Session,), Error = Rejection> + Clone {
-    warp::header::headers_cloned().and_then(move |headers: HeaderMap| {
-        let client = client.clone();
-        async move {
-            client
-                .resolve_header(headers.get(AUTHORIZATION))
-                .await
-                .map_err(warp::reject::custom)
-        }
-    })
-}
-
-/// [`session_filter`] that also requires the user's current role to be one
-/// of `roles`: `forbidden` 403 otherwise.
-pub fn require_role(
-    client: SessiondClient,
-    roles: &'static [&'static str],
-) -> impl Filter<Extract = (Session,), Error = Rejection> + Clone {
-    session_filter(client).and_then(move |session: Session| async move {
-        if roles.contains(&session.user.role.as_str()) {
-            Ok(session)
-        } else {
-            Err(warp::reject::custom(SessiondError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!("this route needs the role {}", roles.join(" or ")),
-            )))
-        }
-    })
-}
-
-/// Renders a [`SessiondError`] rejection as sessiond's JSON error; passes
-/// every other rejection on (to the app's own `recover`, or warp's).
-pub async fn recover(rejection: Rejection) -> Result<Response, Rejection> {
-    match rejection.find::<SessiondError>() {
-        Some(e) => Ok(e.to_response()),
-        None => Err(rejection),
-    }
-}
-
-/// Like [`recover`], and renders every other rejection as a JSON error too
-/// (`not_found` 404, `method_not_allowed` 405, `bad_request` 400), for an
-/// app that has no `recover` of its own.
-pub async fn recover_all(rejection: Rejection) -> Result<Response, Infallible> {
-    if let Some(e) = rejection.find::<SessiondError>() {
-        return Ok(e.to_response());
-    }
-    let e = if rejection.is_not_found() {
-        SessiondError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
-    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        SessiondError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "this route does not take that method",
-        )
-    } else {
-        SessiondError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "the request could not be read",
-        )
-    };
-    Ok(e.to_response())
 }
 
 #[cfg(test)]

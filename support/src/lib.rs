@@ -1,0 +1,15 @@
+//! # sessiond-testkit
+//!
+//! What sessiond's end-to-end tests, benchmarks and examples share, so that
+//! each exists once (a dev-dependency only; never published):
+//!
+//! - [`http`]: one raw HTTP/1.1 client: a request written byte for byte, a
+//!   call on a connection of its own, a keep-alive connection for load.
+//! - [`postgres_db`]: a throwaway PostgreSQL database per test or run.
+//! - [`netns`]: real network partitions (namespaces, veth links cut without
+//!   a reset), a TCP relay to the database, and process control, for the
+//!   fault tests and the history checker.
+
+pub mod http;
+pub mod netns;
+pub mod postgres_db;
