@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::sync::oneshot;
 
-use sessiond_actors::{CacheConfig, Link, Router};
+use sessiond_actors::{CacheConfig, LeaseKeeper, LeaseStore, Link, Router};
 
 use crate::auth::{self, Tokens};
 use crate::clock::Clock;
@@ -84,6 +84,8 @@ pub struct Application {
     first_admin: Option<FirstAdmin>,
     upkeep: tokio::task::JoinHandle<()>,
     listener: Option<tokio::task::JoinHandle<()>>,
+    /// Renews this node's freshness lease.
+    keeper: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// On PostgreSQL, the LISTEN task that applies changes made anywhere.
@@ -91,9 +93,11 @@ fn ctx_db_listener(
     db: &Db,
     router: &Router,
     telemetry: &Arc<Telemetry>,
+    nudge: Option<Arc<tokio::sync::Notify>>,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    db.postgres()
-        .map(|pool| crate::notify::spawn(pool.clone(), router.clone(), Arc::clone(telemetry)))
+    db.postgres().map(|pool| {
+        crate::notify::spawn(pool.clone(), router.clone(), Arc::clone(telemetry), nudge)
+    })
 }
 
 impl Application {
@@ -129,7 +133,7 @@ impl Application {
             hibernate_after: None,
             max_sessions: settings.max_sessions.max(1),
             call_timeout: Duration::from_secs(5),
-            lease: None,
+            lease: (!settings.lease.is_zero()).then_some(settings.lease),
         };
         let cluster_settings = match &settings.cluster {
             Some(c) => Some(cluster_settings(&settings.node_name, c).await?),
@@ -154,7 +158,21 @@ impl Application {
             _ => None,
         };
 
-        let listener = ctx_db_listener(&db, &router, &telemetry);
+        let keeper = LeaseKeeper::new(router.clone(), Arc::new(db.clone()));
+        let nudge = keeper.as_ref().map(|k| k.nudge());
+        let keeper = match keeper {
+            Some(mut keeper) => {
+                // The first lease before the first request, when the
+                // database allows: until then every lookup reads through.
+                let first = tokio::time::timeout(settings.lease, keeper.renew()).await;
+                if !matches!(first, Ok(Ok(true))) {
+                    tracing::warn!("no freshness lease yet: reading through until one is granted");
+                }
+                Some(tokio::spawn(keeper.run()))
+            }
+            None => None,
+        };
+        let listener = ctx_db_listener(&db, &router, &telemetry, nudge);
         // The threads that hash and check passwords: one per core, at least
         // two. Each holds one argon2 buffer (~19 MiB).
         let passwords = Arc::new(auth::PasswordPool::new(
@@ -221,6 +239,7 @@ impl Application {
             first_admin,
             upkeep,
             listener,
+            keeper,
         })
     }
 
@@ -286,6 +305,7 @@ impl Application {
             ctx,
             upkeep,
             listener,
+            keeper,
             ..
         } = self;
         let mut server = server;
@@ -300,6 +320,14 @@ impl Application {
         upkeep.abort();
         if let Some(l) = listener {
             l.abort();
+        }
+        if let Some(k) = keeper {
+            k.abort();
+            // Writers need not wait for a lease that is given up.
+            if let Some(lease) = ctx.router.lease() {
+                lease.expire();
+                let _ = ctx.db.release(lease.instance()).await;
+            }
         }
         if let Some(c) = &ctx.cluster {
             c.stop();

@@ -25,6 +25,12 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub iss: String,
+    /// The user's session epoch at issue: "revoke all sessions" raises the
+    /// user's, which revokes every token issued under a lower one. Absent
+    /// from tokens issued before epochs existed (the `sid` watermark then
+    /// decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sep: Option<i64>,
 }
 
 /// A token that passed every check.
@@ -33,6 +39,8 @@ pub struct Verified {
     pub user_id: i64,
     pub sid: String,
     pub issued_ms: i64,
+    /// The session epoch the token was issued under, if it names one.
+    pub epoch: Option<i64>,
     /// Expiry, unix seconds.
     pub exp: i64,
 }
@@ -74,8 +82,13 @@ impl Tokens {
         }
     }
 
-    /// A new token for `user_id`: `(token, claims)`.
-    pub fn issue(&self, user_id: i64) -> Result<(String, Claims), jsonwebtoken::errors::Error> {
+    /// A new token for `user_id` under session epoch `epoch`:
+    /// `(token, claims)`.
+    pub fn issue(
+        &self,
+        user_id: i64,
+        epoch: i64,
+    ) -> Result<(String, Claims), jsonwebtoken::errors::Error> {
         let now_ms = self.clock.now_ms();
         let claims = Claims {
             sub: user_id.to_string(),
@@ -83,6 +96,7 @@ impl Tokens {
             iat: now_ms.div_euclid(1000),
             exp: (now_ms + self.ttl.as_millis() as i64).div_euclid(1000),
             iss: ISSUER.to_string(),
+            sep: Some(epoch),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok((token, claims))
@@ -104,6 +118,7 @@ impl Tokens {
             user_id,
             sid: c.sid,
             issued_ms,
+            epoch: c.sep,
             exp: c.exp,
         })
     }
@@ -268,7 +283,7 @@ mod tests {
     fn issue_then_verify_then_expire() {
         let clock = Clock::new();
         let t = tokens(&clock);
-        let (token, claims) = t.issue(42).expect("issues");
+        let (token, claims) = t.issue(42, 0).expect("issues");
         let v = t.verify(&token).expect("verifies");
         assert_eq!(v.user_id, 42);
         assert_eq!(v.sid, claims.sid);
@@ -280,7 +295,7 @@ mod tests {
     #[test]
     fn other_secret_and_garbage_are_invalid() {
         let clock = Clock::new();
-        let (token, _) = tokens(&clock).issue(1).expect("issues");
+        let (token, _) = tokens(&clock).issue(1, 0).expect("issues");
         let other = Tokens::new(
             b"another-secret-another-secret!!",
             Duration::from_secs(60),

@@ -67,6 +67,12 @@ pub struct ServeArgs {
     /// (`0` disables the cache).
     #[arg(long, env = "SESSIOND_CACHE_TTL", default_value = "5m", value_parser = parse_duration)]
     pub cache_ttl: Duration,
+    /// The freshness lease: a node answers from its cache only while it
+    /// holds one, and a write is acknowledged only once every node has
+    /// confirmed it or its lease has ended (docs/freshness.md). `0` turns
+    /// leases off: only for a lone node that every write goes through.
+    #[arg(long, env = "SESSIOND_LEASE", default_value = "2s", value_parser = parse_duration)]
+    pub lease: Duration,
     /// Passivate a user's session actor after this long without a request.
     #[arg(long, env = "SESSIOND_IDLE_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
     pub idle_timeout: Duration,
@@ -143,6 +149,8 @@ pub struct Settings {
     pub listen: String,
     pub database_url: String,
     pub cache_ttl: Duration,
+    /// The freshness lease (zero: none).
+    pub lease: Duration,
     pub idle_timeout: Duration,
     pub max_sessions: usize,
     pub jwt_secret: Option<String>,
@@ -164,6 +172,7 @@ impl Settings {
             listen: a.listen,
             database_url: a.database_url,
             cache_ttl: a.cache_ttl,
+            lease: a.lease,
             idle_timeout: a.idle_timeout,
             max_sessions: usize::try_from(a.max_sessions).unwrap_or(usize::MAX),
             jwt_secret: a.jwt_secret,
@@ -199,6 +208,7 @@ impl Default for Settings {
             listen: "127.0.0.1:8080".into(),
             database_url: "sqlite://sessiond.db".into(),
             cache_ttl: Duration::from_secs(300),
+            lease: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(600),
             max_sessions: 1_000_000,
             jwt_secret: None,

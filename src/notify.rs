@@ -35,7 +35,14 @@ pub fn parse_payload(payload: &str) -> Option<(i64, Option<i64>)> {
 }
 
 /// Runs the listener until the task is aborted.
-pub fn spawn(pool: PgPool, router: Router, telemetry: Arc<Telemetry>) -> JoinHandle<()> {
+/// Each notification also nudges the lease keeper (`nudge`), so that the
+/// node confirms a change through its lease within milliseconds.
+pub fn spawn(
+    pool: PgPool,
+    router: Router,
+    telemetry: Arc<Telemetry>,
+    nudge: Option<Arc<tokio::sync::Notify>>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut connected_before = false;
         let mut backoff = Duration::from_millis(50);
@@ -58,7 +65,7 @@ pub fn spawn(pool: PgPool, router: Router, telemetry: Arc<Telemetry>) -> JoinHan
             }
             connected_before = true;
             telemetry.notify_listening(true);
-            listen(&mut listener, &router).await;
+            listen(&mut listener, &router, nudge.as_deref()).await;
             telemetry.notify_listening(false);
         }
     })
@@ -77,7 +84,7 @@ async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
 }
 
 /// Applies notifications until the connection fails.
-async fn listen(listener: &mut PgListener, router: &Router) {
+async fn listen(listener: &mut PgListener, router: &Router, nudge: Option<&tokio::sync::Notify>) {
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     loop {
@@ -86,6 +93,9 @@ async fn listen(listener: &mut PgListener, router: &Router) {
                 Ok(Some(n)) => match parse_payload(n.payload()) {
                     Some((id, version)) => {
                         router.invalidate_local(id, version, InvalidationSource::Notify).await;
+                        if let Some(n) = nudge {
+                            n.notify_one();
+                        }
                     }
                     None => tracing::warn!("ignoring a malformed notification"),
                 },

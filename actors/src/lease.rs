@@ -265,7 +265,12 @@ impl LeaseKeeper {
         self.seen = changes.head;
         let granted = self
             .store
-            .grant(lease.instance(), self.router.node(), changes.head, self.duration)
+            .grant(
+                lease.instance(),
+                self.router.node(),
+                changes.head,
+                self.duration,
+            )
             .await?;
         if !granted {
             return Ok(false);

@@ -56,6 +56,11 @@ pub struct UserState {
     /// Tokens issued at or before this instant (unix ms) are revoked
     /// ("revoke all sessions"); 0 when never used.
     pub tokens_valid_after_ms: i64,
+    /// The user's session epoch: raised by "revoke all sessions" and by
+    /// deactivation. A token carries the epoch it was issued under and is
+    /// revoked once the user's is higher: a counter, so no node's clock is
+    /// compared with another's.
+    pub session_epoch: i64,
     /// Token ids logged out and not yet expired. Kept small: a row leaves the
     /// table once its token would have expired anyway.
     pub revoked_sids: Vec<String>,

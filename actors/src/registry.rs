@@ -106,7 +106,10 @@ impl SnapshotCell {
 
     /// Whether a record (fresh or not) is published since the last flush.
     pub(crate) fn has_record(&self, flush: u64) -> bool {
-        self.read().cached.as_ref().is_some_and(|c| c.flush == flush)
+        self.read()
+            .cached
+            .as_ref()
+            .is_some_and(|c| c.flush == flush)
     }
 
     /// Whether the last record was taken by an invalidation, or dropped by

@@ -126,13 +126,12 @@ impl Router {
         self.inner
             .lease
             .as_ref()
-            .is_none_or(|l| l.valid_at(Instant::now()))
+            .map_or(true, |l| l.valid_at(Instant::now()))
     }
 
     pub(crate) fn observer(&self) -> &Arc<dyn Observer> {
         &self.inner.observer
     }
-
 
     /// Live session actors on this node.
     pub fn session_actors(&self) -> usize {
@@ -427,7 +426,12 @@ impl Router {
 fn random_instance() -> i64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
     h.write_u32(std::process::id());
     // Positive, so it reads well in the database and the logs.
     (h.finish() >> 1) as i64

@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sessiond_actors::{Changes, Holder};
 use sessiond_actors::memory::MemoryStore;
 use sessiond_actors::{
     BoxFuture, CacheConfig, Fetched, InvalidationSource, LeaseKeeper, LeaseStore, Lookup,
     MissReason, Observer, Router, StoreError, UserStore,
 };
+use sessiond_actors::{Changes, Holder};
 use tokio::time::Instant;
 
 const LEASE: Duration = Duration::from_secs(2);
@@ -267,7 +267,11 @@ async fn a_cut_off_node_stops_serving_its_cache_within_the_lease() {
         Err(e) => assert!(e.contains("unavailable") || e.contains("cut off"), "{e}"),
     }
     assert_eq!(b.last_miss(), Some(MissReason::Unleased));
-    assert_eq!(*b.seen.0.lost.lock().unwrap(), 1, "the lapse is reported once");
+    assert_eq!(
+        *b.seen.0.lost.lock().unwrap(),
+        1,
+        "the lapse is reported once"
+    );
     assert_eq!(*b.seen.0.valid.lock().unwrap(), Some(false));
 
     // Healed: b renews, flushes what it held, and serves the new record.
@@ -290,7 +294,10 @@ async fn a_healthy_holder_confirms_by_renewing_well_before_its_lease_ends() {
     b.role(1).await.unwrap();
     // No link between a and b: b confirms through its next renewal.
     let took = a.write_role(&store, 1, "admin").await;
-    assert!(took <= LEASE / 4 + Duration::from_millis(50), "took {took:?}");
+    assert!(
+        took <= LEASE / 4 + Duration::from_millis(50),
+        "took {took:?}"
+    );
     assert_eq!(b.role(1).await.unwrap().0, "admin");
 }
 
@@ -337,7 +344,11 @@ async fn a_flush_drops_every_record_and_refuses_fetches_in_flight() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     a.router.flush(sessiond_actors::FlushReason::Lease);
     lookup.await.unwrap().unwrap();
-    assert_eq!(store.queries(), before + 2, "the straddling fetch was refused");
+    assert_eq!(
+        store.queries(),
+        before + 2,
+        "the straddling fetch was refused"
+    );
     store.set_latency(Duration::ZERO);
     let (_, hit, _) = a.role(2).await.unwrap();
     assert!(hit, "the fetch after the flush was cached");

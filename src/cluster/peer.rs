@@ -8,7 +8,9 @@ use std::sync::{Arc, RwLock};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use sessiond_actors::{FlushReason, InvalidationSource, Lookup, Router};
 
-use super::wire::{InvalidateReply, InvalidateRequest, PeerMsg, PingReply, ResolveReply, ResolveRequest};
+use super::wire::{
+    InvalidateReply, InvalidateRequest, PeerMsg, PingReply, ResolveReply, ResolveRequest,
+};
 use super::GROUP;
 
 /// The PeerActor: serves other nodes' calls into this node's router. Each

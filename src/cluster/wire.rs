@@ -49,6 +49,9 @@ pub struct WireUser {
     pub active: bool,
     pub version: i64,
     pub tokens_valid_after_ms: i64,
+    /// Absent from an older node's answer: 0, as before epochs existed.
+    #[serde(default)]
+    pub session_epoch: i64,
     pub revoked_sids: Vec<String>,
 }
 
@@ -92,6 +95,7 @@ impl ResolveReply {
                     active: u.user.status == Status::Active,
                     version: u.version,
                     tokens_valid_after_ms: u.tokens_valid_after_ms,
+                    session_epoch: u.session_epoch,
                     revoked_sids: u.revoked_sids.clone(),
                 },
                 hit: s.hit,
@@ -122,6 +126,7 @@ impl ResolveReply {
                     },
                     version: user.version,
                     tokens_valid_after_ms: user.tokens_valid_after_ms,
+                    session_epoch: user.session_epoch,
                     revoked_sids: user.revoked_sids,
                 })),
                 hit,

@@ -93,7 +93,7 @@ impl From<UserError> for ApiError {
             UserError::Invalid(m) => ApiError::BadRequest(m),
             UserError::NotFound(_) => ApiError::NotFound(e.to_string()),
             UserError::EmailTaken => ApiError::Conflict(e.to_string()),
-            UserError::Busy => ApiError::Unavailable(e.to_string()),
+            UserError::Busy | UserError::Unconfirmed => ApiError::Unavailable(e.to_string()),
             UserError::Db(e) => ApiError::db(e),
             UserError::Internal(e) => ApiError::Internal(e),
         }

@@ -78,6 +78,13 @@ pub async fn readyz(ctx: Arc<Ctx>) -> Answer {
             ))
         }
     };
+    // A node that cannot prove its cache fresh reads through: a load
+    // balancer had better send its traffic elsewhere (docs/freshness.md).
+    if !ctx.router.serves_from_cache() {
+        return Err(ApiError::Unavailable(
+            "this node holds no freshness lease: it cannot prove its cache fresh".into(),
+        ));
+    }
     match tokio::time::timeout(Duration::from_secs(2), ctx.db.ping()).await {
         Ok(Ok(())) => Ok(json(
             StatusCode::OK,
@@ -85,6 +92,7 @@ pub async fn readyz(ctx: Arc<Ctx>) -> Answer {
                 "status": "ready",
                 "database": "ok",
                 "cluster": cluster,
+                "lease": if ctx.router.lease().is_some() { "held" } else { "off" },
                 "members": ctx.router.members().iter().map(|m| m.to_string()).collect::<Vec<_>>(),
             }),
         )),

@@ -32,6 +32,9 @@ pub struct PerfJson {
     pub invalidations: u64,
     pub node: String,
     pub members: Vec<String>,
+    /// Whether this node holds its freshness lease and so answers from its
+    /// cache; `null` when leases are off (`--lease 0`).
+    pub lease_valid: Option<bool>,
     #[schema(value_type = Vec<Object>)]
     pub recommendations: Vec<Recommendation>,
     /// Store queries per second since start.
@@ -96,6 +99,7 @@ pub fn snapshot(c: &Counters, router: &Router, push: bool) -> PerfJson {
         invalidations: c.invalidations(),
         node: router.node().to_string(),
         members: router.members().iter().map(|m| m.to_string()).collect(),
+        lease_valid: router.lease().map(|_| router.serves_from_cache()),
         recommendations: recommend(&five, &setup),
         db_queries_per_s: (db_queries as f64 / uptime.as_secs_f64().max(1.0) * 1000.0).round()
             / 1000.0,

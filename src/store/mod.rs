@@ -4,6 +4,7 @@
 //! its migrations folder. Queries are checked at run time because one schema
 //! cannot describe both. Callers see [`DbError`], never a driver's error.
 
+mod lease;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -11,7 +12,9 @@ mod sqlite;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sessiond_actors::{BoxFuture, Fetched, Status, StoreError, User, UserState, UserStore};
+use sessiond_actors::{
+    BoxFuture, Changes, Fetched, Holder, LeaseStore, Status, StoreError, User, UserState, UserStore,
+};
 
 use crate::clock::Clock;
 use sql::SqlStore;
@@ -28,6 +31,9 @@ pub struct UserRow {
     pub role: String,
     pub status: Status,
     pub version: i64,
+    /// The session epoch new tokens are issued under (see
+    /// `UserState::session_epoch`).
+    pub session_epoch: i64,
 }
 
 impl UserRow {
@@ -239,6 +245,95 @@ impl Db {
     }
 }
 
+/// The lease protocol's tables (`docs/freshness.md`), for the actors'
+/// [`LeaseKeeper`](sessiond_actors::LeaseKeeper) and write confirmation.
+/// Every call is bounded like a fetch: a database that hangs must not
+/// hold a renewal past the lease it renews.
+impl LeaseStore for Db {
+    fn changes_since(&self, seen: u64) -> BoxFuture<'_, Result<Changes, StoreError>> {
+        Box::pin(async move {
+            let seen = i64::try_from(seen).unwrap_or(i64::MAX);
+            let logged = self
+                .bounded(async { dispatch!(self, s => s.changes_since(seen).await) })
+                .await?;
+            Ok(Changes {
+                head: u64::try_from(logged.head).unwrap_or(0),
+                truncated: logged.pruned > seen,
+                changes: logged.changes,
+            })
+        })
+    }
+
+    fn grant<'a>(
+        &'a self,
+        instance: i64,
+        node: &'a str,
+        head: u64,
+        duration: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let head = i64::try_from(head).unwrap_or(i64::MAX);
+            self.bounded(async {
+                dispatch!(self, s => s.grant_lease(instance, node, head, duration).await)
+            })
+            .await
+        })
+    }
+
+    fn unconfirmed(
+        &self,
+        me: i64,
+        below: Option<u64>,
+    ) -> BoxFuture<'_, Result<(u64, Vec<Holder>), StoreError>> {
+        Box::pin(async move {
+            let below = below.map(|b| i64::try_from(b).unwrap_or(i64::MAX));
+            let (head, rows) = self
+                .bounded(async { dispatch!(self, s => s.unconfirmed_leases(me, below).await) })
+                .await?;
+            let holders = rows
+                .into_iter()
+                .map(|(instance, node, remaining_ms)| Holder {
+                    instance,
+                    node,
+                    remaining: Duration::from_millis(u64::try_from(remaining_ms).unwrap_or(0)),
+                })
+                .collect();
+            Ok((u64::try_from(head).unwrap_or(0), holders))
+        })
+    }
+
+    fn release(&self, instance: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.bounded(async { dispatch!(self, s => s.release_lease(instance).await) })
+                .await
+        })
+    }
+
+    fn prune(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.bounded(async { dispatch!(self, s => s.prune_changes().await) })
+                .await
+        })
+    }
+}
+
+impl Db {
+    /// Runs a lease query within [`FETCH_TIMEOUT`], as a store error.
+    async fn bounded<T>(
+        &self,
+        query: impl std::future::Future<Output = Result<T, DbError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(FETCH_TIMEOUT, query).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "the database did not answer within {} ms",
+                FETCH_TIMEOUT.as_millis()
+            ))),
+        }
+    }
+}
+
 impl UserStore for Db {
     fn fetch(&self, user_id: i64) -> BoxFuture<'static, Result<Fetched, StoreError>> {
         let db = self.clone();
@@ -266,6 +361,7 @@ pub(crate) fn state_from(
     UserState {
         user: row.user(),
         version: row.version,
+        session_epoch: row.session_epoch,
         tokens_valid_after_ms,
         revoked_sids: revoked
             .unwrap_or_default()

@@ -12,6 +12,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 impl Dialect for Postgres {
     const JOIN_SIDS: &'static str = "string_agg(sid, ',')";
+    const NOW_MS: &'static str = "(extract(epoch FROM clock_timestamp()) * 1000)::BIGINT";
+    const LOCK_SHARED: &'static str = " FOR SHARE";
 
     fn rows_affected(done: &PgQueryResult) -> u64 {
         done.rows_affected()

@@ -9,12 +9,21 @@ use sessiond_actors::{Status, UserState};
 
 use super::{state_from, AuditEntry, UserRow, WriteError};
 
-const USER_COLUMNS: &str = "id, email, role, status, version";
+const USER_COLUMNS: &str = "id, email, role, status, version, session_epoch";
 
 /// What one database spells differently from the other.
 pub trait Dialect: Database {
     /// An aggregate that joins the `sid` column with commas.
     const JOIN_SIDS: &'static str;
+
+    /// The database server's clock, in unix milliseconds (leases are
+    /// counted on it: the one clock every node shares).
+    const NOW_MS: &'static str;
+
+    /// What makes a read of the change log's head wait for a writer that
+    /// holds it, so that a lease is never granted past a change that is
+    /// about to commit (nothing on SQLite, whose writers run one at a time).
+    const LOCK_SHARED: &'static str;
 
     /// How many rows a statement changed.
     fn rows_affected(done: &Self::QueryResult) -> u64;
@@ -48,6 +57,7 @@ where
             role: r.try_get("role")?,
             status: Status::parse(&r.try_get::<String, _>("status")?),
             version: r.try_get("version")?,
+            session_epoch: r.try_get("session_epoch")?,
         })
     }
 
@@ -147,6 +157,7 @@ where
         let sql = format!(
             "UPDATE users SET status = $1,
                     tokens_valid_after = CASE WHEN $2 = 'deactivated' THEN $3 ELSE tokens_valid_after END,
+                    session_epoch = CASE WHEN $2 = 'deactivated' THEN session_epoch + 1 ELSE session_epoch END,
                     version = version + 1, updated_at = $4
              WHERE id = $5 RETURNING {USER_COLUMNS}"
         );
@@ -208,7 +219,8 @@ where
 
     pub async fn revoke_all(&self, user_id: i64, now: i64) -> Result<Option<i64>, sqlx::Error> {
         sqlx::query(
-            "UPDATE users SET tokens_valid_after = $1, version = version + 1, updated_at = $2
+            "UPDATE users SET tokens_valid_after = $1, session_epoch = session_epoch + 1,
+                    version = version + 1, updated_at = $2
              WHERE id = $3 RETURNING version",
         )
         .bind(now)

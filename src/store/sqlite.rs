@@ -13,6 +13,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 impl Dialect for Sqlite {
     const JOIN_SIDS: &'static str = "group_concat(sid, ',')";
+    const NOW_MS: &'static str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
+    const LOCK_SHARED: &'static str = "";
 
     fn rows_affected(done: &SqliteQueryResult) -> u64 {
         done.rows_affected()

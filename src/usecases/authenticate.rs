@@ -67,7 +67,13 @@ pub fn admit<'a>(fetched: &'a Fetched, token: &Verified) -> Result<&'a Arc<UserS
     if state.user.status != Status::Active {
         return Err(Revoked::Deactivated);
     }
-    if token.issued_ms <= state.tokens_valid_after_ms {
+    let revoked = match token.epoch {
+        Some(epoch) => epoch < state.session_epoch,
+        // A token from before epochs: the issuing node's clock against
+        // the watermark, as then.
+        None => token.issued_ms <= state.tokens_valid_after_ms,
+    };
+    if revoked {
         return Err(Revoked::SessionsRevoked);
     }
     if state.revoked_sids.contains(&token.sid) {
@@ -173,6 +179,7 @@ mod tests {
             },
             version: 1,
             tokens_valid_after_ms: after,
+            session_epoch: 0,
             revoked_sids: sids.iter().map(|s| s.to_string()).collect(),
         }))
     }
@@ -183,6 +190,7 @@ mod tests {
             user_id: 1,
             sid: "s1".into(),
             issued_ms: 1000,
+            epoch: None,
             exp: 0,
         };
         assert!(admit(&state(Status::Active, 0, &[]), &t).is_ok());

@@ -104,7 +104,7 @@ impl Login {
         }
         let (token, claims) = self
             .tokens
-            .issue(row.id)
+            .issue(row.id, row.session_epoch)
             .map_err(|e| LoginError::Internal(e.into()))?;
         Ok(LoggedIn {
             token,

@@ -32,6 +32,11 @@ pub enum UserError {
     Busy,
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The write was made, but this node could not make sure that no other
+    /// node still answers the old record (it could not read the lease
+    /// table): not acknowledged.
+    #[error("the change was saved but could not be confirmed on every node; it takes effect everywhere within the lease")]
+    Unconfirmed,
     /// Something that should not happen; details go to the log.
     #[error("internal error")]
     Internal(anyhow::Error),
@@ -188,19 +193,32 @@ impl Users {
         W: Future<Output = Result<Written<T>, UserError>> + Send + 'static,
     {
         let (router, audit, by) = (self.router.clone(), self.audit.clone(), by.clone());
+        let db = self.db.clone();
         let task = tokio::spawn(async move {
             match write.await {
                 Ok(w) => {
+                    // Acknowledged only once no node can answer with the
+                    // old record (docs/freshness.md §5).
                     let api = InvalidationSource::Api;
-                    match w.fence {
-                        Fence::Version(v) => router.invalidate(w.target, Some(v), api).await,
-                        Fence::Everything => router.invalidate(w.target, None, api).await,
-                        Fence::Nothing => {}
-                    }
+                    let fence = match w.fence {
+                        Fence::Version(v) => Some(Some(v)),
+                        Fence::Everything => Some(None),
+                        Fence::Nothing => None,
+                    };
+                    let confirmed = match fence {
+                        Some(v) => router.invalidate_confirmed(w.target, v, api, &db).await,
+                        None => Ok(()),
+                    };
                     if let Some(action) = action {
                         audit.record(&by, action, Some(w.target), w.detail).await;
                     }
-                    Ok(w.value)
+                    match confirmed {
+                        Ok(()) => Ok(w.value),
+                        Err(e) => {
+                            tracing::warn!(user = w.target, error = %e, "write not confirmed everywhere");
+                            Err(UserError::Unconfirmed)
+                        }
+                    }
                 }
                 Err(e) => {
                     if let (Some(id), true) = (about, e.may_have_written()) {

@@ -183,7 +183,7 @@ fn apply(token: &str, m: &Mutation) -> String {
 #[test]
 fn token_verification_refuses_every_mutation_of_a_valid_token() {
     let t = tokens();
-    let (valid, claims) = t.issue(42).expect("issues a token");
+    let (valid, claims) = t.issue(42, 0).expect("issues a token");
     let verified = t.verify(&valid).expect("the token verifies");
     assert_eq!(
         (verified.user_id, verified.sid.as_str()),

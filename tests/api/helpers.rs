@@ -10,8 +10,8 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use sessiond::app::Application;
-use sessiond::http::Ctx;
 use sessiond::config::Settings;
+use sessiond::http::Ctx;
 use sessiond_testkit::http::{self, Connection};
 use sessiond_testkit::postgres_db;
 

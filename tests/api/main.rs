@@ -14,6 +14,6 @@ mod metrics_lint;
 mod openapi;
 mod postgres;
 mod sessions;
-mod versions;
 #[cfg(feature = "simulate")]
 mod simulate;
+mod versions;

@@ -75,6 +75,7 @@ impl MemoryStore {
             },
             version: 0,
             tokens_valid_after_ms: 0,
+            session_epoch: 0,
             revoked_sids: Vec::new(),
         });
         change(state);
@@ -243,10 +244,7 @@ impl MemoryStore {
 }
 
 impl crate::lease::LeaseStore for MemoryStore {
-    fn changes_since(
-        &self,
-        seen: u64,
-    ) -> BoxFuture<'_, Result<crate::lease::Changes, StoreError>> {
+    fn changes_since(&self, seen: u64) -> BoxFuture<'_, Result<crate::lease::Changes, StoreError>> {
         Box::pin(async move {
             if let Some(e) = self.unavailable() {
                 return Err(e);
@@ -338,7 +336,11 @@ impl crate::lease::LeaseStore for MemoryStore {
                 .map(|(_, seen, _)| *seen)
                 .min()
                 .unwrap_or(head);
-            while log.entries.front().is_some_and(|(seq, _, _)| *seq <= keep_after) {
+            while log
+                .entries
+                .front()
+                .is_some_and(|(seq, _, _)| *seq <= keep_after)
+            {
                 log.entries.pop_front();
             }
             log.pruned_through = log.pruned_through.max(keep_after);

@@ -1,0 +1,165 @@
+//! The tables of the freshness-lease protocol (`docs/freshness.md`): the
+//! change log the triggers write, and the leases. Written once for both
+//! databases; the clock and the shared lock are the dialect's.
+
+use std::time::Duration;
+
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
+
+use super::sql::{Dialect, SqlStore};
+
+/// What a renewal reads.
+pub struct LoggedChanges {
+    pub head: i64,
+    pub pruned: i64,
+    pub changes: Vec<(i64, Option<i64>)>,
+}
+
+impl<DB> SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+{
+    /// The head, and the changes after `seen` up to it. The head is read
+    /// first: numbers follow commit order, so every change up to it is
+    /// already visible.
+    pub async fn changes_since(&self, seen: i64) -> Result<LoggedChanges, sqlx::Error> {
+        let head = sqlx::query("SELECT seq, pruned FROM sessiond_change_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        let (head, pruned): (i64, i64) = (head.try_get("seq")?, head.try_get("pruned")?);
+        let changes = if head > seen {
+            sqlx::query(
+                "SELECT user_id, version FROM sessiond_changes
+                  WHERE seq > $1 AND seq <= $2 ORDER BY seq",
+            )
+            .bind(seen)
+            .bind(head)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("user_id")?,
+                    r.try_get::<Option<i64>, _>("version")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()?
+        } else {
+            Vec::new()
+        };
+        Ok(LoggedChanges {
+            head,
+            pruned,
+            changes,
+        })
+    }
+
+    /// Grants `instance` a lease with `seen = head`, in one statement that
+    /// first takes the head row's shared lock (PostgreSQL; SQLite has one
+    /// writer), so no change can commit between the check and the grant.
+    pub async fn grant_lease(
+        &self,
+        instance: i64,
+        node: &str,
+        head: i64,
+        duration: Duration,
+    ) -> Result<bool, sqlx::Error> {
+        let sql = format!(
+            "INSERT INTO sessiond_leases (instance, node, seen, expires_ms)
+             SELECT $1, $2, h.seq, {now} + $3
+               FROM (SELECT seq FROM sessiond_change_head WHERE id = 1{lock}) h
+              WHERE h.seq = $4
+             ON CONFLICT (instance) DO UPDATE
+                SET node = excluded.node, seen = excluded.seen, expires_ms = excluded.expires_ms",
+            now = DB::NOW_MS,
+            lock = DB::LOCK_SHARED,
+        );
+        let done = sqlx::query(&sql)
+            .bind(instance)
+            .bind(node)
+            .bind(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
+            .bind(head)
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&done) > 0)
+    }
+
+    /// The head, and the other running leases (by this database's clock)
+    /// whose `seen` is below `below` (the head when `None`), with the
+    /// milliseconds each has left.
+    pub async fn unconfirmed_leases(
+        &self,
+        me: i64,
+        below: Option<i64>,
+    ) -> Result<(i64, Vec<(i64, String, i64)>), sqlx::Error> {
+        let head: i64 = sqlx::query("SELECT seq FROM sessiond_change_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("seq")?;
+        let sql = format!(
+            "SELECT instance, node, expires_ms - {now} AS remaining_ms FROM sessiond_leases
+              WHERE instance <> $1 AND seen < $2 AND expires_ms > {now}",
+            now = DB::NOW_MS,
+        );
+        let holders = sqlx::query(&sql)
+            .bind(me)
+            .bind(below.unwrap_or(head))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("instance")?,
+                    r.try_get("node")?,
+                    r.try_get("remaining_ms")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok((head, holders))
+    }
+
+    pub async fn release_lease(&self, instance: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM sessiond_leases WHERE instance = $1")
+            .bind(instance)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    /// Forgets the changes every running lease has seen, and leases over
+    /// for a minute. A node whose lease is not running drops its whole
+    /// cache when it renews, so it needs no pruned change.
+    pub async fn prune_changes(&self) -> Result<(), sqlx::Error> {
+        let sql = format!(
+            "SELECT COALESCE(MIN(seen), (SELECT seq FROM sessiond_change_head WHERE id = 1)) AS keep
+               FROM sessiond_leases WHERE expires_ms > {now}",
+            now = DB::NOW_MS,
+        );
+        let keep: i64 = sqlx::query(&sql)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("keep")?;
+        sqlx::query(
+            "UPDATE sessiond_change_head
+                SET pruned = CASE WHEN pruned < $1 THEN $1 ELSE pruned END WHERE id = 1",
+        )
+        .bind(keep)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query("DELETE FROM sessiond_changes WHERE seq <= $1")
+            .bind(keep)
+            .execute(&self.pool)
+            .await?;
+        let sql = format!(
+            "DELETE FROM sessiond_leases WHERE expires_ms < {now} - 60000",
+            now = DB::NOW_MS
+        );
+        sqlx::query(&sql).execute(&self.pool).await.map(|_| ())
+    }
+}
