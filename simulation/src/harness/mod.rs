@@ -30,11 +30,36 @@ use crate::measure::{Recorder, SimObserver};
 use crate::workload::{Popularity, WorkloadSpec};
 use crate::SimError;
 
+/// What a scheduled disruption does to its node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Cut off from the other nodes (it still reaches the database).
+    Partition,
+    /// Stopped, then restarted with an empty cache.
+    Crash,
+    /// Cut off from the other nodes and from the database.
+    CutOff,
+    /// Paused: cut off from the other nodes; its database calls and the
+    /// requests that reach it wait until it resumes.
+    Pause,
+}
+
+impl Fault {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::Partition => "partition",
+            Fault::Crash => "crash",
+            Fault::CutOff => "cut-off (peers and database)",
+            Fault::Pause => "pause",
+        }
+    }
+}
+
 /// A scheduled disruption, resolved to a node index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Scheduled {
     pub node: usize,
-    pub crash: bool,
+    pub kind: Fault,
     pub at: Duration,
     pub length: Duration,
 }
@@ -64,6 +89,8 @@ pub struct Scenario {
     pub hibernate_after: Duration,
     pub replica_lag: Duration,
     pub call_timeout: Duration,
+    /// The freshness lease under the `lease` policy.
+    pub lease: Duration,
     pub max_sessions: usize,
     /// Wait for every event on a timer, never advancing the clock directly
     /// (slower; the results are the same, which a test checks).
