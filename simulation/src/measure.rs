@@ -436,6 +436,90 @@ mod tests {
         assert_eq!(Histogram::index(u64::MAX), Histogram::BUCKETS - 1);
     }
 
+    fn change(user: i64, version: i64, acked: Option<(u64, u64)>) -> Change {
+        Change {
+            user,
+            at_ns: 0,
+            version,
+            kind: ChangeKind::Role,
+            node: 0,
+            stale_answers: 0,
+            worst: None,
+            acked,
+        }
+    }
+
+    fn sent(user: i64, seq: u64) -> Sent {
+        Sent {
+            user,
+            node: 1,
+            at_ns: seq * 1000,
+            version: 0,
+            seq,
+        }
+    }
+
+    #[test]
+    fn the_history_checker_fails_an_answer_older_than_an_acknowledged_write() {
+        // v2 acknowledged at seq 10; v3 committed, not yet acknowledged.
+        let history = [
+            change(7, 2, Some((10, 10_000))),
+            change(7, 3, None),
+            change(8, 5, Some((1, 1_000))),
+        ];
+        // Sent after the acknowledgement, answered with v1: stale.
+        let stale = stale_after_ack(&history, &sent(7, 11), 1).expect("caught");
+        assert_eq!((stale.acked_version, stale.served_version), (2, 1));
+        assert_eq!(
+            (stale.acked_ns, stale.sent_ns, stale.node),
+            (10_000, 11_000, 1)
+        );
+        // Sent before it (concurrent with the write): either is fine.
+        assert!(stale_after_ack(&history, &sent(7, 9), 1).is_none());
+        // The acknowledged version, or a newer unacknowledged one: fine.
+        assert!(stale_after_ack(&history, &sent(7, 11), 2).is_none());
+        assert!(stale_after_ack(&history, &sent(7, 11), 3).is_none());
+        // Another user's acknowledgement does not apply.
+        assert!(stale_after_ack(&history[..2], &sent(8, 20), 1).is_none());
+        assert!(stale_after_ack(&history, &sent(8, 20), 4).is_some());
+
+        // Through the recorder, as a run records it.
+        let mut rec = Recorder::default();
+        let idx = rec.change(change(7, 2, None));
+        let v1 = |seq| {
+            let mut s = sent(7, seq);
+            s.version = 2;
+            s
+        };
+        // A cache hit on version 1.
+        let record = std::sync::Arc::new(sessiond_actors::UserState {
+            user: sessiond_actors::User {
+                id: 7,
+                email: "u7@example.test".into(),
+                role: "viewer".into(),
+                status: sessiond_actors::Status::Active,
+            },
+            version: 1,
+            tokens_valid_after_ms: 0,
+            revoked_sids: Vec::new(),
+        });
+        let served = Ok(Served {
+            fetched: sessiond_actors::Fetched::Found(record),
+            hit: true,
+            age: Duration::ZERO,
+            node: None,
+        });
+        rec.answer(v1(5), &served, Duration::ZERO);
+        assert_eq!(rec.stale_after_ack, 0, "not acknowledged yet");
+        rec.acked(idx, 6, 6_000);
+        rec.answer(v1(5), &served, Duration::ZERO);
+        assert_eq!(rec.stale_after_ack, 0, "sent before the acknowledgement");
+        rec.answer(v1(7), &served, Duration::ZERO);
+        assert_eq!(rec.stale_after_ack, 1);
+        assert_eq!(rec.stale_after_ack_examples[0].sent_ns, 7_000);
+        assert_eq!(rec.ack_latencies, vec![6_000]);
+    }
+
     #[test]
     fn quantiles_of_sorted_values() {
         let v: Vec<u64> = (1..=100).collect();
