@@ -181,7 +181,7 @@ pub fn stale_after_ack<'a>(
         .filter(|(_, (seq, _))| *seq < sent.seq)
         .max_by_key(|(c, _)| c.version)?;
     let (c, (_, acked_ns)) = newest;
-    (served_version < c.version).then(|| StaleAfterAck {
+    (served_version < c.version).then_some(StaleAfterAck {
         user: sent.user,
         acked_version: c.version,
         acked_ns,
