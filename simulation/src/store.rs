@@ -113,6 +113,30 @@ impl SimStore {
         self.queries.load(Ordering::Relaxed)
     }
 
+    /// The latency of one round trip to the database.
+    fn draw_latency(&self) -> Duration {
+        let latency = self.latency.sample(&mut lock(&self.rng));
+        self.max_latency_ns
+            .fetch_max(latency.as_nanos() as u64, Ordering::Relaxed);
+        latency
+    }
+
+    /// Runs a lease-table or change-log call as the database would: at
+    /// once, its answer then taking a round trip's latency to come back.
+    fn call<'a, T: Send + 'a>(
+        &'a self,
+        op: BoxFuture<'a, Result<T, StoreError>>,
+    ) -> BoxFuture<'a, Result<T, StoreError>> {
+        let latency = self.draw_latency();
+        Box::pin(async move {
+            let answer = op.await;
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+            answer
+        })
+    }
+
     /// The longest read latency drawn so far.
     pub fn max_latency(&self) -> Duration {
         Duration::from_nanos(self.max_latency_ns.load(Ordering::Relaxed))
@@ -122,9 +146,7 @@ impl SimStore {
 impl UserStore for SimStore {
     fn fetch(&self, user_id: i64) -> BoxFuture<'static, Result<Fetched, StoreError>> {
         self.queries.fetch_add(1, Ordering::Relaxed);
-        let latency = self.latency.sample(&mut lock(&self.rng));
-        self.max_latency_ns
-            .fetch_max(latency.as_nanos() as u64, Ordering::Relaxed);
+        let latency = self.draw_latency();
         let table = match &self.replica {
             Some(r) => &r.table,
             None => &self.primary,
@@ -144,10 +166,11 @@ impl UserStore for SimStore {
 }
 
 /// The change log and lease table every node of a `lease` run shares:
-/// those of the primary (a replica has neither).
+/// those of the primary (a replica has neither), behind the same latency
+/// model as reads.
 impl LeaseStore for SimStore {
     fn changes_since(&self, seen: u64) -> BoxFuture<'_, Result<Changes, StoreError>> {
-        self.primary.changes_since(seen)
+        self.call(self.primary.changes_since(seen))
     }
 
     fn grant<'a>(
@@ -157,7 +180,7 @@ impl LeaseStore for SimStore {
         head: u64,
         duration: Duration,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.primary.grant(instance, node, head, duration)
+        self.call(self.primary.grant(instance, node, head, duration))
     }
 
     fn unconfirmed(
@@ -165,15 +188,15 @@ impl LeaseStore for SimStore {
         me: i64,
         below: Option<u64>,
     ) -> BoxFuture<'_, Result<(u64, Vec<Holder>), StoreError>> {
-        self.primary.unconfirmed(me, below)
+        self.call(self.primary.unconfirmed(me, below))
     }
 
     fn release(&self, instance: i64) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.primary.release(instance)
+        self.call(self.primary.release(instance))
     }
 
     fn prune(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.primary.prune()
+        self.call(self.primary.prune())
     }
 }
 
