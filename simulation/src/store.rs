@@ -251,12 +251,19 @@ impl NodeStore {
         NodeStore { store, node, reach }
     }
 
-    /// Waits out a pause, then fails if the node is cut off.
-    async fn pass(&self) -> Result<(), StoreError> {
-        if let Some(until) = self.reach.paused_until(self.node) {
-            tokio::time::sleep_until(until).await;
-        }
-        self.reachable()
+    /// Runs `op` (which does nothing until polled) once a pause is over,
+    /// unless the node is cut off.
+    fn gated<'a, T: Send + 'a>(
+        &'a self,
+        op: BoxFuture<'a, Result<T, StoreError>>,
+    ) -> BoxFuture<'a, Result<T, StoreError>> {
+        Box::pin(async move {
+            if let Some(until) = self.reach.paused_until(self.node) {
+                tokio::time::sleep_until(until).await;
+            }
+            self.reachable()?;
+            op.await
+        })
     }
 
     fn reachable(&self) -> Result<(), StoreError> {
@@ -292,10 +299,7 @@ impl UserStore for NodeStore {
 
 impl LeaseStore for NodeStore {
     fn changes_since(&self, seen: u64) -> BoxFuture<'_, Result<Changes, StoreError>> {
-        Box::pin(async move {
-            self.pass().await?;
-            self.store.changes_since(seen).await
-        })
+        self.gated(self.store.changes_since(seen))
     }
 
     fn grant<'a>(
@@ -305,10 +309,7 @@ impl LeaseStore for NodeStore {
         head: u64,
         duration: Duration,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async move {
-            self.pass().await?;
-            self.store.grant(instance, node, head, duration).await
-        })
+        self.gated(self.store.grant(instance, node, head, duration))
     }
 
     fn unconfirmed(
@@ -316,23 +317,14 @@ impl LeaseStore for NodeStore {
         me: i64,
         below: Option<u64>,
     ) -> BoxFuture<'_, Result<(u64, Vec<Holder>), StoreError>> {
-        Box::pin(async move {
-            self.pass().await?;
-            self.store.unconfirmed(me, below).await
-        })
+        self.gated(self.store.unconfirmed(me, below))
     }
 
     fn release(&self, instance: i64) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(async move {
-            self.pass().await?;
-            self.store.release(instance).await
-        })
+        self.gated(self.store.release(instance))
     }
 
     fn prune(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(async move {
-            self.pass().await?;
-            self.store.prune().await
-        })
+        self.gated(self.store.prune())
     }
 }
