@@ -101,6 +101,12 @@ pub struct SimArgs {
     /// the freshness invariants: a way to see the harness catch it.
     #[arg(long, default_value = "0", value_parser = parse_duration)]
     pub replica_lag: Duration,
+    /// Under `lease`, acknowledge a write as soon as its invalidation was
+    /// sent, without waiting for the other lease holders (as `push` does).
+    /// Deliberately breaks "no stale answer after an acknowledgement" under
+    /// faults: a way to see the check catch it.
+    #[arg(long)]
+    pub ack_unconfirmed: bool,
     /// Write runs.csv, runs.json and simulation.svg into this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -158,6 +158,7 @@ pub fn scenario(args: &SimArgs) -> Result<Scenario, SimError> {
         replica_lag: args.replica_lag,
         call_timeout: CALL_TIMEOUT,
         lease: args.lease,
+        ack_unconfirmed: args.ack_unconfirmed,
         max_sessions: 1_000_000,
         timer_per_event: false,
     })

@@ -135,3 +135,20 @@ fn a_store_lagging_behind_acknowledged_writes_is_caught() {
         "{table}"
     );
 }
+
+#[test]
+fn acknowledging_without_confirmation_is_caught_under_the_same_faults() {
+    // The bug the leases fix: a writer that acknowledges once it has sent
+    // its invalidation. A node that did not receive it (cut off, paused,
+    // or on the far side of the writer's partition) answers the old
+    // record after the acknowledgement.
+    let (result, table) = run(&format!("{} --ack-unconfirmed --jobs 1", faults(3)));
+    match result {
+        Err(SimError::Invariant { count, first }) => {
+            assert!(count > 0);
+            assert!(first.contains("stale after an acknowledgement"), "{first}");
+        }
+        other => panic!("expected a violation, got {:?}\n{table}", other.map(|_| ())),
+    }
+    assert!(table.contains("INVARIANT VIOLATED"), "{table}");
+}

@@ -275,15 +275,23 @@ pub(super) async fn drive(
                     let recorder = Arc::clone(&recorder);
                     let order = Arc::clone(&order);
                     let leases = cluster.node_store(node);
+                    let unconfirmed = scenario.ack_unconfirmed;
                     tokio::spawn(async move {
-                        let confirmed = router
-                            .invalidate_confirmed(
-                                user,
-                                Some(version),
-                                InvalidationSource::Api,
-                                &*leases,
-                            )
-                            .await;
+                        let confirmed = if unconfirmed {
+                            router
+                                .invalidate(user, Some(version), InvalidationSource::Api)
+                                .await;
+                            Ok(())
+                        } else {
+                            router
+                                .invalidate_confirmed(
+                                    user,
+                                    Some(version),
+                                    InvalidationSource::Api,
+                                    &*leases,
+                                )
+                                .await
+                        };
                         let mut rec = lock(&recorder);
                         match confirmed {
                             Ok(()) => {

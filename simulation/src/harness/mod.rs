@@ -91,6 +91,8 @@ pub struct Scenario {
     pub call_timeout: Duration,
     /// The freshness lease under the `lease` policy.
     pub lease: Duration,
+    /// Acknowledge `lease` writes without confirmation (a broken mode).
+    pub ack_unconfirmed: bool,
     pub max_sessions: usize,
     /// Wait for every event on a timer, never advancing the clock directly
     /// (slower; the results are the same, which a test checks).
