@@ -19,7 +19,8 @@
 //!   refreshes, merged in time order.
 //! - [`store`]: the simulated database: `memory::MemoryStore` behind a
 //!   latency model (fixed, uniform, log-normal), optionally read through a
-//!   lagging replica.
+//!   lagging replica; its change log and lease table (the `lease` policy);
+//!   each node's way to it, which `--cut-off` fails and `--pause` holds up.
 //! - [`net`]: the network between simulated nodes: the actors crate's
 //!   in-memory network (`memory::MemoryNet`: partitions, crashed nodes),
 //!   its delay and loss drawn from the run's seeded link model.
@@ -30,7 +31,9 @@
 //!   issues events in time order (a cache hit is answered on its first
 //!   poll, without a task or a timer).
 //! - [`measure`]: what a run records: answers, latency histogram, changes and
-//!   their stale answers, the observer's counters.
+//!   their stale answers, acknowledgements and the answers stale after one
+//!   (`measure::stale_after_ack`, the history checker), the observer's
+//!   counters.
 //! - [`report`]: summaries, the closed form and the invariant checks
 //!   (`report/mod.rs`); the table (`report/table.rs`), CSV and JSON
 //!   (`report/files.rs`) and SVG (`report/svg.rs`) outputs.

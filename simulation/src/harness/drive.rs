@@ -1,7 +1,11 @@
 //! The driver of one run: the schedule of disruptions merged with the
 //! workload in time order, each lookup polled once (a hit is recorded on
 //! the spot, anything else becomes a task), each admin write applied to the
-//! store and, under `push`, invalidated through the entry node's router.
+//! store and, under `push`, invalidated through the entry node's router;
+//! under `lease`, confirmed through it (`Router::invalidate_confirmed`),
+//! its acknowledgement recorded for the stale-after-acknowledgement check.
+//! A node cut off from the database, or paused, refuses admin writes; a
+//! paused node takes the lookups sent to it when it resumes.
 
 use std::future::Future;
 use std::pin::Pin;

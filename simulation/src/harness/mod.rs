@@ -8,7 +8,9 @@
 //! anything else (a miss waiting for the store, a hop to another node)
 //! becomes a task of its own, so the driver never waits for an answer.
 //! Admin writes go to the store, and under `push` to the entry node's
-//! `Router::invalidate`. Node crashes, restarts and partitions are applied
+//! `Router::invalidate` (under `lease`, `Router::invalidate_confirmed`,
+//! with each node's `LeaseKeeper` running). Node crashes, restarts,
+//! partitions, cut-offs and pauses are applied
 //! on their schedule; the membership, which production learns from its
 //! cluster, is told by the harness after the detection delay, and what a
 //! view change means for the cache is the production policy
