@@ -29,7 +29,9 @@ pub struct SimArgs {
     #[arg(long, value_delimiter = ',', default_value = "1m,5m,15m", value_parser = parse_duration)]
     pub ttl: Vec<Duration>,
     /// Policies to run, comma-separated: none (no cache), ttl (TTL only,
-    /// changes noticed at expiry), push (TTL + invalidation at the change).
+    /// changes noticed at expiry), push (TTL + invalidation at the change),
+    /// lease (push, plus freshness leases: a write is acknowledged once no
+    /// node can still answer the old record, checked on every answer).
     #[arg(long, value_delimiter = ',', default_value = "none,ttl,push")]
     pub policy: Vec<Policy>,
     /// Zipf exponent of user popularity; 0 is uniform.
@@ -70,6 +72,18 @@ pub struct SimArgs {
     /// Crash a node and restart it with an empty cache: `[NODE@]AT+FOR`. Repeatable.
     #[arg(long)]
     pub crash: Vec<Disruption>,
+    /// Cut a node off from the others and from the database: `[NODE@]AT+FOR`.
+    /// Repeatable.
+    #[arg(long)]
+    pub cut_off: Vec<Disruption>,
+    /// Pause a node (as SIGSTOP would): `[NODE@]AT+FOR`. Its peers cannot
+    /// reach it; its calls to the database, and the requests that reach it,
+    /// wait until it resumes. Repeatable.
+    #[arg(long)]
+    pub pause: Vec<Disruption>,
+    /// The freshness lease of the `lease` policy's nodes.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub lease: Duration,
     /// How long the membership takes to notice a crash, partition or return.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub detect: Duration,
@@ -87,6 +101,12 @@ pub struct SimArgs {
     /// the freshness invariants: a way to see the harness catch it.
     #[arg(long, default_value = "0", value_parser = parse_duration)]
     pub replica_lag: Duration,
+    /// Under `lease`, acknowledge a write as soon as its invalidation was
+    /// sent, without waiting for the other lease holders (as `push` does).
+    /// Deliberately breaks "no stale answer after an acknowledgement" under
+    /// faults: a way to see the check catch it.
+    #[arg(long)]
+    pub ack_unconfirmed: bool,
     /// Write runs.csv, runs.json and simulation.svg into this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -106,6 +126,10 @@ pub enum Policy {
     Ttl,
     /// TTL plus an invalidation sent at the change.
     Push,
+    /// `push`, with freshness leases: each node answers from its cache only
+    /// while it holds a lease, and a write is acknowledged once every
+    /// holder confirmed it or its lease ran out.
+    Lease,
 }
 
 impl Policy {
@@ -114,6 +138,7 @@ impl Policy {
             Policy::None => "none",
             Policy::Ttl => "ttl",
             Policy::Push => "push",
+            Policy::Lease => "lease",
         }
     }
 }

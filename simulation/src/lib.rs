@@ -19,7 +19,8 @@
 //!   refreshes, merged in time order.
 //! - [`store`]: the simulated database: `memory::MemoryStore` behind a
 //!   latency model (fixed, uniform, log-normal), optionally read through a
-//!   lagging replica.
+//!   lagging replica; its change log and lease table (the `lease` policy);
+//!   each node's way to it, which `--cut-off` fails and `--pause` holds up.
 //! - [`net`]: the network between simulated nodes: the actors crate's
 //!   in-memory network (`memory::MemoryNet`: partitions, crashed nodes),
 //!   its delay and loss drawn from the run's seeded link model.
@@ -30,7 +31,9 @@
 //!   issues events in time order (a cache hit is answered on its first
 //!   poll, without a task or a timer).
 //! - [`measure`]: what a run records: answers, latency histogram, changes and
-//!   their stale answers, the observer's counters.
+//!   their stale answers, acknowledgements and the answers stale after one
+//!   (`measure::stale_after_ack`, the history checker), the observer's
+//!   counters.
 //! - [`report`]: summaries, the closed form and the invariant checks
 //!   (`report/mod.rs`); the table (`report/table.rs`), CSV and JSON
 //!   (`report/files.rs`) and SVG (`report/svg.rs`) outputs.
@@ -53,7 +56,7 @@ use std::time::Duration;
 use clap::Parser;
 
 pub use args::{Policy, SimArgs};
-use harness::{Scenario, Scheduled};
+use harness::{Fault, Scenario, Scheduled};
 use report::RunSummary;
 use workload::{Popularity, WorkloadSpec};
 
@@ -96,11 +99,17 @@ where
 pub fn scenario(args: &SimArgs) -> Result<Scenario, SimError> {
     let nodes = args.nodes as usize;
     let mut disruptions = Vec::new();
-    for (list, crash) in [(&args.partition, false), (&args.crash, true)] {
+    let lists = [
+        (&args.partition, Fault::Partition),
+        (&args.crash, Fault::Crash),
+        (&args.cut_off, Fault::CutOff),
+        (&args.pause, Fault::Pause),
+    ];
+    for (list, kind) in lists {
         for d in list {
             if nodes < 2 {
                 return Err(SimError::Invalid(
-                    "--partition and --crash need --nodes 2 or more".into(),
+                    "--partition, --crash, --cut-off and --pause need --nodes 2 or more".into(),
                 ));
             }
             let node = match &d.node {
@@ -113,11 +122,14 @@ pub fn scenario(args: &SimArgs) -> Result<Scenario, SimError> {
             };
             disruptions.push(Scheduled {
                 node,
-                crash,
+                kind,
                 at: d.at,
                 length: d.length,
             });
         }
+    }
+    if args.lease.is_zero() {
+        return Err(SimError::Invalid("--lease must be above 0".into()));
     }
     let duration_ns = u64::try_from(args.duration.as_nanos())
         .map_err(|_| SimError::Invalid("--duration is too long".into()))?;
@@ -148,12 +160,15 @@ pub fn scenario(args: &SimArgs) -> Result<Scenario, SimError> {
         hibernate_after: args.hibernate_after.unwrap_or(args.idle_timeout),
         replica_lag: args.replica_lag,
         call_timeout: CALL_TIMEOUT,
+        lease: args.lease,
+        ack_unconfirmed: args.ack_unconfirmed,
         max_sessions: 1_000_000,
         timer_per_event: false,
     })
 }
 
-/// The runs of a sweep: `none` once, then `ttl` and `push` at each TTL.
+/// The runs of a sweep: `none` once, then `ttl`, `push` and `lease` at
+/// each TTL.
 pub fn plan(args: &SimArgs) -> Vec<(Policy, Duration)> {
     let mut policies = args.policy.clone();
     policies.sort();
@@ -166,7 +181,7 @@ pub fn plan(args: &SimArgs) -> Vec<(Policy, Duration)> {
         runs.push((Policy::None, Duration::ZERO));
     }
     for ttl in ttls {
-        for p in [Policy::Ttl, Policy::Push] {
+        for p in [Policy::Ttl, Policy::Push, Policy::Lease] {
             if policies.contains(&p) {
                 runs.push((p, ttl));
             }

@@ -124,6 +124,10 @@ pub struct Change {
     pub node: usize,
     pub stale_answers: u64,
     pub worst: Option<StaleAnswer>,
+    /// When the write was acknowledged (`lease` policy): the order of the
+    /// acknowledgement among requests sent (see [`Sent::seq`]) and its
+    /// time (ns since the start).
+    pub acked: Option<(u64, u64)>,
 }
 
 impl Change {
@@ -143,6 +147,48 @@ pub struct Sent {
     pub at_ns: u64,
     /// The user's version in the store when the request was sent.
     pub version: i64,
+    /// Its place in the order of sends and acknowledgements: a request
+    /// whose `seq` is above an acknowledgement's started after it.
+    pub seq: u64,
+}
+
+/// An answer that showed an older version than a write acknowledged
+/// before its request was sent: what the `lease` policy promises never
+/// happens.
+#[derive(Clone, Debug)]
+pub struct StaleAfterAck {
+    pub user: i64,
+    /// The acknowledged write's version and when it was acknowledged.
+    pub acked_version: i64,
+    pub acked_ns: u64,
+    pub sent_ns: u64,
+    pub node: usize,
+    pub served_version: i64,
+}
+
+/// The newest write to the user acknowledged before `sent` started, if the
+/// answer (`served_version`) is older: the history checker of "no stale
+/// answer after an acknowledgement".
+pub fn stale_after_ack<'a>(
+    changes: impl IntoIterator<Item = &'a Change>,
+    sent: &Sent,
+    served_version: i64,
+) -> Option<StaleAfterAck> {
+    let newest = changes
+        .into_iter()
+        .filter(|c| c.user == sent.user)
+        .filter_map(|c| c.acked.map(|a| (c, a)))
+        .filter(|(_, (seq, _))| *seq < sent.seq)
+        .max_by_key(|(c, _)| c.version)?;
+    let (c, (_, acked_ns)) = newest;
+    (served_version < c.version).then_some(StaleAfterAck {
+        user: sent.user,
+        acked_version: c.version,
+        acked_ns,
+        sent_ns: sent.at_ns,
+        node: sent.node,
+        served_version,
+    })
 }
 
 /// The causes of a failed lookup, as reported.
@@ -174,9 +220,29 @@ pub struct Recorder {
     user_changes: HashMap<i64, Vec<usize>>,
     pub forced: u64,
     pub forced_errors: u64,
+    /// Answers checked against the acknowledged writes (`lease`).
+    pub checked_after_ack: u64,
+    pub stale_after_ack: u64,
+    /// The first few, for the report.
+    pub stale_after_ack_examples: Vec<StaleAfterAck>,
+    /// Time from each acknowledged write's commit to its acknowledgement.
+    pub ack_latencies: Vec<u64>,
+    /// Writes refused: their node could not reach the database.
+    pub refused_writes: u64,
+    /// Writes committed but not acknowledged: their node could not tell
+    /// who still held the old record.
+    pub unconfirmed_writes: u64,
 }
 
 impl Recorder {
+    /// Records the acknowledgement of change `idx`, `seq` in the order of
+    /// sends, at `at_ns`.
+    pub fn acked(&mut self, idx: usize, seq: u64, at_ns: u64) {
+        let c = &mut self.changes[idx];
+        c.acked = Some((seq, at_ns));
+        self.ack_latencies.push(at_ns.saturating_sub(c.at_ns));
+    }
+
     /// Records a committed change; returns its index.
     pub fn change(&mut self, change: Change) -> usize {
         let idx = self.changes.len();
@@ -204,6 +270,18 @@ impl Recorder {
             self.remote_answers += 1;
         }
         let version = served.fetched.version();
+        if let Some(list) = self.user_changes.get(&sent.user) {
+            if list.iter().any(|&i| self.changes[i].acked.is_some()) {
+                self.checked_after_ack += 1;
+                let changes = list.iter().map(|&i| &self.changes[i]);
+                if let Some(stale) = stale_after_ack(changes, &sent, version) {
+                    self.stale_after_ack += 1;
+                    if self.stale_after_ack_examples.len() < 5 {
+                        self.stale_after_ack_examples.push(stale);
+                    }
+                }
+            }
+        }
         if version >= sent.version {
             return;
         }
@@ -356,6 +434,90 @@ mod tests {
         let p50 = h.quantile(0.5) as f64;
         assert!((p50 / 5_000_000.0 - 1.0).abs() < 0.016, "{p50}");
         assert_eq!(Histogram::index(u64::MAX), Histogram::BUCKETS - 1);
+    }
+
+    fn change(user: i64, version: i64, acked: Option<(u64, u64)>) -> Change {
+        Change {
+            user,
+            at_ns: 0,
+            version,
+            kind: ChangeKind::Role,
+            node: 0,
+            stale_answers: 0,
+            worst: None,
+            acked,
+        }
+    }
+
+    fn sent(user: i64, seq: u64) -> Sent {
+        Sent {
+            user,
+            node: 1,
+            at_ns: seq * 1000,
+            version: 0,
+            seq,
+        }
+    }
+
+    #[test]
+    fn the_history_checker_fails_an_answer_older_than_an_acknowledged_write() {
+        // v2 acknowledged at seq 10; v3 committed, not yet acknowledged.
+        let history = [
+            change(7, 2, Some((10, 10_000))),
+            change(7, 3, None),
+            change(8, 5, Some((1, 1_000))),
+        ];
+        // Sent after the acknowledgement, answered with v1: stale.
+        let stale = stale_after_ack(&history, &sent(7, 11), 1).expect("caught");
+        assert_eq!((stale.acked_version, stale.served_version), (2, 1));
+        assert_eq!(
+            (stale.acked_ns, stale.sent_ns, stale.node),
+            (10_000, 11_000, 1)
+        );
+        // Sent before it (concurrent with the write): either is fine.
+        assert!(stale_after_ack(&history, &sent(7, 9), 1).is_none());
+        // The acknowledged version, or a newer unacknowledged one: fine.
+        assert!(stale_after_ack(&history, &sent(7, 11), 2).is_none());
+        assert!(stale_after_ack(&history, &sent(7, 11), 3).is_none());
+        // Another user's acknowledgement does not apply.
+        assert!(stale_after_ack(&history[..2], &sent(8, 20), 1).is_none());
+        assert!(stale_after_ack(&history, &sent(8, 20), 4).is_some());
+
+        // Through the recorder, as a run records it.
+        let mut rec = Recorder::default();
+        let idx = rec.change(change(7, 2, None));
+        let v1 = |seq| {
+            let mut s = sent(7, seq);
+            s.version = 2;
+            s
+        };
+        // A cache hit on version 1.
+        let record = std::sync::Arc::new(sessiond_actors::UserState {
+            user: sessiond_actors::User {
+                id: 7,
+                email: "u7@example.test".into(),
+                role: "viewer".into(),
+                status: sessiond_actors::Status::Active,
+            },
+            version: 1,
+            tokens_valid_after_ms: 0,
+            revoked_sids: Vec::new(),
+        });
+        let served = Ok(Served {
+            fetched: sessiond_actors::Fetched::Found(record),
+            hit: true,
+            age: Duration::ZERO,
+            node: None,
+        });
+        rec.answer(v1(5), &served, Duration::ZERO);
+        assert_eq!(rec.stale_after_ack, 0, "not acknowledged yet");
+        rec.acked(idx, 6, 6_000);
+        rec.answer(v1(5), &served, Duration::ZERO);
+        assert_eq!(rec.stale_after_ack, 0, "sent before the acknowledgement");
+        rec.answer(v1(7), &served, Duration::ZERO);
+        assert_eq!(rec.stale_after_ack, 1);
+        assert_eq!(rec.stale_after_ack_examples[0].sent_ns, 7_000);
+        assert_eq!(rec.ack_latencies, vec![6_000]);
     }
 
     #[test]

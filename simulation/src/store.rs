@@ -1,14 +1,19 @@
 //! The simulated database: `sessiond_actors::memory::MemoryStore` (the same
 //! table, versions and read-then-wait behaviour the actor tests use) behind
-//! a latency model, plus an optional lagging read replica.
+//! a latency model, plus an optional lagging read replica; its change log
+//! and lease table for the `lease` policy; and each node's way to it
+//! ([`NodeStore`]), which a cut-off or a pause interrupts.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sessiond_actors::memory::MemoryStore;
-use sessiond_actors::{BoxFuture, Fetched, Status, StoreError, UserStore};
+use sessiond_actors::{
+    BoxFuture, Changes, Fetched, Holder, LeaseStore, Status, StoreError, UserStore,
+};
+use tokio::time::Instant;
 
 use crate::args::LatencyModel;
 use crate::lock;
@@ -108,6 +113,30 @@ impl SimStore {
         self.queries.load(Ordering::Relaxed)
     }
 
+    /// The latency of one round trip to the database.
+    fn draw_latency(&self) -> Duration {
+        let latency = self.latency.sample(&mut lock(&self.rng));
+        self.max_latency_ns
+            .fetch_max(latency.as_nanos() as u64, Ordering::Relaxed);
+        latency
+    }
+
+    /// Runs a lease-table or change-log call as the database would: at
+    /// once, its answer then taking a round trip's latency to come back.
+    fn call<'a, T: Send + 'a>(
+        &'a self,
+        op: BoxFuture<'a, Result<T, StoreError>>,
+    ) -> BoxFuture<'a, Result<T, StoreError>> {
+        let latency = self.draw_latency();
+        Box::pin(async move {
+            let answer = op.await;
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+            answer
+        })
+    }
+
     /// The longest read latency drawn so far.
     pub fn max_latency(&self) -> Duration {
         Duration::from_nanos(self.max_latency_ns.load(Ordering::Relaxed))
@@ -117,9 +146,7 @@ impl SimStore {
 impl UserStore for SimStore {
     fn fetch(&self, user_id: i64) -> BoxFuture<'static, Result<Fetched, StoreError>> {
         self.queries.fetch_add(1, Ordering::Relaxed);
-        let latency = self.latency.sample(&mut lock(&self.rng));
-        self.max_latency_ns
-            .fetch_max(latency.as_nanos() as u64, Ordering::Relaxed);
+        let latency = self.draw_latency();
         let table = match &self.replica {
             Some(r) => &r.table,
             None => &self.primary,
@@ -135,5 +162,169 @@ impl UserStore for SimStore {
             }
             answer
         })
+    }
+}
+
+/// The change log and lease table every node of a `lease` run shares:
+/// those of the primary (a replica has neither), behind the same latency
+/// model as reads.
+impl LeaseStore for SimStore {
+    fn changes_since(&self, seen: u64) -> BoxFuture<'_, Result<Changes, StoreError>> {
+        self.call(self.primary.changes_since(seen))
+    }
+
+    fn grant<'a>(
+        &'a self,
+        instance: i64,
+        node: &'a str,
+        head: u64,
+        duration: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.call(self.primary.grant(instance, node, head, duration))
+    }
+
+    fn unconfirmed(
+        &self,
+        me: i64,
+        below: Option<u64>,
+    ) -> BoxFuture<'_, Result<(u64, Vec<Holder>), StoreError>> {
+        self.call(self.primary.unconfirmed(me, below))
+    }
+
+    fn release(&self, instance: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.call(self.primary.release(instance))
+    }
+
+    fn prune(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.call(self.primary.prune())
+    }
+}
+
+/// Which nodes can reach the database now: those cut off cannot, and a
+/// paused node's calls wait until it resumes.
+pub struct Reach {
+    cut: Vec<AtomicBool>,
+    paused_until: Mutex<Vec<Option<Instant>>>,
+}
+
+impl Reach {
+    pub fn new(nodes: usize) -> Arc<Reach> {
+        Arc::new(Reach {
+            cut: (0..nodes).map(|_| AtomicBool::new(false)).collect(),
+            paused_until: Mutex::new(vec![None; nodes]),
+        })
+    }
+
+    pub fn set_cut(&self, node: usize, cut: bool) {
+        self.cut[node].store(cut, Ordering::Relaxed);
+    }
+
+    pub fn is_cut(&self, node: usize) -> bool {
+        self.cut[node].load(Ordering::Relaxed)
+    }
+
+    /// Pauses the node until `until`, or resumes it (`None`).
+    pub fn set_paused(&self, node: usize, until: Option<Instant>) {
+        lock(&self.paused_until)[node] = until;
+    }
+
+    /// When the node resumes, if it is paused now.
+    pub fn paused_until(&self, node: usize) -> Option<Instant> {
+        lock(&self.paused_until)[node].filter(|t| *t > Instant::now())
+    }
+
+    /// Whether the node can commit a write now.
+    pub fn can_write(&self, node: usize) -> bool {
+        !self.is_cut(node) && self.paused_until(node).is_none()
+    }
+}
+
+/// One node's way to the database, through [`Reach`].
+pub struct NodeStore {
+    store: Arc<SimStore>,
+    node: usize,
+    reach: Arc<Reach>,
+}
+
+impl NodeStore {
+    pub fn new(store: Arc<SimStore>, node: usize, reach: Arc<Reach>) -> NodeStore {
+        NodeStore { store, node, reach }
+    }
+
+    /// Runs `op` (which does nothing until polled) once a pause is over,
+    /// unless the node is cut off.
+    fn gated<'a, T: Send + 'a>(
+        &'a self,
+        op: BoxFuture<'a, Result<T, StoreError>>,
+    ) -> BoxFuture<'a, Result<T, StoreError>> {
+        Box::pin(async move {
+            if let Some(until) = self.reach.paused_until(self.node) {
+                tokio::time::sleep_until(until).await;
+            }
+            self.reachable()?;
+            op.await
+        })
+    }
+
+    fn reachable(&self) -> Result<(), StoreError> {
+        if self.reach.is_cut(self.node) {
+            Err(StoreError::Unavailable("cut off from the database".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl UserStore for NodeStore {
+    fn fetch(&self, user_id: i64) -> BoxFuture<'static, Result<Fetched, StoreError>> {
+        if let Some(until) = self.reach.paused_until(self.node) {
+            // The read starts when the process runs again.
+            let store = Arc::clone(&self.store);
+            let reach = Arc::clone(&self.reach);
+            let node = self.node;
+            return Box::pin(async move {
+                tokio::time::sleep_until(until).await;
+                if reach.is_cut(node) {
+                    return Err(StoreError::Unavailable("cut off from the database".into()));
+                }
+                store.fetch(user_id).await
+            });
+        }
+        match self.reachable() {
+            Ok(()) => self.store.fetch(user_id),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+}
+
+impl LeaseStore for NodeStore {
+    fn changes_since(&self, seen: u64) -> BoxFuture<'_, Result<Changes, StoreError>> {
+        self.gated(self.store.changes_since(seen))
+    }
+
+    fn grant<'a>(
+        &'a self,
+        instance: i64,
+        node: &'a str,
+        head: u64,
+        duration: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.gated(self.store.grant(instance, node, head, duration))
+    }
+
+    fn unconfirmed(
+        &self,
+        me: i64,
+        below: Option<u64>,
+    ) -> BoxFuture<'_, Result<(u64, Vec<Holder>), StoreError>> {
+        self.gated(self.store.unconfirmed(me, below))
+    }
+
+    fn release(&self, instance: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.gated(self.store.release(instance))
+    }
+
+    fn prune(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.gated(self.store.prune())
     }
 }

@@ -4,17 +4,20 @@
 //! oracle (it knows who is reachable) told after the detection delay; what
 //! a view change means for the cache is the production policy: each
 //! router's `Router::apply_view`, and `Router::flush` on every member it
-//! names, delivered at once.
+//! names, delivered at once. Under the `lease` policy each node also runs
+//! the production `LeaseKeeper` through its own way to the database
+//! (`store::NodeStore`), which a cut-off fails and a pause holds up.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use sessiond_actors::memory::MemoryNet;
-use sessiond_actors::{CacheConfig, FlushReason, Observer, Router};
+use sessiond_actors::{CacheConfig, FlushReason, LeaseKeeper, Observer, Router};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::measure::SimObserver;
-use crate::store::SimStore;
+use crate::store::{NodeStore, Reach, SimStore};
 use crate::SimError;
 
 /// A change to the cluster, on the disruptions' schedule.
@@ -23,6 +26,10 @@ pub(super) enum Action {
     Heal(usize),
     Crash(usize),
     Restart(usize),
+    /// Cut off from the others and the database, or joined back.
+    CutOff(usize, bool),
+    /// Paused for so long, or resumed (`None`).
+    Pause(usize, Option<Duration>),
     Converge,
 }
 
@@ -45,7 +52,11 @@ pub(super) struct Cluster {
     /// just started (its sweep timer starts when its task first runs), or a
     /// sweep may still be passivating.
     settling: bool,
-    store: Arc<SimStore>,
+    /// Which nodes reach the database; each node's way to it.
+    reach: Arc<Reach>,
+    node_stores: Vec<Arc<NodeStore>>,
+    /// Each live node's lease keeper (`lease` policy).
+    keepers: Vec<Option<JoinHandle<()>>>,
     observer: Arc<SimObserver>,
 }
 
@@ -60,7 +71,14 @@ impl Cluster {
         observer: Arc<SimObserver>,
     ) -> Cluster {
         let n = names.len();
+        let reach = Reach::new(n);
+        let node_stores = (0..n)
+            .map(|i| Arc::new(NodeStore::new(Arc::clone(&store), i, Arc::clone(&reach))))
+            .collect();
         Cluster {
+            reach,
+            node_stores,
+            keepers: (0..n).map(|_| None).collect(),
             routers: vec![None; n],
             net,
             up: vec![false; n],
@@ -71,7 +89,6 @@ impl Cluster {
             sweep_from: vec![None; n],
             settling: true,
             now: Instant::now(),
-            store,
             observer,
             names,
         }
@@ -87,7 +104,7 @@ impl Cluster {
     }
 
     async fn start_node(&mut self, i: usize) -> Result<(), SimError> {
-        let store: Arc<dyn sessiond_actors::UserStore> = self.store.clone();
+        let store: Arc<dyn sessiond_actors::UserStore> = self.node_stores[i].clone();
         let observer: Arc<dyn Observer> = self.observer.clone();
         let router = match &self.net {
             None => {
@@ -113,6 +130,11 @@ impl Cluster {
         .map_err(|e| SimError::Runtime(format!("starting node {}: {e}", self.names[i])))?;
         if let Some(net) = &self.net {
             net.set_router(i, Some(router.clone()));
+        }
+        // Under the `lease` policy, the keeper renews through the node's own
+        // way to the database, which faults interrupt.
+        if let Some(keeper) = LeaseKeeper::new(router.clone(), self.node_stores[i].clone()) {
+            self.keepers[i] = Some(tokio::spawn(keeper.run()));
         }
         self.routers[i] = Some(router);
         self.up[i] = true;
@@ -225,7 +247,25 @@ impl Cluster {
                     net.set_isolated(i, cut);
                 }
             }
+            Action::CutOff(i, cut) => {
+                self.reach.set_cut(i, cut);
+                self.isolated[i] = cut;
+                if let Some(net) = &self.net {
+                    net.set_isolated(i, cut);
+                }
+            }
+            Action::Pause(i, length) => {
+                let until = length.map(|l| Instant::now() + l);
+                self.reach.set_paused(i, until);
+                self.isolated[i] = until.is_some();
+                if let Some(net) = &self.net {
+                    net.set_isolated(i, until.is_some());
+                }
+            }
             Action::Crash(i) => {
+                if let Some(k) = self.keepers[i].take() {
+                    k.abort();
+                }
                 if let Some(r) = self.routers[i].take() {
                     r.stop().await;
                 }
@@ -252,10 +292,22 @@ impl Cluster {
     }
 
     /// Stops every live node.
-    pub async fn stop(&self) {
+    pub async fn stop(&mut self) {
+        for k in self.keepers.iter_mut().filter_map(Option::take) {
+            k.abort();
+        }
         for r in self.routers.iter().flatten() {
             r.stop().await;
         }
+    }
+
+    /// Node `i`'s way to the database (for its writes' confirmations).
+    pub fn node_store(&self, i: usize) -> Arc<NodeStore> {
+        Arc::clone(&self.node_stores[i])
+    }
+
+    pub fn reach(&self) -> &Reach {
+        &self.reach
     }
 
     pub fn entry(&self, pick: u32) -> Option<(usize, Router)> {

@@ -1,7 +1,11 @@
 //! The driver of one run: the schedule of disruptions merged with the
 //! workload in time order, each lookup polled once (a hit is recorded on
 //! the spot, anything else becomes a task), each admin write applied to the
-//! store and, under `push`, invalidated through the entry node's router.
+//! store and, under `push`, invalidated through the entry node's router;
+//! under `lease`, confirmed through it (`Router::invalidate_confirmed`),
+//! its acknowledgement recorded for the stale-after-acknowledgement check.
+//! A node cut off from the database, or paused, refuses admin writes; a
+//! paused node takes the lookups sent to it when it resumes.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,7 +18,7 @@ use sessiond_actors::{CacheConfig, InvalidationSource, Lookup, Status};
 use tokio::time::Instant;
 
 use super::cluster::{Action, Cluster};
-use super::{RawRun, Scenario};
+use super::{Fault, RawRun, Scenario};
 use crate::args::Policy;
 use crate::measure::{Change, ChangeKind, Recorder, Sent, SimObserver};
 use crate::net::network;
@@ -32,10 +36,14 @@ fn timeline(scenario: &Scenario) -> Vec<(u64, usize, Action)> {
     for d in &scenario.disruptions {
         let ns = |x: Duration| x.as_nanos() as u64;
         let end = d.at + d.length;
-        let (down, up) = if d.crash {
-            (Action::Crash(d.node), Action::Restart(d.node))
-        } else {
-            (Action::Isolate(d.node), Action::Heal(d.node))
+        let (down, up) = match d.kind {
+            Fault::Crash => (Action::Crash(d.node), Action::Restart(d.node)),
+            Fault::Partition => (Action::Isolate(d.node), Action::Heal(d.node)),
+            Fault::CutOff => (Action::CutOff(d.node, true), Action::CutOff(d.node, false)),
+            Fault::Pause => (
+                Action::Pause(d.node, Some(d.length)),
+                Action::Pause(d.node, None),
+            ),
         };
         t.push((ns(d.at), t.len(), down));
         t.push((ns(d.at + detect), t.len(), Action::Converge));
@@ -71,7 +79,7 @@ pub(super) async fn drive(
         hibernate_after: Some(scenario.hibernate_after),
         max_sessions: scenario.max_sessions,
         call_timeout: scenario.call_timeout,
-        lease: None,
+        lease: (policy == Policy::Lease).then_some(scenario.lease),
     };
     let store = Arc::new(SimStore::new(
         users,
@@ -113,13 +121,16 @@ pub(super) async fn drive(
 
     let recorder = Arc::new(Mutex::new(Recorder::default()));
     let pending = Arc::new(AtomicU64::new(0));
+    // Orders requests' sends and writes' acknowledgements, which may share
+    // an instant of virtual time (one thread: the order of these calls).
+    let order = Arc::new(AtomicU64::new(0));
     let mut versions = vec![1i64; users as usize + 1];
     let mut roles = vec![0usize; users as usize + 1];
     let mut active = vec![true; users as usize + 1];
 
     let start = Instant::now();
     cluster.now = start;
-    let since_start = |now: Instant| now.saturating_duration_since(start).as_nanos() as u64;
+    let since_start = move |now: Instant| now.saturating_duration_since(start).as_nanos() as u64;
     let duration_ns = scenario.workload.duration_ns.max(1);
     let mut shown = 0u64;
     let mut actions = timeline(scenario).into_iter().peekable();
@@ -138,9 +149,12 @@ pub(super) async fn drive(
         if at >= duration_ns {
             break;
         }
+        // Lease keepers and writers waiting for leases run on timers of
+        // their own: under `lease`, always wait on a timer.
         let quiet = !scenario.timer_per_event
             && pending.load(Ordering::Relaxed) == 0
-            && !store.has_replica();
+            && !store.has_replica()
+            && policy != Policy::Lease;
         let now = cluster.wait_until(start, at, quiet).await;
         let pct = at * 100 / duration_ns;
         if pct > shown {
@@ -166,6 +180,7 @@ pub(super) async fn drive(
                         node: 0,
                         at_ns: now_ns,
                         version: versions[user as usize],
+                        seq: order.fetch_add(1, Ordering::Relaxed),
                     },
                     &Err(sessiond_actors::ResolveError::Stopped),
                     Duration::ZERO,
@@ -180,9 +195,16 @@ pub(super) async fn drive(
                     node,
                     at_ns: now_ns,
                     version: versions[user as usize],
+                    seq: order.fetch_add(1, Ordering::Relaxed),
                 };
-                let mut lookup =
-                    Box::pin(async move { router.resolve(user, Lookup::Resolve).await });
+                // A paused node takes the request when it runs again.
+                let paused = cluster.reach().paused_until(node);
+                let mut lookup = Box::pin(async move {
+                    if let Some(until) = paused {
+                        tokio::time::sleep_until(until).await;
+                    }
+                    router.resolve(user, Lookup::Resolve).await
+                });
                 match poll_once(&mut lookup).await {
                     Poll::Ready(result) => lock(&recorder).answer(sent, &result, Duration::ZERO),
                     Poll::Pending => {
@@ -202,7 +224,11 @@ pub(super) async fn drive(
                 let recorder = Arc::clone(&recorder);
                 let pending = Arc::clone(&pending);
                 pending.fetch_add(1, Ordering::Relaxed);
+                let paused = cluster.reach().paused_until(node);
                 tokio::spawn(async move {
+                    if let Some(until) = paused {
+                        tokio::time::sleep_until(until).await;
+                    }
                     let result = router.resolve(user, Lookup::ForceRefresh).await;
                     let mut rec = lock(&recorder);
                     rec.forced += 1;
@@ -214,6 +240,12 @@ pub(super) async fn drive(
                 });
             }
             EventKind::RoleChange | EventKind::StatusChange => {
+                // A node cut off from the database, or paused, cannot
+                // commit: the admin's write fails.
+                if !cluster.reach().can_write(node) {
+                    lock(&recorder).refused_writes += 1;
+                    continue;
+                }
                 let u = user as usize;
                 let (write, kind) = if event.kind == EventKind::RoleChange {
                     roles[u] = (roles[u] + 1) % ROLES.len();
@@ -229,7 +261,7 @@ pub(super) async fn drive(
                 };
                 let version = store.write(user, write);
                 versions[u] = version;
-                lock(&recorder).change(Change {
+                let idx = lock(&recorder).change(Change {
                     user,
                     at_ns: now_ns,
                     version,
@@ -237,8 +269,45 @@ pub(super) async fn drive(
                     node,
                     stale_answers: 0,
                     worst: None,
+                    acked: None,
                 });
-                if policy == Policy::Push {
+                if policy == Policy::Lease {
+                    // Acknowledged when every other lease holder confirmed
+                    // the invalidation or its lease ran out.
+                    pending.fetch_add(1, Ordering::Relaxed);
+                    let pending = Arc::clone(&pending);
+                    let recorder = Arc::clone(&recorder);
+                    let order = Arc::clone(&order);
+                    let leases = cluster.node_store(node);
+                    let unconfirmed = scenario.ack_unconfirmed;
+                    tokio::spawn(async move {
+                        let confirmed = if unconfirmed {
+                            router
+                                .invalidate(user, Some(version), InvalidationSource::Api)
+                                .await;
+                            Ok(())
+                        } else {
+                            router
+                                .invalidate_confirmed(
+                                    user,
+                                    Some(version),
+                                    InvalidationSource::Api,
+                                    &*leases,
+                                )
+                                .await
+                        };
+                        let mut rec = lock(&recorder);
+                        match confirmed {
+                            Ok(()) => {
+                                let seq = order.fetch_add(1, Ordering::Relaxed);
+                                rec.acked(idx, seq, since_start(Instant::now()));
+                            }
+                            Err(_) => rec.unconfirmed_writes += 1,
+                        }
+                        drop(rec);
+                        pending.fetch_sub(1, Ordering::Relaxed);
+                    });
+                } else if policy == Policy::Push {
                     pending.fetch_add(1, Ordering::Relaxed);
                     let pending = Arc::clone(&pending);
                     tokio::spawn(async move {

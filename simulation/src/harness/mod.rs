@@ -8,7 +8,9 @@
 //! anything else (a miss waiting for the store, a hop to another node)
 //! becomes a task of its own, so the driver never waits for an answer.
 //! Admin writes go to the store, and under `push` to the entry node's
-//! `Router::invalidate`. Node crashes, restarts and partitions are applied
+//! `Router::invalidate` (under `lease`, `Router::invalidate_confirmed`,
+//! with each node's `LeaseKeeper` running). Node crashes, restarts,
+//! partitions, cut-offs and pauses are applied
 //! on their schedule; the membership, which production learns from its
 //! cluster, is told by the harness after the detection delay, and what a
 //! view change means for the cache is the production policy
@@ -30,11 +32,36 @@ use crate::measure::{Recorder, SimObserver};
 use crate::workload::{Popularity, WorkloadSpec};
 use crate::SimError;
 
+/// What a scheduled disruption does to its node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Cut off from the other nodes (it still reaches the database).
+    Partition,
+    /// Stopped, then restarted with an empty cache.
+    Crash,
+    /// Cut off from the other nodes and from the database.
+    CutOff,
+    /// Paused: cut off from the other nodes; its database calls and the
+    /// requests that reach it wait until it resumes.
+    Pause,
+}
+
+impl Fault {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::Partition => "partition",
+            Fault::Crash => "crash",
+            Fault::CutOff => "cut-off (peers and database)",
+            Fault::Pause => "pause",
+        }
+    }
+}
+
 /// A scheduled disruption, resolved to a node index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Scheduled {
     pub node: usize,
-    pub crash: bool,
+    pub kind: Fault,
     pub at: Duration,
     pub length: Duration,
 }
@@ -64,6 +91,10 @@ pub struct Scenario {
     pub hibernate_after: Duration,
     pub replica_lag: Duration,
     pub call_timeout: Duration,
+    /// The freshness lease under the `lease` policy.
+    pub lease: Duration,
+    /// Acknowledge `lease` writes without confirmation (a broken mode).
+    pub ack_unconfirmed: bool,
     pub max_sessions: usize,
     /// Wait for every event on a timer, never advancing the clock directly
     /// (slower; the results are the same, which a test checks).

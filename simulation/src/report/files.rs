@@ -18,6 +18,34 @@ fn s(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64())
 }
 
+/// The `lease` policy's figures: columns of their own, present only when a
+/// sweep has a `lease` run (so that other sweeps' files stay as they were).
+const LEASE_HEADER: &str = "lease_s,writes_acked,ack_p50_s,ack_p99_s,ack_max_s,writes_refused,writes_unconfirmed,answers_checked_after_ack,stale_after_ack,misses_unleased,lease_flushes";
+
+fn lease_fields(r: &RunSummary) -> Vec<(&'static str, String)> {
+    let values = match &r.lease {
+        Some(l) => vec![
+            s(l.lease),
+            l.acked.to_string(),
+            s(l.ack_p50),
+            s(l.ack_p99),
+            s(l.ack_max),
+            l.refused.to_string(),
+            l.unconfirmed.to_string(),
+            l.checked.to_string(),
+            l.stale_after_ack.to_string(),
+            l.unleased.to_string(),
+            l.lease_flushes.to_string(),
+        ],
+        None => vec!["null".to_string(); LEASE_HEADER.split(',').count()],
+    };
+    LEASE_HEADER.split(',').zip(values).collect()
+}
+
+fn has_lease(runs: &[RunSummary]) -> bool {
+    runs.iter().any(|r| r.lease.is_some())
+}
+
 fn fields(r: &RunSummary) -> Vec<(&'static str, String)> {
     let names: Vec<&str> = CSV_HEADER.split(',').collect();
     let values = vec![
@@ -75,10 +103,19 @@ fn fields(r: &RunSummary) -> Vec<(&'static str, String)> {
 
 /// One line per run.
 pub fn csv(runs: &[RunSummary]) -> String {
+    let lease = has_lease(runs);
     let mut out = String::from(CSV_HEADER);
+    if lease {
+        out.push(',');
+        out.push_str(LEASE_HEADER);
+    }
     out.push('\n');
     for r in runs {
-        let row: Vec<String> = fields(r)
+        let mut all = fields(r);
+        if lease {
+            all.extend(lease_fields(r));
+        }
+        let row: Vec<String> = all
             .into_iter()
             .map(|(_, v)| {
                 if v == "null" {
@@ -119,7 +156,11 @@ pub fn json(seed: u64, scenario: &Scenario, runs: &[RunSummary]) -> String {
     let _ = writeln!(out, "  \"scenario\": [{}],", lines.join(", "));
     out.push_str("  \"runs\": [\n");
     for (i, r) in runs.iter().enumerate() {
-        let body: Vec<String> = fields(r)
+        let mut all = fields(r);
+        if r.lease.is_some() {
+            all.extend(lease_fields(r));
+        }
+        let body: Vec<String> = all
             .into_iter()
             .map(|(k, v)| format!("\"{k}\": {v}"))
             .collect();

@@ -63,6 +63,29 @@ pub struct Violation {
     pub text: String,
 }
 
+/// What the `lease` policy adds to a run's summary.
+#[derive(Clone, Debug, Default)]
+pub struct LeaseFigures {
+    pub lease: Duration,
+    /// Writes acknowledged, and from commit to acknowledgement.
+    pub acked: u64,
+    pub ack_p50: Duration,
+    pub ack_p99: Duration,
+    pub ack_max: Duration,
+    /// Writes refused (their node could not reach the database) and
+    /// committed but not confirmed (503 to the admin).
+    pub refused: u64,
+    pub unconfirmed: u64,
+    /// Answers to users with an acknowledged write, and those of them that
+    /// showed an older version than a write acknowledged before the
+    /// request was sent (must be 0).
+    pub checked: u64,
+    pub stale_after_ack: u64,
+    /// Lookups read through for want of a lease.
+    pub unleased: u64,
+    pub lease_flushes: u64,
+}
+
 /// One run, summarised.
 #[derive(Clone, Debug)]
 pub struct RunSummary {
@@ -107,6 +130,8 @@ pub struct RunSummary {
     pub refused: u64,
     pub max_store_latency: Duration,
     pub max_link_delay: Duration,
+    /// `lease` runs only.
+    pub lease: Option<LeaseFigures>,
 }
 
 impl RunSummary {
@@ -195,6 +220,18 @@ pub fn summarise(scenario: &Scenario, policy: Policy, ttl: Duration, raw: RawRun
             (ttl_bound, ttl_bound, "TTL + store latency (lossy link)")
         }
         Policy::Push => (link + store, ttl_bound, "link delay + store latency"),
+        // A change is answered stale only until it is acknowledged, which
+        // takes at most the longest lease (plus the holder's margin).
+        Policy::Lease if scenario.link_loss > 0.0 => (
+            lease_bound(scenario.lease, link, store),
+            lease_bound(scenario.lease, link, store),
+            "lease + link delay + store latency (lossy link)",
+        ),
+        Policy::Lease => (
+            link + store,
+            lease_bound(scenario.lease, link, store),
+            "link delay + store latency",
+        ),
     };
     let reach = (link + store).as_nanos() as u64;
     let mut violations = Vec::new();
@@ -229,6 +266,45 @@ pub fn summarise(scenario: &Scenario, policy: Policy, ttl: Duration, raw: RawRun
             }
         }
     }
+    let lease = (policy == Policy::Lease).then(|| {
+        // Named first: the promise the policy exists for.
+        let mut first = Vec::new();
+        for stale in &rec.stale_after_ack_examples {
+            if first.len() < 5 {
+                first.push(Violation {
+                    text: format!(
+                        "{}: user {} answered with v{} on {} to a request sent at {}, after v{} was acknowledged at {}: stale after an acknowledgement",
+                        run_name(policy, ttl),
+                        stale.user,
+                        stale.served_version,
+                        Scenario::node_name(stale.node),
+                        show_duration(Duration::from_nanos(stale.sent_ns)),
+                        stale.acked_version,
+                        show_duration(Duration::from_nanos(stale.acked_ns)),
+                    ),
+                });
+            }
+        }
+        violations.splice(0..0, first);
+        violations.truncate(5);
+        violation_count += rec.stale_after_ack;
+        let mut acks = rec.ack_latencies.clone();
+        acks.sort_unstable();
+        let q = |p| Duration::from_nanos(quantile_sorted(&acks, p));
+        LeaseFigures {
+            lease: scenario.lease,
+            acked: acks.len() as u64,
+            ack_p50: q(0.5),
+            ack_p99: q(0.99),
+            ack_max: Duration::from_nanos(acks.last().copied().unwrap_or(0)),
+            refused: rec.refused_writes,
+            unconfirmed: rec.unconfirmed_writes,
+            checked: rec.checked_after_ack,
+            stale_after_ack: rec.stale_after_ack,
+            unleased: obs.misses(MissReason::Unleased),
+            lease_flushes: obs.flushes(sessiond_actors::FlushReason::Lease),
+        }
+    });
     let secs = scenario.duration().as_secs_f64().max(1e-9);
     let requests = rec.requests.max(1) as f64;
     let g = SimObserver::get;
@@ -271,5 +347,13 @@ pub fn summarise(scenario: &Scenario, policy: Policy, ttl: Duration, raw: RawRun
         refused: raw.refused,
         max_store_latency: store,
         max_link_delay: link,
+        lease,
     }
+}
+
+/// The longest a `lease` write can be answered stale: a holder's lease
+/// (the writer waits the database's remaining time plus a fiftieth and
+/// 5 ms), a link trip and a store read.
+fn lease_bound(lease: Duration, link: Duration, store: Duration) -> Duration {
+    lease + lease / 50 + Duration::from_millis(5) + link + store
 }

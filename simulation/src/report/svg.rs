@@ -65,10 +65,11 @@ struct Panel {
 /// Colour, dash pattern and width of each policy's line; `push` is drawn
 /// first and wider, so that `ttl` on top of it stays visible where the two
 /// coincide.
-const POLICY_STYLE: [(Policy, &str, &str, f64); 3] = [
+const POLICY_STYLE: [(Policy, &str, &str, f64); 4] = [
     (Policy::Push, "#1b7837", "", 5.0),
     (Policy::None, "#7f7f7f", "6 4", 2.0),
     (Policy::Ttl, "#d95f02", "", 2.0),
+    (Policy::Lease, "#2166ac", "2 3", 2.0),
 ];
 
 /// The chart: hit rate and p99 stale window against TTL, one line per
@@ -263,7 +264,7 @@ pub fn svg(seed: u64, scenario: &Scenario, runs: &[RunSummary]) -> String {
         }
     }
     let mut lx = 70.0;
-    for policy in [Policy::None, Policy::Ttl, Policy::Push] {
+    for policy in [Policy::None, Policy::Ttl, Policy::Push, Policy::Lease] {
         let Some((_, color, dash, _)) = POLICY_STYLE.iter().find(|s| s.0 == policy) else {
             continue;
         };
@@ -279,6 +280,7 @@ pub fn svg(seed: u64, scenario: &Scenario, runs: &[RunSummary]) -> String {
             Policy::None => "none (no cache)",
             Policy::Ttl => "ttl (TTL only)",
             Policy::Push => "push (TTL + invalidation)",
+            Policy::Lease => "lease (push + freshness leases)",
         };
         let _ = writeln!(
             out,

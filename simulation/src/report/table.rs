@@ -78,7 +78,7 @@ pub fn describe(scenario: &Scenario) -> Vec<String> {
     for d in &scenario.disruptions {
         lines.push(format!(
             "{} {} at {} for {} (membership notices after {})",
-            if d.crash { "crash" } else { "partition" },
+            d.kind.as_str(),
             Scenario::node_name(d.node),
             show_duration(d.at),
             show_duration(d.length),
@@ -203,6 +203,30 @@ pub fn table(seed: u64, scenario: &Scenario, runs: &[RunSummary]) -> String {
             pct(r.closed_form.unwrap_or(0.0)),
             if why.is_empty() { "" } else { ": " },
             why.join("; ")
+        );
+    }
+    for r in runs {
+        let Some(l) = &r.lease else { continue };
+        let _ = writeln!(
+            out,
+            "{}: lease {}; {} writes acknowledged (commit to acknowledgement p50 {}, p99 {}, max {}), {} refused (no database), {} unconfirmed; {} lookups read through without a lease, {} lease flushes",
+            run_name(r.policy, r.ttl),
+            show_duration(l.lease),
+            l.acked,
+            show_duration(l.ack_p50),
+            show_duration(l.ack_p99),
+            show_duration(l.ack_max),
+            l.refused,
+            l.unconfirmed,
+            l.unleased,
+            l.lease_flushes,
+        );
+        let _ = writeln!(
+            out,
+            "{}: stale answers after an acknowledgement: {} (of {} answers to users with an acknowledged write)",
+            run_name(r.policy, r.ttl),
+            l.stale_after_ack,
+            l.checked,
         );
     }
     for r in runs {
