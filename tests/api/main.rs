@@ -5,6 +5,7 @@ mod bad_input;
 mod cli;
 mod cluster;
 mod deploy;
+mod epochs;
 mod faults;
 mod fuzz;
 mod hardening;
