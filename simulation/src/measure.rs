@@ -501,6 +501,7 @@ mod tests {
             },
             version: 1,
             tokens_valid_after_ms: 0,
+            session_epoch: 0,
             revoked_sids: Vec::new(),
         });
         let served = Ok(Served {
