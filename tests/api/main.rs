@@ -14,6 +14,8 @@ mod metrics_lint;
 mod openapi;
 mod postgres;
 mod sessions;
-mod versions;
 #[cfg(feature = "simulate")]
 mod simulate;
+mod slow_clients;
+mod trusted_proxies;
+mod versions;
