@@ -10,7 +10,6 @@
 //! chain that cannot be read counts as no chain (the peer is the client).
 
 use std::convert::Infallible;
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -33,34 +32,29 @@ pub fn client(
         })
 }
 
-/// An address block: an address and a prefix length.
+/// An address block. IPv4 is held as IPv4-mapped IPv6 (`::ffff:a.b.c.d`,
+/// prefix + 96), so that both spellings of an IPv4 address or block agree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cidr {
-    net: IpAddr,
+    net: u128,
     prefix: u8,
 }
 
 impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.net, canonical(ip)) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                prefix_eq(u32::from(net).into(), u32::from(ip).into(), 32, self.prefix)
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                prefix_eq(u128::from(net), u128::from(ip), 128, self.prefix)
-            }
-            _ => false,
+        if self.prefix == 0 {
+            return true;
         }
+        let shift = u32::from(128 - self.prefix);
+        (as_v6(ip) >> shift) == (self.net >> shift)
     }
 }
 
-/// Whether the first `prefix` of `bits` bits of `a` and `b` agree.
-fn prefix_eq(a: u128, b: u128, bits: u8, prefix: u8) -> bool {
-    if prefix == 0 {
-        return true;
+fn as_v6(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6),
     }
-    let shift = u32::from(bits - prefix);
-    (a >> shift) == (b >> shift)
 }
 
 impl FromStr for Cidr {
@@ -72,11 +66,10 @@ impl FromStr for Cidr {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let net = canonical(
-            addr.parse::<IpAddr>()
-                .map_err(|_| format!("{s:?} is not an IP address or CIDR block"))?,
-        );
-        let max = if net.is_ipv4() { 32 } else { 128 };
+        let ip = addr
+            .parse::<IpAddr>()
+            .map_err(|_| format!("{s:?} is not an IP address or CIDR block"))?;
+        let (max, offset) = if ip.is_ipv4() { (32, 96) } else { (128, 0) };
         let prefix = match prefix {
             None => max,
             Some(p) => match p.parse::<u8>() {
@@ -84,13 +77,10 @@ impl FromStr for Cidr {
                 _ => return Err(format!("{s:?}: the prefix length must be 0 to {max}")),
             },
         };
-        Ok(Cidr { net, prefix })
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.net, self.prefix)
+        Ok(Cidr {
+            net: as_v6(ip),
+            prefix: prefix + offset,
+        })
     }
 }
 
@@ -259,6 +249,9 @@ mod tests {
         assert!(t.contains(ip("::ffff:127.0.0.1")));
         assert_eq!(canonical(ip("::ffff:10.1.2.3")), ip("10.1.2.3"));
         assert!(trusted("::ffff:10.0.0.0/104").contains(ip("10.9.9.9")));
+        assert!(trusted("10.0.0.0/8").contains(ip("::ffff:10.9.9.9")));
+        // All of IPv6 holds the mapped IPv4 addresses too.
+        assert!(trusted("::/0").contains(ip("10.9.9.9")));
     }
 
     #[test]
