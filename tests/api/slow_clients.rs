@@ -62,10 +62,10 @@ async fn a_normal_client_is_answered_while_1500_slow_ones_hang() {
     let took = normal_latencies(&app, &token, 20).await;
     let (median, max) = (took[took.len() / 2], took[took.len() - 1]);
     println!(
-        "with {} slow connections open: a session request took {} ms median, {} ms max",
+        "with {} slow connections open: a session request took {:.2} ms median, {:.2} ms max",
         slow.len(),
-        median.as_millis(),
-        max.as_millis()
+        median.as_secs_f64() * 1e3,
+        max.as_secs_f64() * 1e3
     );
     // The goal is 100 ms; the bound leaves room for a busy CI machine.
     assert!(max < Duration::from_millis(500), "{took:?}");
