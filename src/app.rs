@@ -201,6 +201,7 @@ impl Application {
             telemetry: Arc::clone(&telemetry),
             clock,
             cluster,
+            trusted_proxies: settings.trusted_proxies.clone(),
         });
 
         let listen = tokio::net::lookup_host(&settings.listen)
@@ -209,11 +210,20 @@ impl Application {
             .next()
             .with_context(|| format!("no address for {}", settings.listen))?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let (addr, server) = warp::serve(http::routes(Arc::clone(&ctx)))
-            .try_bind_with_graceful_shutdown(listen, async {
-                let _ = stopped.await;
-            })
+        let tcp = tokio::net::TcpListener::bind(listen)
+            .await
             .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = tcp
+            .local_addr()
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let server = http::server::serve(
+            tcp,
+            http::routes(Arc::clone(&ctx)),
+            settings.http.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        );
         let (prune_db, retention) = (ctx.db.clone(), settings.audit_retention);
         let upkeep = tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(5));

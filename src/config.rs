@@ -6,6 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::duration;
+use crate::http::client_addr::TrustedProxies;
+use crate::http::server::{Limits as HttpLimits, MAX_CONNECTIONS};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -127,6 +129,25 @@ pub struct ServeArgs {
     /// The CA (PEM) that signs every node's certificate.
     #[arg(long, env = "SESSIOND_CLUSTER_TLS_CA", requires_all = ["cluster_tls_cert", "cluster_tls_key"])]
     pub cluster_tls_ca: Option<String>,
+    /// Proxies (addresses or CIDR blocks, comma-separated) whose
+    /// X-Forwarded-For / Forwarded header names the client. Default: none.
+    #[arg(
+        long,
+        env = "SESSIOND_TRUSTED_PROXIES",
+        value_name = "CIDR,...",
+        default_value = ""
+    )]
+    pub trusted_proxies: TrustedProxies,
+    /// Close a connection that has not sent a whole request head in this long.
+    #[arg(long, env = "SESSIOND_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+    /// Close a connection on which nothing was read or written for this long.
+    #[arg(long, env = "SESSIOND_KEEP_ALIVE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub keep_alive_timeout: Duration,
+    /// The most connections open at once; more wait to be accepted.
+    #[arg(long, env = "SESSIOND_MAX_CONNECTIONS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_CONNECTIONS as u64))]
+    pub max_connections: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -164,6 +185,9 @@ pub struct Settings {
     /// The first administrator's password when the database has no user
     /// (`SESSIOND_ADMIN_PASSWORD`); generated and printed when absent.
     pub admin_password: Option<String>,
+    pub trusted_proxies: TrustedProxies,
+    /// Timeouts and connection cap of the HTTP front.
+    pub http: HttpLimits,
 }
 
 impl Settings {
@@ -198,6 +222,12 @@ impl Settings {
             admin_password: std::env::var("SESSIOND_ADMIN_PASSWORD")
                 .ok()
                 .filter(|p| !p.is_empty()),
+            trusted_proxies: a.trusted_proxies,
+            http: HttpLimits {
+                header_timeout: a.header_timeout,
+                idle_timeout: a.keep_alive_timeout,
+                max_connections: usize::try_from(a.max_connections).unwrap_or(MAX_CONNECTIONS),
+            },
         }
     }
 }
@@ -218,6 +248,8 @@ impl Default for Settings {
             login_limits: crate::limiter::Limits::default(),
             audit_retention: Duration::from_secs(90 * 86_400),
             admin_password: None,
+            trusted_proxies: TrustedProxies::none(),
+            http: HttpLimits::default(),
         }
     }
 }

@@ -12,7 +12,9 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // hyper warns once per shed slow client: a slowloris
+                // attack would otherwise flood the log.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hyper=error")),
         )
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)

@@ -9,15 +9,17 @@
 //! - [`models`], [`reply`], [`error`]: JSON shapes in and out, errors.
 
 pub mod admin;
+pub mod client_addr;
 pub mod error;
 pub mod handlers;
 pub mod models;
 pub mod openapi;
 mod page;
 pub mod reply;
+pub mod server;
 pub mod sessions;
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
@@ -51,12 +53,15 @@ pub struct Ctx {
     pub auth: Authenticator,
     pub login: Login,
     pub users: Users,
+    /// Whose forwarded client addresses are believed.
+    pub trusted_proxies: client_addr::TrustedProxies,
 }
 
 /// Who is calling: the `Authorization` header and the client address.
 pub struct Caller {
     pub authorization: Option<String>,
-    pub client: Option<SocketAddr>,
+    /// Resolved through trusted proxies (see [`client_addr`]).
+    pub client: Option<IpAddr>,
 }
 
 impl Caller {
@@ -66,7 +71,7 @@ impl Caller {
 
     /// The caller, as audit entries name it.
     pub fn actor(&self, authed: &Authed) -> Actor {
-        authed.actor(self.client.map(|c| c.ip().to_string()))
+        authed.actor(self.client.map(|c| c.to_string()))
     }
 
     /// The caller, who must be an admin.
@@ -126,9 +131,10 @@ pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
         let ctx = Arc::clone(&ctx);
         warp::any().map(move || Arc::clone(&ctx))
     };
+    let client = client_addr::client(Arc::new(ctx.trusted_proxies.clone()));
     let auth = || {
         warp::header::optional::<String>("authorization")
-            .and(warp::addr::remote())
+            .and(client.clone())
             .map(|authorization, client| Caller {
                 authorization,
                 client,
@@ -143,7 +149,7 @@ pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
     let login = warp::path!("api" / "auth" / "login")
         .and(warp::post())
         .and(c.clone())
-        .and(warp::addr::remote())
+        .and(client.clone())
         .and(body())
         .then(sessions::login);
     let session = warp::path!("api" / "auth" / "session")

@@ -1,6 +1,6 @@
 //! The routes of a token's holder: log in, resolve the session, log out.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use warp::http::StatusCode;
@@ -46,9 +46,9 @@ fn session_reply(ctx: &Ctx, a: &Authed) -> Response {
         (status = 503, response = super::openapi::Unavailable),
     )
 )]
-pub async fn login(ctx: Arc<Ctx>, client: Option<SocketAddr>, body: Body) -> Answer {
+pub async fn login(ctx: Arc<Ctx>, client: Option<IpAddr>, body: Body) -> Answer {
     let req: LoginRequest = parse_json(&body?)?;
-    let client = client.map(|c| c.ip().to_string());
+    let client = client.map(|c| c.to_string());
     let done = ctx
         .login
         .login(&req.email, req.password, client.as_deref())

@@ -17,4 +17,6 @@ mod postgres;
 mod sessions;
 #[cfg(feature = "simulate")]
 mod simulate;
+mod slow_clients;
+mod trusted_proxies;
 mod versions;

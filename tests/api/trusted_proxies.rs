@@ -1,0 +1,146 @@
+//! `--trusted-proxies`: only a trusted peer's X-Forwarded-For names the
+//! client, so strangers behind an app are limited one by one and a peer
+//! that is not trusted cannot dodge the per-address limit.
+//!
+//! The app trusts 127.0.0.1 (the test's own address, standing for an app
+//! in front of sessiond); 127.0.0.2, another loopback address, is a peer
+//! it does not trust.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpSocket;
+
+use crate::helpers::*;
+
+const PROXY: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
+const UNTRUSTED: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+/// Failed logins per address before 429 (few, to keep this quick).
+const PER_ADDRESS: usize = 3;
+
+async fn spawn_behind_proxy() -> TestApp {
+    spawn_on(Backend::Sqlite, |s| {
+        s.trusted_proxies = "127.0.0.1/32".parse().expect("a valid list");
+        s.login_limits.per_address = PER_ADDRESS;
+        // One account's limit must not be what stops anything here.
+        s.login_limits.per_account = 10_000;
+    })
+    .await
+}
+
+/// A login sent from `local` with `forwarded` as X-Forwarded-For: the status.
+async fn login_from(
+    app: &TestApp,
+    local: IpAddr,
+    forwarded: Option<&str>,
+    email: &str,
+    password: &str,
+) -> u16 {
+    let body = serde_json::json!({ "email": email, "password": password }).to_string();
+    let xff = forwarded
+        .map(|f| format!("x-forwarded-for: {f}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "POST /api/auth/login HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n{xff}connection: close\r\n\r\n{body}",
+        app.addr,
+        body.len()
+    );
+    let exchange = async {
+        let socket = TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::new(local, 0))?;
+        let mut stream = socket.connect(app.addr).await?;
+        stream.write_all(request.as_bytes()).await?;
+        let mut buf = Vec::new();
+        stream.read_to_end(&mut buf).await?;
+        Ok::<_, std::io::Error>(buf)
+    };
+    let buf = tokio::time::timeout(Duration::from_secs(20), exchange)
+        .await
+        .expect("an answer within 20 s")
+        .expect("an answer");
+    Reply::parse(&buf).expect("an HTTP answer").status
+}
+
+async fn new_user(app: &TestApp, n: usize) -> String {
+    let email = format!("proxied{n}@example.test");
+    app.create_user(&email, "password-123", "user").await;
+    email
+}
+
+#[tokio::test]
+async fn an_untrusted_peers_forwarded_header_is_ignored() {
+    let app = spawn_behind_proxy().await;
+    for i in 0..PER_ADDRESS {
+        let victim = new_user(&app, i).await;
+        let forwarded = format!("192.0.2.{}", i + 1);
+        let status = login_from(&app, UNTRUSTED, Some(&forwarded), &victim, "wrong").await;
+        assert_eq!(status, 401, "failure {}", i + 1);
+    }
+    // The failures were the peer's: a fresh forwarded address does not help.
+    let user = new_user(&app, 100).await;
+    let status = login_from(&app, UNTRUSTED, Some("192.0.2.99"), &user, "password-123").await;
+    assert_eq!(status, 429);
+    let status = login_from(&app, UNTRUSTED, None, &user, "password-123").await;
+    assert_eq!(status, 429);
+    // The trusted proxy's users are not affected.
+    let status = login_from(&app, PROXY, Some("198.51.100.9"), &user, "password-123").await;
+    assert_eq!(status, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn strangers_behind_a_trusted_proxy_are_limited_one_by_one() {
+    let app = spawn_behind_proxy().await;
+    let stranger = "203.0.113.66";
+    for i in 0..PER_ADDRESS {
+        let victim = new_user(&app, i).await;
+        // A client-written hop on the left is never believed.
+        let forwarded = format!("10.9.9.{i}, {stranger}");
+        let status = login_from(&app, PROXY, Some(&forwarded), &victim, "wrong").await;
+        assert_eq!(status, 401, "failure {}", i + 1);
+    }
+    let next = new_user(&app, 100).await;
+    // The stranger is refused, however its address is written, and past a
+    // second trusted hop.
+    for forwarded in [
+        stranger,
+        "::ffff:203.0.113.66",
+        "198.51.100.1, 203.0.113.66, 127.0.0.1",
+    ] {
+        let status = login_from(&app, PROXY, Some(forwarded), &next, "password-123").await;
+        assert_eq!(status, 429, "{forwarded}");
+    }
+    // Other users behind the same proxy sign in.
+    for (n, ip) in [(101, "198.51.100.7"), (102, "2001:db8::8")] {
+        let user = new_user(&app, n).await;
+        let status = login_from(&app, PROXY, Some(ip), &user, "password-123").await;
+        assert_eq!(status, 200, "a user at {ip}");
+    }
+    // The proxy's own address was never counted: without a header (so the
+    // peer is the client) it signs in too.
+    let status = login_from(&app, PROXY, None, &next, "password-123").await;
+    assert_eq!(status, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_audit_trail_records_the_forwarded_client() {
+    let app = spawn_behind_proxy().await;
+    let body = r#"{"email":"audited@example.test","password":"password-123","role":"user"}"#;
+    let request = format!(
+        "POST /api/admin/users HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\
+         x-forwarded-for: 203.0.113.5\r\nconnection: close\r\n\r\n{body}",
+        app.addr,
+        app.admin_token,
+        body.len()
+    );
+    let reply = app.raw(request.as_bytes()).await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let trail = app.ctx.db.audit_since(0).await.expect("reads the trail");
+    let entry = trail.last().expect("one entry");
+    assert_eq!(entry.client.as_deref(), Some("203.0.113.5"), "{trail:?}");
+    app.stop().await;
+}
