@@ -22,7 +22,11 @@ async fn tokens_from_a_node_whose_clock_runs_ahead_are_revoked(backend: Backend)
     assert_eq!(writer.session(&token).await.status, 200);
 
     let r = writer
-        .admin("POST", &format!("/api/admin/users/{id}/revoke-sessions"), None)
+        .admin(
+            "POST",
+            &format!("/api/admin/users/{id}/revoke-sessions"),
+            None,
+        )
         .await;
     assert_eq!(r.status, 204, "{:?}", r.body);
     for app in [&writer, &ahead] {
