@@ -78,6 +78,7 @@ user_route!(put "/api/admin/users/{id}/role", body = RoleRequest,
     [
         (status = 200, description = "The user; sessions show the role at once, on every node.", body = UserJson),
         (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 409, response = super::openapi::LastAdmin),
     ],
     pub async fn set_role(ctx: Arc<Ctx>, id: String, caller: Caller, body: Body) -> Answer {
         let by = caller.admin(&ctx).await?;
@@ -89,7 +90,10 @@ user_route!(put "/api/admin/users/{id}/role", body = RoleRequest,
 );
 
 user_route!(post "/api/admin/users/{id}/deactivate",
-    [(status = 200, description = "The user; its tokens stop resolving at once.", body = UserJson),],
+    [
+        (status = 200, description = "The user; its tokens stop resolving at once.", body = UserJson),
+        (status = 409, response = super::openapi::LastAdmin),
+    ],
     pub async fn deactivate(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
         act(ctx, id, caller, Act::Status(Status::Deactivated)).await
     }
@@ -103,7 +107,10 @@ user_route!(post "/api/admin/users/{id}/activate",
 );
 
 user_route!(delete "/api/admin/users/{id}",
-    [(status = 204, description = "Deleted; its tokens stop resolving at once."),],
+    [
+        (status = 204, description = "Deleted; its tokens stop resolving at once."),
+        (status = 409, response = super::openapi::LastAdmin),
+    ],
     pub async fn delete_user(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
         act(ctx, id, caller, Act::Delete).await
     }

@@ -92,7 +92,7 @@ impl From<UserError> for ApiError {
         match e {
             UserError::Invalid(m) => ApiError::BadRequest(m),
             UserError::NotFound(_) => ApiError::NotFound(e.to_string()),
-            UserError::EmailTaken => ApiError::Conflict(e.to_string()),
+            UserError::EmailTaken | UserError::LastAdmin(_) => ApiError::Conflict(e.to_string()),
             UserError::Busy => ApiError::Unavailable(e.to_string()),
             UserError::Db(e) => ApiError::db(e),
             UserError::Internal(e) => ApiError::Internal(e),

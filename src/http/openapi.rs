@@ -101,6 +101,8 @@ error_responses! {
     NotFound => "`not_found`: no user with this id.",
     Conflict => "`conflict`: a user with this email exists.",
     PayloadTooLarge => "`payload_too_large`: a body over 64 KiB.",
+    LastAdmin => "`conflict`: the user is the last active administrator; demoting, \
+        deactivating or deleting them would leave no one able to administer users.",
     RateLimited => "`rate_limited`: too many failed logins for this account or from this \
         address; `Retry-After` says when to try again.",
     Unavailable => "`unavailable`: the database cannot be reached and no fresh record is \
@@ -187,6 +189,7 @@ impl Modify for BearerScheme {
             PayloadTooLarge,
             RateLimited,
             Unavailable
+            LastAdmin,
         )
     ),
     modifiers(&BearerScheme),

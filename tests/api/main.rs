@@ -9,6 +9,7 @@ mod faults;
 mod fuzz;
 mod hardening;
 mod helpers;
+mod last_admin;
 mod limiter_race;
 mod logs;
 mod metrics_lint;
