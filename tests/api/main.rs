@@ -15,6 +15,7 @@ mod logs;
 mod metrics_lint;
 mod openapi;
 mod postgres;
+mod secrets;
 mod sessions;
 mod versions;
 #[cfg(feature = "simulate")]
