@@ -33,6 +33,7 @@ use super::{Caller, Ctx};
         (status = 403, response = super::openapi::Forbidden),
         (status = 409, response = super::openapi::Conflict),
         (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
         (status = 503, response = super::openapi::Unavailable),
     )
 )]
@@ -77,8 +78,9 @@ user_route!(get "/api/admin/users/{id}",
 user_route!(put "/api/admin/users/{id}/role", body = RoleRequest,
     [
         (status = 200, description = "The user; sessions show the role at once, on every node.", body = UserJson),
-        (status = 413, response = super::openapi::PayloadTooLarge),
         (status = 409, response = super::openapi::LastAdmin),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
     ],
     pub async fn set_role(ctx: Arc<Ctx>, id: String, caller: Caller, body: Body) -> Answer {
         let by = caller.admin(&ctx).await?;

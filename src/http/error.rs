@@ -38,6 +38,8 @@ pub enum ApiError {
     #[error("too many failed logins; try again in {} s", .0.as_secs())]
     RateLimited(std::time::Duration),
     #[error("{0}")]
+    #[error("the request body must be JSON, sent as Content-Type: application/json")]
+    UnsupportedMediaType,
     Unavailable(String),
     /// Something that should not happen; details go to the log, not the
     /// caller.
@@ -68,6 +70,9 @@ impl ApiError {
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 //! End-to-end tests of sessiond: the real application (or the real binary)
 //! on port 0, a SQLite file per test, requests over real sockets.
 
+mod answers;
 mod bad_input;
 mod cli;
 mod cluster;
