@@ -58,7 +58,6 @@ fn guarded<T>(id: i64, outcome: Guarded<T>) -> Result<T, UserError> {
 }
 
 /// Roles are 1–64 characters of `[a-z0-9_-]`.
-
 pub fn validate_role(role: &str) -> Result<(), UserError> {
     let ok = (1..=64).contains(&role.len())
         && role
