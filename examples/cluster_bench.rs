@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use sessiond_testkit::http::{self, Conn, Connection};
 
 const ADMIN_PASSWORD: &str = "bench-admin-password";
-const SECRET: &str = "cluster-bench-secret-0123456789";
+const SECRET: &str = "cluster-bench-secret-0123456789-abcdefgh";
 
 struct Node(Child);
 
@@ -49,7 +49,7 @@ fn start(bin: &str, db: &str, name: &str, http: u16, cluster: u16, join: Option<
         "--cluster-listen",
         &format!("127.0.0.1:{cluster}"),
         "--cluster-cookie",
-        "bench",
+        "cluster-bench-cookie-0123456789-abcdefgh",
     ])
     .env("DATABASE_URL", db)
     .env("SESSIOND_JWT_SECRET", SECRET)

@@ -29,10 +29,37 @@ use crate::usecases::Audit;
 /// The email of the administrator created on first start.
 pub const FIRST_ADMIN: &str = "admin@localhost";
 
+/// The shortest HS256 secret accepted: RFC 7518 §3.2 requires a key at
+/// least as long as the hash output (256 bits).
+pub const MIN_JWT_SECRET: usize = 32;
+
+fn check_jwt_secret(secret: &str) -> anyhow::Result<()> {
+    if secret.len() < MIN_JWT_SECRET {
+        anyhow::bail!(
+            "the JWT secret (--jwt-secret or SESSIOND_JWT_SECRET) is {} bytes; HS256 needs at \
+             least {MIN_JWT_SECRET} (RFC 7518 section 3.2): generate one with `openssl rand -base64 48`",
+            secret.len()
+        );
+    }
+    Ok(())
+}
+
+/// The shortest cluster cookie accepted.
+pub const MIN_CLUSTER_COOKIE: usize = 32;
+
 /// Validates the cluster flags.
 async fn cluster_settings(node_name: &str, c: &ClusterArgs) -> anyhow::Result<ClusterSettings> {
     if c.cookie.trim().is_empty() {
         anyhow::bail!("a cluster needs a cookie: --cluster-cookie or SESSIOND_CLUSTER_COOKIE");
+    }
+    // The handshake digest lets anyone who sees it test cookies offline: a
+    // short one falls to guessing.
+    if c.cookie.len() < MIN_CLUSTER_COOKIE {
+        anyhow::bail!(
+            "the cluster cookie (--cluster-cookie or SESSIOND_CLUSTER_COOKIE) is {} bytes; at \
+             least {MIN_CLUSTER_COOKIE} are required: generate one with `openssl rand -base64 48`",
+            c.cookie.len()
+        );
     }
     if node_name.is_empty() || node_name.len() > 255 {
         anyhow::bail!("--node-name must be 1 to 255 characters");
@@ -44,7 +71,15 @@ async fn cluster_settings(node_name: &str, c: &ClusterArgs) -> anyhow::Result<Cl
         .with_context(|| format!("no address for {}", c.listen))?;
     let tls = match &c.tls {
         Some(f) => Some(ClusterTls::load(&f.cert, &f.key, &f.ca)?),
-        None => None,
+        None => {
+            tracing::warn!(
+                listen = %listen,
+                "CLUSTER TRAFFIC IS NOT ENCRYPTED: without --cluster-tls-cert/-key/-ca, \
+                 user records and the cookie's handshake cross the network in plaintext; \
+                 use TLS unless the network between nodes is private"
+            );
+            None
+        }
     };
     Ok(ClusterSettings {
         node_name: node_name.to_string(),
@@ -104,14 +139,18 @@ impl Application {
     /// Connects to the database (running migrations), prepares the secret,
     /// the first administrator and the actors, and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        // Before touching the database: a weak secret is a configuration
+        // error, not something to start with.
+        if let Some(s) = &settings.jwt_secret {
+            check_jwt_secret(s)?;
+        }
         let clock = Clock::new();
         let db = Db::connect(&settings.database_url, clock.clone())
             .await
             .with_context(|| "cannot open the database".to_string())?;
 
         let secret = match &settings.jwt_secret {
-            Some(s) if s.len() >= 16 => s.clone(),
-            Some(_) => anyhow::bail!("the JWT secret must be at least 16 bytes long"),
+            Some(s) => s.clone(),
             None => db
                 .setting_or_insert("jwt_secret", &auth::random_secret(48))
                 .await

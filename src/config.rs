@@ -82,7 +82,7 @@ pub struct ServeArgs {
     #[arg(long, env = "SESSIOND_MAX_SESSIONS", default_value_t = 1_000_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_sessions: u64,
-    /// HS256 signing secret (at least 16 bytes). Default: generated on first
+    /// HS256 signing secret (at least 32 bytes). Default: generated on first
     /// start and kept in the database.
     #[arg(long, env = "SESSIOND_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,

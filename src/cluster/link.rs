@@ -73,7 +73,7 @@ impl Link for ClusterLink {
             telemetry.forward_latency(started.elapsed());
             let reply: ResolveReply = serde_json::from_str(&text?)
                 .map_err(|e| LinkError::Remote(format!("unreadable answer: {e}")))?;
-            reply.into_served()
+            reply.into_served(user_id)
         })
     }
 

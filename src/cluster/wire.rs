@@ -104,8 +104,14 @@ impl ResolveReply {
         }
     }
 
-    pub fn into_served(self) -> Result<Served, LinkError> {
+    /// The answer as served, if it is about `asked`: a peer that answers
+    /// for another user (a bug, a mix-up of replies, a hostile node) is
+    /// treated as a failed forward, and the caller serves locally.
+    pub fn into_served(self, asked: i64) -> Result<Served, LinkError> {
         match self {
+            ResolveReply::Found { user, .. } if user.id != asked => Err(LinkError::Remote(
+                format!("answer for user {} to a lookup of user {asked}", user.id),
+            )),
             ResolveReply::Missing { hit, age_ms } => Ok(Served {
                 fetched: Fetched::Missing,
                 hit,
@@ -134,6 +140,45 @@ impl ResolveReply {
                 node: None,
             }),
             ResolveReply::Failed(e) => Err(LinkError::Remote(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(id: i64) -> ResolveReply {
+        ResolveReply::Found {
+            user: WireUser {
+                id,
+                email: format!("u{id}@example.test"),
+                role: "user".into(),
+                active: true,
+                version: 1,
+                tokens_valid_after_ms: 0,
+                revoked_sids: Vec::new(),
+            },
+            hit: true,
+            age_ms: 0,
+        }
+    }
+
+    #[test]
+    fn an_answer_for_the_user_asked_about_is_served() {
+        let served = found(7).into_served(7).expect("served");
+        match served.fetched {
+            Fetched::Found(u) => assert_eq!(u.user.id, 7),
+            Fetched::Missing => panic!("found expected"),
+        }
+    }
+
+    #[test]
+    fn an_answer_for_another_user_is_a_failed_forward() {
+        match found(8).into_served(7) {
+            Err(LinkError::Remote(m)) => assert!(m.contains('8') && m.contains('7'), "{m}"),
+            Err(e) => panic!("a remote failure expected, got {e:?}"),
+            Ok(_) => panic!("an answer for user 8 was accepted for user 7"),
         }
     }
 }

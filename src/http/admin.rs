@@ -33,6 +33,7 @@ use super::{Caller, Ctx};
         (status = 403, response = super::openapi::Forbidden),
         (status = 409, response = super::openapi::Conflict),
         (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
         (status = 503, response = super::openapi::Unavailable),
     )
 )]
@@ -77,7 +78,9 @@ user_route!(get "/api/admin/users/{id}",
 user_route!(put "/api/admin/users/{id}/role", body = RoleRequest,
     [
         (status = 200, description = "The user; sessions show the role at once, on every node.", body = UserJson),
+        (status = 409, response = super::openapi::LastAdmin),
         (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
     ],
     pub async fn set_role(ctx: Arc<Ctx>, id: String, caller: Caller, body: Body) -> Answer {
         let by = caller.admin(&ctx).await?;
@@ -89,7 +92,10 @@ user_route!(put "/api/admin/users/{id}/role", body = RoleRequest,
 );
 
 user_route!(post "/api/admin/users/{id}/deactivate",
-    [(status = 200, description = "The user; its tokens stop resolving at once.", body = UserJson),],
+    [
+        (status = 200, description = "The user; its tokens stop resolving at once.", body = UserJson),
+        (status = 409, response = super::openapi::LastAdmin),
+    ],
     pub async fn deactivate(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
         act(ctx, id, caller, Act::Status(Status::Deactivated)).await
     }
@@ -103,7 +109,10 @@ user_route!(post "/api/admin/users/{id}/activate",
 );
 
 user_route!(delete "/api/admin/users/{id}",
-    [(status = 204, description = "Deleted; its tokens stop resolving at once."),],
+    [
+        (status = 204, description = "Deleted; its tokens stop resolving at once."),
+        (status = 409, response = super::openapi::LastAdmin),
+    ],
     pub async fn delete_user(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
         act(ctx, id, caller, Act::Delete).await
     }

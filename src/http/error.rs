@@ -9,12 +9,15 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Rejection, Reply};
 
-use sessiond_actors::ResolveError;
+use sessiond_actors::{ResolveError, StoreError};
 
 use crate::store::DbError;
 use crate::usecases::authenticate::AuthError;
 use crate::usecases::login::LoginError;
 use crate::usecases::users::UserError;
+
+/// What a 503 caused by the database says.
+pub const DB_UNAVAILABLE: &str = "the database is unavailable; try again later";
 
 /// Every error an API call can answer.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("the request body must be JSON, sent as Content-Type: application/json")]
+    UnsupportedMediaType,
     #[error("too many failed logins; try again in {} s", .0.as_secs())]
     RateLimited(std::time::Duration),
     #[error("{0}")]
@@ -65,14 +70,20 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 
+    /// The database failed: the driver's text (host names, SQL, schema)
+    /// goes to the log, the caller gets [`DB_UNAVAILABLE`].
     pub fn db(e: DbError) -> ApiError {
-        ApiError::Unavailable(e.to_string())
+        tracing::warn!(error = %e, "database error");
+        ApiError::Unavailable(DB_UNAVAILABLE.into())
     }
 }
 
@@ -92,7 +103,7 @@ impl From<UserError> for ApiError {
         match e {
             UserError::Invalid(m) => ApiError::BadRequest(m),
             UserError::NotFound(_) => ApiError::NotFound(e.to_string()),
-            UserError::EmailTaken => ApiError::Conflict(e.to_string()),
+            UserError::EmailTaken | UserError::LastAdmin(_) => ApiError::Conflict(e.to_string()),
             UserError::Busy | UserError::Unconfirmed => ApiError::Unavailable(e.to_string()),
             UserError::Db(e) => ApiError::db(e),
             UserError::Internal(e) => ApiError::Internal(e),
@@ -115,7 +126,14 @@ impl From<LoginError> for ApiError {
 
 impl From<ResolveError> for ApiError {
     fn from(e: ResolveError) -> Self {
-        ApiError::Unavailable(e.to_string())
+        match e {
+            ResolveError::Store(StoreError::Unavailable(text)) => {
+                tracing::warn!(error = %text, "database error");
+                ApiError::Unavailable(DB_UNAVAILABLE.into())
+            }
+            // The other causes are this service's own fixed sentences.
+            e => ApiError::Unavailable(e.to_string()),
+        }
     }
 }
 
@@ -180,4 +198,39 @@ pub async fn recover(r: Rejection) -> Result<Response, Infallible> {
         )
     };
     Ok(error_response(status, code, message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(e: ApiError) -> (u16, String) {
+        let r = e.into_response();
+        let status = r.status().as_u16();
+        let bytes = warp::hyper::body::to_bytes(r.into_body())
+            .await
+            .unwrap_or_default();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_database_error_answers_a_fixed_message() {
+        let driver = "error connecting to db-secret-host:5432: password authentication failed";
+        let e = ApiError::db(DbError::from(sqlx::Error::Protocol(driver.into())));
+        let (status, body) = body_of(e).await;
+        assert_eq!(status, 503);
+        assert!(!body.contains("db-secret-host"), "{body}");
+        assert!(body.contains(DB_UNAVAILABLE), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_store_failure_behind_a_lookup_answers_a_fixed_message() {
+        let e = ApiError::from(ResolveError::Store(StoreError::Unavailable(
+            "pool timed out: relation \"users\" on db-secret-host".into(),
+        )));
+        let (status, body) = body_of(e).await;
+        assert_eq!(status, 503);
+        assert!(!body.contains("db-secret-host"), "{body}");
+        assert!(body.contains(DB_UNAVAILABLE), "{body}");
+    }
 }

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod client_addr;
 pub mod error;
 pub mod handlers;
+mod headers;
 pub mod models;
 pub mod openapi;
 mod page;
@@ -88,8 +89,15 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// length when there is one, else while reading).
 fn body() -> impl Filter<Extract = (Body,), Error = Rejection> + Clone {
     warp::header::optional::<u64>("content-length")
+        .and(warp::header::optional::<String>("content-type"))
         .and(warp::body::stream())
-        .then(|declared: Option<u64>, stream| read_limited(declared, stream))
+        .then(
+            |declared: Option<u64>, kind: Option<String>, stream| async move {
+                let body = read_limited(declared, stream).await?;
+                headers::json_body(kind.as_deref(), &body)?;
+                Ok(body)
+            },
+        )
 }
 
 async fn read_limited<S, B>(declared: Option<u64>, stream: S) -> Body
@@ -282,14 +290,14 @@ pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
         .unify();
     warp::path::full()
         .and(api)
-        .map(with_allow)
+        .map(|path: warp::path::FullPath, reply| headers::harden(&path, with_allow(&path, reply)))
         .with(record)
         .boxed()
 }
 
 /// A 405 names the methods the path takes (RFC 9110), as the OpenAPI
 /// description lists them.
-fn with_allow(path: warp::path::FullPath, mut reply: Response) -> Response {
+fn with_allow(path: &warp::path::FullPath, mut reply: Response) -> Response {
     if reply.status() == warp::http::StatusCode::METHOD_NOT_ALLOWED {
         if let Some(allow) = openapi::allowed_methods(path.as_str())
             .and_then(|a| warp::http::HeaderValue::from_str(&a).ok())

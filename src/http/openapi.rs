@@ -46,6 +46,7 @@ pub enum ErrorCode {
     Conflict,
     MethodNotAllowed,
     PayloadTooLarge,
+    UnsupportedMediaType,
     RateLimited,
     Unavailable,
 }
@@ -100,7 +101,11 @@ error_responses! {
     Forbidden => "`forbidden`: the caller's user does not have the admin role now.",
     NotFound => "`not_found`: no user with this id.",
     Conflict => "`conflict`: a user with this email exists.",
+    LastAdmin => "`conflict`: the user is the last active administrator; demoting, \
+        deactivating or deleting them would leave no one able to administer users.",
     PayloadTooLarge => "`payload_too_large`: a body over 64 KiB.",
+    UnsupportedMediaType => "`unsupported_media_type`: a body whose `Content-Type` is not \
+        `application/json`.",
     RateLimited => "`rate_limited`: too many failed logins for this account or from this \
         address; `Retry-After` says when to try again.",
     Unavailable => "`unavailable`: the database cannot be reached and no fresh record is \
@@ -184,7 +189,9 @@ impl Modify for BearerScheme {
             Forbidden,
             NotFound,
             Conflict,
+            LastAdmin,
             PayloadTooLarge,
+            UnsupportedMediaType,
             RateLimited,
             Unavailable
         )

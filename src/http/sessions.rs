@@ -42,6 +42,7 @@ fn session_reply(ctx: &Ctx, a: &Authed) -> Response {
         (status = 401, response = super::openapi::InvalidCredentials),
         (status = 403, description = "`forbidden`: the account is deactivated.", body = super::error::ErrorBody),
         (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
         (status = 429, response = super::openapi::RateLimited),
         (status = 503, response = super::openapi::Unavailable),
     )
@@ -95,6 +96,7 @@ pub async fn session(ctx: Arc<Ctx>, caller: Caller) -> Answer {
         (status = 400, response = super::openapi::BadRequest),
         (status = 401, response = super::openapi::Unauthorized),
         (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
         (status = 503, response = super::openapi::Unavailable),
     )
 )]

@@ -17,6 +17,7 @@ use sessiond_actors::{
 };
 
 use crate::clock::Clock;
+pub use sql::Guarded;
 use sql::SqlStore;
 
 /// The longest one cache fetch may take before the lookup answers
@@ -171,18 +172,23 @@ impl Db {
         dispatch!(self, s => s.credentials(email).await)
     }
 
-    pub async fn set_role(&self, id: i64, role: &str) -> Result<Option<UserRow>, DbError> {
+    /// Refused ([`Guarded::LastAdmin`]) when it would demote the last
+    /// active administrator.
+    pub async fn set_role(&self, id: i64, role: &str) -> Result<Guarded<UserRow>, DbError> {
         let now = self.clock.now_ms();
         dispatch!(self, s => s.set_role(id, role, now).await)
     }
 
-    pub async fn set_status(&self, id: i64, status: Status) -> Result<Option<UserRow>, DbError> {
+    /// Refused ([`Guarded::LastAdmin`]) when it would deactivate the last
+    /// active administrator.
+    pub async fn set_status(&self, id: i64, status: Status) -> Result<Guarded<UserRow>, DbError> {
         let now = self.clock.now_ms();
         dispatch!(self, s => s.set_status(id, status.as_str(), now).await)
     }
 
-    /// Deletes the user (and its revoked tokens); false if there was none.
-    pub async fn delete_user(&self, id: i64) -> Result<bool, DbError> {
+    /// Deletes the user (and its revoked tokens); refused
+    /// ([`Guarded::LastAdmin`]) for the last active administrator.
+    pub async fn delete_user(&self, id: i64) -> Result<Guarded<()>, DbError> {
         dispatch!(self, s => s.delete_user(id).await)
     }
 

@@ -11,6 +11,24 @@ use super::{state_from, AuditEntry, UserRow, WriteError};
 
 const USER_COLUMNS: &str = "id, email, role, status, version, session_epoch";
 
+/// The outcome of a write that must leave an active administrator.
+#[derive(Debug)]
+pub enum Guarded<T> {
+    Done(T),
+    NotFound,
+    /// Refused: the user is the last active administrator.
+    LastAdmin,
+}
+
+/// A condition on the row being changed (of `users`): it is not an active
+/// administrator, or another one remains. `$N` is the row's id.
+fn keeps_an_admin(n: usize) -> String {
+    format!(
+        "(NOT (role = 'admin' AND status = 'active') OR EXISTS (
+            SELECT 1 FROM users o WHERE o.id <> ${n} AND o.role = 'admin' AND o.status = 'active'))"
+    )
+}
+
 /// What one database spells differently from the other.
 pub trait Dialect: Database {
     /// An aggregate that joins the `sid` column with commas.
@@ -127,23 +145,63 @@ where
         Ok(Some((Self::user_row(&r)?, r.try_get("password_hash")?)))
     }
 
+    /// Takes the lock every write that could remove the last active
+    /// administrator holds until its transaction ends: a row lock in
+    /// PostgreSQL, the write lock in SQLite. So the check that another
+    /// active administrator remains sees every such write committed before
+    /// it (two admins demoting each other at once: the second finds itself
+    /// the last). A settings row, not the admins' rows: an update of a user
+    /// fires its version and notification triggers.
+    async fn lock_admins(conn: &mut DB::Connection) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ('admin_guard', '')
+             ON CONFLICT (key) DO UPDATE SET value = ''",
+        )
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Why a guarded write changed no row: no such user, or it would have
+    /// left no active administrator.
+    async fn unchanged<T>(conn: &mut DB::Connection, id: i64) -> Result<Guarded<T>, sqlx::Error> {
+        let found = sqlx::query("SELECT id FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(match found {
+            Some(_) => Guarded::LastAdmin,
+            None => Guarded::NotFound,
+        })
+    }
+
     pub async fn set_role(
         &self,
         id: i64,
         role: &str,
         now: i64,
-    ) -> Result<Option<UserRow>, sqlx::Error> {
+    ) -> Result<Guarded<UserRow>, sqlx::Error> {
         let sql = format!(
             "UPDATE users SET role = $1, version = version + 1, updated_at = $2
-             WHERE id = $3 RETURNING {USER_COLUMNS}"
+             WHERE id = $3 AND ($4 = 'admin' OR {}) RETURNING {USER_COLUMNS}",
+            keeps_an_admin(5)
         );
+        let mut tx = self.pool.begin().await?;
+        Self::lock_admins(&mut tx).await?;
         let row = sqlx::query(&sql)
             .bind(role)
             .bind(now)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .bind(role)
+            .bind(id)
+            .fetch_optional(&mut *tx)
             .await?;
-        Self::user_rows(row)
+        let done = match row {
+            Some(r) => Guarded::Done(Self::user_row(&r)?),
+            None => Self::unchanged(&mut tx, id).await?,
+        };
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// Deactivation also revokes every token issued so far: reactivating an
@@ -153,31 +211,51 @@ where
         id: i64,
         status: &str,
         now: i64,
-    ) -> Result<Option<UserRow>, sqlx::Error> {
+    ) -> Result<Guarded<UserRow>, sqlx::Error> {
         let sql = format!(
             "UPDATE users SET status = $1,
                     tokens_valid_after = CASE WHEN $2 = 'deactivated' THEN $3 ELSE tokens_valid_after END,
                     session_epoch = CASE WHEN $2 = 'deactivated' THEN session_epoch + 1 ELSE session_epoch END,
                     version = version + 1, updated_at = $4
-             WHERE id = $5 RETURNING {USER_COLUMNS}"
+             WHERE id = $5 AND ($6 = 'active' OR {}) RETURNING {USER_COLUMNS}",
+            keeps_an_admin(7)
         );
+        let mut tx = self.pool.begin().await?;
+        Self::lock_admins(&mut tx).await?;
         let row = sqlx::query(&sql)
             .bind(status)
             .bind(status)
             .bind(now)
             .bind(now)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .bind(status)
+            .bind(id)
+            .fetch_optional(&mut *tx)
             .await?;
-        Self::user_rows(row)
+        let done = match row {
+            Some(r) => Guarded::Done(Self::user_row(&r)?),
+            None => Self::unchanged(&mut tx, id).await?,
+        };
+        tx.commit().await?;
+        Ok(done)
     }
 
-    pub async fn delete_user(&self, id: i64) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query("DELETE FROM users WHERE id = $1")
+    pub async fn delete_user(&self, id: i64) -> Result<Guarded<()>, sqlx::Error> {
+        let sql = format!("DELETE FROM users WHERE id = $1 AND {}", keeps_an_admin(2));
+        let mut tx = self.pool.begin().await?;
+        Self::lock_admins(&mut tx).await?;
+        let gone = sqlx::query(&sql)
             .bind(id)
-            .execute(&self.pool)
+            .bind(id)
+            .execute(&mut *tx)
             .await?;
-        Ok(DB::rows_affected(&done) > 0)
+        let done = if DB::rows_affected(&gone) > 0 {
+            Guarded::Done(())
+        } else {
+            Self::unchanged(&mut tx, id).await?
+        };
+        tx.commit().await?;
+        Ok(done)
     }
 
     pub async fn revoke_token(

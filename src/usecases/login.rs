@@ -1,6 +1,6 @@
 //! Logging in: email and password in, a new token out. The brute-force
-//! limiter is consulted before any password work and told every outcome;
-//! an unknown email costs as much as a known one.
+//! limiter reserves the attempt before any password work and is told every
+//! outcome; an unknown email costs as much as a known one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,11 +73,14 @@ impl Login {
         client: Option<&str>,
     ) -> Result<LoggedIn, LoginError> {
         let email = email.trim().to_lowercase();
-        self.limiter
-            .check(&email, client)
+        // Counted from here on: given back on success or when the password
+        // is never checked (an early return drops it).
+        let attempt = self
+            .limiter
+            .reserve(&email, client)
             .map_err(LoginError::RateLimited)?;
         if password.len() > MAX_PASSWORD {
-            self.limiter.failed(&email, client);
+            attempt.failed();
             return Err(LoginError::InvalidCredentials);
         }
         let (row, hash) = match self.db.credentials(&email).await? {
@@ -94,11 +97,11 @@ impl Login {
         let row = match row {
             Some(row) if ok => row,
             _ => {
-                self.limiter.failed(&email, client);
+                attempt.failed();
                 return Err(LoginError::InvalidCredentials);
             }
         };
-        self.limiter.succeeded(&email);
+        attempt.succeeded();
         if row.status != Status::Active {
             return Err(LoginError::Deactivated);
         }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use sessiond_actors::{InvalidationSource, Router, Status};
 
 use crate::auth::{self, PasswordPool, Verified};
-use crate::store::{Db, DbError, UserRow, WriteError};
+use crate::store::{Db, DbError, Guarded, UserRow, WriteError};
 
 use super::{Actor, Audit};
 
@@ -27,6 +27,10 @@ pub enum UserError {
     NotFound(i64),
     #[error("a user with this email already exists")]
     EmailTaken,
+    /// Demoting, deactivating or deleting this user would leave no active
+    /// administrator, and only database access could then recover.
+    #[error("user {0} is the last active administrator")]
+    LastAdmin(i64),
     /// The password threads' queue is full.
     #[error("too many password checks in progress; try again")]
     Busy,
@@ -46,6 +50,15 @@ impl UserError {
     /// Whether the write may have been applied before this error came back.
     fn may_have_written(&self) -> bool {
         matches!(self, UserError::Db(e) if e.may_have_written())
+    }
+}
+
+/// The written value, or why the write changed nothing.
+fn guarded<T>(id: i64, outcome: Guarded<T>) -> Result<T, UserError> {
+    match outcome {
+        Guarded::Done(t) => Ok(t),
+        Guarded::NotFound => Err(UserError::NotFound(id)),
+        Guarded::LastAdmin => Err(UserError::LastAdmin(id)),
     }
 }
 
@@ -274,10 +287,7 @@ impl Users {
         validate_role(role)?;
         let (db, role) = (self.db.clone(), role.to_string());
         self.commit(by, Some(id), Some("user.role"), async move {
-            let row = db
-                .set_role(id, &role)
-                .await?
-                .ok_or(UserError::NotFound(id))?;
+            let row = guarded(id, db.set_role(id, &role).await?)?;
             let mut w = Written::new(row.clone(), id, Fence::Version(row.version));
             w.detail = Some(format!("role={}", row.role));
             Ok(w)
@@ -298,10 +308,7 @@ impl Users {
         };
         let db = self.db.clone();
         self.commit(by, Some(id), Some(action), async move {
-            let row = db
-                .set_status(id, status)
-                .await?
-                .ok_or(UserError::NotFound(id))?;
+            let row = guarded(id, db.set_status(id, status).await?)?;
             let version = row.version;
             Ok(Written::new(row, id, Fence::Version(version)))
         })
@@ -311,9 +318,7 @@ impl Users {
     pub async fn delete(&self, by: &Actor, id: i64) -> Result<(), UserError> {
         let db = self.db.clone();
         self.commit(by, Some(id), Some("user.delete"), async move {
-            if !db.delete_user(id).await? {
-                return Err(UserError::NotFound(id));
-            }
+            guarded(id, db.delete_user(id).await?)?;
             Ok(Written::new((), id, Fence::Everything))
         })
         .await

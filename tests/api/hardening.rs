@@ -203,7 +203,7 @@ async fn a_login_flood_does_not_multiply_memory() {
                 use tokio::io::{AsyncReadExt, AsyncWriteExt};
                 let body = json!({"email": format!("flood{round}-{i}@example.test"), "password": "x-password"}).to_string();
                 let req = format!(
-                    "POST /api/auth/login HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+                    "POST /api/auth/login HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
                     body.len()
                 );
                 if let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await {

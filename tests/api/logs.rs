@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::helpers::call;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
-const SECRET: &str = "log-check-secret-4f1d9a2c7e";
+const SECRET: &str = "log-check-secret-4f1d9a2c7e-0123456789";
 const ADMIN_PASSWORD: &str = "log-check-admin-pw-93xq";
 const USER_PASSWORD: &str = "log-check-user-pw-51kz";
 

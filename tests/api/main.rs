@@ -1,6 +1,7 @@
 //! End-to-end tests of sessiond: the real application (or the real binary)
 //! on port 0, a SQLite file per test, requests over real sockets.
 
+mod answers;
 mod bad_input;
 mod cli;
 mod cluster;
@@ -10,10 +11,13 @@ mod faults;
 mod fuzz;
 mod hardening;
 mod helpers;
+mod last_admin;
+mod limiter_race;
 mod logs;
 mod metrics_lint;
 mod openapi;
 mod postgres;
+mod secrets;
 mod sessions;
 #[cfg(feature = "simulate")]
 mod simulate;

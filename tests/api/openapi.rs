@@ -69,6 +69,7 @@ async fn the_description_covers_every_route_of_the_router() {
         "conflict",
         "method_not_allowed",
         "payload_too_large",
+        "unsupported_media_type",
         "unavailable",
     ] {
         assert!(codes.contains(&format!("\"{code}\"")), "{code} in {codes}");
@@ -128,6 +129,7 @@ async fn the_description_covers_every_route_of_the_router() {
             }
             if op.get("requestBody").is_some() {
                 assert!(statuses.contains_key("413"), "{label} lacks 413");
+                assert!(statuses.contains_key("415"), "{label} lacks 415");
             }
 
             // Routed, with a documented status and content type. Logging

@@ -13,7 +13,12 @@ async fn a_node_with_a_wrong_cookie_never_joins() {
     let n1 = cluster.start("good1", free_port(), &[], COOKIE);
     let n2 = cluster.start("good2", free_port(), &[&n1], COOKIE);
     assert!(wait_members(&n1, &["good1", "good2"], Duration::from_secs(20)).await);
-    let intruder = cluster.start("intruder", free_port(), &[&n1, &n2], "not-the-cookie");
+    let intruder = cluster.start(
+        "intruder",
+        free_port(),
+        &[&n1, &n2],
+        "not-the-cookie-of-this-cluster-0123456789",
+    );
     tokio::time::sleep(Duration::from_secs(4)).await;
     for n in [&n1, &n2] {
         let m = members(n).await;

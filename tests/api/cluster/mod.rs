@@ -24,8 +24,8 @@ use serde_json::{json, Value};
 use crate::helpers::{call, drop_postgres_database, fresh_postgres_database, outside_sql, Backend};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
-const SECRET: &str = "cluster-test-secret-0123456789";
-const COOKIE: &str = "cluster-test-cookie";
+const SECRET: &str = "cluster-test-secret-0123456789-abcdefgh";
+const COOKIE: &str = "cluster-test-cookie-0123456789-abcdefgh";
 const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
 struct Node {
