@@ -157,6 +157,7 @@ mod tests {
                 active: true,
                 version: 1,
                 tokens_valid_after_ms: 0,
+                session_epoch: 0,
                 revoked_sids: Vec::new(),
             },
             hit: true,
