@@ -1,6 +1,9 @@
 //! The application: built from [`Settings`], bound to its listener, run
 //! until a shutdown signal. Tests build it on port 0 with a database of
 //! their own and drive it over a real socket.
+//!
+//! Over the ~450-line guide: building the application wires every part
+//! (store, actors, lease keeper, cluster, HTTP front) in one readable sequence.
 
 use std::future::Future;
 use std::net::SocketAddr;

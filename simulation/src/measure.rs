@@ -6,6 +6,9 @@
 //! and was answered with a version older than that change. A change's stale
 //! window is the time from the change to the latest request that was still
 //! answered with the old record (0 when there was none).
+//!
+//! Over the ~450-line guide: the stale-window and stale-after-acknowledgement
+//! checks share the recorded history, and their hand-fed tests stay beside them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
