@@ -76,10 +76,6 @@ impl SessiondClient {
         self
     }
 
-    pub fn base_url(&self) -> &str {
-        &self.base
-    }
-
     /// `GET /api/auth/session`: the token's user as of now.
     pub async fn session(&self, token: &str) -> Result<Session, SessiondError> {
         let answer = self
