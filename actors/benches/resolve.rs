@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sessiond_actors::memory::MemoryStore;
-use sessiond_actors::{CacheConfig, Fetched, Lookup, NoopObserver, Router, UserStore};
+use sessiond_actors::{CacheConfig, Fetched, LeaseKeeper, Lookup, NoopObserver, Router, UserStore};
 
 /// Lookups each caller makes between two yields to the scheduler: callers
 /// are tasks that interleave, as requests of a server do.
@@ -53,7 +53,9 @@ fn config(users: usize) -> CacheConfig {
         hibernate_after: None,
         max_sessions: users * 2,
         call_timeout: Duration::from_secs(30),
-        lease: None,
+        // As in production: every hit checks the node's freshness lease,
+        // held here for the whole run (one renewal, below).
+        lease: Some(Duration::from_secs(3600)),
     }
 }
 
@@ -113,12 +115,15 @@ async fn build(kind: &str, users: usize) -> Cache {
         "actors" => {
             let router = Router::start(
                 config(users),
-                Arc::new(store),
+                Arc::new(store.clone()),
                 Arc::new(NoopObserver),
                 "bench",
             )
             .await
             .expect("the router starts");
+            let mut keeper =
+                LeaseKeeper::new(router.clone(), Arc::new(store)).expect("the router has a lease");
+            assert!(keeper.renew().await.expect("granted"), "the lease is held");
             Cache::Actors(router)
         }
         "moka-future" => Cache::MokaFuture(
@@ -290,6 +295,9 @@ async fn run_stampede(stampede_callers: usize, stampede_latency: u64) -> u64 {
     )
     .await
     .expect("the router starts");
+    let mut keeper =
+        LeaseKeeper::new(router.clone(), Arc::new(store.clone())).expect("the router has a lease");
+    assert!(keeper.renew().await.expect("granted"), "the lease is held");
     let lat = stampede(stampede_callers, || {
         let router = router.clone();
         async move {
