@@ -31,14 +31,14 @@ for _ in $(seq 1 100); do curl -fs "$url/healthz" >/dev/null 2>&1 && break; slee
 
 # Some traffic: logins, cached and uncached resolves, a role change.
 token=$(curl -fs -X POST "$url/api/auth/login" \
-  -d '{"email":"admin@localhost","password":"dashboard-check-password"}' |
+  -H 'content-type: application/json' -d '{"email":"admin@localhost","password":"dashboard-check-password"}' |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 for i in 1 2 3; do
   curl -fs -X POST "$url/api/admin/users" -H "authorization: Bearer $token" \
-    -d "{\"email\":\"u$i@example.test\",\"password\":\"password-$i$i$i\",\"role\":\"user\"}" >/dev/null
+    -H 'content-type: application/json' -d "{\"email\":\"u$i@example.test\",\"password\":\"password-$i$i$i\",\"role\":\"user\"}" >/dev/null
 done
 for _ in $(seq 1 40); do curl -fs "$url/api/auth/session" -H "authorization: Bearer $token" >/dev/null; done
-curl -fs -X PUT "$url/api/admin/users/2/role" -H "authorization: Bearer $token" -d '{"role":"editor"}' >/dev/null
+curl -fs -X PUT "$url/api/admin/users/2/role" -H "authorization: Bearer $token" -H 'content-type: application/json' -d '{"role":"editor"}' >/dev/null
 
 flags=(--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
        --disable-background-networking --disable-component-update --disable-sync
