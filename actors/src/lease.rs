@@ -48,24 +48,28 @@ const CONFIRM_POLL: Duration = Duration::from_millis(20);
 const PRUNE_EVERY: u64 = 60;
 
 /// This node's lease: until when it may answer from its cache. Read on
-/// every cache hit: one atomic load and a comparison with the instant the
-/// lookup already took.
+/// every cache hit: one atomic load compared with the millisecond the
+/// lookup already computed for the registry.
 #[derive(Debug)]
 pub struct Lease {
+    /// The registry's epoch: lease ends are counted from it, in whole
+    /// milliseconds, so the hot path reuses its `now_ms`.
     base: Instant,
-    /// Nanoseconds after `base` until which the lease holds; 0: no lease.
-    until_ns: AtomicU64,
+    /// Milliseconds after `base` until which the lease holds, rounded
+    /// down (so a lease never holds past its end); 0: no lease.
+    until_ms: AtomicU64,
     /// Identifies this process's lease in the database (a node restarted
     /// under the same name is another holder).
     instance: i64,
 }
 
 impl Lease {
-    /// A lease not yet granted: the node reads through until it is.
-    pub fn new(instance: i64) -> Lease {
+    /// A lease not yet granted, counted from `base` (the registry's
+    /// epoch): the node reads through until it is.
+    pub(crate) fn new(instance: i64, base: Instant) -> Lease {
         Lease {
-            base: Instant::now(),
-            until_ns: AtomicU64::new(0),
+            base,
+            until_ms: AtomicU64::new(0),
             instance,
         }
     }
@@ -74,31 +78,38 @@ impl Lease {
         self.instance
     }
 
-    fn nanos(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    fn millis(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Whether the node may answer from its cache at `now`.
-    #[inline]
     pub fn valid_at(&self, now: Instant) -> bool {
-        self.nanos(now) < self.until_ns.load(Ordering::Acquire)
+        self.valid_at_ms(self.millis(now))
+    }
+
+    /// [`Lease::valid_at`] for `now_ms`, milliseconds since the registry's
+    /// epoch rounded down: `now_ms < until_ms` implies `now < until`.
+    #[inline]
+    pub(crate) fn valid_at_ms(&self, now_ms: u64) -> bool {
+        now_ms < self.until_ms.load(Ordering::Acquire)
     }
 
     /// How much of the lease is left at `now`.
     pub fn remaining(&self, now: Instant) -> Duration {
-        let until = self.until_ns.load(Ordering::Acquire);
-        Duration::from_nanos(until.saturating_sub(self.nanos(now)))
+        let until = self.until_ms.load(Ordering::Acquire);
+        Duration::from_millis(until.saturating_sub(self.millis(now)))
     }
 
     /// Holds the lease until `until`, never shortening it (renewals may
     /// finish out of order).
     fn hold_until(&self, until: Instant) {
-        self.until_ns.fetch_max(self.nanos(until), Ordering::AcqRel);
+        self.until_ms
+            .fetch_max(self.millis(until), Ordering::AcqRel);
     }
 
     /// Gives the lease up at once (shutdown, or a test of lapses).
     pub fn expire(&self) {
-        self.until_ns.store(0, Ordering::Release);
+        self.until_ms.store(0, Ordering::Release);
     }
 }
 

@@ -93,7 +93,9 @@ impl Router {
             config: config.clone(),
         };
         let (supervisor, _) = Actor::spawn(None, Supervisor, args).await?;
-        let lease = config.lease.map(|_| Lease::new(random_instance()));
+        let lease = config
+            .lease
+            .map(|_| Lease::new(random_instance(), registry.epoch()));
         Ok(Router {
             inner: Arc::new(Inner {
                 registry,
@@ -203,15 +205,15 @@ impl Router {
             return self.read_through(user_id, MissReason::Cold).await;
         }
         let now = Instant::now();
+        let now_ms = inner.registry.millis(now);
         // A node that cannot prove its cache fresh does not use it.
         if let Some(lease) = &inner.lease {
-            if !lease.valid_at(now) {
+            if !lease.valid_at_ms(now_ms) {
                 return self.read_through(user_id, MissReason::Unleased).await;
             }
         }
         // The hot path: under the registry's read lock, no clone of the
         // slot, no message. A miss takes the actor (if any) out with it.
-        let now_ms = inner.registry.millis(now);
         let flush = inner.registry.flushes();
         let looked = inner.registry.with(user_id, |s| {
             s.cell.touch(now_ms);
