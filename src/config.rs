@@ -57,6 +57,29 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     duration::parse(s)
 }
 
+/// A size in bytes: `1048576`, `512KiB`, `16MiB`, `1GiB`; at least 64 KiB.
+fn parse_bytes(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        other => return Err(format!("unknown unit {other:?}: use B, KiB, MiB or GiB")),
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size such as 16MiB"))?;
+    let bytes = n
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))?;
+    if bytes < 64 << 10 {
+        return Err(format!("{s:?} is less than 64KiB"));
+    }
+    Ok(bytes)
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -117,6 +140,9 @@ pub struct ServeArgs {
     /// The window failed logins are counted over.
     #[arg(long, env = "SESSIOND_LOGIN_WINDOW", default_value = "15m", value_parser = parse_duration)]
     pub login_window: Duration,
+    /// Most memory the login limiter holds (bytes, or with KiB/MiB/GiB).
+    #[arg(long, env = "SESSIOND_LOGIN_MEMORY", default_value = "16MiB", value_parser = parse_bytes)]
+    pub login_memory: usize,
     /// How long the audit trail of admin actions is kept in the database.
     #[arg(long, env = "SESSIOND_AUDIT_RETENTION", default_value = "90d", value_parser = parse_duration)]
     pub audit_retention: Duration,
@@ -207,7 +233,7 @@ impl Settings {
                 per_address: usize::try_from(a.login_max_failures_per_address)
                     .unwrap_or(usize::MAX),
                 window: a.login_window,
-                ..crate::limiter::Limits::default()
+                max_bytes: a.login_memory,
             },
             audit_retention: a.audit_retention,
             cluster: a.cluster_listen.map(|listen| ClusterArgs {
@@ -269,4 +295,20 @@ pub struct TlsFiles {
     pub cert: String,
     pub key: String,
     pub ca: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes_parse_with_binary_units_and_refuse_nonsense() {
+        assert_eq!(parse_bytes("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_bytes("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_bytes("1048576"), Ok(1 << 20));
+        assert!(parse_bytes("16MB").is_err());
+        assert!(parse_bytes("1KiB").is_err(), "below the floor");
+        assert!(parse_bytes("MiB").is_err());
+        assert!(parse_bytes("99999999999999999999GiB").is_err());
+    }
 }

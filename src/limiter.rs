@@ -1,32 +1,70 @@
-//! Login brute-force protection: failed logins are counted per account and
-//! per client address over a sliding window; past the limit, logins are
-//! refused with 429 `rate_limited` and a `Retry-After` until the oldest
-//! counted failure leaves the window. A successful login clears the
-//! account's count.
+//! Login brute-force protection.
+//!
+//! # The policy
+//!
+//! Failed logins are counted over a sliding window (`--login-window`, 15
+//! minutes), in three kinds of bucket:
+//!
+//! - **strangers of an account**: every address that has not logged in to
+//!   this account successfully, together: `--login-max-failures` (10) per
+//!   window. So, however many addresses an attacker spreads over, an account
+//!   gets at most 10 guesses per window from them: 40 per hour with the
+//!   defaults. A success does not reset this bucket (that would hand the
+//!   attacker more guesses whenever the owner logs in).
+//! - **a known device of an account**: an address that logged in to the
+//!   account successfully within `DEVICE_MEMORY` (30 days) — OWASP's
+//!   "device cookie", keyed by the client address (as resolved through
+//!   `--trusted-proxies`). It has a bucket of its own of the same size, so
+//!   strangers who exhaust theirs do not lock the owner out from there.
+//! - **an address**, across accounts: `--login-max-failures-per-address`
+//!   (100) per window. IPv6 addresses count by their /64, which one host
+//!   usually holds whole.
 //!
 //! An attempt is counted when it is let through, before the password is
 //! checked ([`LoginLimiter::reserve`]), so however many logins arrive at
-//! once, at most the limit are ever checked against the password.
+//! once, at most the limit are ever checked against the password; it is
+//! given back on success or when the password was never checked.
 //!
-//! Memory is bounded: at most `max_keys` keys are tracked; when full,
-//! expired keys are dropped first, then the least recently failed.
+//! # Memory
+//!
+//! Accounts and addresses are kept as 64-bit keyed hashes (an email of any
+//! length costs the same), and the limiter counts the bytes it holds
+//! against `max_bytes` (`--login-memory`, 16 MiB; counted as each entry's
+//! size and its timestamps' capacity, the hash table's own slack aside).
+//! When full it drops expired entries, then buckets below their limit,
+//! least recently failed first. A bucket at its limit is never dropped: a
+//! flood of cheap failures cannot unlock an account. If buckets at their
+//! limit alone fill the budget, logins that would need a new bucket are
+//! refused until the window frees room; known devices still get in.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
+use std::mem::size_of;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+/// How long a successful login keeps its address a known device of the
+/// account.
+pub const DEVICE_MEMORY: Duration = Duration::from_secs(30 * 86_400);
+
+/// Known devices kept per account (the most recent).
+const DEVICES_PER_ACCOUNT: usize = 4;
+
 /// The limits (all configurable from the command line).
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// Failed logins per account within the window before refusing.
+    /// Failed logins per account within the window before refusing, for
+    /// strangers together and for each known device.
     pub per_account: usize,
     /// Failed logins per client address within the window before refusing.
     pub per_address: usize,
     pub window: Duration,
-    /// Most keys (accounts + addresses) tracked at once.
-    pub max_keys: usize,
+    /// Most bytes the limiter holds.
+    pub max_bytes: usize,
 }
 
 impl Default for Limits {
@@ -35,32 +73,60 @@ impl Default for Limits {
             per_account: 10,
             per_address: 100,
             window: Duration::from_secs(15 * 60),
-            max_keys: 100_000,
+            max_bytes: 16 << 20,
         }
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// A keyed 64-bit hash of an account or an address.
+type Tag = u64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Key {
-    Account(String),
-    Address(String),
+    /// Failures against an account from addresses it does not know.
+    Strangers(Tag),
+    /// Failures against an account from one of its known devices.
+    Device(Tag, Tag),
+    /// Failures from one address, across accounts.
+    Address(Tag),
 }
 
-/// Failure times of one key, oldest first (at most its limit are kept).
-struct Failures {
-    times: VecDeque<Instant>,
+/// What one failure bucket costs, besides its timestamps.
+const ENTRY_BYTES: usize = size_of::<(Key, VecDeque<Instant>)>() + 1;
+/// What one account's known devices cost, besides the list itself.
+const DEVICES_BYTES: usize = size_of::<(Tag, Vec<(Tag, Instant)>)>() + 1;
+
+fn bucket_bytes(times: &VecDeque<Instant>) -> usize {
+    ENTRY_BYTES + times.capacity() * size_of::<Instant>()
+}
+
+fn devices_bytes(list: &[(Tag, Instant)]) -> usize {
+    DEVICES_BYTES
+        + DEVICES_PER_ACCOUNT * size_of::<(Tag, Instant)>() * usize::from(!list.is_empty())
+}
+
+#[derive(Default)]
+struct State {
+    /// Failure times of each bucket, oldest first (at most its limit).
+    buckets: HashMap<Key, VecDeque<Instant>>,
+    /// Each account's known devices with their last successful login.
+    devices: HashMap<Tag, Vec<(Tag, Instant)>>,
+    /// Bytes held, as counted by `bucket_bytes` and `devices_bytes`.
+    bytes: usize,
 }
 
 pub struct LoginLimiter {
     limits: Limits,
-    keys: Mutex<HashMap<Key, Failures>>,
+    hasher: RandomState,
+    state: Mutex<State>,
 }
 
 impl LoginLimiter {
     pub fn new(limits: Limits) -> LoginLimiter {
         LoginLimiter {
             limits,
-            keys: Mutex::new(HashMap::new()),
+            hasher: RandomState::new(),
+            state: Mutex::new(State::default()),
         }
     }
 
@@ -70,18 +136,26 @@ impl LoginLimiter {
 
     fn limit(&self, key: &Key) -> usize {
         match key {
-            Key::Account(_) => self.limits.per_account,
+            Key::Strangers(_) | Key::Device(..) => self.limits.per_account,
             Key::Address(_) => self.limits.per_address,
         }
         .max(1)
     }
 
-    fn keys(account: &str, address: Option<&str>) -> Vec<Key> {
-        let mut keys = vec![Key::Account(account.to_string())];
-        if let Some(a) = address {
-            keys.push(Key::Address(a.to_string()));
+    fn account_tag(&self, account: &str) -> Tag {
+        self.hasher.hash_one((0u8, account))
+    }
+
+    /// IPv6 addresses count by their /64; anything unparsable as itself.
+    fn address_tag(&self, address: &str) -> Tag {
+        match address.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
+            Ok(IpAddr::V6(v6)) => {
+                let net = u128::from(v6) >> 64;
+                self.hasher.hash_one((1u8, net))
+            }
+            Ok(IpAddr::V4(v4)) => self.hasher.hash_one((2u8, u32::from(v4))),
+            Err(_) => self.hasher.hash_one((3u8, address)),
         }
-        keys
     }
 
     /// Reserves one attempt for this login, or `Err(retry_after)` when it
@@ -93,23 +167,38 @@ impl LoginLimiter {
     /// check). The reservation is given back on success, or when the
     /// password was never checked (see [`Attempt`]).
     pub fn reserve(&self, account: &str, address: Option<&str>) -> Result<Attempt<'_>, Duration> {
-        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let account = self.account_tag(account);
+        let address = address.map(|a| self.address_tag(a));
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         // Read under the lock, so reservations are recorded in time order.
         let now = Instant::now();
         let window = self.limits.window;
-        let all = Self::keys(account, address);
+        let known = address.is_some_and(|a| {
+            state.devices.get(&account).is_some_and(|list| {
+                list.iter()
+                    .any(|(d, at)| *d == a && now.saturating_duration_since(*at) < DEVICE_MEMORY)
+            })
+        });
+        let mut keys = Vec::with_capacity(2);
+        match (known, address) {
+            (true, Some(a)) => keys.push(Key::Device(account, a)),
+            _ => keys.push(Key::Strangers(account)),
+        }
+        if let Some(a) = address {
+            keys.push(Key::Address(a));
+        }
         let mut wait = Duration::ZERO;
-        for key in &all {
-            if let Some(f) = keys.get_mut(key) {
-                while f
-                    .times
+        for key in &keys {
+            let limit = self.limit(key);
+            if let Some(times) = state.buckets.get_mut(key) {
+                while times
                     .front()
                     .is_some_and(|t| now.saturating_duration_since(*t) >= window)
                 {
-                    f.times.pop_front();
+                    times.pop_front();
                 }
-                if f.times.len() >= self.limit(key) {
-                    if let Some(oldest) = f.times.front() {
+                if times.len() >= limit {
+                    if let Some(oldest) = times.front() {
                         let until = *oldest + window;
                         wait = wait.max(until.saturating_duration_since(now));
                     }
@@ -120,72 +209,128 @@ impl LoginLimiter {
             // Round up: a client told 0 s would retry at once.
             return Err(wait.max(Duration::from_secs(1)));
         }
-        for key in &all {
-            if !keys.contains_key(key) && keys.len() >= self.limits.max_keys {
-                self.make_room(&mut keys, now);
+        // Room for the buckets this attempt opens (known devices always
+        // get in: only a successful login makes one).
+        let new: usize = keys
+            .iter()
+            .filter(|k| !state.buckets.contains_key(k))
+            .map(|_| ENTRY_BYTES + 4 * size_of::<Instant>())
+            .sum();
+        if new > 0 && state.bytes + new > self.limits.max_bytes {
+            self.make_room(&mut state, now, new);
+            if state.bytes + new > self.limits.max_bytes && !known {
+                return Err(window.max(Duration::from_secs(1)));
             }
-            keys.entry(key.clone())
-                .or_insert_with(|| Failures {
-                    times: VecDeque::new(),
-                })
-                .times
-                .push_back(now);
+        }
+        for key in &keys {
+            let times = state.buckets.entry(*key).or_default();
+            let before = if times.capacity() == 0 && times.is_empty() {
+                0
+            } else {
+                bucket_bytes(times)
+            };
+            times.push_back(now);
+            let after = bucket_bytes(times);
+            state.bytes = state.bytes + after - before;
         }
         Ok(Attempt {
             limiter: self,
-            keys: all,
+            keys,
+            account,
+            address,
             at: now,
             settled: false,
         })
     }
 
     /// Takes one reservation made at `at` back from `key`.
-    fn release(&self, keys: &mut HashMap<Key, Failures>, key: &Key, at: Instant) {
-        if let Some(f) = keys.get_mut(key) {
-            if let Some(i) = f.times.iter().rposition(|t| *t == at) {
-                f.times.remove(i);
-            }
-            if f.times.is_empty() {
-                keys.remove(key);
-            }
+    fn release(state: &mut State, key: &Key, at: Instant) {
+        let Some(times) = state.buckets.get_mut(key) else {
+            return;
+        };
+        if let Some(i) = times.iter().rposition(|t| *t == at) {
+            times.remove(i);
+        }
+        if times.is_empty() {
+            let bytes = bucket_bytes(times);
+            state.buckets.remove(key);
+            state.bytes -= bytes;
         }
     }
 
-    /// Keys tracked now.
+    /// Buckets and accounts with known devices tracked now.
     pub fn tracked(&self) -> usize {
-        self.keys.lock().unwrap_or_else(|e| e.into_inner()).len()
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.buckets.len() + state.devices.len()
     }
 
-    fn make_room(&self, keys: &mut HashMap<Key, Failures>, now: Instant) {
+    /// Bytes held now, as counted against `max_bytes`.
+    pub fn bytes(&self) -> usize {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).bytes
+    }
+
+    /// Frees at least `need` bytes below the budget if it can without
+    /// dropping a bucket at its limit: expired entries first, then
+    /// buckets below their limit, least recently failed first, down to
+    /// 90% of the budget so that this walk stays rare.
+    fn make_room(&self, state: &mut State, now: Instant, need: usize) {
         let window = self.limits.window;
-        keys.retain(|_, f| {
-            f.times
+        let State {
+            buckets,
+            devices,
+            bytes,
+        } = state;
+        buckets.retain(|_, times| {
+            let live = times
                 .back()
-                .is_some_and(|t| now.saturating_duration_since(*t) < window)
+                .is_some_and(|t| now.saturating_duration_since(*t) < window);
+            if !live {
+                *bytes -= bucket_bytes(times);
+            }
+            live
         });
-        if keys.len() < self.limits.max_keys {
+        devices.retain(|_, list| {
+            let before = devices_bytes(list);
+            list.retain(|(_, at)| now.saturating_duration_since(*at) < DEVICE_MEMORY);
+            *bytes -= before;
+            if list.is_empty() {
+                false
+            } else {
+                *bytes += devices_bytes(list);
+                true
+            }
+        });
+        let target = (self.limits.max_bytes / 10 * 9).saturating_sub(need);
+        if *bytes <= target {
             return;
         }
-        // Still full: forget the tenth that failed longest ago.
-        let mut last: Vec<(Instant, Key)> = keys
+        let mut open: Vec<(Instant, Key)> = buckets
             .iter()
-            .filter_map(|(k, f)| f.times.back().map(|t| (*t, k.clone())))
+            .filter(|(k, times)| times.len() < self.limit(k))
+            .filter_map(|(k, times)| times.back().map(|t| (*t, *k)))
             .collect();
-        let n = (last.len() / 10).max(1);
-        last.select_nth_unstable_by_key(n - 1, |(t, _)| *t);
-        for (_, k) in last.into_iter().take(n) {
-            keys.remove(&k);
+        open.sort_unstable_by_key(|(t, _)| *t);
+        for (_, key) in open {
+            if *bytes <= target {
+                break;
+            }
+            if let Some(times) = buckets.remove(&key) {
+                *bytes -= bucket_bytes(&times);
+            }
         }
     }
 }
 
 /// One reserved login attempt. Say how it ended: [`Attempt::failed`]
-/// keeps it counted, [`Attempt::succeeded`] clears the account's count.
-/// Dropped without either (the password was never checked: a full queue, a
-/// database error, a cancelled request), it is given back.
+/// keeps it counted, [`Attempt::succeeded`] gives it back and makes the
+/// address a known device of the account. Dropped without either (the
+/// password was never checked: a full queue, a database error, a cancelled
+/// request), it is given back.
 pub struct Attempt<'a> {
     limiter: &'a LoginLimiter,
     keys: Vec<Key>,
+    account: Tag,
+    address: Option<Tag>,
     at: Instant,
     settled: bool,
 }
@@ -196,19 +341,44 @@ impl Attempt<'_> {
         self.settled = true;
     }
 
-    /// The password was right: the account's count is cleared (not the
-    /// address's, which only gives this attempt back).
+    /// The password was right: the reservation is given back, and the
+    /// address becomes (or stays) a known device of the account. The
+    /// strangers' count stays: it bounds guesses per hour.
     pub fn succeeded(mut self) {
         self.settled = true;
-        let mut keys = self.limiter.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.limiter.state.lock().unwrap_or_else(|e| e.into_inner());
         for key in &self.keys {
-            match key {
-                Key::Account(_) => {
-                    keys.remove(key);
-                }
-                Key::Address(_) => self.limiter.release(&mut keys, key, self.at),
-            }
+            LoginLimiter::release(&mut state, key, self.at);
         }
+        let Some(address) = self.address else {
+            return;
+        };
+        let now = Instant::now();
+        let State { devices, bytes, .. } = &mut *state;
+        let list = devices.entry(self.account).or_default();
+        let before = if list.is_empty() {
+            0
+        } else {
+            devices_bytes(list)
+        };
+        if let Some(seen) = list.iter_mut().find(|(d, _)| *d == address) {
+            seen.1 = now;
+        } else {
+            if list.len() >= DEVICES_PER_ACCOUNT {
+                // Forget the device that logged in least recently.
+                if let Some(i) = list
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, (_, at))| *at)
+                    .map(|(i, _)| i)
+                {
+                    list.swap_remove(i);
+                }
+            }
+            list.reserve_exact(DEVICES_PER_ACCOUNT.saturating_sub(list.len()));
+            list.push((address, now));
+        }
+        *bytes = *bytes + devices_bytes(list) - before;
     }
 }
 
@@ -217,9 +387,9 @@ impl Drop for Attempt<'_> {
         if self.settled {
             return;
         }
-        let mut keys = self.limiter.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.limiter.state.lock().unwrap_or_else(|e| e.into_inner());
         for key in &self.keys {
-            self.limiter.release(&mut keys, key, self.at);
+            LoginLimiter::release(&mut state, key, self.at);
         }
     }
 }
@@ -233,7 +403,7 @@ mod tests {
             per_account: 3,
             per_address: 5,
             window: Duration::from_secs(60),
-            max_keys: 100,
+            max_bytes: 1 << 20,
         })
     }
 
@@ -273,12 +443,17 @@ mod tests {
             .reserve("a@x", Some("2.2.2.2"))
             .expect("a place was freed");
         assert!(l.reserve("a@x", Some("2.2.2.3")).is_err());
-        // ... and a success clears the account.
+        // ... a success gives it back and makes the address known ...
         again.succeeded();
         for a in held {
             a.failed();
         }
-        assert!(l.reserve("a@x", Some("2.2.2.4")).is_ok());
+        assert!(l.reserve("a@x", Some("2.2.2.2")).is_ok());
+        // ... while the strangers' count stays where the failures left it
+        // (two): one more stranger, and they are held off.
+        fail(&l, "a@x", Some("2.2.2.4"));
+        assert!(l.reserve("a@x", Some("2.2.2.5")).is_err());
+        assert!(l.reserve("a@x", Some("2.2.2.2")).is_ok());
     }
 
     #[tokio::test(start_paused = true)]
@@ -292,26 +467,117 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn success_clears_the_account() {
+    async fn ipv6_addresses_count_by_their_64() {
         let l = limiter();
-        fail(&l, "a@x", None);
-        fail(&l, "a@x", None);
-        l.reserve("a@x", None).expect("let through").succeeded();
-        fail(&l, "a@x", None);
-        fail(&l, "a@x", None);
-        assert!(l.reserve("a@x", None).is_ok());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn memory_stays_bounded() {
-        let l = limiter();
-        for i in 0..10_000 {
+        for i in 1..=5 {
             fail(
                 &l,
                 &format!("u{i}@x"),
-                Some(&format!("10.0.{}.{}", i / 256, i % 256)),
+                Some(&format!("2001:db8:1:2::{i:x}")),
             );
         }
-        assert!(l.tracked() <= 100, "{}", l.tracked());
+        assert!(l.reserve("fresh@x", Some("2001:db8:1:2:ffff::9")).is_err());
+        assert!(l.reserve("fresh@x", Some("2001:db8:1:3::1")).is_ok());
+        // A mapped IPv4 address is that IPv4 address.
+        for i in 0..5 {
+            fail(&l, &format!("v{i}@x"), Some("::ffff:10.0.0.1"));
+        }
+        assert!(l.reserve("fresh2@x", Some("10.0.0.1")).is_err());
+    }
+
+    /// (b): strangers who exhaust an account's count do not lock out its
+    /// owner from an address that logged in to it before; the owner's
+    /// address has a count of its own.
+    #[tokio::test(start_paused = true)]
+    async fn the_owner_is_not_locked_out_by_strangers() {
+        let l = limiter();
+        l.reserve("a@x", Some("5.5.5.5"))
+            .expect("let through")
+            .succeeded();
+        for i in 0..3 {
+            fail(&l, "a@x", Some(&format!("6.6.6.{i}")));
+        }
+        assert!(
+            l.reserve("a@x", Some("7.7.7.7")).is_err(),
+            "strangers held off"
+        );
+        tokio::time::advance(Duration::from_secs(30)).await;
+        l.reserve("a@x", Some("5.5.5.5"))
+            .expect("the owner's device is let through")
+            .succeeded();
+        // The device's own count: three typos and it waits too.
+        for _ in 0..3 {
+            fail(&l, "a@x", Some("5.5.5.5"));
+        }
+        assert!(l.reserve("a@x", Some("5.5.5.5")).is_err());
+        // A device is the account's, not everyone's.
+        assert!(l.reserve("b@x", Some("5.5.5.5")).is_ok());
+    }
+
+    /// (a): with the default limits, strangers spread over as many
+    /// addresses as they like get at most 40 guesses per account per hour
+    /// (10 per 15-minute window).
+    #[tokio::test(start_paused = true)]
+    async fn many_addresses_get_at_most_the_stated_guesses_per_hour() {
+        let l = LoginLimiter::new(Limits::default());
+        let mut checked = 0;
+        for s in 0..3600u32 {
+            let address = format!("10.{}.{}.{}", s >> 16, (s >> 8) & 255, s & 255);
+            if let Ok(a) = l.reserve("victim@x", Some(&address)) {
+                checked += 1;
+                a.failed();
+            }
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        assert_eq!(checked, 40);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn memory_is_bounded_in_bytes_and_a_flood_unlocks_nothing() {
+        let l = LoginLimiter::new(Limits {
+            max_bytes: 64 << 10,
+            ..limiter().limits
+        });
+        for _ in 0..3 {
+            fail(&l, "locked@x", Some("1.1.1.1"));
+        }
+        // The locked bucket is now the one that failed longest ago: the
+        // first an eviction by age alone would drop.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let mut peak = 0;
+        for i in 0..20_000 {
+            let _ = l
+                .reserve(
+                    &format!("u{i}@x"),
+                    Some(&format!("10.0.{}.{}", i / 256, i % 256)),
+                )
+                .map(Attempt::failed);
+            peak = peak.max(l.bytes());
+        }
+        assert!(peak <= 64 << 10, "{peak} bytes");
+        assert!(
+            l.reserve("locked@x", Some("2.2.2.2")).is_err(),
+            "the locked account stays locked"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_email_costs_what_a_short_one_does() {
+        let (a, b) = (limiter(), limiter());
+        fail(&a, "s@x", Some("1.1.1.1"));
+        fail(&b, &"x".repeat(100_000), Some("1.1.1.1"));
+        assert_eq!(a.bytes(), b.bytes());
+        assert!(a.bytes() > 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bytes_go_back_to_zero_when_attempts_are_given_back() {
+        let l = limiter();
+        let held: Vec<_> = (0..50)
+            .map(|i| l.reserve(&format!("u{i}@x"), Some(&format!("1.1.{i}.1"))))
+            .collect();
+        assert!(l.bytes() > 0);
+        drop(held);
+        assert_eq!(l.bytes(), 0);
     }
 }

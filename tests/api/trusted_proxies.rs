@@ -144,3 +144,44 @@ async fn the_audit_trail_records_the_forwarded_client() {
     assert_eq!(entry.client.as_deref(), Some("203.0.113.5"), "{trail:?}");
     app.stop().await;
 }
+
+/// The account lock-out policy seen from outside: strangers on many
+/// addresses get at most the account's limit of guesses checked, and do
+/// not lock the owner out from an address the owner logged in from.
+#[tokio::test]
+async fn strangers_cannot_lock_the_owner_out_from_a_known_address() {
+    const PER_ACCOUNT: usize = 3;
+    let app = spawn_on(Backend::Sqlite, |s| {
+        s.trusted_proxies = "127.0.0.1/32".parse().expect("a valid list");
+        s.login_limits.per_account = PER_ACCOUNT;
+        s.login_limits.per_address = 10_000;
+    })
+    .await;
+    let email = new_user(&app, 900).await;
+    let owner = Some("198.51.100.7");
+    assert_eq!(
+        login_from(&app, PROXY, owner, &email, "password-123").await,
+        200
+    );
+    let mut checked = 0;
+    for i in 0..40 {
+        let stranger = format!("203.0.113.{i}");
+        match login_from(&app, PROXY, Some(&stranger), &email, "wrong").await {
+            401 => checked += 1,
+            429 => {}
+            s => panic!("a stranger's guess answered {s}"),
+        }
+    }
+    assert_eq!(checked, PER_ACCOUNT, "guesses checked from 40 strangers");
+    // A new address with the right password waits out the window too ...
+    assert_eq!(
+        login_from(&app, PROXY, Some("192.0.2.1"), &email, "password-123").await,
+        429
+    );
+    // ... but the owner's known address is let in.
+    assert_eq!(
+        login_from(&app, PROXY, owner, &email, "password-123").await,
+        200
+    );
+    app.stop().await;
+}
