@@ -289,7 +289,7 @@ async fn retired_and_forged_keys_are_invalid_tokens(backend: Backend) {
     let (ok, out, _) = keys(&app.db_url, &["retire"]);
     assert!(ok && out.contains("no key to retire"), "{out}");
     app.outside_sql(&format!(
-        "UPDATE signing_keys SET rotated_at = rotated_at - 31 * 86400000 WHERE kid = '{new_kid}'"
+        "UPDATE signing_keys SET rotated_at = rotated_at - 2678400000 WHERE kid = '{new_kid}'"
     ))
     .await;
     let (ok, out, _) = keys(&app.db_url, &["retire"]);
