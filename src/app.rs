@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 
 use sessiond_actors::{CacheConfig, LeaseKeeper, LeaseStore, Link, Router};
 
-use crate::auth::{self, Tokens};
+use crate::auth;
 use crate::clock::Clock;
 use crate::cluster::{Cluster, ClusterLink, ClusterSettings, ClusterTls};
 use crate::config::{ClusterArgs, Settings, UserAddArgs};
@@ -152,18 +152,7 @@ impl Application {
             .await
             .with_context(|| "cannot open the database".to_string())?;
 
-        let secret = match &settings.jwt_secret {
-            Some(s) => s.clone(),
-            None => db
-                .setting_or_insert("jwt_secret", &auth::random_secret(48))
-                .await
-                .context("cannot read or store the JWT secret")?,
-        };
-        let tokens = Arc::new(Tokens::new(
-            secret.as_bytes(),
-            settings.token_ttl,
-            clock.clone(),
-        ));
+        let tokens = crate::keys::tokens(&settings, &db, clock.clone()).await?;
 
         let first_admin = ensure_first_admin(&db, settings.admin_password.clone()).await?;
         let dummy_hash = hash_blocking(auth::random_secret(24)).await?;

@@ -1,5 +1,16 @@
 //! Tokens (HS256 JWT) and passwords (argon2id).
+//!
+//! Tokens are signed with the one active key of a [`KeySet`] and name it in
+//! their header's `kid`; every key of the set verifies. The set comes from
+//! a [`KeyStore`] (the database: `sessiond keys list|rotate|retire`) and is
+//! reloaded on an interval and when a token names a key this node has not
+//! seen (single flight, at most once per [`UNKNOWN_KID_GAP`]), so a
+//! rotation made anywhere reaches every node without the hot path ever
+//! touching the database for a key it knows.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
@@ -8,10 +19,30 @@ use argon2::Argon2;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use sessiond_actors::BoxFuture;
 
 use crate::clock::Clock;
 
 pub const ISSUER: &str = "sessiond";
+
+/// How far in the future a token's `iat` may be (clock skew between nodes).
+pub const IAT_LEEWAY_SECS: i64 = 60;
+
+/// The least time between two reloads of the key set caused by tokens that
+/// name an unknown key: forged key ids cost the database at most one read
+/// per gap, whatever their rate.
+pub const UNKNOWN_KID_GAP: Duration = Duration::from_secs(1);
+
+/// How often every node reloads its key set: a rotation or a retirement
+/// made anywhere is followed within this long.
+pub const KEY_RELOAD: Duration = Duration::from_secs(5);
+
+/// The id of the key that was the one stored secret before key ids
+/// existed: tokens that name no key are checked with it.
+pub const LEGACY_KID: &str = "legacy";
+
+/// The longest key id looked up; a longer one is refused unread.
+const MAX_KID: usize = 64;
 
 /// The claims of a sessiond token.
 #[derive(Debug, Serialize, Deserialize)]
@@ -25,6 +56,9 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub iss: String,
+    /// The audience, when one is configured (`--jwt-audience`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
     /// The user's session epoch at issue: "revoke all sessions" raises the
     /// user's, which revokes every token issued under a lower one. Absent
     /// from tokens issued before epochs existed (the `sid` watermark then
@@ -52,34 +86,269 @@ pub enum TokenError {
     Expired,
     #[error("the token is not a valid sessiond token")]
     Invalid,
+    #[error("the token's signing key is unknown or retired")]
+    UnknownKey,
+    #[error("the token is issued in the future")]
+    IssuedInFuture,
+    #[error("the token's lifetime is longer than this service issues")]
+    TooLong,
 }
 
-/// Issues and verifies tokens with one HS256 secret.
+/// A signing key as the store keeps it.
+#[derive(Clone)]
+pub struct StoredKey {
+    pub kid: String,
+    pub secret: String,
+    /// The one key that signs.
+    pub active: bool,
+}
+
+/// Where signing keys live: the database (a fake in tests).
+pub trait KeyStore: Send + Sync + 'static {
+    /// Every key that still verifies, the active one among them.
+    fn load_keys(&self) -> BoxFuture<'_, Result<Vec<StoredKey>, String>>;
+}
+
+/// What tokens are issued with and checked against.
+#[derive(Clone, Debug)]
+pub struct TokenPolicy {
+    /// Lifetime of issued tokens, and the longest `exp − iat` accepted.
+    pub ttl: Duration,
+    /// When set, tokens are issued for this audience and must name it.
+    pub audience: Option<String>,
+}
+
+/// The key id of a configured secret: a keyed hash of it, so the id says
+/// which secret without revealing it, and every node given the same secret
+/// names it alike.
+pub fn configured_kid(secret: &[u8]) -> String {
+    let mac = jsonwebtoken::crypto::sign(
+        b"sessiond key id",
+        &EncodingKey::from_secret(secret),
+        Algorithm::HS256,
+    )
+    .unwrap_or_default();
+    format!("cfg-{}", mac.get(..16).unwrap_or(&mac))
+}
+
+/// A new key id: 12 hex digits of the creation time in ms, 8 random.
+pub fn new_kid(now_ms: i64) -> String {
+    format!(
+        "{:012x}{:08x}",
+        now_ms.max(0) as u64 & 0xffff_ffff_ffff,
+        rand::thread_rng().gen::<u32>()
+    )
+}
+
+/// The keys one node holds: one signs, all verify.
+pub struct KeySet {
+    signing_kid: String,
+    signing: EncodingKey,
+    verifying: HashMap<String, DecodingKey>,
+    /// Checks tokens that name no key (issued before key ids existed).
+    legacy: Option<DecodingKey>,
+}
+
+impl KeySet {
+    /// The set from a configured secret (which signs and checks tokens
+    /// that name no key) and stored keys (which verify; the active one
+    /// signs when no secret is configured). `None` when nothing can sign.
+    pub fn build(configured: Option<&[u8]>, stored: &[StoredKey]) -> Option<KeySet> {
+        match configured {
+            Some(secret) => Some(KeySet::from_secret(secret, stored)),
+            None => KeySet::from_store(stored),
+        }
+    }
+
+    fn verifying(stored: &[StoredKey]) -> HashMap<String, DecodingKey> {
+        stored
+            .iter()
+            .map(|k| (k.kid.clone(), DecodingKey::from_secret(k.secret.as_bytes())))
+            .collect()
+    }
+
+    /// A configured secret signs; stored keys verify too.
+    fn from_secret(secret: &[u8], stored: &[StoredKey]) -> KeySet {
+        let kid = configured_kid(secret);
+        let mut verifying = KeySet::verifying(stored);
+        verifying.insert(kid.clone(), DecodingKey::from_secret(secret));
+        KeySet {
+            signing_kid: kid,
+            signing: EncodingKey::from_secret(secret),
+            verifying,
+            legacy: Some(DecodingKey::from_secret(secret)),
+        }
+    }
+
+    /// The active stored key signs; `None` when there is none.
+    fn from_store(stored: &[StoredKey]) -> Option<KeySet> {
+        let active = stored.iter().find(|k| k.active)?;
+        let legacy = stored
+            .iter()
+            .find(|k| k.kid == LEGACY_KID)
+            .map(|k| DecodingKey::from_secret(k.secret.as_bytes()));
+        Some(KeySet {
+            signing_kid: active.kid.clone(),
+            signing: EncodingKey::from_secret(active.secret.as_bytes()),
+            verifying: KeySet::verifying(stored),
+            legacy,
+        })
+    }
+
+    /// The id of the key that signs.
+    pub fn signing_kid(&self) -> &str {
+        &self.signing_kid
+    }
+}
+
+/// Issues and verifies tokens with the current [`KeySet`].
 pub struct Tokens {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// Read on every verification: a read lock held for one `Arc` clone.
+    keys: RwLock<Arc<KeySet>>,
+    /// Bumped by every reload attempt, so callers that waited for one
+    /// reload do not start another.
+    generation: AtomicU64,
+    /// Held by the one reload in flight; the time of the last reload.
+    gate: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+    store: Option<Arc<dyn KeyStore>>,
+    configured: Option<Vec<u8>>,
     validation: Validation,
-    ttl: Duration,
+    policy: TokenPolicy,
     clock: Clock,
 }
 
 impl Tokens {
+    /// Tokens with one fixed secret and no store (tests, tools).
     pub fn new(secret: &[u8], ttl: Duration, clock: Clock) -> Tokens {
+        let policy = TokenPolicy {
+            ttl,
+            audience: None,
+        };
+        let keys = KeySet::from_secret(secret, &[]);
+        Tokens::with(keys, None, Some(secret.to_vec()), policy, clock)
+    }
+
+    /// Tokens whose keys come from `store` (and `configured`, which then
+    /// signs): the set is read once now; call [`Tokens::reload`] on an
+    /// interval to follow rotations.
+    pub async fn load(
+        store: Arc<dyn KeyStore>,
+        configured: Option<Vec<u8>>,
+        policy: TokenPolicy,
+        clock: Clock,
+    ) -> anyhow::Result<Tokens> {
+        let stored = store
+            .load_keys()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read the signing keys: {e}"))?;
+        let keys = KeySet::build(configured.as_deref(), &stored)
+            .ok_or_else(|| anyhow::anyhow!("the database holds no active signing key"))?;
+        Ok(Tokens::with(keys, Some(store), configured, policy, clock))
+    }
+
+    fn with(
+        keys: KeySet,
+        store: Option<Arc<dyn KeyStore>>,
+        configured: Option<Vec<u8>>,
+        policy: TokenPolicy,
+        clock: Clock,
+    ) -> Tokens {
         // The algorithm is pinned: a token whose header names any other
         // (or `none`) is refused before its signature is looked at.
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
-        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        let mut required = vec!["exp", "iss", "sub"];
+        // Without a configured audience, a token that names one is for
+        // someone else and is refused (jsonwebtoken's rule).
+        if let Some(aud) = &policy.audience {
+            validation.set_audience(&[aud]);
+            required.push("aud");
+        }
+        validation.set_required_spec_claims(&required);
         // Expiry is checked against `clock`, not the system time.
         validation.validate_exp = false;
         validation.leeway = 0;
         Tokens {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            keys: RwLock::new(Arc::new(keys)),
+            generation: AtomicU64::new(0),
+            gate: tokio::sync::Mutex::new(None),
+            store,
+            configured,
             validation,
-            ttl,
+            policy,
             clock,
         }
+    }
+
+    /// The current key set.
+    pub fn keys(&self) -> Arc<KeySet> {
+        match self.keys.read() {
+            Ok(k) => Arc::clone(&*k),
+            Err(poisoned) => Arc::clone(&*poisoned.into_inner()),
+        }
+    }
+
+    /// Reads the key set from the store again; on failure the current set
+    /// stays.
+    pub async fn reload(&self) -> Result<(), String> {
+        let _gate = self.gate.lock().await;
+        self.reload_now().await
+    }
+
+    async fn reload_now(&self) -> Result<(), String> {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let stored = store.load_keys().await?;
+        let keys = KeySet::build(self.configured.as_deref(), &stored)
+            .ok_or_else(|| "the database holds no active signing key".to_string())?;
+        match self.keys.write() {
+            Ok(mut k) => *k = Arc::new(keys),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(keys),
+        }
+        Ok(())
+    }
+
+    /// The set after one reload for a key this node does not know: single
+    /// flight (callers that waited for a reload in flight take its result),
+    /// and at most one per [`UNKNOWN_KID_GAP`].
+    async fn reload_for_unknown(&self) -> Arc<KeySet> {
+        if self.store.is_none() {
+            return self.keys();
+        }
+        let seen = self.generation.load(Ordering::Acquire);
+        let mut last = self.gate.lock().await;
+        if self.generation.load(Ordering::Acquire) != seen {
+            return self.keys();
+        }
+        if let Some(at) = *last {
+            tokio::time::sleep_until(at + UNKNOWN_KID_GAP).await;
+        }
+        if let Err(e) = self.reload_now().await {
+            tracing::warn!(error = %e, "cannot reload the signing keys");
+        }
+        *last = Some(tokio::time::Instant::now());
+        self.keys()
+    }
+
+    /// Reloads the key set every `every` while `tokens` lives.
+    pub fn spawn_reloader(tokens: &Arc<Tokens>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(tokens);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(tokens) = weak.upgrade() else {
+                    return;
+                };
+                if let Err(e) = tokens.reload().await {
+                    tracing::warn!(error = %e, "cannot reload the signing keys");
+                }
+            }
+        })
     }
 
     /// A new token for `user_id` under session epoch `epoch`:
@@ -94,19 +363,57 @@ impl Tokens {
             sub: user_id.to_string(),
             sid: new_sid(now_ms),
             iat: now_ms.div_euclid(1000),
-            exp: (now_ms + self.ttl.as_millis() as i64).div_euclid(1000),
+            exp: (now_ms + self.policy.ttl.as_millis() as i64).div_euclid(1000),
             iss: ISSUER.to_string(),
+            aud: self.policy.audience.clone(),
             sep: Some(epoch),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
+        let keys = self.keys();
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(keys.signing_kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &keys.signing)?;
         Ok((token, claims))
     }
 
-    pub fn verify(&self, token: &str) -> Result<Verified, TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+    /// Checks a token; a key id this node does not know makes it reload
+    /// its key set once (see [`Tokens::reload_for_unknown`]).
+    pub async fn verify(&self, token: &str) -> Result<Verified, TokenError> {
+        match self.verify_known(token) {
+            Err(TokenError::UnknownKey) => {
+                let keys = self.reload_for_unknown().await;
+                self.verify_with(&keys, token)
+            }
+            other => other,
+        }
+    }
+
+    /// Checks a token against the keys this node holds now, without
+    /// reading the store.
+    pub fn verify_known(&self, token: &str) -> Result<Verified, TokenError> {
+        self.verify_with(&self.keys(), token)
+    }
+
+    fn verify_with(&self, keys: &KeySet, token: &str) -> Result<Verified, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+        let key = match header.kid.as_deref() {
+            Some(kid) if kid.len() > MAX_KID => return Err(TokenError::Invalid),
+            Some(kid) => keys.verifying.get(kid).ok_or(TokenError::UnknownKey)?,
+            None => keys.legacy.as_ref().ok_or(TokenError::UnknownKey)?,
+        };
+        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map_err(|_| TokenError::Invalid)?;
         let c = data.claims;
-        if c.exp <= self.clock.now_secs() {
+        let now = self.clock.now_secs();
+        if c.iat > now.saturating_add(IAT_LEEWAY_SECS) {
+            return Err(TokenError::IssuedInFuture);
+        }
+        // A token is issued with exp = iat + ttl (rounded to seconds): one
+        // that claims longer was not issued under this policy.
+        let longest = (self.policy.ttl.as_millis() as i64 + 999) / 1000;
+        if c.exp.saturating_sub(c.iat) > longest {
+            return Err(TokenError::TooLong);
+        }
+        if c.exp <= now {
             return Err(TokenError::Expired);
         }
         let user_id: i64 = c.sub.parse().map_err(|_| TokenError::Invalid)?;
@@ -272,11 +579,7 @@ mod tests {
     use super::*;
 
     fn tokens(clock: &Clock) -> Tokens {
-        Tokens::new(
-            b"0123456789abcdef0123456789abcdef",
-            Duration::from_secs(60),
-            clock.clone(),
-        )
+        Tokens::new(SECRET, Duration::from_secs(60), clock.clone())
     }
 
     #[test]
@@ -284,12 +587,12 @@ mod tests {
         let clock = Clock::new();
         let t = tokens(&clock);
         let (token, claims) = t.issue(42, 0).expect("issues");
-        let v = t.verify(&token).expect("verifies");
+        let v = t.verify_known(&token).expect("verifies");
         assert_eq!(v.user_id, 42);
         assert_eq!(v.sid, claims.sid);
         assert!((v.issued_ms - clock.now_ms()).abs() < 5_000);
         clock.advance(Duration::from_secs(61));
-        assert_eq!(t.verify(&token).err(), Some(TokenError::Expired));
+        assert_eq!(t.verify_known(&token).err(), Some(TokenError::Expired));
     }
 
     #[test]
@@ -301,9 +604,198 @@ mod tests {
             Duration::from_secs(60),
             clock,
         );
-        assert_eq!(other.verify(&token).err(), Some(TokenError::Invalid));
-        assert_eq!(other.verify("a.b.c").err(), Some(TokenError::Invalid));
-        assert_eq!(other.verify("").err(), Some(TokenError::Invalid));
+        // Another secret has another key id.
+        assert_eq!(
+            other.verify_known(&token).err(),
+            Some(TokenError::UnknownKey)
+        );
+        assert_eq!(other.verify_known("a.b.c").err(), Some(TokenError::Invalid));
+        assert_eq!(other.verify_known("").err(), Some(TokenError::Invalid));
+    }
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    /// A token with these claims and header, signed with `secret`.
+    fn forge(secret: &[u8], kid: Option<&str>, claims: serde_json::Value) -> String {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = kid.map(str::to_owned);
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret)).expect("signs")
+    }
+
+    fn claims(iat: i64, exp: i64) -> serde_json::Value {
+        serde_json::json!({"sub": "7", "sid": "s1", "iat": iat, "exp": exp, "iss": ISSUER})
+    }
+
+    #[test]
+    fn tokens_name_their_key_and_an_unnamed_one_checks_with_the_configured_secret() {
+        let clock = Clock::new();
+        let t = tokens(&clock);
+        let (token, _) = t.issue(1, 0).expect("issues");
+        let header = jsonwebtoken::decode_header(&token).expect("header");
+        assert_eq!(header.kid.as_deref(), Some(configured_kid(SECRET).as_str()));
+        assert!(configured_kid(SECRET).starts_with("cfg-"));
+        // Issued before key ids: no kid, the same secret.
+        let now = clock.now_secs();
+        let old = forge(SECRET, None, claims(now, now + 30));
+        assert_eq!(t.verify_known(&old).expect("verifies").user_id, 7);
+        let forged = forge(
+            b"someone-else-secret-0123456789abcd",
+            None,
+            claims(now, now + 30),
+        );
+        assert_eq!(t.verify_known(&forged).err(), Some(TokenError::Invalid));
+        // A known key id on a token signed with another secret.
+        let kid = configured_kid(SECRET);
+        let forged = forge(
+            b"someone-else-secret-0123456789abcd",
+            Some(&kid),
+            claims(now, now + 30),
+        );
+        assert_eq!(t.verify_known(&forged).err(), Some(TokenError::Invalid));
+    }
+
+    #[test]
+    fn iat_in_the_future_and_lifetimes_beyond_policy_are_refused() {
+        let clock = Clock::new();
+        let t = tokens(&clock);
+        let kid = configured_kid(SECRET);
+        let now = clock.now_secs();
+        let within_leeway = forge(SECRET, Some(&kid), claims(now + 50, now + 60));
+        assert!(t.verify_known(&within_leeway).is_ok());
+        let future = forge(SECRET, Some(&kid), claims(now + 120, now + 150));
+        assert_eq!(
+            t.verify_known(&future).err(),
+            Some(TokenError::IssuedInFuture)
+        );
+        // The policy is 60 s: a year-long token made with the key is not one
+        // this service issued.
+        let long = forge(SECRET, Some(&kid), claims(now, now + 365 * 86_400));
+        assert_eq!(t.verify_known(&long).err(), Some(TokenError::TooLong));
+        let exact = forge(SECRET, Some(&kid), claims(now, now + 60));
+        assert!(t.verify_known(&exact).is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_audience_is_issued_and_required() {
+        let clock = Clock::new();
+        let store: Arc<dyn KeyStore> = Arc::new(Fake::default());
+        let policy = |aud: Option<&str>| TokenPolicy {
+            ttl: Duration::from_secs(60),
+            audience: aud.map(str::to_owned),
+        };
+        let with = Tokens::load(
+            Arc::clone(&store),
+            Some(SECRET.to_vec()),
+            policy(Some("app")),
+            clock.clone(),
+        )
+        .await
+        .expect("loads");
+        let other = Tokens::load(
+            Arc::clone(&store),
+            Some(SECRET.to_vec()),
+            policy(Some("other")),
+            clock.clone(),
+        )
+        .await
+        .expect("loads");
+        let none = Tokens::load(store, Some(SECRET.to_vec()), policy(None), clock.clone())
+            .await
+            .expect("loads");
+        let (token, c) = with.issue(3, 0).expect("issues");
+        assert_eq!(c.aud.as_deref(), Some("app"));
+        assert!(with.verify(&token).await.is_ok());
+        assert_eq!(other.verify(&token).await.err(), Some(TokenError::Invalid));
+        assert_eq!(none.verify(&token).await.err(), Some(TokenError::Invalid));
+        // Configured: a token without one is refused.
+        let (plain, _) = none.issue(3, 0).expect("issues");
+        assert_eq!(with.verify(&plain).await.err(), Some(TokenError::Invalid));
+    }
+
+    /// A key store in memory that counts its reads.
+    #[derive(Default)]
+    struct Fake {
+        keys: std::sync::Mutex<Vec<StoredKey>>,
+        reads: AtomicU64,
+    }
+
+    impl KeyStore for Fake {
+        fn load_keys(&self) -> BoxFuture<'_, Result<Vec<StoredKey>, String>> {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            let keys = self.keys.lock().map(|k| k.clone()).unwrap_or_default();
+            Box::pin(async move { Ok(keys) })
+        }
+    }
+
+    fn key(kid: &str, active: bool) -> StoredKey {
+        StoredKey {
+            kid: kid.into(),
+            secret: format!("secret-of-{kid}-0123456789abcdef0123456789"),
+            active,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rotation_is_found_on_first_sight_and_forged_kids_cost_one_read_per_gap() {
+        let clock = Clock::new();
+        let fake = Arc::new(Fake::default());
+        *fake.keys.lock().expect("lock") = vec![key("k1", true)];
+        let policy = TokenPolicy {
+            ttl: Duration::from_secs(60),
+            audience: None,
+        };
+        let a = Tokens::load(fake.clone(), None, policy.clone(), clock.clone())
+            .await
+            .expect("loads");
+        let b = Arc::new(
+            Tokens::load(fake.clone(), None, policy, clock.clone())
+                .await
+                .expect("loads"),
+        );
+        let (old, _) = a.issue(1, 0).expect("issues");
+        // Rotation: k2 signs, k1 verifies. `a` reloads; `b` has not yet.
+        *fake.keys.lock().expect("lock") = vec![key("k1", false), key("k2", true)];
+        a.reload().await.expect("reloads");
+        let (new, _) = a.issue(1, 0).expect("issues");
+        assert_eq!(
+            jsonwebtoken::decode_header(&new)
+                .expect("header")
+                .kid
+                .as_deref(),
+            Some("k2")
+        );
+        let reads = fake.reads.load(Ordering::Relaxed);
+        assert!(b.verify(&old).await.is_ok(), "known key: no read");
+        assert_eq!(fake.reads.load(Ordering::Relaxed), reads);
+        assert!(
+            b.verify(&new).await.is_ok(),
+            "unknown key: one reload finds it"
+        );
+        assert_eq!(fake.reads.load(Ordering::Relaxed), reads + 1);
+
+        // Hundreds of forged kids at once: single flight, one read per gap.
+        let now = clock.now_secs();
+        let reads = fake.reads.load(Ordering::Relaxed);
+        let started = tokio::time::Instant::now();
+        let forged: Vec<_> = (0..300)
+            .map(|i| forge(SECRET, Some(&format!("forged-{i}")), claims(now, now + 30)))
+            .collect();
+        let checks = forged.iter().map(|f| {
+            let b = Arc::clone(&b);
+            async move { b.verify(f).await }
+        });
+        for r in futures_util::future::join_all(checks).await {
+            assert_eq!(r.err(), Some(TokenError::UnknownKey));
+        }
+        let waited = started.elapsed();
+        let extra = fake.reads.load(Ordering::Relaxed) - reads;
+        assert!(extra <= 1 + waited.as_secs(), "{extra} reads in {waited:?}");
+
+        // Retired: gone from the store, gone at the next reload.
+        *fake.keys.lock().expect("lock") = vec![key("k2", true)];
+        b.reload().await.expect("reloads");
+        assert_eq!(b.verify(&old).await.err(), Some(TokenError::UnknownKey));
+        assert!(b.verify(&new).await.is_ok());
     }
 
     #[test]

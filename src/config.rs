@@ -25,6 +25,11 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP service.
     Serve(ServeArgs),
+    /// Manage token signing keys (kept in the database).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Manage users.
     User {
         #[command(subcommand)]
@@ -51,6 +56,37 @@ pub struct SimulateArgs {
 pub enum UserCommand {
     /// Create a user.
     Add(UserAddArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List the signing keys: id, creation time, state (never a secret).
+    List(KeysArgs),
+    /// Make a new active signing key; the previous one keeps verifying the
+    /// tokens it signed. Every node signs with the new key within 5 s.
+    Rotate(KeysArgs),
+    /// Remove the keys whose tokens have all expired (rotated out more
+    /// than --token-ttl ago), or the named key at once (its tokens stop
+    /// resolving within 5 s). The active key cannot be retired.
+    Retire(KeysRetireArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KeysArgs {
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://sessiond.db")]
+    pub database_url: String,
+    /// The token lifetime `serve` runs with: how long a rotated-out key
+    /// still verifies live tokens.
+    #[arg(long, env = "SESSIOND_TOKEN_TTL", default_value = "30d", value_parser = parse_duration)]
+    pub token_ttl: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KeysRetireArgs {
+    /// The key to retire now (default: every key no longer needed).
+    pub kid: Option<String>,
+    #[command(flatten)]
+    pub common: KeysArgs,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -105,13 +141,20 @@ pub struct ServeArgs {
     #[arg(long, env = "SESSIOND_MAX_SESSIONS", default_value_t = 1_000_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_sessions: u64,
-    /// HS256 signing secret (at least 32 bytes). Default: generated on first
-    /// start and kept in the database.
+    /// A fixed HS256 signing secret (at least 32 bytes): it signs on this
+    /// node (key id `cfg-…`, a keyed hash of it) and is never stored.
+    /// Default: keys generated and kept in the database, rotated with
+    /// `sessiond keys rotate`.
     #[arg(long, env = "SESSIOND_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
-    /// Lifetime of issued tokens.
+    /// Lifetime of issued tokens; a token whose `exp − iat` is longer is
+    /// refused.
     #[arg(long, env = "SESSIOND_TOKEN_TTL", default_value = "30d", value_parser = parse_duration)]
     pub token_ttl: Duration,
+    /// The audience (`aud`) tokens are issued for and must name. Default:
+    /// none (a token that names one is refused).
+    #[arg(long, env = "SESSIOND_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
     /// This node's name (shown in `Session.cache.node`); required in a cluster.
     #[arg(long, env = "SESSIOND_NODE_NAME")]
     pub node_name: Option<String>,
@@ -202,6 +245,8 @@ pub struct Settings {
     pub max_sessions: usize,
     pub jwt_secret: Option<String>,
     pub token_ttl: Duration,
+    /// The `aud` tokens are issued with and must carry.
+    pub jwt_audience: Option<String>,
     pub node_name: String,
     /// Cluster membership (`None`: this node runs alone).
     pub cluster: Option<ClusterArgs>,
@@ -227,6 +272,7 @@ impl Settings {
             max_sessions: usize::try_from(a.max_sessions).unwrap_or(usize::MAX),
             jwt_secret: a.jwt_secret,
             token_ttl: a.token_ttl,
+            jwt_audience: a.jwt_audience.filter(|a| !a.is_empty()),
             node_name: a.node_name.unwrap_or_else(|| "local".to_string()),
             login_limits: crate::limiter::Limits {
                 per_account: usize::try_from(a.login_max_failures).unwrap_or(usize::MAX),
@@ -269,6 +315,7 @@ impl Default for Settings {
             max_sessions: 1_000_000,
             jwt_secret: None,
             token_ttl: Duration::from_secs(30 * 86_400),
+            jwt_audience: None,
             node_name: "local".into(),
             cluster: None,
             login_limits: crate::limiter::Limits::default(),

@@ -15,7 +15,8 @@
 //! - [`usecases`]: what the service does, between `http` (and the CLI) and
 //!   the store: `authenticate` (token → revocation rule → record), `login`,
 //!   `users` (each admin write as write → invalidate → audit).
-//! - [`auth`]: HS256 tokens with a pinned algorithm; argon2id passwords.
+//! - [`auth`]: HS256 tokens with a pinned algorithm and key ids; argon2id passwords.
+//! - [`keys`]: the signing keys a node starts with; `sessiond keys list|rotate|retire`.
 //! - [`store`]: the database (SQLite or PostgreSQL) behind one `Db` type; it is also the
 //!   actors' `UserStore`. Queries written once (`store/sql.rs`); per backend
 //!   only connect options, dialect and migrations.
@@ -46,6 +47,7 @@ pub mod cluster;
 pub mod config;
 pub mod duration;
 pub mod http;
+pub mod keys;
 pub mod limiter;
 pub mod metrics;
 pub mod notify;

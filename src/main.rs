@@ -21,6 +21,7 @@ async fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Serve(args) => serve(Settings::from_args(args)).await,
+        Command::Keys { command } => sessiond::keys::run(command).await,
         Command::User {
             command: UserCommand::Add(args),
         } => app::add_user(args).await,

@@ -44,19 +44,7 @@ pub(super) async fn redial(
                 None => ractor_cluster::client_connect(server, addr.as_str())
                     .await
                     .map_err(|e| e.to_string()),
-                Some(tls) => {
-                    let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
-                    let name = rustls::pki_types::ServerName::try_from(host.to_string())
-                        .map_err(|e| e.to_string())?;
-                    ractor_cluster::node::client::connect_enc(
-                        server,
-                        addr.as_str(),
-                        tls.connector.clone(),
-                        name,
-                    )
-                    .await
-                    .map_err(|e| e.to_string())
-                }
+                Some(tls) => tls.connect(server, addr).await,
             }
         };
         match tokio::time::timeout(Duration::from_secs(1), dial).await {

@@ -66,7 +66,10 @@ pub(super) async fn monitor(m: Monitor) {
             }
         }
 
-        let results = ping_members(&m.settings.node_name).await;
+        let mut results = ping_members(&m.settings.node_name).await;
+        if let Some(tls) = &m.settings.tls {
+            tls.vouch(&mut results);
+        }
         for (_, reply) in &results {
             if let Some(r) = reply {
                 known.extend(r.addrs.iter().cloned());

@@ -87,6 +87,8 @@ pub struct Cluster {
     server: ActorRef<NodeServerMessage>,
     peer_actor: ActorRef<PeerMsg>,
     monitor: JoinHandle<()>,
+    /// With TLS: the accept loop on the cluster address.
+    acceptor: Option<JoinHandle<()>>,
     joined: Arc<AtomicBool>,
 }
 
@@ -105,23 +107,52 @@ impl Cluster {
         // Peers are found through our own Ping (which carries known
         // addresses) and dialled by the monitor, with TLS when configured:
         // ractor_cluster's transitive mode would dial them in plain TCP.
+        // With TLS, this node accepts on the cluster address itself (to
+        // keep each peer's certificate, `tls`); ractor_cluster's own
+        // listener is then on an ephemeral loopback port, and a session it
+        // accepts has no certificate kept, so the name check closes it.
+        let (port, bind) = match &settings.tls {
+            Some(_) => (0, std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+            None => (settings.listen.port(), settings.listen.ip()),
+        };
         let encryption = settings
             .tls
             .as_ref()
             .map(|t| IncomingEncryptionMode::Tls(t.acceptor.clone()));
         let server = NodeServer::new(
-            settings.listen.port(),
+            port,
             settings.cookie.clone(),
             settings.node_name.clone(),
             settings.listen.ip().to_string(),
             encryption,
             Some(NodeConnectionMode::Isolated),
         )
-        .with_listen_addr(settings.listen.ip());
+        .with_listen_addr(bind);
         let known = Arc::new(RwLock::new(vec![settings.listen.to_string()]));
         let (server, _) = Actor::spawn(None, server, ())
             .await
             .context("cannot start the cluster node server")?;
+        let acceptor = match &settings.tls {
+            Some(tls) => {
+                let listener = tokio::net::TcpListener::bind(settings.listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {}", settings.listen))?;
+                let port = listener.local_addr().map(|a| a.port())?;
+                // The address peers learn is this one, not the loopback's.
+                let stopped = |_| anyhow::anyhow!("the cluster node server stopped");
+                server
+                    .cast(NodeServerMessage::PortChanged { port })
+                    .map_err(stopped)?;
+                server
+                    .cast(NodeServerMessage::SubscribeToEvents {
+                        id: "certificate-names".into(),
+                        subscription: Box::new(tls.name_check()),
+                    })
+                    .map_err(stopped)?;
+                Some(tls.serve(listener, server.clone()))
+            }
+            None => None,
+        };
         let (peer_actor, _) = Actor::spawn(
             None,
             PeerActor,
@@ -147,6 +178,7 @@ impl Cluster {
             server,
             peer_actor,
             monitor,
+            acceptor,
             joined,
         })
     }
@@ -158,6 +190,9 @@ impl Cluster {
 
     pub fn stop(&self) {
         self.monitor.abort();
+        if let Some(a) = &self.acceptor {
+            a.abort();
+        }
         self.peer_actor.stop(None);
         self.server.stop(None);
     }

@@ -1,11 +1,33 @@
 //! Mutual TLS between nodes, kept apart from the rest of the cluster code
 //! because it is the one part that reads key material from files and builds
-//! rustls configurations: the node server accepts with the result and the
-//! dialler connects with it.
+//! rustls configurations.
+//!
+//! A node's name is bound to its certificate: sessiond accepts and dials
+//! the TLS connections itself ([`ClusterTls::serve`], [`ClusterTls::connect`])
+//! and keeps each one's peer certificate, then hands the stream to
+//! ractor_cluster. Once a session has authenticated (the cookie) and so
+//! announced its node name, [`NameCheck`] closes it unless the certificate
+//! is valid for that name as a DNS name (a subjectAltName entry, as webpki
+//! checks a server name); the heartbeat then believes a peer's Ping answer
+//! only when it names the node its session was verified for
+//! ([`ClusterTls::vouch`]). A node with a valid certificate for `a` cannot
+//! join as `b`, nor answer as `b`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context as _;
+use ractor::ActorRef;
+use ractor_cluster::node::{NodeServerMessage, NodeServerSessionInformation};
+use ractor_cluster::{NetworkStream, NodeEventSubscription};
+use rustls::pki_types::{CertificateDer, ServerName};
+
+use super::wire::{PeerMsg, PingReply};
+
+/// The longest a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// TLS for inter-node traffic: every node presents a certificate signed by
 /// the cluster's CA and accepts only peers that do.
@@ -13,6 +35,215 @@ use anyhow::Context as _;
 pub struct ClusterTls {
     pub acceptor: tokio_rustls::TlsAcceptor,
     pub connector: tokio_rustls::TlsConnector,
+    peers: Arc<PeerCerts>,
+}
+
+/// The peer certificate of each open connection, and the node name each
+/// verified session is bound to.
+#[derive(Default)]
+struct PeerCerts {
+    /// (incoming, peer address) → the peer's end-entity certificate.
+    certs: Mutex<HashMap<(bool, String), CertificateDer<'static>>>,
+    /// ractor node id of a verified session → its node name.
+    verified: Mutex<HashMap<u64, String>>,
+}
+
+/// The node name in a ractor_cluster name (`name@host`).
+fn node_name(announced: &str) -> &str {
+    announced
+        .rsplit_once('@')
+        .map(|(n, _)| n)
+        .unwrap_or(announced)
+}
+
+/// Whether `cert` is valid for `name` as a DNS name.
+pub fn cert_names(cert: &CertificateDer<'_>, name: &str) -> bool {
+    let Ok(server_name) = ServerName::try_from(name) else {
+        return false;
+    };
+    match webpki::EndEntityCert::try_from(cert) {
+        Ok(ee) => ee.verify_is_valid_for_subject_name(&server_name).is_ok(),
+        Err(_) => false,
+    }
+}
+
+impl ClusterTls {
+    /// Accepts cluster connections on `listener` forever: each TLS
+    /// handshake runs in a task of its own, and a stream that completes one
+    /// is handed to the node server with its certificate kept.
+    pub fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        server: ActorRef<NodeServerMessage>,
+    ) -> tokio::task::JoinHandle<()> {
+        let tls = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let (tcp, peer_addr) = match listener.accept().await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot accept a cluster connection");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let (tls, server) = (tls.clone(), server.clone());
+                tokio::spawn(async move {
+                    let _ = tcp.set_nodelay(true);
+                    let Ok(local_addr) = tcp.local_addr() else {
+                        return;
+                    };
+                    let stream = match tokio::time::timeout(
+                        HANDSHAKE_TIMEOUT,
+                        tls.acceptor.accept(tcp),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::warn!(peer = %peer_addr, error = %e, "cluster TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let cert = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|c| c.clone().into_owned());
+                    tls.opened(true, peer_addr, cert);
+                    let _ = server.cast(NodeServerMessage::ConnectionOpened {
+                        stream: Box::new(NetworkStream::TlsServer {
+                            peer_addr,
+                            local_addr,
+                            stream,
+                        }),
+                        is_server: true,
+                    });
+                });
+            }
+        })
+    }
+
+    /// Dials `addr` with TLS and hands the stream to the node server, its
+    /// certificate kept.
+    pub async fn connect(
+        &self,
+        server: &ActorRef<NodeServerMessage>,
+        addr: &str,
+    ) -> Result<(), String> {
+        let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = tcp.set_nodelay(true);
+        let peer_addr = tcp.peer_addr().map_err(|e| e.to_string())?;
+        let local_addr = tcp.local_addr().map_err(|e| e.to_string())?;
+        let stream = self
+            .connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let cert = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.clone().into_owned());
+        self.opened(false, peer_addr, cert);
+        server
+            .cast(NodeServerMessage::ConnectionOpened {
+                stream: Box::new(NetworkStream::TlsClient {
+                    peer_addr,
+                    local_addr,
+                    stream,
+                }),
+                is_server: false,
+            })
+            .map_err(|_| "the cluster node server stopped".to_string())
+    }
+
+    fn opened(&self, incoming: bool, peer: SocketAddr, cert: Option<CertificateDer<'static>>) {
+        if let (Some(cert), Ok(mut certs)) = (cert, self.peers.certs.lock()) {
+            certs.insert((incoming, peer.to_string()), cert);
+        }
+    }
+
+    /// The subscription that closes a session whose certificate does not
+    /// name the node it announced.
+    pub fn name_check(&self) -> NameCheck {
+        NameCheck {
+            peers: Arc::clone(&self.peers),
+        }
+    }
+
+    /// Treats as unanswered every Ping answer whose name is not the one
+    /// its session was verified for.
+    pub(super) fn vouch(&self, results: &mut [(ActorRef<PeerMsg>, Option<PingReply>)]) {
+        let Ok(verified) = self.peers.verified.lock() else {
+            return;
+        };
+        for (actor, reply) in results.iter_mut() {
+            let bound = verified.get(&actor.get_id().node());
+            if reply.as_ref().is_some_and(|r| bound != Some(&r.name)) {
+                tracing::warn!(
+                    peer = ?bound,
+                    "a peer answered under a name its certificate does not bind; ignored"
+                );
+                *reply = None;
+            }
+        }
+    }
+}
+
+/// Closes cluster sessions whose peer certificate is not valid for the
+/// node name they announced (see the module documentation).
+pub struct NameCheck {
+    peers: Arc<PeerCerts>,
+}
+
+impl NodeEventSubscription for NameCheck {
+    fn node_session_opened(&self, _ses: NodeServerSessionInformation) {}
+
+    fn node_session_disconnected(&self, ses: NodeServerSessionInformation) {
+        if let Ok(mut certs) = self.peers.certs.lock() {
+            certs.remove(&(ses.is_server, ses.peer_addr.clone()));
+        }
+        if let Ok(mut verified) = self.peers.verified.lock() {
+            verified.remove(&ses.node_id);
+        }
+    }
+
+    fn node_session_authenticated(&self, ses: NodeServerSessionInformation) {
+        let announced = ses
+            .peer_name
+            .as_ref()
+            .map(|n| node_name(&n.name).to_string())
+            .unwrap_or_default();
+        let matches = self
+            .peers
+            .certs
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&(ses.is_server, ses.peer_addr.clone())).cloned())
+            .is_some_and(|cert| cert_names(&cert, &announced));
+        if matches {
+            if let Ok(mut verified) = self.peers.verified.lock() {
+                verified.insert(ses.node_id, announced);
+            }
+        } else {
+            tracing::warn!(
+                peer = %ses.peer_addr,
+                announced = %announced,
+                "refused a cluster peer: its certificate is not valid for the node name it announced"
+            );
+            ses.actor
+                .stop(Some("certificate name mismatch".to_string()));
+        }
+    }
 }
 
 impl ClusterTls {
@@ -58,6 +289,7 @@ impl ClusterTls {
         Ok(ClusterTls {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
             connector: tokio_rustls::TlsConnector::from(Arc::new(client)),
+            peers: Arc::new(PeerCerts::default()),
         })
     }
 }

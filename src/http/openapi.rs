@@ -95,8 +95,10 @@ macro_rules! error_responses {
 
 error_responses! {
     BadRequest => "`bad_request`: an unreadable body, id or header.",
-    Unauthorized => "`invalid_token` (missing, malformed, forged or expired token) or \
-        `session_revoked` (user deactivated or deleted, token logged out or revoked).",
+    Unauthorized => "`invalid_token` (missing, malformed, forged or expired token; a `kid` \
+        naming an unknown or retired signing key; `iat` in the future, `exp − iat` beyond the \
+        token lifetime, or an `aud` other than the configured one) or `session_revoked` (user \
+        deactivated or deleted, token logged out or revoked).",
     InvalidCredentials => "`invalid_credentials`: wrong email or password.",
     Forbidden => "`forbidden`: the caller's user does not have the admin role now.",
     NotFound => "`not_found`: no user with this id.",
@@ -144,8 +146,9 @@ impl Modify for BearerScheme {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
                     .description(Some(
-                        "A token from `POST /api/auth/login`. Admin routes need a token \
-                         whose user has the admin role now.",
+                        "A token from `POST /api/auth/login`: an HS256 JWT whose header's \
+                         `kid` names the signing key. Admin routes need a token whose user has \
+                         the admin role now.",
                     ))
                     .build(),
             ),

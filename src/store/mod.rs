@@ -17,8 +17,8 @@ use sessiond_actors::{
 };
 
 use crate::clock::Clock;
-pub use sql::Guarded;
 use sql::SqlStore;
+pub use sql::{Guarded, Retired};
 
 /// The longest one cache fetch may take before the lookup answers
 /// `unavailable`: a database that hangs must not hang requests.
@@ -46,6 +46,18 @@ impl UserRow {
             status: self.status,
         }
     }
+}
+
+/// A token signing key as stored (`sessiond keys`).
+#[derive(Clone)]
+pub struct SigningKeyRow {
+    pub kid: String,
+    pub secret: String,
+    pub active: bool,
+    /// Unix ms.
+    pub created_at: i64,
+    /// When it stopped signing (unix ms); `None` for the active key.
+    pub rotated_at: Option<i64>,
 }
 
 /// One admin action, as the audit trail keeps it.
@@ -210,10 +222,37 @@ impl Db {
         dispatch!(self, s => s.revoke_all(user_id, now).await)
     }
 
-    /// The stored setting, or `proposed` stored now if there was none; when
-    /// two nodes race, both end up with the first one written.
-    pub async fn setting_or_insert(&self, key: &str, proposed: &str) -> Result<String, DbError> {
-        dispatch!(self, s => s.setting_or_insert(key, proposed).await)
+    /// Every signing key, oldest first.
+    pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>, DbError> {
+        dispatch!(self, s => s.signing_keys().await)
+    }
+
+    /// Stores a first active signing key unless one exists; true if this
+    /// call stored it.
+    pub async fn add_first_signing_key(&self, kid: &str, secret: &str) -> Result<bool, DbError> {
+        let now = self.clock.now_ms();
+        dispatch!(self, s => s.add_first_signing_key(kid, secret, now).await)
+    }
+
+    /// Makes `kid` the active key; the previous one verifies on. Returns
+    /// the previous key's id.
+    pub async fn rotate_signing_key(
+        &self,
+        kid: &str,
+        secret: &str,
+    ) -> Result<Option<String>, DbError> {
+        let now = self.clock.now_ms();
+        dispatch!(self, s => s.rotate_signing_key(kid, secret, now).await)
+    }
+
+    /// Deletes a key that does not sign.
+    pub async fn retire_signing_key(&self, kid: &str) -> Result<Retired, DbError> {
+        dispatch!(self, s => s.retire_signing_key(kid).await)
+    }
+
+    /// Deletes the keys rotated out at or before `before` (unix ms).
+    pub async fn retire_signing_keys_before(&self, before: i64) -> Result<Vec<String>, DbError> {
+        dispatch!(self, s => s.retire_signing_keys_before(before).await)
     }
 
     /// Appends an admin action to the audit trail.
@@ -337,6 +376,25 @@ impl Db {
                 FETCH_TIMEOUT.as_millis()
             ))),
         }
+    }
+}
+
+impl crate::auth::KeyStore for Db {
+    fn load_keys(&self) -> BoxFuture<'_, Result<Vec<crate::auth::StoredKey>, String>> {
+        Box::pin(async move {
+            let rows = self
+                .bounded(async { dispatch!(self, s => s.signing_keys().await) })
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(rows
+                .into_iter()
+                .map(|k| crate::auth::StoredKey {
+                    kid: k.kid,
+                    secret: k.secret,
+                    active: k.active,
+                })
+                .collect())
+        })
     }
 }
 

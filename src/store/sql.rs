@@ -7,7 +7,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 
 use sessiond_actors::{Status, UserState};
 
-use super::{state_from, AuditEntry, UserRow, WriteError};
+use super::{state_from, AuditEntry, SigningKeyRow, UserRow, WriteError};
 
 const USER_COLUMNS: &str = "id, email, role, status, version, session_epoch";
 
@@ -27,6 +27,15 @@ fn keeps_an_admin(n: usize) -> String {
         "(NOT (role = 'admin' AND status = 'active') OR EXISTS (
             SELECT 1 FROM users o WHERE o.id <> ${n} AND o.role = 'admin' AND o.status = 'active'))"
     )
+}
+
+/// What `keys retire KID` found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Retired {
+    Done,
+    NotFound,
+    /// Refused: the key is the active one.
+    Active,
 }
 
 /// What one database spells differently from the other.
@@ -310,25 +319,6 @@ where
         .transpose()
     }
 
-    pub async fn setting_or_insert(
-        &self,
-        key: &str,
-        proposed: &str,
-    ) -> Result<String, sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(key)
-        .bind(proposed)
-        .execute(&self.pool)
-        .await?;
-        sqlx::query("SELECT value FROM settings WHERE key = $1")
-            .bind(key)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("value")
-    }
-
     pub async fn fetch_state(&self, id: i64, now: i64) -> Result<Option<UserState>, sqlx::Error> {
         let sql = format!(
             "SELECT {USER_COLUMNS}, tokens_valid_after,
@@ -398,5 +388,111 @@ where
                 })
             })
             .collect()
+    }
+
+    pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT kid, secret, state, created_at, rotated_at
+               FROM signing_keys ORDER BY created_at, kid",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SigningKeyRow {
+                    kid: r.try_get("kid")?,
+                    secret: r.try_get("secret")?,
+                    active: r.try_get::<String, _>("state")? == "active",
+                    created_at: r.try_get("created_at")?,
+                    rotated_at: r.try_get("rotated_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores `kid` as the active key unless there is one already (the
+    /// unique index on the active state makes racing nodes agree).
+    pub async fn add_first_signing_key(
+        &self,
+        kid: &str,
+        secret: &str,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "INSERT INTO signing_keys (kid, secret, state, created_at)
+             SELECT $1, $2, 'active', $3
+              WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE state = 'active')
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(kid)
+        .bind(secret)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(DB::rows_affected(&done) > 0)
+    }
+
+    /// In one transaction: the active key becomes a verifying one and
+    /// `kid` the active one. Returns the previous active key's id.
+    pub async fn rotate_signing_key(
+        &self,
+        kid: &str,
+        secret: &str,
+        now: i64,
+    ) -> Result<Option<String>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let previous = sqlx::query(
+            "UPDATE signing_keys SET state = 'verifying', rotated_at = $1
+              WHERE state = 'active' RETURNING kid",
+        )
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| r.try_get::<String, _>("kid"))
+        .transpose()?;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, secret, state, created_at) VALUES ($1, $2, 'active', $3)",
+        )
+        .bind(kid)
+        .bind(secret)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(previous)
+    }
+
+    /// Deletes the key `kid` unless it is the active one.
+    pub async fn retire_signing_key(&self, kid: &str) -> Result<Retired, sqlx::Error> {
+        let gone = sqlx::query("DELETE FROM signing_keys WHERE kid = $1 AND state <> 'active'")
+            .bind(kid)
+            .execute(&self.pool)
+            .await?;
+        if DB::rows_affected(&gone) > 0 {
+            return Ok(Retired::Done);
+        }
+        let found = sqlx::query("SELECT kid FROM signing_keys WHERE kid = $1")
+            .bind(kid)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match found {
+            Some(_) => Retired::Active,
+            None => Retired::NotFound,
+        })
+    }
+
+    /// Deletes the verifying keys rotated out at or before `before`;
+    /// returns their ids.
+    pub async fn retire_signing_keys_before(
+        &self,
+        before: i64,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        let rows = sqlx::query(
+            "DELETE FROM signing_keys WHERE state = 'verifying' AND rotated_at <= $1 RETURNING kid",
+        )
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| r.try_get("kid")).collect()
     }
 }

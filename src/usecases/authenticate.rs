@@ -136,7 +136,7 @@ impl Authenticator {
         header: Option<&str>,
         lookup: Lookup,
     ) -> Result<Authed, AuthError> {
-        let token = self.tokens.verify(bearer(header)?)?;
+        let token = self.tokens.verify(bearer(header)?).await?;
         let started = Instant::now();
         let result = self.router.resolve(token.user_id, lookup).await;
         let outcome = match &result {

@@ -11,6 +11,7 @@ mod faults;
 mod fuzz;
 mod hardening;
 mod helpers;
+mod keys;
 mod last_admin;
 mod limiter_race;
 mod logs;

@@ -29,15 +29,9 @@ impl Pki {
     }
 
     fn new() -> Pki {
-        let pki = Pki {
+        Pki {
             dir: tempfile::tempdir().expect("temp dir"),
-        };
-        std::fs::write(
-            pki.dir.path().join("node.ext"),
-            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n",
-        )
-        .expect("writes");
-        pki
+        }
     }
 
     fn ca(&self, name: &str) {
@@ -60,8 +54,16 @@ impl Pki {
         ]);
     }
 
-    /// A certificate for `node` signed by `ca`.
+    /// A certificate for `node` signed by `ca`: its address (peers dial
+    /// it) and its node name (the name it may announce).
     fn node(&self, node: &str, ca: &str) {
+        std::fs::write(
+            self.dir.path().join(format!("{node}.ext")),
+            format!(
+                "subjectAltName=IP:127.0.0.1,DNS:{node}\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n"
+            ),
+        )
+        .expect("writes");
         self.openssl(&[
             "req",
             "-newkey",
@@ -91,7 +93,7 @@ impl Pki {
             "-days",
             "2",
             "-extfile",
-            "node.ext",
+            &format!("{node}.ext"),
         ]);
     }
 
@@ -240,4 +242,49 @@ async fn with_tls_only_nodes_of_the_cluster_ca_join_and_the_wire_is_encrypted() 
     };
     assert!(refused, "a certificate from another CA was accepted");
     cluster.finish(vec![t1, t2, t3, rogue, plain]).await;
+}
+
+/// A node's name is bound to its certificate: a node with a valid
+/// certificate of the cluster's CA for `a` that announces itself as `b` is
+/// refused, while the same certificate under its own name joins.
+#[tokio::test]
+async fn with_tls_a_node_cannot_claim_a_name_its_certificate_does_not_bear() {
+    let pki = Pki::new();
+    pki.ca("ca");
+    for n in ["t1", "a"] {
+        pki.node(n, "ca");
+    }
+    let cluster = Cluster::new(Backend::Sqlite).await;
+    let t1 = cluster.start_with("t1", free_port(), &[], COOKIE, &pki.flags("t1", "ca"), None);
+    // Joins t1 (t1 accepts) and is dialled back (t1 connects).
+    let liar = cluster.start_with(
+        "b",
+        free_port(),
+        &[&t1],
+        COOKIE,
+        &pki.flags("a", "ca"),
+        None,
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(members(&t1).await, vec!["t1".to_string()]);
+    assert_eq!(members(&liar).await, vec!["b".to_string()]);
+    // The certificate itself is good: under its own name it joins.
+    let honest = cluster.start_with(
+        "a",
+        free_port(),
+        &[&t1],
+        COOKIE,
+        &pki.flags("a", "ca"),
+        None,
+    );
+    for n in [&t1, &honest] {
+        assert!(
+            wait_members(n, &["a", "t1"], Duration::from_secs(20)).await,
+            "{} sees {:?}",
+            n.name,
+            members(n).await
+        );
+    }
+    assert_eq!(members(&liar).await, vec!["b".to_string()]);
+    cluster.finish(vec![t1, liar, honest]).await;
 }

@@ -1,0 +1,139 @@
+//! Token signing keys: the key set a serving node starts with, and
+//! `sessiond keys list|rotate|retire` (DESIGN §5).
+//!
+//! Keys live in the database, so every node of a cluster shares them: one
+//! `active` key signs, keys rotated out are `verifying` (they check the
+//! tokens they signed until those expire, then `keys retire` removes them).
+//! A node reloads the set every [`KEY_RELOAD`] and when a token names a key
+//! it has not seen. A configured secret (`--jwt-secret`) is a fixed key of
+//! its own instead: it signs on the nodes given it, its id is a keyed hash
+//! of it (`cfg-…`), it is never stored, and rotating it means database keys.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::auth::{self, TokenPolicy, Tokens, IAT_LEEWAY_SECS, KEY_RELOAD};
+use crate::clock::{rfc3339_ms, Clock};
+use crate::config::{KeysArgs, KeysCommand, Settings};
+use crate::store::{Db, Retired, SigningKeyRow};
+
+/// Length of a generated signing secret (characters of a 57-letter
+/// alphabet: about 280 bits).
+const SECRET_LEN: usize = 48;
+
+/// The tokens of a serving node: with no configured secret, the database's
+/// keys (a first one is made if there is none); reloaded every
+/// [`KEY_RELOAD`] while the returned value lives.
+pub async fn tokens(settings: &Settings, db: &Db, clock: Clock) -> anyhow::Result<Arc<Tokens>> {
+    let configured = settings.jwt_secret.as_ref().map(|s| s.as_bytes().to_vec());
+    if configured.is_none() {
+        let kid = auth::new_kid(clock.now_ms());
+        db.add_first_signing_key(&kid, &auth::random_secret(SECRET_LEN))
+            .await
+            .context("cannot store the first signing key")?;
+    }
+    let policy = TokenPolicy {
+        ttl: settings.token_ttl,
+        audience: settings.jwt_audience.clone(),
+    };
+    let tokens = Arc::new(Tokens::load(Arc::new(db.clone()), configured, policy, clock).await?);
+    Tokens::spawn_reloader(&tokens, KEY_RELOAD);
+    Ok(tokens)
+}
+
+/// How long after its rotation a key may still have live tokens: the
+/// token lifetime and the clock leeway on `iat`.
+fn needed_for(token_ttl: Duration) -> i64 {
+    token_ttl.as_millis() as i64 + IAT_LEEWAY_SECS * 1000
+}
+
+/// A key's state as `keys list` shows it.
+fn state(k: &SigningKeyRow, now: i64, token_ttl: Duration) -> String {
+    match k.rotated_at {
+        _ if k.active => "active".to_string(),
+        Some(at) if at + needed_for(token_ttl) <= now => {
+            "expired (its tokens have expired; `keys retire` removes it)".to_string()
+        }
+        Some(at) => format!("verifying until {}", rfc3339_ms(at + needed_for(token_ttl))),
+        None => "verifying".to_string(),
+    }
+}
+
+async fn open(args: &KeysArgs) -> anyhow::Result<Db> {
+    Db::connect(&args.database_url, Clock::new())
+        .await
+        .context("cannot open the database")
+}
+
+/// `sessiond keys …`.
+pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::List(args) => {
+            let db = open(&args).await?;
+            let keys = db.signing_keys().await?;
+            if keys.is_empty() {
+                println!("no signing keys (the first `sessiond serve` makes one)");
+                return Ok(());
+            }
+            let now = db.clock().now_ms();
+            println!("{:<22} {:<22} STATE", "KID", "CREATED");
+            for k in &keys {
+                println!(
+                    "{:<22} {:<22} {}",
+                    k.kid,
+                    rfc3339_ms(k.created_at),
+                    state(k, now, args.token_ttl)
+                );
+            }
+        }
+        KeysCommand::Rotate(args) => {
+            let db = open(&args).await?;
+            let kid = auth::new_kid(db.clock().now_ms());
+            let previous = db
+                .rotate_signing_key(&kid, &auth::random_secret(SECRET_LEN))
+                .await
+                .context("cannot rotate (did another rotation run at the same time? try again)")?;
+            println!("{kid} is the active signing key");
+            if let Some(p) = previous {
+                println!(
+                    "{p} verifies the tokens it signed; `sessiond keys retire` removes it once \
+                     they have expired ({})",
+                    rfc3339_ms(db.clock().now_ms() + needed_for(args.token_ttl))
+                );
+            }
+            println!(
+                "every node signs with the new key within {} s (nodes given --jwt-secret keep \
+                 signing with it)",
+                KEY_RELOAD.as_secs()
+            );
+        }
+        KeysCommand::Retire(r) => {
+            let db = open(&r.common).await?;
+            match r.kid {
+                Some(kid) => match db.retire_signing_key(&kid).await? {
+                    Retired::Done => println!(
+                        "retired {kid}: tokens it signed stop resolving on every node within {} s",
+                        KEY_RELOAD.as_secs()
+                    ),
+                    Retired::Active => anyhow::bail!(
+                        "{kid} is the active signing key: `sessiond keys rotate` first"
+                    ),
+                    Retired::NotFound => anyhow::bail!("no signing key {kid}"),
+                },
+                None => {
+                    let before = db.clock().now_ms() - needed_for(r.common.token_ttl);
+                    let gone = db.retire_signing_keys_before(before).await?;
+                    if gone.is_empty() {
+                        println!("no key to retire: every key still verifies live tokens");
+                    }
+                    for kid in gone {
+                        println!("retired {kid}");
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
