@@ -137,7 +137,11 @@ impl Visit for JsonVisitor {
 pub struct JsonFields;
 
 impl<'writer> FormatFields<'writer> for JsonFields {
-    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'writer>, fields: R) -> fmt::Result {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
         let mut visitor = JsonVisitor::default();
         fields.record(&mut visitor);
         let object = Value::Object(visitor.0).to_string();
@@ -280,7 +284,9 @@ mod tests {
         assert_eq!(lines[0]["message"], "outside \"any\"\nspan");
         assert_eq!(lines[0]["level"], "INFO");
         assert_eq!(lines[0]["fields"]["n"], 3);
-        assert!(lines[0]["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+        assert!(lines[0]["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')));
         assert!(lines[0].get("request_id").is_none());
         assert_eq!(lines[1]["target"], "sessiond::audit");
         assert_eq!(lines[1]["request_id"], "abc", "{}", lines[1]);
@@ -293,8 +299,8 @@ mod tests {
     fn a_line_written_outside_the_subscriber_has_the_same_shape() {
         let mut fields = Map::new();
         fields.insert("listen".into(), Value::from("127.0.0.1:1"));
-        let line: Value = serde_json::from_str(&json_line("INFO", "sessiond", "up", fields))
-            .expect("JSON");
+        let line: Value =
+            serde_json::from_str(&json_line("INFO", "sessiond", "up", fields)).expect("JSON");
         assert_eq!(line["message"], "up");
         assert_eq!(line["fields"]["listen"], "127.0.0.1:1");
     }

@@ -63,7 +63,10 @@ async fn serve(settings: Settings, format: LogFormat) -> anyhow::Result<()> {
 /// shown here once, as on a terminal).
 fn welcome_json(app: &Application) -> String {
     let mut fields = Map::new();
-    fields.insert("listen".into(), Value::from(format!("http://{}", app.addr())));
+    fields.insert(
+        "listen".into(),
+        Value::from(format!("http://{}", app.addr())),
+    );
     if let Some(FirstAdmin {
         email,
         generated_password,

@@ -1,7 +1,8 @@
 //! The HTTP front (warp): filters compose routes, handlers are thin
 //! adapters (parse, call one use case of [`crate::usecases`], render) that
 //! never reject, one recover turns rejections into JSON errors, one log hook
-//! records every request's metrics.
+//! records every request's metrics and access line. The listener
+//! ([`server`]) gives each request its id ([`request_id`]).
 //!
 //! - [`sessions`]: login, session, refresh, logout.
 //! - [`admin`]: the routes under `/api/admin/users`.

@@ -137,14 +137,17 @@ struct RequestIdHeader;
 
 impl Modify for RequestIdHeader {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::header::Header;
+        use utoipa::openapi::header::HeaderBuilder;
         use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
         use utoipa::openapi::{Object, Required, Type};
 
-        let answer = Header::default().description(Some(
-            "This request's id: the one a trusted proxy sent, else a new one (32 hex \
+        let answer = HeaderBuilder::new()
+            .schema(Object::with_type(Type::String))
+            .description(Some(
+                "This request's id: the one a trusted proxy sent, else a new one (32 hex \
              digits). Every log line and audit entry of the request carries it.",
-        ));
+            ))
+            .build();
         let with_header = |r: &mut RefOr<utoipa::openapi::Response>| {
             if let RefOr::T(r) = r {
                 r.headers.insert("X-Request-Id".into(), answer.clone());

@@ -29,11 +29,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::server::conn::Http;
-use tracing::Instrument;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::time::{Instant, Sleep};
+use tracing::Instrument;
 use warp::Filter;
 
 use super::client_addr::TrustedProxies;

@@ -3,9 +3,12 @@
 //! renders; the CLI calls them too.
 //!
 //! - [`authenticate`]: token → revocation rule → the caller's current record.
-//! - [`login`]: credentials → a new token (limiter, password check).
+//! - [`login`]: credentials → a new token (limiter, password check), every
+//!   outcome that says something about the account audited.
 //! - [`users`]: the admin writes and logout, each run as write → invalidate
 //!   → audit; and the validation of what a user is made of.
+//! - [`Audit`] (here): the audit trail, and the budget that keeps a flood
+//!   of refusals from becoming a flood of rows.
 
 pub mod authenticate;
 pub mod login;
@@ -170,9 +173,7 @@ impl Audit {
 
     fn spawn_store(&self, entry: AuditEntry) {
         let audit = self.clone();
-        tokio::spawn(
-            async move { audit.store(&entry).await }.instrument(tracing::Span::current()),
-        );
+        tokio::spawn(async move { audit.store(&entry).await }.instrument(tracing::Span::current()));
     }
 
     async fn store(&self, entry: &AuditEntry) {

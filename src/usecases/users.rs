@@ -210,40 +210,43 @@ impl Users {
         let db = self.db.clone();
         // In the request's span: what the task logs carries the request id.
         let span = tracing::Span::current();
-        let task = tokio::spawn(tracing::Instrument::instrument(async move {
-            match write.await {
-                Ok(w) => {
-                    // Acknowledged only once no node can answer with the
-                    // old record (docs/freshness.md §5).
-                    let api = InvalidationSource::Api;
-                    let fence = match w.fence {
-                        Fence::Version(v) => Some(Some(v)),
-                        Fence::Everything => Some(None),
-                        Fence::Nothing => None,
-                    };
-                    let confirmed = match fence {
-                        Some(v) => router.invalidate_confirmed(w.target, v, api, &db).await,
-                        None => Ok(()),
-                    };
-                    if let Some(action) = action {
-                        audit.record(&by, action, Some(w.target), w.detail).await;
-                    }
-                    match confirmed {
-                        Ok(()) => Ok(w.value),
-                        Err(e) => {
-                            tracing::warn!(user = w.target, error = %e, "write not confirmed everywhere");
-                            Err(UserError::Unconfirmed)
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                match write.await {
+                    Ok(w) => {
+                        // Acknowledged only once no node can answer with the
+                        // old record (docs/freshness.md §5).
+                        let api = InvalidationSource::Api;
+                        let fence = match w.fence {
+                            Fence::Version(v) => Some(Some(v)),
+                            Fence::Everything => Some(None),
+                            Fence::Nothing => None,
+                        };
+                        let confirmed = match fence {
+                            Some(v) => router.invalidate_confirmed(w.target, v, api, &db).await,
+                            None => Ok(()),
+                        };
+                        if let Some(action) = action {
+                            audit.record(&by, action, Some(w.target), w.detail).await;
+                        }
+                        match confirmed {
+                            Ok(()) => Ok(w.value),
+                            Err(e) => {
+                                tracing::warn!(user = w.target, error = %e, "write not confirmed everywhere");
+                                Err(UserError::Unconfirmed)
+                            }
                         }
                     }
-                }
-                Err(e) => {
-                    if let (Some(id), true) = (about, e.may_have_written()) {
-                        router.invalidate(id, None, InvalidationSource::Api).await;
+                    Err(e) => {
+                        if let (Some(id), true) = (about, e.may_have_written()) {
+                            router.invalidate(id, None, InvalidationSource::Api).await;
+                        }
+                        Err(e)
                     }
-                    Err(e)
                 }
-            }
-        }, span));
+            },
+            span,
+        ));
         task.await
             .map_err(|e| UserError::Internal(anyhow::anyhow!("a write task failed: {e}")))?
     }
@@ -314,7 +317,11 @@ impl Users {
         let db = self.db.clone();
         self.commit(by, Some(id), Some(action), async move {
             let changed = guarded(id, db.set_status(id, status).await?)?;
-            let detail = format!("status: {} -> {}", changed.before, changed.row.status.as_str());
+            let detail = format!(
+                "status: {} -> {}",
+                changed.before,
+                changed.row.status.as_str()
+            );
             let version = changed.row.version;
             let mut w = Written::new(changed.row, id, Fence::Version(version));
             w.detail = Some(detail);

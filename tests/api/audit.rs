@@ -28,7 +28,9 @@ async fn logins_refusals_and_old_values_are_audited(b: Backend) {
 
     // Two wrong passwords, then the account is locked (429).
     for _ in 0..2 {
-        app.login("ED@example.test", "not-the-password").await.assert_error(401, "invalid_credentials");
+        app.login("ED@example.test", "not-the-password")
+            .await
+            .assert_error(401, "invalid_credentials");
     }
     let locked = app.login("ed@example.test", "password-123").await;
     locked.assert_error(429, "rate_limited");
@@ -36,7 +38,12 @@ async fn logins_refusals_and_old_values_are_audited(b: Backend) {
 
     // A non-admin on an admin route.
     let denied = app
-        .request("PUT", "/api/admin/users/1/role", Some(&token), Some(r#"{"role":"user"}"#))
+        .request(
+            "PUT",
+            "/api/admin/users/1/role",
+            Some(&token),
+            Some(r#"{"role":"user"}"#),
+        )
         .await;
     denied.assert_error(403, "forbidden");
 
@@ -67,11 +74,17 @@ async fn logins_refusals_and_old_values_are_audited(b: Backend) {
     let tried: Vec<_> = failures.iter().map(|e| e.actor_email.as_deref()).collect();
     assert!(tried.contains(&Some("ed@example.test")), "{tried:?}");
     assert!(tried.contains(&Some("ghost@example.test")), "{tried:?}");
-    assert!(failures.iter().all(|e| e.actor_id.is_none()), "{failures:?}");
+    assert!(
+        failures.iter().all(|e| e.actor_id.is_none()),
+        "{failures:?}"
+    );
     let locked_out = entries(&trail, "login.rate_limited")[0];
     assert_eq!(locked_out.actor_email.as_deref(), Some("ed@example.test"));
     assert!(
-        locked_out.detail.as_deref().is_some_and(|d| d.starts_with("retry after")),
+        locked_out
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.starts_with("retry after")),
         "{locked_out:?}"
     );
     assert_eq!(
@@ -82,7 +95,10 @@ async fn logins_refusals_and_old_values_are_audited(b: Backend) {
     let forbidden = entries(&trail, "admin.forbidden")[0];
     assert_eq!(forbidden.actor_id, Some(id));
     assert_eq!(forbidden.actor_email.as_deref(), Some("ed@example.test"));
-    assert_eq!(forbidden.detail.as_deref(), Some("PUT /api/admin/users/1/role"));
+    assert_eq!(
+        forbidden.detail.as_deref(),
+        Some("PUT /api/admin/users/1/role")
+    );
     assert_eq!(
         entries(&trail, "user.role")[0].detail.as_deref(),
         Some("role: editor -> viewer")
@@ -170,8 +186,13 @@ async fn a_flood_of_refusals_stores_a_bounded_number_of_rows() {
     let trail = app.ctx.db.audit_since(0).await.expect("reads the trail");
     assert_eq!(refused(&trail), REFUSALS_PER_ADDRESS as usize, "{trail:#?}");
     // Admin actions are not part of that budget.
-    let id = app.create_user("after@example.test", "password-123", "user").await;
-    audit_when(&app, |t| t.iter().any(|e| e.action == "user.create" && e.target_id == Some(id)))
+    let id = app
+        .create_user("after@example.test", "password-123", "user")
         .await;
+    audit_when(&app, |t| {
+        t.iter()
+            .any(|e| e.action == "user.create" && e.target_id == Some(id))
+    })
+    .await;
     app.stop().await;
 }

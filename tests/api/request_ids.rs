@@ -20,7 +20,13 @@ fn generated(id: Option<&str>) -> bool {
 }
 
 /// One request to a server outside this process: the whole answer.
-async fn send(addr: &str, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Reply {
+async fn send(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Reply {
     let request = Request {
         method,
         path,
@@ -66,23 +72,52 @@ async fn json_logs_parse_line_by_line_and_each_line_of_a_request_has_its_id() {
     // A session's life cycle; every answer's id, with what it answered.
     let mut answers: Vec<(String, u16, Option<String>)> = Vec::new();
     let mut note = |what: &str, r: &Reply| {
-        answers.push((what.to_string(), r.status, r.header("x-request-id").map(str::to_string)));
+        answers.push((
+            what.to_string(),
+            r.status,
+            r.header("x-request-id").map(str::to_string),
+        ));
     };
     let login = |email: &str, pw: &str| json!({"email": email, "password": pw}).to_string();
-    let r = send(&addr, "POST", "/api/auth/login", None, Some(&login(ADMIN_EMAIL, ADMIN_PASSWORD))).await;
+    let r = send(
+        &addr,
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(&login(ADMIN_EMAIL, ADMIN_PASSWORD)),
+    )
+    .await;
     note("admin login", &r);
     let admin = r.body["token"].as_str().expect("admin token").to_string();
-    let body = json!({"email": "j@example.test", "password": "password-123", "role": "editor"}).to_string();
+    let body = json!({"email": "j@example.test", "password": "password-123", "role": "editor"})
+        .to_string();
     let r = send(&addr, "POST", "/api/admin/users", Some(&admin), Some(&body)).await;
     note("create", &r);
     let id = r.body["id"].as_i64().expect("id");
-    let r = send(&addr, "POST", "/api/auth/login", None, Some(&login("j@example.test", "password-123"))).await;
+    let r = send(
+        &addr,
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(&login("j@example.test", "password-123")),
+    )
+    .await;
     note("user login", &r);
     let user = r.body["token"].as_str().expect("user token").to_string();
-    note("session", &send(&addr, "GET", "/api/auth/session", Some(&user), None).await);
+    note(
+        "session",
+        &send(&addr, "GET", "/api/auth/session", Some(&user), None).await,
+    );
     note(
         "refresh",
-        &send(&addr, "POST", "/api/auth/refresh-session", Some(&user), Some(r#"{"force":true}"#)).await,
+        &send(
+            &addr,
+            "POST",
+            "/api/auth/refresh-session",
+            Some(&user),
+            Some(r#"{"force":true}"#),
+        )
+        .await,
     );
     let role = send(
         &addr,
@@ -94,14 +129,33 @@ async fn json_logs_parse_line_by_line_and_each_line_of_a_request_has_its_id() {
     .await;
     assert_eq!(role.status, 200, "{}", role.text);
     note("role change", &role);
-    note("bad request", &send(&addr, "POST", "/api/auth/login", None, Some("{not json")).await);
+    note(
+        "bad request",
+        &send(&addr, "POST", "/api/auth/login", None, Some("{not json")).await,
+    );
     note(
         "wrong password",
-        &send(&addr, "POST", "/api/auth/login", None, Some(&login("j@example.test", "wrong-password"))).await,
+        &send(
+            &addr,
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(&login("j@example.test", "wrong-password")),
+        )
+        .await,
     );
-    note("logout", &send(&addr, "POST", "/api/auth/logout", Some(&user), None).await);
-    note("revoked", &send(&addr, "GET", "/api/auth/session", Some(&user), None).await);
-    note("no route", &send(&addr, "GET", "/nowhere", None, None).await);
+    note(
+        "logout",
+        &send(&addr, "POST", "/api/auth/logout", Some(&user), None).await,
+    );
+    note(
+        "revoked",
+        &send(&addr, "GET", "/api/auth/session", Some(&user), None).await,
+    );
+    note(
+        "no route",
+        &send(&addr, "GET", "/nowhere", None, None).await,
+    );
     note("metrics", &send(&addr, "GET", "/metrics", None, None).await);
 
     let _ = Command::new("kill")
@@ -114,8 +168,12 @@ async fn json_logs_parse_line_by_line_and_each_line_of_a_request_has_its_id() {
     for file in [&out, &err] {
         let text = std::fs::read_to_string(file).expect("reads the output");
         for line in text.lines() {
-            let v: Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("a line that is not JSON ({e}) in {}: {line:?}", file.display()));
+            let v: Value = serde_json::from_str(line).unwrap_or_else(|e| {
+                panic!(
+                    "a line that is not JSON ({e}) in {}: {line:?}",
+                    file.display()
+                )
+            });
             for key in ["timestamp", "level", "target", "message"] {
                 assert!(v[key].is_string(), "no {key} in {line}");
             }
@@ -123,23 +181,35 @@ async fn json_logs_parse_line_by_line_and_each_line_of_a_request_has_its_id() {
         }
     }
     assert!(
-        lines.iter().any(|l| l["fields"]["listen"] == format!("http://{addr}")),
+        lines
+            .iter()
+            .any(|l| l["fields"]["listen"] == format!("http://{addr}")),
         "no welcome line"
     );
 
     // Each answer's id is on exactly one access line, which describes it.
     let mut access: HashMap<&str, &Value> = HashMap::new();
     for l in lines.iter().filter(|l| l["target"] == "sessiond::access") {
-        let id = l["request_id"].as_str().unwrap_or_else(|| panic!("an access line without an id: {l}"));
+        let id = l["request_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("an access line without an id: {l}"));
         assert!(access.insert(id, l).is_none(), "two access lines for {id}");
     }
     for (what, status, id) in &answers {
-        let id = id.as_deref().unwrap_or_else(|| panic!("{what}: no X-Request-Id"));
+        let id = id
+            .as_deref()
+            .unwrap_or_else(|| panic!("{what}: no X-Request-Id"));
         assert!(generated(Some(id)), "{what}: {id}");
-        let line = access.get(id).unwrap_or_else(|| panic!("{what}: no access line for {id}"));
+        let line = access
+            .get(id)
+            .unwrap_or_else(|| panic!("{what}: no access line for {id}"));
         assert_eq!(line["fields"]["status"], *status, "{what}: {line}");
     }
-    assert_eq!(answers.len(), access.len(), "access lines for requests not sent");
+    assert_eq!(
+        answers.len(),
+        access.len(),
+        "access lines for requests not sent"
+    );
 
     // The chosen request: the role change. Its lines (the access line and
     // the audit event, written by the write's own task) all carry its id.
@@ -174,7 +244,10 @@ async fn json_logs_parse_line_by_line_and_each_line_of_a_request_has_its_id() {
         .await
         .expect("opens the database");
     let trail = db.audit_since(0).await.expect("reads the trail");
-    let entry = trail.iter().find(|e| e.action == "user.role").expect("the entry");
+    let entry = trail
+        .iter()
+        .find(|e| e.action == "user.role")
+        .expect("the entry");
     assert_eq!(entry.request_id.as_deref(), Some(chosen));
 }
 
@@ -195,7 +268,13 @@ async fn every_answer_carries_a_request_id() {
         ("POST", "/api/auth/login", None, Some(big.as_str()), 413),
         ("GET", "/api/auth/session", None, None, 401),
         ("GET", "/api/auth/session", Some("x.y.z"), None, 401),
-        ("GET", "/api/admin/users/1", Some(app.admin_token.as_str()), None, 200),
+        (
+            "GET",
+            "/api/admin/users/1",
+            Some(app.admin_token.as_str()),
+            None,
+            200,
+        ),
     ];
     let mut seen = std::collections::HashSet::new();
     for (method, path, token, body, status) in cases {
@@ -203,7 +282,10 @@ async fn every_answer_carries_a_request_id() {
         assert_eq!(r.status, status, "{method} {path}: {}", r.text);
         let id = r.header("x-request-id");
         assert!(generated(id), "{method} {path}: {id:?}");
-        assert!(seen.insert(id.map(str::to_string)), "{method} {path}: a repeated id");
+        assert!(
+            seen.insert(id.map(str::to_string)),
+            "{method} {path}: a repeated id"
+        );
     }
     // 415: a body that is not declared JSON.
     let request = format!(
@@ -236,13 +318,21 @@ async fn only_a_trusted_proxy_chooses_the_request_id() {
     let chosen = [("x-request-id", "chosen-by-caller")];
     let r = request_from(app.addr, stranger, health, &chosen).await;
     assert_eq!(r.status, 200);
-    assert!(generated(r.header("x-request-id")), "{:?}", r.header("x-request-id"));
+    assert!(
+        generated(r.header("x-request-id")),
+        "{:?}",
+        r.header("x-request-id")
+    );
     let r = request_from(app.addr, proxy, health, &chosen).await;
     assert_eq!(r.header("x-request-id"), Some("chosen-by-caller"));
     let long = "x".repeat(129);
     for insane in [long.as_str(), "two words", "\"quoted\"\tand tab"] {
         let r = request_from(app.addr, proxy, health, &[("x-request-id", insane)]).await;
-        assert!(generated(r.header("x-request-id")), "{insane:?}: {:?}", r.header("x-request-id"));
+        assert!(
+            generated(r.header("x-request-id")),
+            "{insane:?}: {:?}",
+            r.header("x-request-id")
+        );
     }
     app.stop().await;
 }
