@@ -251,13 +251,16 @@ async fn json_logs_parse_line_by_line_and_each_line_of_a_request_has_its_id() {
     assert_eq!(entry.request_id.as_deref(), Some(chosen));
 }
 
+/// A request (method, path, token, body) and the status it answers.
+type Case<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>, u16);
+
 /// Every answer carries an id, whatever produced it: errors, rejections,
 /// operations routes, the dashboard.
 #[tokio::test]
 async fn every_answer_carries_a_request_id() {
     let app = spawn_app().await;
     let big = format!("{{\"email\":\"{}\"}}", "a".repeat(70 * 1024));
-    let cases: [(&str, &str, Option<&str>, Option<&str>, u16); 11] = [
+    let cases: [Case; 11] = [
         ("GET", "/", None, None, 200),
         ("GET", "/healthz", None, None, 200),
         ("GET", "/metrics", None, None, 200),
