@@ -212,6 +212,7 @@ impl Application {
                 .unwrap_or(2)
                 .max(2),
         ));
+        let audit = Audit::new(db.clone(), clock.clone());
         let ctx = Arc::new(Ctx {
             auth: Authenticator::new(Arc::clone(&tokens), router.clone(), Arc::clone(&telemetry)),
             login: Login::new(
@@ -219,14 +220,11 @@ impl Application {
                 tokens,
                 LoginLimiter::new(settings.login_limits.clone()),
                 Arc::clone(&passwords),
+                audit.clone(),
                 dummy_hash,
             ),
-            users: Users::new(
-                db.clone(),
-                router.clone(),
-                passwords,
-                Audit::new(db.clone(), clock.clone()),
-            ),
+            users: Users::new(db.clone(), router.clone(), passwords, audit.clone()),
+            audit,
             db,
             router,
             telemetry: Arc::clone(&telemetry),
@@ -251,6 +249,7 @@ impl Application {
             tcp,
             http::routes(Arc::clone(&ctx)),
             settings.http.clone(),
+            settings.trusted_proxies.clone(),
             async {
                 let _ = stopped.await;
             },

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::duration;
 use crate::http::client_addr::TrustedProxies;
 use crate::http::server::{Limits as HttpLimits, MAX_CONNECTIONS};
+use crate::logging::LogFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -199,7 +200,8 @@ pub struct ServeArgs {
     #[arg(long, env = "SESSIOND_CLUSTER_TLS_CA", requires_all = ["cluster_tls_cert", "cluster_tls_key"])]
     pub cluster_tls_ca: Option<String>,
     /// Proxies (addresses or CIDR blocks, comma-separated) whose
-    /// X-Forwarded-For / Forwarded header names the client. Default: none.
+    /// X-Forwarded-For / Forwarded header names the client, and whose
+    /// X-Request-Id is kept as the request's id. Default: none.
     #[arg(
         long,
         env = "SESSIOND_TRUSTED_PROXIES",
@@ -217,6 +219,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SESSIOND_MAX_CONNECTIONS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..=MAX_CONNECTIONS as u64))]
     pub max_connections: u64,
+    /// Log lines as text, or as JSON objects (one per line, with
+    /// timestamp, level, target, message, request_id and fields). The
+    /// filter is RUST_LOG (default "info,hyper=error").
+    #[arg(long, env = "SESSIOND_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Clone, Args)]

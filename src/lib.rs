@@ -34,6 +34,8 @@
 //!   `Link` the router forwards through), `membership` (heartbeat, failure
 //!   detection, pause check; the policy itself is the actors crate's
 //!   `Router::apply_view` / `Router::flush`), `dial` (reconnection).
+//! - [`logging`]: `--log-format text|json`: the subscriber, and the JSON
+//!   lines that carry every span field (the request id) at the top level.
 //! - [`clock`]: the one wall clock (token times), movable in tests.
 //! - [`duration`]: human-readable durations for flags.
 //!
@@ -49,6 +51,7 @@ pub mod duration;
 pub mod http;
 pub mod keys;
 pub mod limiter;
+pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod perf;

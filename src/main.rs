@@ -1,26 +1,22 @@
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use serde_json::{Map, Value};
 
-use sessiond::app::{self, Application};
+use sessiond::app::{self, Application, FirstAdmin};
 use sessiond::config::{Cli, Command, Settings, UserCommand};
+use sessiond::logging::{self, LogFormat};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // hyper warns once per shed slow client: a slowloris
-                // attack would otherwise flood the log.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hyper=error")),
-        )
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+    let format = match &cli.command {
+        Command::Serve(args) => args.log_format,
+        _ => LogFormat::Text,
+    };
+    logging::init(format);
     let result = match cli.command {
-        Command::Serve(args) => serve(Settings::from_args(args)).await,
+        Command::Serve(args) => serve(Settings::from_args(args), format).await,
         Command::Keys { command } => sessiond::keys::run(command).await,
         Command::User {
             command: UserCommand::Add(args),
@@ -36,16 +32,53 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sessiond: {e:#}");
+            match format {
+                LogFormat::Text => eprintln!("sessiond: {e:#}"),
+                LogFormat::Json => eprintln!(
+                    "{}",
+                    logging::json_line("ERROR", "sessiond", &format!("{e:#}"), Map::new())
+                ),
+            }
             ExitCode::FAILURE
         }
     }
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
+async fn serve(settings: Settings, format: LogFormat) -> anyhow::Result<()> {
     let app = Application::build(settings).await?;
-    app.print_welcome();
+    match format {
+        LogFormat::Text => app.print_welcome(),
+        // A log pipeline reads stdout too: the welcome is one JSON line,
+        // written whole and errors ignored (a closed stdout must not take
+        // the service down).
+        LogFormat::Json => {
+            let line = welcome_json(&app) + "\n";
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), line.as_bytes());
+        }
+    }
     app.run_until_stopped(app::shutdown_signal()).await
+}
+
+/// The welcome as one JSON line: where the service listens and, when this
+/// start created the first administrator, who (and the generated password,
+/// shown here once, as on a terminal).
+fn welcome_json(app: &Application) -> String {
+    let mut fields = Map::new();
+    fields.insert(
+        "listen".into(),
+        Value::from(format!("http://{}", app.addr())),
+    );
+    if let Some(FirstAdmin {
+        email,
+        generated_password,
+    }) = app.first_admin()
+    {
+        fields.insert("first_admin".into(), Value::from(email.as_str()));
+        if let Some(p) = generated_password {
+            fields.insert("first_admin_password".into(), Value::from(p.as_str()));
+        }
+    }
+    logging::json_line("INFO", "sessiond", "sessiond listening", fields)
 }
 
 /// `sessiond simulate`: the `sessiond-sim` executable, run with the same

@@ -92,7 +92,7 @@ impl From<AuthError> for ApiError {
         match e {
             AuthError::InvalidToken(m) => ApiError::InvalidToken(m),
             AuthError::Revoked(r) => ApiError::SessionRevoked(r.message()),
-            AuthError::NotAdmin => ApiError::Forbidden(e.to_string()),
+            AuthError::NotAdmin { .. } => ApiError::Forbidden(e.to_string()),
             AuthError::Unavailable(e) => e.into(),
         }
     }

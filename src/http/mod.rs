@@ -1,7 +1,8 @@
 //! The HTTP front (warp): filters compose routes, handlers are thin
 //! adapters (parse, call one use case of [`crate::usecases`], render) that
 //! never reject, one recover turns rejections into JSON errors, one log hook
-//! records every request's metrics.
+//! records every request's metrics and access line. The listener
+//! ([`server`]) gives each request its id ([`request_id`]).
 //!
 //! - [`sessions`]: login, session, refresh, logout.
 //! - [`admin`]: the routes under `/api/admin/users`.
@@ -17,6 +18,7 @@ pub mod models;
 pub mod openapi;
 mod page;
 pub mod reply;
+pub mod request_id;
 pub mod server;
 pub mod sessions;
 
@@ -35,13 +37,14 @@ use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::metrics::Telemetry;
 use crate::store::Db;
-use crate::usecases::authenticate::{Authed, Authenticator};
+use crate::usecases::authenticate::{AuthError, Authed, Authenticator};
 use crate::usecases::login::Login;
 use crate::usecases::users::Users;
-use crate::usecases::Actor;
+use crate::usecases::{Actor, Audit, Origin};
 use error::ApiError;
 use handlers as h;
 use reply::{Answer, Body};
+use request_id::RequestId;
 
 /// What every handler shares.
 pub struct Ctx {
@@ -54,15 +57,21 @@ pub struct Ctx {
     pub auth: Authenticator,
     pub login: Login,
     pub users: Users,
+    /// The audit trail (also held by `login` and `users`).
+    pub audit: Audit,
     /// Whose forwarded client addresses are believed.
     pub trusted_proxies: client_addr::TrustedProxies,
 }
 
-/// Who is calling: the `Authorization` header and the client address.
+/// Who is calling: the `Authorization` header, the client address, the
+/// request's id and what it asked for.
 pub struct Caller {
     pub authorization: Option<String>,
     /// Resolved through trusted proxies (see [`client_addr`]).
     pub client: Option<IpAddr>,
+    pub request_id: Option<RequestId>,
+    pub method: warp::http::Method,
+    pub path: warp::path::FullPath,
 }
 
 impl Caller {
@@ -70,15 +79,37 @@ impl Caller {
         self.authorization.as_deref()
     }
 
-    /// The caller, as audit entries name it.
-    pub fn actor(&self, authed: &Authed) -> Actor {
-        authed.actor(self.client.map(|c| c.to_string()))
+    /// Where the request came from, as audit entries name it.
+    pub fn origin(&self) -> Origin {
+        origin(self.client, self.request_id.as_ref())
     }
 
-    /// The caller, who must be an admin.
+    /// The caller, as audit entries name it.
+    pub fn actor(&self, authed: &Authed) -> Actor {
+        authed.actor(self.origin())
+    }
+
+    /// The caller, who must be an admin. A caller who is not is refused
+    /// (403) and the refusal audited: who, and which route.
     pub async fn admin(&self, ctx: &Ctx) -> Result<Actor, ApiError> {
-        let authed = ctx.auth.admin(self.authorization()).await?;
-        Ok(self.actor(&authed))
+        match ctx.auth.admin(self.authorization()).await {
+            Ok(authed) => Ok(self.actor(&authed)),
+            Err(AuthError::NotAdmin { id, email }) => {
+                let route = format!("{} {}", self.method, self.path.as_str());
+                let who = Actor::new(id, email.clone(), self.origin());
+                ctx.audit.forbidden(&who, &route);
+                Err(AuthError::NotAdmin { id, email }.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// A request's origin in the use cases' terms.
+pub fn origin(client: Option<IpAddr>, request_id: Option<&RequestId>) -> Origin {
+    Origin {
+        client: client.map(|c| c.to_string()),
+        request_id: request_id.map(|r| r.as_str().to_string()),
     }
 }
 
@@ -140,12 +171,19 @@ pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
         warp::any().map(move || Arc::clone(&ctx))
     };
     let client = client_addr::client(Arc::new(ctx.trusted_proxies.clone()));
+    let request_id = || warp::ext::optional::<RequestId>();
     let auth = || {
         warp::header::optional::<String>("authorization")
             .and(client.clone())
-            .map(|authorization, client| Caller {
+            .and(request_id())
+            .and(warp::method())
+            .and(warp::path::full())
+            .map(|authorization, client, request_id, method, path| Caller {
                 authorization,
                 client,
+                request_id,
+                method,
+                path,
             })
     };
     let users = || {
@@ -158,6 +196,7 @@ pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
         .and(warp::post())
         .and(c.clone())
         .and(client.clone())
+        .and(request_id())
         .and(body())
         .then(sessions::login);
     let session = warp::path!("api" / "auth" / "session")
@@ -278,8 +317,18 @@ pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
         .map(done);
 
     let telemetry = Arc::clone(&ctx.telemetry);
+    // Inside the request's span: the access log line carries its id.
     let record = warp::log::custom(move |info| {
-        telemetry.http(info.path(), info.status().as_u16(), info.elapsed());
+        let status = info.status().as_u16();
+        telemetry.http(info.path(), status, info.elapsed());
+        tracing::info!(
+            target: "sessiond::access",
+            method = %info.method(),
+            route = crate::metrics::route_label(info.path()),
+            status,
+            duration_us = u64::try_from(info.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "request"
+        );
     });
     let api = auth_routes
         .or(admin_routes)

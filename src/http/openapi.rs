@@ -133,6 +133,65 @@ impl utoipa::IntoResponses for AdminUserErrors {
     }
 }
 
+/// `X-Request-Id`: a header of every answer, and a request header that
+/// only a trusted proxy may set.
+struct RequestIdHeader;
+
+impl Modify for RequestIdHeader {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::header::HeaderBuilder;
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{Object, Required, Type};
+
+        let answer = HeaderBuilder::new()
+            .schema(Object::with_type(Type::String))
+            .description(Some(
+                "This request's id: the one a trusted proxy sent, else a new one (32 hex \
+             digits). Every log line and audit entry of the request carries it.",
+            ))
+            .build();
+        let with_header = |r: &mut RefOr<utoipa::openapi::Response>| {
+            if let RefOr::T(r) = r {
+                r.headers.insert("X-Request-Id".into(), answer.clone());
+            }
+        };
+        let asked = ParameterBuilder::new()
+            .name("X-Request-Id")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "Kept as the request's id only from a peer listed in `--trusted-proxies`, \
+                 and only when it is 1 to 128 visible ASCII characters; otherwise ignored.",
+            ))
+            .schema(Some(
+                Object::builder()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(super::request_id::MAX_LEN))
+                    .pattern(Some("^[\\x21-\\x7E]+$")),
+            ))
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in ops.into_iter().flatten() {
+                op.parameters
+                    .get_or_insert_with(Vec::new)
+                    .push(asked.clone());
+                op.responses.responses.values_mut().for_each(with_header);
+            }
+        }
+        if let Some(components) = openapi.components.as_mut() {
+            components.responses.values_mut().for_each(with_header);
+        }
+    }
+}
+
 /// The bearer scheme every `security(("bearer" = []))` refers to.
 struct BearerScheme;
 
@@ -161,7 +220,8 @@ impl Modify for BearerScheme {
     info(
         title = "sessiond",
         description = "Who is this token's user, and what may they do right now? \
-            Errors are always `{\"error\": CODE, \"message\": TEXT}`."
+            Errors are always `{\"error\": CODE, \"message\": TEXT}`. Every answer \
+            carries `X-Request-Id`."
     ),
     paths(
         sessions::login,
@@ -199,7 +259,7 @@ impl Modify for BearerScheme {
             Unavailable
         )
     ),
-    modifiers(&BearerScheme),
+    modifiers(&BearerScheme, &RequestIdHeader),
     tags(
         (name = "auth", description = "Logging in and resolving sessions."),
         (name = "admin", description = "User administration: admin tokens only."),

@@ -15,6 +15,10 @@
 //! The peer address travels to the routes as a request extension
 //! ([`Peer`]), since hyper is driven here rather than by warp; see
 //! [`super::client_addr`] for the address the routes use.
+//!
+//! Every request is given its id here ([`RequestId`], also an extension),
+//! runs in a `request` span carrying it, and every answer, whatever
+//! produced it, leaves with it in `X-Request-Id`.
 
 use std::future::Future;
 use std::io;
@@ -29,7 +33,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::time::{Instant, Sleep};
+use tracing::Instrument;
 use warp::Filter;
+
+use super::client_addr::TrustedProxies;
+use super::request_id::{self, RequestId};
 
 /// The most `--max-connections` may be.
 pub const MAX_CONNECTIONS: usize = 1 << 24;
@@ -58,11 +66,13 @@ impl Default for Limits {
 
 /// Serves `filter` on `listener` until `shutdown` resolves; then stops
 /// accepting, lets requests in flight finish (idle connections close at
-/// once) and returns when every connection is gone.
+/// once) and returns when every connection is gone. `trusted` may set
+/// request ids.
 pub async fn serve<F>(
     listener: TcpListener,
     filter: F,
     limits: Limits,
+    trusted: TrustedProxies,
     shutdown: impl Future<Output = ()> + Send,
 ) where
     F: Filter + Clone + Send + Sync + 'static,
@@ -78,6 +88,7 @@ pub async fn serve<F>(
         .http1_keep_alive(true)
         .http1_header_read_timeout(limits.header_timeout);
     let http = Arc::new(http);
+    let trusted = Arc::new(trusted);
     tokio::pin!(shutdown);
     loop {
         let slot = tokio::select! {
@@ -103,10 +114,25 @@ pub async fn serve<F>(
         let _ = stream.set_nodelay(true);
         let io = IdleTimeout::new(stream, limits.idle_timeout);
         let service = service.clone();
+        let trusted = Arc::clone(&trusted);
         let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::Body>| {
             req.extensions_mut().insert(Peer(peer));
+            let id = RequestId::of(peer.ip(), req.headers(), &trusted);
+            req.extensions_mut().insert(id.clone());
+            // At ERROR level so that it is enabled whatever level the
+            // filter lets through: a warning logged under `RUST_LOG=warn`
+            // still carries its request's id.
+            let span = tracing::error_span!("request", request_id = %id);
             let mut service = service.clone();
-            hyper::service::Service::call(&mut service, req)
+            let answer = span.in_scope(|| hyper::service::Service::call(&mut service, req));
+            async move {
+                let mut response = answer.await?;
+                if let Some(v) = id.header_value() {
+                    response.headers_mut().insert(request_id::HEADER, v);
+                }
+                Ok::<_, std::convert::Infallible>(response)
+            }
+            .instrument(span)
         });
         let http = Arc::clone(&http);
         let mut stop = stop_rx.clone();

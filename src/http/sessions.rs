@@ -10,6 +10,7 @@ use sessiond_actors::Lookup;
 
 use super::models::*;
 use super::reply::{json, no_content, Answer, Body};
+use super::request_id::RequestId;
 use super::{Caller, Ctx};
 use crate::clock::rfc3339_ms;
 use crate::usecases::authenticate::Authed;
@@ -47,13 +48,15 @@ fn session_reply(ctx: &Ctx, a: &Authed) -> Response {
         (status = 503, response = super::openapi::Unavailable),
     )
 )]
-pub async fn login(ctx: Arc<Ctx>, client: Option<IpAddr>, body: Body) -> Answer {
+pub async fn login(
+    ctx: Arc<Ctx>,
+    client: Option<IpAddr>,
+    request_id: Option<RequestId>,
+    body: Body,
+) -> Answer {
     let req: LoginRequest = parse_json(&body?)?;
-    let client = client.map(|c| c.to_string());
-    let done = ctx
-        .login
-        .login(&req.email, req.password, client.as_deref())
-        .await?;
+    let from = super::origin(client, request_id.as_ref());
+    let done = ctx.login.login(&req.email, req.password, &from).await?;
     Ok(json(
         StatusCode::OK,
         &LoginJson {

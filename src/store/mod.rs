@@ -60,20 +60,35 @@ pub struct SigningKeyRow {
     pub rotated_at: Option<i64>,
 }
 
-/// One admin action, as the audit trail keeps it.
+/// One audited event (an admin action, a login, a refusal), as the audit
+/// trail keeps it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct AuditEntry {
     /// Unix ms.
     pub at: i64,
+    /// The caller's user; none for a refused login.
     pub actor_id: Option<i64>,
+    /// The caller's email, or the email a login tried.
     pub actor_email: Option<String>,
-    /// `user.create`, `user.role`, `user.deactivate`, …
+    /// `user.create`, `user.role`, `user.deactivate`, …, `login`,
+    /// `login.failure`, `login.rate_limited`, `admin.forbidden`
     pub action: String,
     pub target_id: Option<i64>,
-    /// What changed (a role, a status); never a password or a token.
+    /// What changed (`role: editor -> viewer`), or why a refusal; never a
+    /// password or a token.
     pub detail: Option<String>,
-    /// The client address the request came from.
+    /// The client address the request came from (through trusted proxies).
     pub client: Option<String>,
+    /// The request's `X-Request-Id`.
+    pub request_id: Option<String>,
+}
+
+/// A user changed by a write, and the value it changed from (a role or a
+/// status), read in the write's transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Changed {
+    pub row: UserRow,
+    pub before: String,
 }
 
 /// The database failed to answer (or answered with an error): the store's
@@ -186,14 +201,14 @@ impl Db {
 
     /// Refused ([`Guarded::LastAdmin`]) when it would demote the last
     /// active administrator.
-    pub async fn set_role(&self, id: i64, role: &str) -> Result<Guarded<UserRow>, DbError> {
+    pub async fn set_role(&self, id: i64, role: &str) -> Result<Guarded<Changed>, DbError> {
         let now = self.clock.now_ms();
         dispatch!(self, s => s.set_role(id, role, now).await)
     }
 
     /// Refused ([`Guarded::LastAdmin`]) when it would deactivate the last
     /// active administrator.
-    pub async fn set_status(&self, id: i64, status: Status) -> Result<Guarded<UserRow>, DbError> {
+    pub async fn set_status(&self, id: i64, status: Status) -> Result<Guarded<Changed>, DbError> {
         let now = self.clock.now_ms();
         dispatch!(self, s => s.set_status(id, status.as_str(), now).await)
     }

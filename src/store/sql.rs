@@ -7,7 +7,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 
 use sessiond_actors::{Status, UserState};
 
-use super::{state_from, AuditEntry, SigningKeyRow, UserRow, WriteError};
+use super::{state_from, AuditEntry, Changed, SigningKeyRow, UserRow, WriteError};
 
 const USER_COLUMNS: &str = "id, email, role, status, version, session_epoch";
 
@@ -184,12 +184,29 @@ where
         })
     }
 
+    /// A user's `role` or `status` as it is now, within the transaction
+    /// (after [`Self::lock_admins`], so no other guarded write changes it
+    /// before this one).
+    async fn current(
+        conn: &mut DB::Connection,
+        id: i64,
+        column: &str,
+    ) -> Result<Option<String>, sqlx::Error> {
+        let sql = format!("SELECT {column} AS v FROM users WHERE id = $1");
+        sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| r.try_get("v"))
+            .transpose()
+    }
+
     pub async fn set_role(
         &self,
         id: i64,
         role: &str,
         now: i64,
-    ) -> Result<Guarded<UserRow>, sqlx::Error> {
+    ) -> Result<Guarded<Changed>, sqlx::Error> {
         let sql = format!(
             "UPDATE users SET role = $1, version = version + 1, updated_at = $2
              WHERE id = $3 AND ($4 = 'admin' OR {}) RETURNING {USER_COLUMNS}",
@@ -197,6 +214,9 @@ where
         );
         let mut tx = self.pool.begin().await?;
         Self::lock_admins(&mut tx).await?;
+        let Some(before) = Self::current(&mut tx, id, "role").await? else {
+            return Ok(Guarded::NotFound);
+        };
         let row = sqlx::query(&sql)
             .bind(role)
             .bind(now)
@@ -206,7 +226,10 @@ where
             .fetch_optional(&mut *tx)
             .await?;
         let done = match row {
-            Some(r) => Guarded::Done(Self::user_row(&r)?),
+            Some(r) => Guarded::Done(Changed {
+                row: Self::user_row(&r)?,
+                before,
+            }),
             None => Self::unchanged(&mut tx, id).await?,
         };
         tx.commit().await?;
@@ -220,7 +243,7 @@ where
         id: i64,
         status: &str,
         now: i64,
-    ) -> Result<Guarded<UserRow>, sqlx::Error> {
+    ) -> Result<Guarded<Changed>, sqlx::Error> {
         let sql = format!(
             "UPDATE users SET status = $1,
                     tokens_valid_after = CASE WHEN $2 = 'deactivated' THEN $3 ELSE tokens_valid_after END,
@@ -231,6 +254,9 @@ where
         );
         let mut tx = self.pool.begin().await?;
         Self::lock_admins(&mut tx).await?;
+        let Some(before) = Self::current(&mut tx, id, "status").await? else {
+            return Ok(Guarded::NotFound);
+        };
         let row = sqlx::query(&sql)
             .bind(status)
             .bind(status)
@@ -242,7 +268,10 @@ where
             .fetch_optional(&mut *tx)
             .await?;
         let done = match row {
-            Some(r) => Guarded::Done(Self::user_row(&r)?),
+            Some(r) => Guarded::Done(Changed {
+                row: Self::user_row(&r)?,
+                before,
+            }),
             None => Self::unchanged(&mut tx, id).await?,
         };
         tx.commit().await?;
@@ -344,8 +373,9 @@ where
 
     pub async fn record_audit(&self, e: &AuditEntry) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO audit_log (at, actor_id, actor_email, action, target_id, detail, client)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO audit_log (at, actor_id, actor_email, action, target_id, detail, client,
+                                    request_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(e.at)
         .bind(e.actor_id)
@@ -354,6 +384,7 @@ where
         .bind(e.target_id)
         .bind(e.detail.as_deref())
         .bind(e.client.as_deref())
+        .bind(e.request_id.as_deref())
         .execute(&self.pool)
         .await
         .map(|_| ())
@@ -369,7 +400,7 @@ where
 
     pub async fn audit_since(&self, since: i64) -> Result<Vec<AuditEntry>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT at, actor_id, actor_email, action, target_id, detail, client
+            "SELECT at, actor_id, actor_email, action, target_id, detail, client, request_id
                FROM audit_log WHERE at >= $1 ORDER BY id",
         )
         .bind(since)
@@ -385,6 +416,7 @@ where
                     target_id: r.try_get("target_id")?,
                     detail: r.try_get("detail")?,
                     client: r.try_get("client")?,
+                    request_id: r.try_get("request_id")?,
                 })
             })
             .collect()

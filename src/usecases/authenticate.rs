@@ -12,7 +12,7 @@ use sessiond_actors::{Fetched, Lookup, ResolveError, Router, Served, Status, Use
 use crate::auth::{TokenError, Tokens, Verified};
 use crate::metrics::{Outcome, Telemetry};
 
-use super::Actor;
+use super::{Actor, Origin};
 
 /// Why a request is not admitted. Messages are safe to show the caller.
 #[derive(Debug, thiserror::Error)]
@@ -23,9 +23,10 @@ pub enum AuthError {
     /// A valid token that its user's current record no longer admits.
     #[error("{}", .0.message())]
     Revoked(Revoked),
-    /// Admitted, but the route needs the admin role.
+    /// Admitted, but the route needs the admin role (which this user,
+    /// named for the audit trail, does not have).
     #[error("this route needs the admin role")]
-    NotAdmin,
+    NotAdmin { id: i64, email: String },
     /// The record could not be read.
     #[error(transparent)]
     Unavailable(#[from] ResolveError),
@@ -104,12 +105,8 @@ pub struct Authed {
 
 impl Authed {
     /// The caller as an audit entry names it.
-    pub fn actor(&self, client: Option<String>) -> Actor {
-        Actor {
-            id: self.state.user.id,
-            email: self.state.user.email.clone(),
-            client,
-        }
+    pub fn actor(&self, origin: Origin) -> Actor {
+        Actor::new(self.state.user.id, self.state.user.email.clone(), origin)
     }
 }
 
@@ -157,8 +154,12 @@ impl Authenticator {
     /// As [`Self::authenticate`], and the user must hold the admin role.
     pub async fn admin(&self, header: Option<&str>) -> Result<Authed, AuthError> {
         let authed = self.authenticate(header, Lookup::Resolve).await?;
-        if authed.state.user.role != "admin" {
-            return Err(AuthError::NotAdmin);
+        let user = &authed.state.user;
+        if user.role != "admin" {
+            return Err(AuthError::NotAdmin {
+                id: user.id,
+                email: user.email.clone(),
+            });
         }
         Ok(authed)
     }

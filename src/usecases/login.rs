@@ -1,6 +1,9 @@
 //! Logging in: email and password in, a new token out. The brute-force
 //! limiter reserves the attempt before any password work and is told every
-//! outcome; an unknown email costs as much as a known one.
+//! outcome; an unknown email costs as much as a known one. Every outcome
+//! that says something about the account (success, wrong credentials, a
+//! deactivated account, a lock-out) is audited with the email tried and
+//! the client's address, never the password.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +15,7 @@ use crate::limiter::LoginLimiter;
 use crate::store::{Db, DbError};
 
 use super::users::MAX_PASSWORD;
+use super::{Audit, Origin};
 
 /// Why a login was refused. Messages are safe to show the caller.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +47,7 @@ pub struct Login {
     tokens: Arc<Tokens>,
     limiter: LoginLimiter,
     passwords: Arc<PasswordPool>,
+    audit: Audit,
     /// A real argon2id hash of a random password: unknown emails are checked
     /// against it so they take as long as known ones.
     dummy_hash: String,
@@ -54,6 +59,7 @@ impl Login {
         tokens: Arc<Tokens>,
         limiter: LoginLimiter,
         passwords: Arc<PasswordPool>,
+        audit: Audit,
         dummy_hash: String,
     ) -> Self {
         Login {
@@ -61,29 +67,54 @@ impl Login {
             tokens,
             limiter,
             passwords,
+            audit,
             dummy_hash,
         }
     }
 
-    /// `client` is the caller's address, which the limiter counts too.
+    /// `from.client` is the caller's address, which the limiter counts too.
     pub async fn login(
+        &self,
+        email: &str,
+        password: String,
+        from: &Origin,
+    ) -> Result<LoggedIn, LoginError> {
+        let email = email.trim().to_lowercase();
+        let result = self.check(&email, password, from.client.as_deref()).await;
+        let refused = |action, detail| self.audit.login_refused(&email, action, from, detail);
+        match &result {
+            Ok(done) => self.audit.logged_in(done.user.id, &email, from),
+            Err(LoginError::InvalidCredentials) => refused("login.failure", None),
+            Err(LoginError::Deactivated) => {
+                refused("login.failure", Some("the account is deactivated".into()))
+            }
+            Err(LoginError::RateLimited(wait)) => refused(
+                "login.rate_limited",
+                Some(format!("retry after {} s", wait.as_secs())),
+            ),
+            // The service's trouble, not the caller's: logged where it arose.
+            Err(LoginError::Busy | LoginError::Db(_) | LoginError::Internal(_)) => {}
+        }
+        result
+    }
+
+    async fn check(
         &self,
         email: &str,
         password: String,
         client: Option<&str>,
     ) -> Result<LoggedIn, LoginError> {
-        let email = email.trim().to_lowercase();
         // Counted from here on: given back on success or when the password
         // is never checked (an early return drops it).
         let attempt = self
             .limiter
-            .reserve(&email, client)
+            .reserve(email, client)
             .map_err(LoginError::RateLimited)?;
         if password.len() > MAX_PASSWORD {
             attempt.failed();
             return Err(LoginError::InvalidCredentials);
         }
-        let (row, hash) = match self.db.credentials(&email).await? {
+        let (row, hash) = match self.db.credentials(email).await? {
             Some((row, hash)) => (Some(row), hash),
             None => (None, self.dummy_hash.clone()),
         };

@@ -149,7 +149,8 @@ struct Written<T> {
     value: T,
     target: i64,
     fence: Fence,
-    /// For the audit entry: what changed (a role), never a secret.
+    /// For the audit entry: what changed (`role: editor -> viewer`), never
+    /// a secret.
     detail: Option<String>,
 }
 
@@ -207,40 +208,45 @@ impl Users {
     {
         let (router, audit, by) = (self.router.clone(), self.audit.clone(), by.clone());
         let db = self.db.clone();
-        let task = tokio::spawn(async move {
-            match write.await {
-                Ok(w) => {
-                    // Acknowledged only once no node can answer with the
-                    // old record (docs/freshness.md §5).
-                    let api = InvalidationSource::Api;
-                    let fence = match w.fence {
-                        Fence::Version(v) => Some(Some(v)),
-                        Fence::Everything => Some(None),
-                        Fence::Nothing => None,
-                    };
-                    let confirmed = match fence {
-                        Some(v) => router.invalidate_confirmed(w.target, v, api, &db).await,
-                        None => Ok(()),
-                    };
-                    if let Some(action) = action {
-                        audit.record(&by, action, Some(w.target), w.detail).await;
-                    }
-                    match confirmed {
-                        Ok(()) => Ok(w.value),
-                        Err(e) => {
-                            tracing::warn!(user = w.target, error = %e, "write not confirmed everywhere");
-                            Err(UserError::Unconfirmed)
+        // In the request's span: what the task logs carries the request id.
+        let span = tracing::Span::current();
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                match write.await {
+                    Ok(w) => {
+                        // Acknowledged only once no node can answer with the
+                        // old record (docs/freshness.md §5).
+                        let api = InvalidationSource::Api;
+                        let fence = match w.fence {
+                            Fence::Version(v) => Some(Some(v)),
+                            Fence::Everything => Some(None),
+                            Fence::Nothing => None,
+                        };
+                        let confirmed = match fence {
+                            Some(v) => router.invalidate_confirmed(w.target, v, api, &db).await,
+                            None => Ok(()),
+                        };
+                        if let Some(action) = action {
+                            audit.record(&by, action, Some(w.target), w.detail).await;
+                        }
+                        match confirmed {
+                            Ok(()) => Ok(w.value),
+                            Err(e) => {
+                                tracing::warn!(user = w.target, error = %e, "write not confirmed everywhere");
+                                Err(UserError::Unconfirmed)
+                            }
                         }
                     }
-                }
-                Err(e) => {
-                    if let (Some(id), true) = (about, e.may_have_written()) {
-                        router.invalidate(id, None, InvalidationSource::Api).await;
+                    Err(e) => {
+                        if let (Some(id), true) = (about, e.may_have_written()) {
+                            router.invalidate(id, None, InvalidationSource::Api).await;
+                        }
+                        Err(e)
                     }
-                    Err(e)
                 }
-            }
-        });
+            },
+            span,
+        ));
         task.await
             .map_err(|e| UserError::Internal(anyhow::anyhow!("a write task failed: {e}")))?
     }
@@ -277,7 +283,7 @@ impl Users {
         self.commit(by, None, Some("user.create"), async move {
             let row = insert(&db, &new, &hash).await?;
             let mut w = Written::new(row.clone(), row.id, Fence::Nothing);
-            w.detail = Some(format!("role={}", row.role));
+            w.detail = Some(format!("role: {}", row.role));
             Ok(w)
         })
         .await
@@ -287,9 +293,11 @@ impl Users {
         validate_role(role)?;
         let (db, role) = (self.db.clone(), role.to_string());
         self.commit(by, Some(id), Some("user.role"), async move {
-            let row = guarded(id, db.set_role(id, &role).await?)?;
-            let mut w = Written::new(row.clone(), id, Fence::Version(row.version));
-            w.detail = Some(format!("role={}", row.role));
+            let changed = guarded(id, db.set_role(id, &role).await?)?;
+            let detail = format!("role: {} -> {}", changed.before, changed.row.role);
+            let version = changed.row.version;
+            let mut w = Written::new(changed.row, id, Fence::Version(version));
+            w.detail = Some(detail);
             Ok(w)
         })
         .await
@@ -308,9 +316,16 @@ impl Users {
         };
         let db = self.db.clone();
         self.commit(by, Some(id), Some(action), async move {
-            let row = guarded(id, db.set_status(id, status).await?)?;
-            let version = row.version;
-            Ok(Written::new(row, id, Fence::Version(version)))
+            let changed = guarded(id, db.set_status(id, status).await?)?;
+            let detail = format!(
+                "status: {} -> {}",
+                changed.before,
+                changed.row.status.as_str()
+            );
+            let version = changed.row.version;
+            let mut w = Written::new(changed.row, id, Fence::Version(version));
+            w.detail = Some(detail);
+            Ok(w)
         })
         .await
     }
@@ -407,11 +422,7 @@ mod tests {
         let row = insert(&db, &new, "not a hash").await.expect("inserts");
         assert_eq!(role_seen(&router, row.id).await, "user");
 
-        let by = Actor {
-            id: 0,
-            email: "admin@localhost".into(),
-            client: None,
-        };
+        let by = Actor::new(0, "admin@localhost".into(), Default::default());
         let mut request = Box::pin(users.set_role(&by, row.id, "viewer"));
         // Polled once, then dropped, as warp drops a disconnected request.
         std::future::poll_fn(|cx| {

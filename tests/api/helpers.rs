@@ -368,3 +368,59 @@ pub async fn wait_for_role(app: &TestApp, token: &str, role: &str, within: Durat
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// `method path` to `to`, sent from the local address `local` (a loopback
+/// address other than 127.0.0.1 stands for another host), with `extra`
+/// headers: the whole answer.
+pub async fn request_from(
+    to: std::net::SocketAddr,
+    local: std::net::IpAddr,
+    request: http::Request<'_>,
+    extra: &[(&str, &str)],
+) -> Reply {
+    let bytes = request.bytes(&to.to_string(), Connection::Close);
+    let head_end = bytes
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .expect("a request line")
+        + 2;
+    let mut sent = bytes[..head_end].to_vec();
+    for (name, value) in extra {
+        sent.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    sent.extend_from_slice(&bytes[head_end..]);
+    let exchange = async {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(std::net::SocketAddr::new(local, 0))?;
+        let mut stream = socket.connect(to).await?;
+        stream.write_all(&sent).await?;
+        let mut buf = Vec::new();
+        stream.read_to_end(&mut buf).await?;
+        Ok::<_, std::io::Error>(buf)
+    };
+    let buf = tokio::time::timeout(Duration::from_secs(20), exchange)
+        .await
+        .expect("an answer within 20 s")
+        .expect("an answer");
+    Reply::parse(&buf).expect("an HTTP answer")
+}
+
+/// The audit trail once `done` holds for it, polling (entries of logins and
+/// refusals are written by tasks of their own); panics after 10 s.
+pub async fn audit_when(
+    app: &TestApp,
+    done: impl Fn(&[sessiond::store::AuditEntry]) -> bool,
+) -> Vec<sessiond::store::AuditEntry> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let trail = app.ctx.db.audit_since(0).await.expect("reads the trail");
+        if done(&trail) {
+            return trail;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the audit trail never got there: {trail:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

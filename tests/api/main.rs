@@ -2,6 +2,7 @@
 //! on port 0, a SQLite file per test, requests over real sockets.
 
 mod answers;
+mod audit;
 mod bad_input;
 mod cli;
 mod cluster;
@@ -18,6 +19,7 @@ mod logs;
 mod metrics_lint;
 mod openapi;
 mod postgres;
+mod request_ids;
 mod secrets;
 mod sessions;
 #[cfg(feature = "simulate")]

@@ -1,0 +1,307 @@
+//! Logs (`--log-format`): text for a person at a terminal, or JSON for a
+//! log pipeline, one object per line:
+//!
+//! ```text
+//! {"timestamp":"2026-12-01T19:40:00.123456Z","level":"INFO","target":"sessiond::access",
+//!  "message":"request","request_id":"5f0c…","fields":{"method":"GET","route":"/api/auth/session",…}}
+//! ```
+//!
+//! The fields of every span the event happened in (outermost first) sit at
+//! the top level beside `message`; the event's own fields go under
+//! `fields`. So `request_id`, a field of the span each HTTP request runs in
+//! (see [`crate::http::request_id`]), is on every line that request
+//! writes, at the same place whatever span a library opens inside it.
+//!
+//! Written here rather than with tracing-subscriber's `json` feature: that
+//! one shows only the innermost span's fields (or every span in a list),
+//! so the request id would move or vanish under a nested span; this is
+//! also one crate fewer.
+
+use std::fmt;
+use std::io::IsTerminal;
+
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::EnvFilter;
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines; a request's lines start `request{request_id=…}:`.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The filter when `RUST_LOG` is not set. hyper warns once per shed slow
+/// client: a slowloris attack would otherwise flood the log.
+pub const DEFAULT_FILTER: &str = "info,hyper=error";
+
+/// Installs the global subscriber: `RUST_LOG` (else [`DEFAULT_FILTER`]),
+/// to stderr, in `format`.
+pub fn init(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // Fails only when a subscriber is already installed: keep that one.
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder
+            .with_ansi(false)
+            .fmt_fields(JsonFields)
+            .event_format(JsonEvent)
+            .try_init(),
+    };
+}
+
+/// Top-level keys of a JSON line; a span field of the same name is left out.
+const RESERVED: [&str; 5] = ["timestamp", "level", "target", "message", "fields"];
+
+/// One JSON line, written outside the subscriber (the start-up banner, a
+/// fatal error), shaped as the subscriber's lines are.
+pub fn json_line(level: &str, target: &str, message: &str, fields: Map<String, Value>) -> String {
+    let mut timestamp = String::new();
+    // Writing to a String cannot fail.
+    let _ = SystemTime.format_time(&mut Writer::new(&mut timestamp));
+    let mut out = String::with_capacity(128);
+    put(&mut out, "timestamp", &Value::String(timestamp));
+    put(&mut out, "level", &Value::from(level));
+    put(&mut out, "target", &Value::from(target));
+    put(&mut out, "message", &Value::from(message));
+    if !fields.is_empty() {
+        put(&mut out, "fields", &Value::Object(fields));
+    }
+    out.push('}');
+    out
+}
+
+/// Appends `"key":value` to a JSON object being written (opening it first).
+fn put(out: &mut String, key: &str, value: &Value) {
+    out.push(if out.is_empty() { '{' } else { ',' });
+    out.push_str(&Value::from(key).to_string());
+    out.push(':');
+    out.push_str(&value.to_string());
+}
+
+/// Collects fields as JSON values: numbers and booleans as such, anything
+/// else as its text.
+#[derive(Default)]
+struct JsonVisitor(Map<String, Value>);
+
+impl Visit for JsonVisitor {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.0
+            .insert(field.name().into(), Value::from(value.to_string()));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0
+            .insert(field.name().into(), Value::from(format!("{value:?}")));
+    }
+}
+
+/// How a span's fields are kept (in its extensions, by the fmt layer): the
+/// members of a JSON object without its braces, so that fields recorded
+/// later are appended after a comma.
+pub struct JsonFields;
+
+impl<'writer> FormatFields<'writer> for JsonFields {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
+        let mut visitor = JsonVisitor::default();
+        fields.record(&mut visitor);
+        let object = Value::Object(visitor.0).to_string();
+        let members = object
+            .strip_prefix('{')
+            .and_then(|o| o.strip_suffix('}'))
+            .unwrap_or("");
+        writer.write_str(members)
+    }
+
+    fn add_fields(
+        &self,
+        current: &'writer mut FormattedFields<Self>,
+        fields: &tracing::span::Record<'_>,
+    ) -> fmt::Result {
+        let mut more = String::new();
+        self.format_fields(Writer::new(&mut more), fields)?;
+        if !more.is_empty() {
+            if !current.fields.is_empty() {
+                current.fields.push(',');
+            }
+            current.fields.push_str(&more);
+        }
+        Ok(())
+    }
+}
+
+/// Writes an event as one JSON object (see the module's documentation).
+pub struct JsonEvent;
+
+impl<S> FormatEvent<S, JsonFields> for JsonEvent
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, JsonFields>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        let mut fields = JsonVisitor::default();
+        event.record(&mut fields);
+        let mut fields = fields.0;
+        let message = match fields.remove("message") {
+            Some(Value::String(m)) => m,
+            Some(other) => other.to_string(),
+            None => String::new(),
+        };
+        let mut line = json_line(meta.level().as_str(), meta.target(), &message, Map::new());
+        // Reopen the object for the span fields and the event's own.
+        line.pop();
+        let mut spans = Map::new();
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                let extensions = span.extensions();
+                let Some(kept) = extensions.get::<FormattedFields<JsonFields>>() else {
+                    continue;
+                };
+                if kept.fields.is_empty() {
+                    continue;
+                }
+                if let Ok(Value::Object(members)) =
+                    serde_json::from_str::<Value>(&format!("{{{}}}", kept.fields))
+                {
+                    spans.extend(members);
+                }
+            }
+        }
+        for (key, value) in &spans {
+            if !RESERVED.contains(&key.as_str()) {
+                put(&mut line, key, value);
+            }
+        }
+        if !fields.is_empty() {
+            put(&mut line, "fields", &Value::Object(fields));
+        }
+        line.push('}');
+        writeln!(writer, "{line}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::fmt::MakeWriter;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+
+    fn lines(captured: &Captured) -> Vec<Value> {
+        let bytes = captured.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        String::from_utf8(bytes)
+            .expect("UTF-8")
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    }
+
+    #[test]
+    fn each_event_is_one_object_with_the_fields_of_every_span() {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::new("trace"))
+            .with_writer(captured.clone())
+            .fmt_fields(JsonFields)
+            .event_format(JsonEvent)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(n = 3, "outside \"any\"\nspan");
+            let outer = tracing::error_span!("request", request_id = "abc");
+            let _o = outer.enter();
+            let inner = tracing::trace_span!("query", table = tracing::field::Empty);
+            inner.record("table", "users");
+            let _i = inner.enter();
+            tracing::warn!(target: "sessiond::audit", ok = true, who = %"x@y", "inside");
+        });
+        let lines = lines(&captured);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines[0]["message"], "outside \"any\"\nspan");
+        assert_eq!(lines[0]["level"], "INFO");
+        assert_eq!(lines[0]["fields"]["n"], 3);
+        assert!(lines[0]["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')));
+        assert!(lines[0].get("request_id").is_none());
+        assert_eq!(lines[1]["target"], "sessiond::audit");
+        assert_eq!(lines[1]["request_id"], "abc", "{}", lines[1]);
+        assert_eq!(lines[1]["table"], "users");
+        assert_eq!(lines[1]["fields"]["ok"], true);
+        assert_eq!(lines[1]["fields"]["who"], "x@y");
+    }
+
+    #[test]
+    fn a_line_written_outside_the_subscriber_has_the_same_shape() {
+        let mut fields = Map::new();
+        fields.insert("listen".into(), Value::from("127.0.0.1:1"));
+        let line: Value =
+            serde_json::from_str(&json_line("INFO", "sessiond", "up", fields)).expect("JSON");
+        assert_eq!(line["message"], "up");
+        assert_eq!(line["fields"]["listen"], "127.0.0.1:1");
+    }
+}
