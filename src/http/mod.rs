@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod client_addr;
+pub mod drain;
 pub mod error;
 pub mod handlers;
 mod headers;
@@ -56,6 +57,8 @@ pub struct Ctx {
     pub users: Users,
     /// Whose forwarded client addresses are believed.
     pub trusted_proxies: client_addr::TrustedProxies,
+    /// Set once the node is leaving (`/readyz` 503); counts what still comes.
+    pub drain: Arc<drain::Drain>,
 }
 
 /// Who is calling: the `Authorization` header and the client address.

@@ -31,6 +31,8 @@ use tokio::sync::{watch, Semaphore};
 use tokio::time::{Instant, Sleep};
 use warp::Filter;
 
+use super::drain::Drain;
+
 /// The most `--max-connections` may be.
 pub const MAX_CONNECTIONS: usize = 1 << 24;
 
@@ -58,11 +60,13 @@ impl Default for Limits {
 
 /// Serves `filter` on `listener` until `shutdown` resolves; then stops
 /// accepting, lets requests in flight finish (idle connections close at
-/// once) and returns when every connection is gone.
+/// once) and returns when every connection is gone. Every request is noted
+/// in `drain` (which times the end of a leaving node's traffic).
 pub async fn serve<F>(
     listener: TcpListener,
     filter: F,
     limits: Limits,
+    drain: Arc<Drain>,
     shutdown: impl Future<Output = ()> + Send,
 ) where
     F: Filter + Clone + Send + Sync + 'static,
@@ -103,7 +107,9 @@ pub async fn serve<F>(
         let _ = stream.set_nodelay(true);
         let io = IdleTimeout::new(stream, limits.idle_timeout);
         let service = service.clone();
+        let drain = Arc::clone(&drain);
         let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::Body>| {
+            drain.request(req.uri().path());
             req.extensions_mut().insert(Peer(peer));
             let mut service = service.clone();
             hyper::service::Service::call(&mut service, req)
