@@ -324,7 +324,9 @@ async fn a_leaving_node_turns_unready_is_dropped_by_its_peers_and_still_answers(
     let ids = add_users(&cluster, 8).await;
     for id in &ids {
         assert_eq!(session(&b, *id).await.0, 200);
+        assert_eq!(session(&b, *id).await.0, 200);
     }
+    let admin = admin_token(&a).await;
     signal(&b, "-TERM");
     let started = Instant::now();
     // Unready, saying why.
@@ -365,6 +367,18 @@ async fn a_leaving_node_turns_unready_is_dropped_by_its_peers_and_still_answers(
         b.child.try_wait().expect("waits").is_none(),
         "lb was dropped only once it had exited"
     );
+    // la no longer waits for lb's lease, and sends it no invalidation: a
+    // change acknowledged now must still never be answered the old way by
+    // lb (which cached these users), so lb no longer answers from its cache.
+    for id in &ids {
+        set_role(&a, &admin, *id, "after-leave").await;
+        let (status, body) = session(&b, *id).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["user"]["role"], "after-leave",
+            "stale answer from lb: {body}"
+        );
+    }
     // Its users are la's now, with nothing forwarded to lb.
     for id in &ids {
         let (status, body) = session(&a, *id).await;
