@@ -124,6 +124,8 @@ pub struct Application {
     listener: Option<tokio::task::JoinHandle<()>>,
     /// Renews this node's freshness lease.
     keeper: Option<tokio::task::JoinHandle<()>>,
+    /// How long a leaving node answers what still arrives.
+    shutdown_grace: Duration,
 }
 
 /// On PostgreSQL, the LISTEN task that applies changes made anywhere.
@@ -231,6 +233,7 @@ impl Application {
             clock,
             cluster,
             trusted_proxies: settings.trusted_proxies.clone(),
+            drain: http::drain::Drain::new(),
         });
 
         let listen = tokio::net::lookup_host(&settings.listen)
@@ -250,6 +253,7 @@ impl Application {
             http::routes(Arc::clone(&ctx)),
             settings.http.clone(),
             settings.trusted_proxies.clone(),
+            Arc::clone(&ctx.drain),
             async {
                 let _ = stopped.await;
             },
@@ -280,6 +284,7 @@ impl Application {
             upkeep,
             listener,
             keeper,
+            shutdown_grace: settings.shutdown_grace,
         })
     }
 
@@ -336,8 +341,10 @@ impl Application {
         out
     }
 
-    /// Serves until `shutdown` completes, then stops accepting, lets
-    /// requests in progress finish, and stops the actors.
+    /// Serves until `shutdown` completes, then leaves gracefully (see
+    /// [`leave`]): answers what still arrives for up to the shutdown grace,
+    /// stops accepting, lets requests in progress finish (within the same
+    /// grace), and stops the actors.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let Application {
             server,
@@ -346,15 +353,25 @@ impl Application {
             upkeep,
             listener,
             keeper,
+            shutdown_grace,
             ..
         } = self;
         let mut server = server;
+        let mut keeper = keeper;
         tokio::select! {
             _ = &mut server => {}
             _ = shutdown => {
-                tracing::info!("shutting down");
+                let deadline = tokio::time::Instant::now() + shutdown_grace;
+                tracing::info!(grace = ?shutdown_grace, "leaving: not ready, draining");
+                // Serving goes on while the node leaves.
+                tokio::select! {
+                    _ = &mut server => {}
+                    _ = leave(&ctx, keeper.take(), deadline) => {}
+                }
                 let _ = stop.send(());
-                server.await;
+                if tokio::time::timeout_at(deadline, &mut server).await.is_err() {
+                    tracing::warn!("requests still in flight at the end of the shutdown grace");
+                }
             }
         }
         upkeep.abort();
@@ -363,11 +380,8 @@ impl Application {
         }
         if let Some(k) = keeper {
             k.abort();
-            // Writers need not wait for a lease that is given up.
-            if let Some(lease) = ctx.router.lease() {
-                lease.expire();
-                let _ = ctx.db.release(lease.instance()).await;
-            }
+            let _ = k.await;
+            give_up_lease(&ctx).await;
         }
         if let Some(c) = &ctx.cluster {
             c.stop();
@@ -375,6 +389,54 @@ impl Application {
         ctx.router.stop().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Leaving, in an order that keeps "no stale answer after an
+/// acknowledged write" (docs/freshness.md):
+///
+/// 1. `/readyz` answers 503: load balancers stop sending new traffic.
+/// 2. The lease keeper stops, then the lease ends locally: from now on
+///    this node reads through (or forwards to a peer holding a lease) and
+///    never answers from its cache. Only then is the lease row deleted,
+///    so writers stop waiting for this node only once it cannot serve
+///    what they change.
+/// 3. The peers are told, and drop this node from their views at once:
+///    they take its users over and stop forwarding to it. It still
+///    answers their calls (forwards, invalidations) until it exits.
+/// 4. Whatever still arrives is answered, until nothing has come for
+///    [`http::drain::QUIET`] or `deadline` passes.
+async fn leave(
+    ctx: &Ctx,
+    keeper: Option<tokio::task::JoinHandle<()>>,
+    deadline: tokio::time::Instant,
+) {
+    ctx.drain.start_leaving();
+    if let Some(k) = keeper {
+        k.abort();
+        // Awaited: a renewal finishing on another thread must not extend
+        // the lease after it was given up.
+        let _ = k.await;
+    }
+    give_up_lease(ctx).await;
+    if let Some(c) = &ctx.cluster {
+        c.leave().await;
+    }
+    ctx.drain.quiet(http::drain::QUIET, deadline).await;
+    tracing::info!("no more traffic: closing");
+}
+
+/// Stops answering from the cache, then deletes the lease row: writers
+/// need not wait for a lease that is given up. The keeper must be stopped.
+async fn give_up_lease(ctx: &Ctx) {
+    if let Some(lease) = ctx.router.lease() {
+        lease.expire();
+        match tokio::time::timeout(Duration::from_secs(2), ctx.db.release(lease.instance())).await {
+            Ok(Ok(())) => tracing::info!("freshness lease released"),
+            // Writers then wait for it to run out (one --lease at most).
+            Ok(Err(e)) => tracing::warn!(error = %e, "releasing the freshness lease failed"),
+            Err(_) => tracing::warn!("releasing the freshness lease timed out"),
+        }
     }
 }
 

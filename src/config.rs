@@ -162,8 +162,12 @@ pub struct ServeArgs {
     /// Address for cluster traffic; with it, this node is a cluster member.
     #[arg(long, env = "SESSIOND_CLUSTER_LISTEN", requires = "node_name")]
     pub cluster_listen: Option<String>,
-    /// A peer's cluster address to join (repeat, or comma-separate in the variable).
+    /// A peer's cluster address to join, HOST:PORT (repeat, or
+    /// comma-separate in the variable). A name is resolved again every
+    /// second and every address it resolves to is dialled: a DNS name that
+    /// lists every node (a Kubernetes headless Service) joins them all.
     #[arg(
+        value_name = "HOST:PORT",
         long = "join",
         env = "SESSIOND_JOIN",
         value_delimiter = ',',
@@ -224,6 +228,12 @@ pub struct ServeArgs {
     /// filter is RUST_LOG (default "info,hyper=error").
     #[arg(long, env = "SESSIOND_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// On SIGTERM or SIGINT: /readyz turns 503, the peers are told this
+    /// node leaves and take its users over, and requests that still arrive
+    /// are answered until none has come for 1 s, for at most this long;
+    /// then the node exits 0. Give the orchestrator a longer kill timeout.
+    #[arg(long, env = "SESSIOND_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -266,6 +276,8 @@ pub struct Settings {
     pub trusted_proxies: TrustedProxies,
     /// Timeouts and connection cap of the HTTP front.
     pub http: HttpLimits,
+    /// How long a leaving node answers what still arrives.
+    pub shutdown_grace: Duration,
 }
 
 impl Settings {
@@ -307,6 +319,7 @@ impl Settings {
                 idle_timeout: a.keep_alive_timeout,
                 max_connections: usize::try_from(a.max_connections).unwrap_or(MAX_CONNECTIONS),
             },
+            shutdown_grace: a.shutdown_grace,
         }
     }
 }
@@ -330,6 +343,7 @@ impl Default for Settings {
             admin_password: None,
             trusted_proxies: TrustedProxies::none(),
             http: HttpLimits::default(),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }

@@ -9,7 +9,8 @@
 //!
 //! - [`config`]: the command line and the [`config::Settings`] an app is built from.
 //! - [`app`]: [`app::Application`]: builds everything from settings, binds,
-//!   runs until a shutdown signal. `main` is a thin shell around it.
+//!   runs until a shutdown signal, then leaves gracefully (unready, lease
+//!   released, peers told, requests drained). `main` is a thin shell around it.
 //! - [`http`]: the warp front: routes, thin handlers (`sessions`, `admin`,
 //!   the ops `handlers`), JSON models, errors, and the `Ctx` they share.
 //! - [`usecases`]: what the service does, between `http` (and the CLI) and
@@ -33,7 +34,9 @@
 //!   JSON bodies), `peer` (the actor answering other nodes), `link` (the
 //!   `Link` the router forwards through), `membership` (heartbeat, failure
 //!   detection, pause check; the policy itself is the actors crate's
-//!   `Router::apply_view` / `Router::flush`), `dial` (reconnection).
+//!   `Router::apply_view` / `Router::flush`), `dial` (reconnection,
+//!   resolving `--join` names every round), `leave` (graceful leave:
+//!   peers that said they are leaving).
 //! - [`logging`]: `--log-format text|json`: the subscriber, and the JSON
 //!   lines that carry every span field (the request id) at the top level.
 //! - [`clock`]: the one wall clock (token times), movable in tests.

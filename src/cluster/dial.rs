@@ -2,8 +2,14 @@
 //! with no open session is dialled again (with TLS when configured, which
 //! is why the node server's own transitive dialling is off), and the
 //! addresses of connected peers are learned from their sessions.
+//!
+//! A `--join` entry is kept as given (`host:port`) and resolved again on
+//! every round, every address it resolves to dialled: a DNS name that
+//! lists every node (a Kubernetes headless Service, a Consul or Nomad
+//! service name) finds all of them, and the ones started later.
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use ractor::rpc::CallResult;
@@ -35,7 +41,23 @@ pub(super) async fn redial(
         }
     }
     let me = settings.listen.to_string();
-    for addr in known.iter() {
+    // (address, the name its certificate must carry): an address a --join
+    // name resolved to is checked against that name, first; a learned
+    // one against its own host.
+    let host = |a: &str| a.rsplit_once(':').map_or(a, |(h, _)| h).to_string();
+    let mut targets: Vec<(String, String)> = Vec::new();
+    for join in &settings.join {
+        let name = host(join);
+        for addr in resolve(join, settings.listen).await {
+            targets.push((addr, name.clone()));
+        }
+    }
+    let mut learned: Vec<&String> = known.iter().collect();
+    learned.sort();
+    targets.extend(learned.into_iter().map(|a| (a.clone(), host(a))));
+    let mut seen = HashSet::new();
+    targets.retain(|(addr, _)| seen.insert(addr.clone()));
+    for (addr, host) in targets.iter() {
         if *addr == me || connected.contains(addr) {
             continue;
         }
@@ -44,13 +66,31 @@ pub(super) async fn redial(
                 None => ractor_cluster::client_connect(server, addr.as_str())
                     .await
                     .map_err(|e| e.to_string()),
-                Some(tls) => tls.connect(server, addr).await,
+                Some(tls) => tls.connect(server, addr, host).await,
             }
         };
         match tokio::time::timeout(Duration::from_secs(1), dial).await {
             Ok(Ok(())) => tracing::info!(peer = %addr, "dialled peer"),
             Ok(Err(e)) => tracing::debug!(peer = %addr, error = %e, "peer not reachable"),
             Err(_) => tracing::debug!(peer = %addr, "dialling timed out"),
+        }
+    }
+}
+
+/// Every address `join` (`host:port`) resolves to now, this node's own
+/// listen address left out. A name that does not resolve (yet) is no
+/// error: the next round asks again.
+async fn resolve(join: &str, me: SocketAddr) -> Vec<String> {
+    let lookup = tokio::time::timeout(Duration::from_secs(1), tokio::net::lookup_host(join));
+    match lookup.await {
+        Ok(Ok(addrs)) => addrs.filter(|a| *a != me).map(|a| a.to_string()).collect(),
+        Ok(Err(e)) => {
+            tracing::debug!(join = %join, error = %e, "cannot resolve a --join address");
+            Vec::new()
+        }
+        Err(_) => {
+            tracing::debug!(join = %join, "resolving a --join address timed out");
+            Vec::new()
         }
     }
 }

@@ -17,6 +17,7 @@ use ractor_cluster::node::NodeServerMessage;
 use sessiond_actors::{PauseCheck, Router};
 
 use super::dial::redial;
+use super::leave::{self, Departures};
 use super::wire::{PeerMsg, PingReply};
 use super::{ClusterLink, ClusterSettings, DOWN_AFTER, GROUP, HEARTBEAT, PING_TIMEOUT};
 use crate::metrics::Telemetry;
@@ -26,6 +27,9 @@ struct PeerHealth {
     actor: ActorRef<PeerMsg>,
     misses: u32,
     up: bool,
+    /// The process answering for this name, and whether it is leaving.
+    instance: u64,
+    leaving: bool,
 }
 
 /// Everything the monitor task holds between heartbeats.
@@ -38,11 +42,14 @@ pub(super) struct Monitor {
     pub joined: Arc<AtomicBool>,
     /// The addresses this node knows, as its Ping answers hand them out.
     pub shared_known: Arc<RwLock<Vec<String>>>,
+    /// Peers that said they are leaving: kept out of the view.
+    pub departures: Arc<Departures>,
 }
 
 /// Heartbeat, membership view and reconnection, forever.
 pub(super) async fn monitor(m: Monitor) {
-    let mut known: HashSet<String> = m.settings.join.iter().cloned().collect();
+    // Learned addresses; the --join names are resolved again every round.
+    let mut known: HashSet<String> = HashSet::new();
     known.insert(m.settings.listen.to_string());
     let mut health: HashMap<String, PeerHealth> = HashMap::new();
     let mut pause = PauseCheck::new(HEARTBEAT);
@@ -115,17 +122,21 @@ fn update_health(
 ) {
     let mut seen: HashSet<String> = HashSet::new();
     for (actor, reply) in results {
-        match reply.map(|r| r.name) {
-            Some(name) if name != me => {
-                seen.insert(name.clone());
-                let entry = health.entry(name).or_insert(PeerHealth {
+        match reply {
+            Some(r) if r.name != me => {
+                seen.insert(r.name.clone());
+                let entry = health.entry(r.name).or_insert(PeerHealth {
                     actor: actor.clone(),
                     misses: 0,
                     up: false,
+                    instance: r.instance,
+                    leaving: r.leaving,
                 });
                 entry.actor = actor;
                 entry.misses = 0;
                 entry.up = true;
+                entry.instance = r.instance;
+                entry.leaving = r.leaving;
             }
             Some(_) => {}
             None => {
@@ -153,19 +164,24 @@ fn update_health(
     });
 }
 
-/// Hands the peers that are up to the link and, as the view, to the
-/// router's membership policy; delivers the flushes it asks for.
+/// Hands the peers that are up (and not leaving) to the link and, as the
+/// view, to the router's membership policy; delivers the flushes it asks
+/// for.
 fn apply_view(m: &Monitor, health: &HashMap<String, PeerHealth>) {
     let me = &m.settings.node_name;
+    // Held until the view is applied: a departure applied meanwhile by the
+    // peer actor is not undone by a view computed before it.
+    let mut left = m.departures.lock();
     let up: HashMap<String, ActorRef<PeerMsg>> = health
         .iter()
-        .filter(|(_, h)| h.up)
+        .filter(|(n, h)| h.up && !h.leaving && !leave::has_left(&mut left, n, h.instance))
         .map(|(n, h)| (n.clone(), h.actor.clone()))
         .collect();
     let mut view: Vec<String> = up.keys().cloned().collect();
     view.push(me.clone());
     m.link.set_peers(up);
     let change = m.router.apply_view(&view);
+    drop(left);
     if change.changed() {
         tracing::info!(members = ?view, "cluster membership changed");
     }

@@ -7,7 +7,8 @@
 //!               `sessiond-routers`; answers Ping / Resolve / Invalidate /
 //!               FlushAll for this node's Router; messages in `wire`)
 //!   monitor    (`membership`: heartbeat, membership view, pause check;
-//!               `dial`: the reconnect loop)
+//!               `dial`: the reconnect loop, resolving --join names
+//!               every round; `leave`: peers that said they are leaving)
 //!   ClusterLink(`link`: the actors crate's `Link`, calling a peer's
 //!               PeerActor by node name)
 //! ```
@@ -33,6 +34,7 @@
 //! member that came into the view to flush (`FlushAll`).
 
 mod dial;
+mod leave;
 mod link;
 mod membership;
 mod peer;
@@ -55,8 +57,9 @@ pub use link::ClusterLink;
 pub use tls::ClusterTls;
 
 use crate::metrics::Telemetry;
+use leave::Departures;
 use peer::{PeerActor, PeerState};
-use wire::PeerMsg;
+use wire::{LeaveNotice, PeerMsg};
 
 /// The process group every node's PeerActor joins.
 pub const GROUP: &str = "sessiond-routers";
@@ -90,6 +93,8 @@ pub struct Cluster {
     /// With TLS: the accept loop on the cluster address.
     acceptor: Option<JoinHandle<()>>,
     joined: Arc<AtomicBool>,
+    departures: Arc<Departures>,
+    node_name: String,
 }
 
 impl Cluster {
@@ -153,6 +158,8 @@ impl Cluster {
             }
             None => None,
         };
+        let departures = Departures::new(Arc::clone(&link));
+        let node_name = settings.node_name.clone();
         let (peer_actor, _) = Actor::spawn(
             None,
             PeerActor,
@@ -160,6 +167,7 @@ impl Cluster {
                 router: router.clone(),
                 node: settings.node_name.clone(),
                 known: Arc::clone(&known),
+                departures: Arc::clone(&departures),
             },
         )
         .await
@@ -173,6 +181,7 @@ impl Cluster {
             telemetry,
             joined: Arc::clone(&joined),
             shared_known: known,
+            departures: Arc::clone(&departures),
         }));
         Ok(Cluster {
             server,
@@ -180,7 +189,47 @@ impl Cluster {
             monitor,
             acceptor,
             joined,
+            departures,
+            node_name,
         })
+    }
+
+    /// Tells every peer this node is leaving, so each drops it from its
+    /// view at once (no wait for the failure detector) and stops
+    /// forwarding to it; from now on its Ping answers say so too. Waits
+    /// for the peers' answers, each for at most [`PING_TIMEOUT`]. The
+    /// node keeps answering the peers' calls until [`Cluster::stop`].
+    pub async fn leave(&self) {
+        self.departures.start_leaving();
+        let notice = serde_json::to_string(&LeaveNotice {
+            name: self.node_name.clone(),
+            instance: self.departures.instance,
+        })
+        .unwrap_or_default();
+        let peers = ractor::pg::get_members(&GROUP.to_string())
+            .into_iter()
+            .filter(|c| !c.get_id().is_local())
+            .map(ActorRef::<PeerMsg>::from);
+        let told = peers.map(|peer| {
+            let notice = notice.clone();
+            async move {
+                let answer = peer
+                    .call(|r| PeerMsg::Leave(notice, r), Some(PING_TIMEOUT))
+                    .await;
+                matches!(answer, Ok(ractor::rpc::CallResult::Success(_)))
+            }
+        });
+        let told = futures_util::future::join_all(told).await;
+        tracing::info!(
+            peers = told.len(),
+            confirmed = told.iter().filter(|t| **t).count(),
+            "told the peers this node is leaving"
+        );
+    }
+
+    /// Whether [`Cluster::leave`] was called.
+    pub fn leaving(&self) -> bool {
+        self.departures.leaving()
     }
 
     /// True once this node has seen a peer (or needs none).

@@ -8,8 +8,10 @@ use std::sync::{Arc, RwLock};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use sessiond_actors::{FlushReason, InvalidationSource, Lookup, Router};
 
+use super::leave::Departures;
 use super::wire::{
-    InvalidateReply, InvalidateRequest, PeerMsg, PingReply, ResolveReply, ResolveRequest,
+    InvalidateReply, InvalidateRequest, LeaveNotice, PeerMsg, PingReply, ResolveReply,
+    ResolveRequest,
 };
 use super::GROUP;
 
@@ -24,6 +26,8 @@ pub(super) struct PeerState {
     /// Cluster addresses this node knows (its own first), shared by the
     /// monitor.
     pub known: Arc<RwLock<Vec<String>>>,
+    /// Whether this node is leaving, and which peers left.
+    pub departures: Arc<Departures>,
 }
 
 impl Actor for PeerActor {
@@ -52,6 +56,8 @@ impl Actor for PeerActor {
                 let answer = PingReply {
                     name: state.node.clone(),
                     addrs,
+                    instance: state.departures.instance,
+                    leaving: state.departures.leaving(),
                 };
                 let _ = reply.send(serde_json::to_string(&answer).unwrap_or_default());
             }
@@ -95,6 +101,12 @@ impl Actor for PeerActor {
                         let _ = reply.send(serde_json::to_string(&answer).unwrap_or_default());
                     }
                 });
+            }
+            PeerMsg::Leave(notice, reply) => {
+                if let Ok(notice) = serde_json::from_str::<LeaveNotice>(&notice) {
+                    state.departures.peer_left(&notice, &state.router);
+                }
+                let _ = reply.send(String::new());
             }
             PeerMsg::FlushAll(from) => {
                 tracing::info!(peer = %from, "peer asked for a cache flush");

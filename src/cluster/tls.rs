@@ -126,14 +126,15 @@ impl ClusterTls {
         })
     }
 
-    /// Dials `addr` with TLS and hands the stream to the node server, its
-    /// certificate kept.
+    /// Dials `addr` with TLS, expecting a certificate for `host` (the
+    /// `--join` name it was resolved from, or the address's own host), and
+    /// hands the stream to the node server, its certificate kept.
     pub async fn connect(
         &self,
         server: &ActorRef<NodeServerMessage>,
         addr: &str,
+        host: &str,
     ) -> Result<(), String> {
-        let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let name = ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
         let tcp = tokio::net::TcpStream::connect(addr)

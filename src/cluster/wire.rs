@@ -27,12 +27,30 @@ pub enum PeerMsg {
     Invalidate(String, RpcReplyPort<String>),
     /// Drop every cached record (sent by the named peer).
     FlushAll(String),
+    /// A JSON [`LeaveNotice`]: the sender is shutting down; answered once
+    /// this node has dropped it from its view.
+    #[rpc]
+    Leave(String, RpcReplyPort<String>),
 }
 
 #[derive(Serialize, Deserialize)]
 pub struct PingReply {
     pub name: String,
     pub addrs: Vec<String>,
+    /// The answering process (a restart under the same name is another);
+    /// 0 from an older node.
+    #[serde(default)]
+    pub instance: u64,
+    /// The answering node is leaving: keep it out of the view.
+    #[serde(default)]
+    pub leaving: bool,
+}
+
+/// "I am leaving": sent by a node that is shutting down to every peer.
+#[derive(Serialize, Deserialize)]
+pub struct LeaveNotice {
+    pub name: String,
+    pub instance: u64,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -64,11 +64,17 @@ pub async fn healthz() -> Answer {
     path = "/readyz",
     tag = "ops",
     responses(
-        (status = 200, description = "The database answers and the cluster (if any) is joined.", body = super::openapi::Ready),
+        (status = 200, description = "The database answers, the cluster (if any) is joined, the freshness lease is held and the node is not leaving.", body = super::openapi::Ready),
         (status = 503, response = super::openapi::Unavailable),
     )
 )]
 pub async fn readyz(ctx: Arc<Ctx>) -> Answer {
+    // Shutting down: still answering, but no new traffic please.
+    if ctx.drain.leaving() {
+        return Err(ApiError::Unavailable(
+            "leaving: this node is shutting down".into(),
+        ));
+    }
     let cluster = match &ctx.cluster {
         None => "alone",
         Some(c) if c.joined() => "joined",

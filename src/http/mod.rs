@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod client_addr;
+pub mod drain;
 pub mod error;
 pub mod handlers;
 mod headers;
@@ -61,6 +62,8 @@ pub struct Ctx {
     pub audit: Audit,
     /// Whose forwarded client addresses are believed.
     pub trusted_proxies: client_addr::TrustedProxies,
+    /// Set once the node is leaving (`/readyz` 503); counts what still comes.
+    pub drain: Arc<drain::Drain>,
 }
 
 /// Who is calling: the `Authorization` header, the client address, the

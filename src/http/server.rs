@@ -38,6 +38,7 @@ use warp::Filter;
 
 use super::client_addr::TrustedProxies;
 use super::request_id::{self, RequestId};
+use super::drain::Drain;
 
 /// The most `--max-connections` may be.
 pub const MAX_CONNECTIONS: usize = 1 << 24;
@@ -67,12 +68,14 @@ impl Default for Limits {
 /// Serves `filter` on `listener` until `shutdown` resolves; then stops
 /// accepting, lets requests in flight finish (idle connections close at
 /// once) and returns when every connection is gone. `trusted` may set
-/// request ids.
+/// request ids; every request is noted in `drain` (which times the end of
+/// a leaving node's traffic).
 pub async fn serve<F>(
     listener: TcpListener,
     filter: F,
     limits: Limits,
     trusted: TrustedProxies,
+    drain: Arc<Drain>,
     shutdown: impl Future<Output = ()> + Send,
 ) where
     F: Filter + Clone + Send + Sync + 'static,
@@ -115,7 +118,9 @@ pub async fn serve<F>(
         let io = IdleTimeout::new(stream, limits.idle_timeout);
         let service = service.clone();
         let trusted = Arc::clone(&trusted);
+        let drain = Arc::clone(&drain);
         let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::Body>| {
+            drain.request(req.uri().path());
             req.extensions_mut().insert(Peer(peer));
             let id = RequestId::of(peer.ip(), req.headers(), &trusted);
             req.extensions_mut().insert(id.clone());

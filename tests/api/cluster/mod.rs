@@ -5,10 +5,14 @@
 //! This file starts nodes and talks to them; the tests are `failures`
 //! (ownership, forwarding, SIGSTOP, kill -9, rejoin), `membership` (the
 //! nodes run the actors crate's membership policy), `cookie`, `notify`
-//! (PostgreSQL changes reach every node) and `tls`.
+//! (PostgreSQL changes reach every node), `tls`, `leave` (graceful leave:
+//! a rolling restart under load) and `dns_join` (joining by a name that
+//! resolves to several nodes).
 
 mod cookie;
+mod dns_join;
 mod failures;
+mod leave;
 mod membership;
 mod notify;
 mod tls;
@@ -110,29 +114,46 @@ impl Cluster {
         extra: &[String],
         log: Option<(&Path, &str)>,
     ) -> Node {
-        let cluster_addr = format!("127.0.0.1:{cluster_port}");
-        let mut cmd = Command::new(BIN);
+        self.launch(Launch {
+            cookie,
+            extra: extra.to_vec(),
+            log,
+            join: join.iter().map(|n| n.cluster_addr.clone()).collect(),
+            ..Launch::new(name, &format!("127.0.0.1:{cluster_port}"))
+        })
+    }
+
+    /// Starts a node as `spec` says and waits until it listens.
+    fn launch(&self, spec: Launch<'_>) -> Node {
+        let mut cmd = match spec.wrapper.split_first() {
+            None => Command::new(BIN),
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(BIN);
+                c
+            }
+        };
         cmd.arg("serve")
-            .args(extra)
-            .args(["--listen", "127.0.0.1:0", "--node-name", name])
+            .args(&spec.extra)
+            .args(["--listen", &spec.http, "--node-name", spec.name])
             .args([
                 "--cluster-listen",
-                &cluster_addr,
+                &spec.cluster_addr,
                 "--cluster-cookie",
-                cookie,
+                spec.cookie,
             ])
             .env("DATABASE_URL", self.db_url())
             .env("SESSIOND_JWT_SECRET", SECRET)
             .env("SESSIOND_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdout(Stdio::piped());
-        match log {
+        match spec.log {
             None => cmd.env("RUST_LOG", "warn").stderr(Stdio::null()),
             Some((path, filter)) => cmd
                 .env("RUST_LOG", filter)
                 .stderr(std::fs::File::create(path).expect("creates the log file")),
         };
-        for peer in join {
-            cmd.args(["--join", &peer.cluster_addr]);
+        for peer in &spec.join {
+            cmd.args(["--join", peer]);
         }
         let mut child = cmd.spawn().expect("starts sessiond");
         let stdout = child.stdout.take().expect("stdout");
@@ -152,10 +173,41 @@ impl Cluster {
             .to_string();
         // Keep draining stdout in the thread above.
         Node {
-            name: name.to_string(),
+            name: spec.name.to_string(),
             child,
             http,
-            cluster_addr,
+            cluster_addr: spec.cluster_addr,
+        }
+    }
+}
+
+/// How to start a node: [`Launch::new`] gives the defaults.
+struct Launch<'a> {
+    name: &'a str,
+    /// `--listen`.
+    http: String,
+    /// `--cluster-listen`.
+    cluster_addr: String,
+    /// `--join` entries.
+    join: Vec<String>,
+    cookie: &'a str,
+    extra: Vec<String>,
+    log: Option<(&'a Path, &'a str)>,
+    /// A command the node is started through (`unshare …`), or none.
+    wrapper: Vec<String>,
+}
+
+impl<'a> Launch<'a> {
+    fn new(name: &'a str, cluster_addr: &str) -> Launch<'a> {
+        Launch {
+            name,
+            http: "127.0.0.1:0".into(),
+            cluster_addr: cluster_addr.into(),
+            join: Vec::new(),
+            cookie: COOKIE,
+            extra: Vec::new(),
+            log: None,
+            wrapper: Vec::new(),
         }
     }
 }
