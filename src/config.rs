@@ -225,7 +225,7 @@ pub struct ServeArgs {
     pub max_connections: u64,
     /// Log lines as text, or as JSON objects (one per line, with
     /// timestamp, level, target, message, request_id and fields). The
-    /// filter is RUST_LOG (default "info,hyper=error").
+    /// filter is RUST_LOG (default "info,hyper=error,sessiond::access=off").
     #[arg(long, env = "SESSIOND_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// On SIGTERM or SIGINT: /readyz turns 503, the peers are told this

@@ -41,8 +41,11 @@ pub enum LogFormat {
 }
 
 /// The filter when `RUST_LOG` is not set. hyper warns once per shed slow
-/// client: a slowloris attack would otherwise flood the log.
-pub const DEFAULT_FILTER: &str = "info,hyper=error";
+/// client: a slowloris attack would otherwise flood the log. The access
+/// log (a line per request) is off: at tens of thousands of cached
+/// answers a second, a synchronous write per request would cost more than
+/// the answer itself; `RUST_LOG=info,hyper=error` turns it on.
+pub const DEFAULT_FILTER: &str = "info,hyper=error,sessiond::access=off";
 
 /// Installs the global subscriber: `RUST_LOG` (else [`DEFAULT_FILTER`]),
 /// to stderr, in `format`.

@@ -53,8 +53,9 @@ async fn json_logs_parse_line_by_line_and_each_line_of_a_request_has_its_id() {
         .env("DATABASE_URL", &db_url)
         .env("SESSIOND_JWT_SECRET", SECRET)
         .env("SESSIOND_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        // The default filter: what an operator gets.
-        .env_remove("RUST_LOG")
+        // The default filter with the access log on (it is off by
+        // default): a line for every request to find its id on.
+        .env("RUST_LOG", "info,hyper=error")
         .stdout(Stdio::from(std::fs::File::create(&out).expect("a file")))
         .stderr(Stdio::from(std::fs::File::create(&err).expect("a file")))
         .spawn()
