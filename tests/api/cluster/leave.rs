@@ -203,11 +203,10 @@ async fn a_rolling_restart_under_load_fails_no_request_and_serves_nothing_stale(
     let admin = admin_token(&nodes[0]).await;
 
     let lb = Balancer::new(http_addrs.clone());
-    for i in 0..3 {
+    for (i, name) in names.iter().enumerate() {
         assert!(
             lb.wait_ready(i, Duration::from_secs(30)).await,
-            "{} ready",
-            names[i]
+            "{name} ready"
         );
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -292,7 +291,7 @@ async fn a_rolling_restart_under_load_fails_no_request_and_serves_nothing_stale(
         failed_forwards += forward_failures(&n.http).await;
     }
 
-    let h = history.lock().expect("history");
+    let h = std::mem::take(&mut *history.lock().expect("history"));
     let stale = h.stale();
     eprintln!(
         "rolling restart: {} lookups, {} acknowledged role changes, {} failed, {} stale, \
@@ -331,7 +330,6 @@ async fn a_rolling_restart_under_load_fails_no_request_and_serves_nothing_stale(
         .filter(|l| l.contains("serving locally"))
         .collect();
     assert_eq!(failed_forwards, 0.0, "forward failures: {why:?}");
-    drop(h);
     cluster.finish(nodes).await;
 }
 
