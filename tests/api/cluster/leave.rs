@@ -18,6 +18,8 @@ use crate::helpers::Backend;
 const POLL: Duration = Duration::from_millis(100);
 const READERS: usize = 4;
 const USERS: usize = 24;
+/// The nodes' log: warnings, and why a forward failed.
+const LOG_FILTER: &str = "warn,sessiond_actors::router=debug";
 
 /// Sends traffic only to nodes whose last `/readyz` poll said 200.
 struct Balancer {
@@ -168,14 +170,26 @@ async fn a_rolling_restart_under_load_fails_no_request_and_serves_nothing_stale(
         .iter()
         .map(|_| format!("127.0.0.1:{}", free_port()))
         .collect();
+    // Each process's log, with why a forward failed (for the message
+    // should one fail).
+    let logs = tempfile::tempdir().expect("temp dir");
+    let log_paths: Vec<Vec<std::path::PathBuf>> = names
+        .iter()
+        .map(|n| {
+            (0..2)
+                .map(|g| logs.path().join(format!("{n}-{g}.log")))
+                .collect()
+        })
+        .collect();
     // Every node is told every address, as a static peer list would.
-    let launch = |i: usize| Launch {
+    let launch = |i: usize, generation: usize| Launch {
         http: http_addrs[i].clone(),
         join: cluster_addrs.clone(),
         extra: vec!["--shutdown-grace".into(), "10s".into()],
+        log: Some((&log_paths[i][generation], LOG_FILTER)),
         ..Launch::new(names[i], &cluster_addrs[i])
     };
-    let mut nodes: Vec<Node> = (0..3).map(|i| cluster.launch(launch(i))).collect();
+    let mut nodes: Vec<Node> = (0..3).map(|i| cluster.launch(launch(i, 0))).collect();
     for n in &nodes {
         assert!(
             wait_members(n, &names, Duration::from_secs(30)).await,
@@ -189,11 +203,10 @@ async fn a_rolling_restart_under_load_fails_no_request_and_serves_nothing_stale(
     let admin = admin_token(&nodes[0]).await;
 
     let lb = Balancer::new(http_addrs.clone());
-    for i in 0..3 {
+    for (i, name) in names.iter().enumerate() {
         assert!(
             lb.wait_ready(i, Duration::from_secs(30)).await,
-            "{} ready",
-            names[i]
+            "{name} ready"
         );
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -261,7 +274,7 @@ async fn a_rolling_restart_under_load_fails_no_request_and_serves_nothing_stale(
         let (status, took) = terminate(&mut nodes[i], Duration::from_secs(20)).await;
         assert!(status.success(), "{} exited with {status}", names[i]);
         leave_times.push(took);
-        nodes[i] = cluster.launch(launch(i));
+        nodes[i] = cluster.launch(launch(i, 1));
         assert!(
             lb.wait_ready(i, Duration::from_secs(30)).await,
             "{} ready again",
@@ -278,7 +291,7 @@ async fn a_rolling_restart_under_load_fails_no_request_and_serves_nothing_stale(
         failed_forwards += forward_failures(&n.http).await;
     }
 
-    let h = history.lock().expect("history");
+    let h = std::mem::take(&mut *history.lock().expect("history"));
     let stale = h.stale();
     eprintln!(
         "rolling restart: {} lookups, {} acknowledged role changes, {} failed, {} stale, \
@@ -304,8 +317,19 @@ async fn a_rolling_restart_under_load_fails_no_request_and_serves_nothing_stale(
         "stale answers: {:?}",
         &stale[..stale.len().min(10)]
     );
-    assert_eq!(failed_forwards, 0.0, "forward failures");
-    drop(h);
+    let why: Vec<String> = log_paths
+        .iter()
+        .flatten()
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap_or_default()
+                .lines()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .filter(|l| l.contains("serving locally"))
+        .collect();
+    assert_eq!(failed_forwards, 0.0, "forward failures: {why:?}");
     cluster.finish(nodes).await;
 }
 
