@@ -117,6 +117,7 @@ impl ResolveReply {
                 hit,
                 age: Duration::from_millis(age_ms),
                 node: None,
+                near: false,
             }),
             ResolveReply::Found { user, hit, age_ms } => Ok(Served {
                 fetched: Fetched::Found(Arc::new(UserState {
@@ -138,6 +139,7 @@ impl ResolveReply {
                 hit,
                 age: Duration::from_millis(age_ms),
                 node: None,
+                near: false,
             }),
             ResolveReply::Failed(e) => Err(LinkError::Remote(e)),
         }

@@ -4,12 +4,14 @@
 //!
 //! This file starts nodes and talks to them; the tests are `failures`
 //! (ownership, forwarding, SIGSTOP, kill -9, rejoin), `membership` (the
-//! nodes run the actors crate's membership policy), `cookie`, `notify`
-//! (PostgreSQL changes reach every node) and `tls`.
+//! nodes run the actors crate's membership policy), `near` (near copies
+//! on non-owners), `cookie`, `notify` (PostgreSQL changes reach every
+//! node) and `tls`.
 
 mod cookie;
 mod failures;
 mod membership;
+mod near;
 mod notify;
 mod tls;
 
