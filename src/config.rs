@@ -88,7 +88,7 @@ pub struct ServeArgs {
     /// that user's next lookups itself (`off`: every such lookup is
     /// forwarded).
     #[arg(long, env = "SESSIOND_NEAR_CACHE", value_name = "on|off", default_value = "on",
-          value_parser = parse_on_off)]
+          value_parser = parse_on_off, action = clap::ArgAction::Set)]
     pub near_cache: bool,
     /// Passivate a user's session actor after this long without a request.
     #[arg(long, env = "SESSIOND_IDLE_TIMEOUT", default_value = "10m", value_parser = parse_duration)]

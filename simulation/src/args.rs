@@ -111,7 +111,8 @@ pub struct SimArgs {
     /// lookup to the owner keeps the answer under the same fences and
     /// answers the next lookups itself; `off`: every such lookup is
     /// forwarded.
-    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off)]
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off,
+          action = clap::ArgAction::Set)]
     pub near_cache: bool,
     /// Write runs.csv, runs.json and simulation.svg into this directory.
     #[arg(long)]
