@@ -53,7 +53,6 @@ struct Opts<'a> {
 fn start(o: &Opts, name: &str, http: u16, cluster: u16, join: Option<u16>) -> Node {
     let bin = o.bin;
     let mut cmd = Command::new(bin);
-    cmd.args(["--cache-ttl", o.ttl, "--near-cache", o.near]);
     cmd.args([
         "serve",
         "--listen",
@@ -67,6 +66,7 @@ fn start(o: &Opts, name: &str, http: u16, cluster: u16, join: Option<u16>) -> No
         "--cluster-cookie",
         "cluster-bench-cookie-0123456789-abcdefgh",
     ])
+    .args(["--cache-ttl", o.ttl, "--near-cache", o.near])
     .env("DATABASE_URL", o.db)
     .env("SESSIOND_JWT_SECRET", SECRET)
     .env("SESSIOND_ADMIN_PASSWORD", ADMIN_PASSWORD)
@@ -206,10 +206,11 @@ async fn main() {
     let _n1 = start(&o, "n1", h1, c1, None);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let _n2 = start(&o, "n2", h2, c2, Some(c1));
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let _n3 = start(&o, "n3", h3, c3, Some(c1));
     let all_nodes = [h1, h2, h3];
     // Wait for all to see each other.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     'join: loop {
         let mut joined = true;
         for p in all_nodes {
