@@ -1,15 +1,22 @@
-//! Local vs forwarded lookups, side by side in one run: two sessiond nodes
-//! in a cluster on loopback, one shared SQLite file; cached session
-//! resolves sent to node 1 for users node 1 owns (answered locally) and for
-//! users node 2 owns (forwarded over ractor_cluster and answered there).
+//! Lookups spread over a three-node cluster vs one node answering only
+//! its own users, side by side in one run: three sessiond nodes on
+//! loopback sharing one SQLite file. Phase 1 sends cached session
+//! resolves to node 1 for the users node 1 owns (every answer local);
+//! phase 2 spreads every user's resolves round-robin over all three nodes,
+//! as a load balancer does (two in three reach a node that does not own
+//! the user and are answered from its near copy, or forwarded).
 //!
 //! ```text
-//! cargo build --release && cargo run --release --example cluster_bench -- [SECONDS] [CONNECTIONS]
+//! cargo build --release && cargo run --release --example cluster_bench -- [SECONDS] [CONNECTIONS] [TTL] [NEAR]
 //! ```
 //!
-//! (defaults: 10 s per phase, 16 keep-alive connections; the binary is
-//! `SESSIOND_BIN` or `target/release/sessiond`). The load generator shares
-//! the machine's cores with both nodes. Only loopback traffic.
+//! (defaults: 10 s per phase, 16 keep-alive connections, `--cache-ttl 5s`
+//! so that each phase spans several TTLs, near copies `on`; the binary is
+//! `SESSIOND_BIN` or `target/release/sessiond`). It prints requests/s,
+//! p50 and p99 of each phase, their ratios, and the database reads per
+//! user per TTL of each (counted by every node's `/api/perf`). The load
+//! generator shares the machine's cores with the nodes. Only loopback
+//! traffic.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,7 +43,15 @@ fn free_port() -> u16 {
         .unwrap_or(0)
 }
 
-fn start(bin: &str, db: &str, name: &str, http: u16, cluster: u16, join: Option<u16>) -> Node {
+struct Opts<'a> {
+    bin: &'a str,
+    db: &'a str,
+    ttl: &'a str,
+    near: &'a str,
+}
+
+fn start(o: &Opts, name: &str, http: u16, cluster: u16, join: Option<u16>) -> Node {
+    let bin = o.bin;
     let mut cmd = Command::new(bin);
     cmd.args([
         "serve",
@@ -51,7 +66,8 @@ fn start(bin: &str, db: &str, name: &str, http: u16, cluster: u16, join: Option<
         "--cluster-cookie",
         "cluster-bench-cookie-0123456789-abcdefgh",
     ])
-    .env("DATABASE_URL", db)
+    .args(["--cache-ttl", o.ttl, "--near-cache", o.near])
+    .env("DATABASE_URL", o.db)
     .env("SESSIOND_JWT_SECRET", SECRET)
     .env("SESSIOND_ADMIN_PASSWORD", ADMIN_PASSWORD)
     .env("RUST_LOG", "warn")
@@ -93,10 +109,11 @@ async fn json_call(
     }
 }
 
-/// Drives `tokens` round-robin over `connections` for `secs`: (requests/s,
-/// p50 µs, p99 µs, errors).
+/// Drives `tokens` round-robin over `connections` for `secs`, connection
+/// `w` to node `ports[w % ports.len()]`: (requests/s, p50 µs, p99 µs,
+/// errors).
 async fn drive(
-    port: u16,
+    ports: &[u16],
     tokens: &[String],
     connections: usize,
     secs: u64,
@@ -104,6 +121,7 @@ async fn drive(
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut tasks = Vec::new();
     for w in 0..connections {
+        let port = ports[w % ports.len()];
         let tokens: Vec<Vec<u8>> = tokens
             .iter()
             .map(|t| {
@@ -151,25 +169,56 @@ async fn drive(
     (all.len() as f64 / secs as f64, q(0.5), q(0.99), errors)
 }
 
+/// Database reads so far, summed over the nodes.
+async fn db_queries(ports: &[u16]) -> u64 {
+    let mut n = 0;
+    for p in ports {
+        n += json_call(*p, "GET", "/api/perf", None, None).await["db_queries"]
+            .as_u64()
+            .unwrap_or(0);
+    }
+    n
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let secs: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(10);
     let connections: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(16);
+    let ttl_arg = args.get(2).cloned().unwrap_or_else(|| "5s".into());
+    let ttl_secs: f64 = ttl_arg.trim_end_matches('s').parse().unwrap_or_else(|_| {
+        eprintln!("TTL in seconds, as 5s");
+        std::process::exit(2);
+    });
+    let near = args.get(3).cloned().unwrap_or_else(|| "on".into());
     let bin = std::env::var("SESSIOND_BIN").unwrap_or_else(|_| "target/release/sessiond".into());
     let dir = std::env::temp_dir().join(format!("sessiond-cbench-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     let db = format!("sqlite://{}", dir.join("c.db").display());
-    let (h1, h2, c1, c2) = (free_port(), free_port(), free_port(), free_port());
-    let _n1 = start(&bin, &db, "n1", h1, c1, None);
+    let o = Opts {
+        bin: &bin,
+        db: &db,
+        ttl: &ttl_arg,
+        near: &near,
+    };
+    let (h1, h2, h3) = (free_port(), free_port(), free_port());
+    let (c1, c2, c3) = (free_port(), free_port(), free_port());
+    let _n1 = start(&o, "n1", h1, c1, None);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let _n2 = start(&bin, &db, "n2", h2, c2, Some(c1));
-    // Wait for both to see each other.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let p = json_call(h1, "GET", "/api/perf", None, None).await;
-        if p["members"].as_array().map(|m| m.len()) == Some(2) {
-            break;
+    let _n2 = start(&o, "n2", h2, c2, Some(c1));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _n3 = start(&o, "n3", h3, c3, Some(c1));
+    let all_nodes = [h1, h2, h3];
+    // Wait for all to see each other.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    'join: loop {
+        let mut joined = true;
+        for p in all_nodes {
+            let v = json_call(p, "GET", "/api/perf", None, None).await;
+            joined &= v["members"].as_array().map(|m| m.len()) == Some(3);
+        }
+        if joined {
+            break 'join;
         }
         if Instant::now() > deadline {
             eprintln!("the nodes did not join");
@@ -182,9 +231,9 @@ async fn main() {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    // Users, with a token each, sorted by the owner node 1 reports.
-    let (mut local, mut remote) = (Vec::new(), Vec::new());
-    for i in 0..200 {
+    // Users, with a token each; those node 1 owns apart.
+    let (mut own, mut all) = (Vec::new(), Vec::new());
+    for i in 0..240 {
         let email = format!("b{i}@example.test");
         let body =
             json!({"email": email, "password": "bench-password", "role": "user"}).to_string();
@@ -195,27 +244,54 @@ async fn main() {
             .unwrap_or_default()
             .to_string();
         let s = json_call(h1, "GET", "/api/auth/session", Some(&token), None).await;
-        match s["cache"]["node"].as_str() {
-            Some("n1") => local.push(token),
-            Some("n2") => remote.push(token),
-            _ => {}
+        if s["cache"]["node"].as_str() == Some("n1") {
+            own.push(token.clone());
         }
+        all.push(token);
     }
-    println!("users owned by n1: {}, by n2: {}; {secs} s per phase, {connections} connections, all via n1", local.len(), remote.len());
-    let l = drive(h1, &local, connections, secs).await;
-    let r = drive(h1, &remote, connections, secs).await;
-    println!();
-    println!("| lookups via n1 | requests/s | p50 | p99 | errors |");
-    println!("|---|---:|---:|---:|---:|");
     println!(
-        "| owned by n1 (local) | {:.0} | {} µs | {} µs | {} |",
-        l.0, l.1, l.2, l.3
+        "{} users, {} owned by n1; {secs} s per phase, {connections} connections, \
+         --cache-ttl {ttl_arg}, --near-cache {near}",
+        all.len(),
+        own.len()
+    );
+    // Warm every node's copies (and let the creations' holds pass).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    drive(&all_nodes, &all, connections, 2).await;
+    drive(&[h1], &own, connections, 2).await;
+
+    let q0 = db_queries(&all_nodes).await;
+    let local = drive(&[h1], &own, connections, secs).await;
+    let q1 = db_queries(&all_nodes).await;
+    let spread = drive(&all_nodes, &all, connections, secs).await;
+    let q2 = db_queries(&all_nodes).await;
+    let windows = secs as f64 / ttl_secs.max(1e-3);
+    let per_user_ttl = |q: u64, users: usize| q as f64 / users.max(1) as f64 / windows;
+    println!();
+    println!("| phase | requests/s | p50 | p99 | errors | DB reads per user per TTL |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| n1 alone, its own users | {:.0} | {} µs | {} µs | {} | {:.2} |",
+        local.0,
+        local.1,
+        local.2,
+        local.3,
+        per_user_ttl(q1 - q0, own.len())
     );
     println!(
-        "| owned by n2 (forwarded) | {:.0} | {} µs | {} µs | {} |",
-        r.0, r.1, r.2, r.3
+        "| all users round-robin over n1, n2, n3 | {:.0} | {} µs | {} µs | {} | {:.2} |",
+        spread.0,
+        spread.1,
+        spread.2,
+        spread.3,
+        per_user_ttl(q2 - q1, all.len())
     );
     println!();
-    println!("forwarded ÷ local throughput: {:.2}", r.0 / l.0.max(1.0));
+    println!(
+        "spread ÷ alone: throughput {:.2}, p50 {:.2}, p99 {:.2}",
+        spread.0 / local.0.max(1.0),
+        spread.1 as f64 / local.1.max(1) as f64,
+        spread.2 as f64 / local.2.max(1) as f64
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

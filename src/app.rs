@@ -167,6 +167,7 @@ impl Application {
             max_sessions: settings.max_sessions.max(1),
             call_timeout: Duration::from_secs(5),
             lease: (!settings.lease.is_zero()).then_some(settings.lease),
+            near: settings.near_cache,
         };
         let cluster_settings = match &settings.cluster {
             Some(c) => Some(cluster_settings(&settings.node_name, c).await?),

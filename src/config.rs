@@ -90,6 +90,14 @@ pub struct KeysRetireArgs {
     pub common: KeysArgs,
 }
 
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("expected on or off, not {s:?}")),
+    }
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     duration::parse(s)
 }
@@ -135,6 +143,13 @@ pub struct ServeArgs {
     /// leases off: only for a lone node that every write goes through.
     #[arg(long, env = "SESSIOND_LEASE", default_value = "2s", value_parser = parse_duration)]
     pub lease: Duration,
+    /// Near copies: a node that forwards a lookup to the user's owner keeps
+    /// the answer, under the same fences as the owner's copy, and answers
+    /// that user's next lookups itself (`off`: every such lookup is
+    /// forwarded).
+    #[arg(long, env = "SESSIOND_NEAR_CACHE", value_name = "on|off", default_value = "on",
+          value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    pub near_cache: bool,
     /// Passivate a user's session actor after this long without a request.
     #[arg(long, env = "SESSIOND_IDLE_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
     pub idle_timeout: Duration,
@@ -258,6 +273,8 @@ pub struct Settings {
     pub cache_ttl: Duration,
     /// The freshness lease (zero: none).
     pub lease: Duration,
+    /// Keep near copies of other nodes' users (`--near-cache`).
+    pub near_cache: bool,
     pub idle_timeout: Duration,
     pub max_sessions: usize,
     pub jwt_secret: Option<String>,
@@ -287,6 +304,7 @@ impl Settings {
             database_url: a.database_url,
             cache_ttl: a.cache_ttl,
             lease: a.lease,
+            near_cache: a.near_cache,
             idle_timeout: a.idle_timeout,
             max_sessions: usize::try_from(a.max_sessions).unwrap_or(usize::MAX),
             jwt_secret: a.jwt_secret,
@@ -331,6 +349,7 @@ impl Default for Settings {
             database_url: "sqlite://sessiond.db".into(),
             cache_ttl: Duration::from_secs(300),
             lease: Duration::from_secs(2),
+            near_cache: true,
             idle_timeout: Duration::from_secs(600),
             max_sessions: 1_000_000,
             jwt_secret: None,

@@ -56,6 +56,7 @@ fn config(users: usize) -> CacheConfig {
         // As in production: every hit checks the node's freshness lease,
         // held here for the whole run (one renewal, below).
         lease: Some(Duration::from_secs(3600)),
+        near: true,
     }
 }
 

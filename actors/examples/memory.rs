@@ -4,7 +4,12 @@
 //!
 //! ```text
 //! cargo run --release -p sessiond-actors --example memory -- 100000 1000000
+//! cargo run --release -p sessiond-actors --example memory -- --near 1000000
 //! ```
+//!
+//! With `--near`, it measures near copies instead: a second node on the
+//! in-memory network asks for users the first owns (cached there, hibernated)
+//! and keeps the answers; the figure is the heap growth per near copy.
 //!
 //! Users are cached in batches of 25,000 (`SESSIOND_MEMORY_BATCH`), each
 //! batch's actors hibernating before the next arrives, as they would over
@@ -67,6 +72,7 @@ fn rss() -> u64 {
 }
 
 fn main() {
+    let near = std::env::args().any(|a| a == "--near");
     let sizes: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -86,10 +92,94 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if near {
+        println!(
+            "| near copies | RSS / copy | heap / copy | near node: sessions, actors | seconds |"
+        );
+        println!("|---:|---:|---:|---:|---:|");
+        for n in sizes {
+            runtime.block_on(measure_near(n));
+        }
+        return;
+    }
     println!("| cached users | all live: RSS / user | all live: heap / user | hibernated: RSS / user | hibernated: heap / user | seconds |");
     println!("|---:|---:|---:|---:|---:|---:|");
     for n in sizes {
         runtime.block_on(measure(n));
+    }
+}
+
+/// Near copies of `n` users: node `o` owns them all (the other node is
+/// told so by its view until it asks), caches them and hibernates; then
+/// node `m` asks for each and keeps the answer.
+async fn measure_near(n: usize) {
+    use sessiond_actors::memory::MemoryNet;
+    let started = Instant::now();
+    let store = MemoryStore::new();
+    for id in 1..=n as i64 {
+        store.put(id, "user");
+    }
+    let config = CacheConfig {
+        ttl: Duration::from_secs(3600),
+        idle_timeout: Duration::from_secs(3600),
+        hibernate_after: Some(Duration::from_millis(200)),
+        max_sessions: n + 1,
+        call_timeout: Duration::from_secs(60),
+        lease: None,
+        near: true,
+    };
+    let net = MemoryNet::new(vec![Arc::from("o"), Arc::from("m")]);
+    let mut routers = Vec::new();
+    for (i, name) in ["o", "m"].into_iter().enumerate() {
+        let store: Arc<MemoryStore> = Arc::new(store.clone());
+        match Router::start_linked(
+            config.clone(),
+            store,
+            Arc::new(NoopObserver),
+            name,
+            Some(net.link(i)),
+        )
+        .await
+        {
+            Ok(r) => {
+                net.set_router(i, Some(r.clone()));
+                routers.push(r);
+            }
+            Err(e) => {
+                eprintln!("cannot start a router: {e}");
+                return;
+            }
+        }
+    }
+    let (owner, near) = (&routers[0], &routers[1]);
+    // The owner alone in its view caches everyone; the near node sees
+    // only the owner, so it owns no one and forwards everything.
+    owner.apply_view(&["o"]);
+    near.apply_view(&["o"]);
+    for id in 1..=n as i64 {
+        let _ = owner.resolve(id, Lookup::Resolve).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while owner.session_actors() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before = rss();
+    let heap_before = heap();
+    for id in 1..=n as i64 {
+        let _ = near.resolve(id, Lookup::Resolve).await;
+    }
+    let grown = rss().saturating_sub(before);
+    let heap_grown = heap() - heap_before;
+    println!(
+        "| {n} | {} B | {} B | {}, {} | {:.0} |",
+        grown / n as u64,
+        heap_grown / n as i64,
+        near.sessions(),
+        near.session_actors(),
+        started.elapsed().as_secs_f64()
+    );
+    for r in &routers {
+        r.stop().await;
     }
 }
 
@@ -108,6 +198,7 @@ async fn measure(n: usize) {
         max_sessions: n + 1,
         call_timeout: Duration::from_secs(60),
         lease: None,
+        near: true,
     };
     let router =
         match Router::start(config, Arc::new(store.clone()), Arc::new(NoopObserver), "m").await {

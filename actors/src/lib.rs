@@ -113,6 +113,10 @@ pub struct CacheConfig {
     /// (see [`lease`]). `None`: no lease, the cache always answers — for a
     /// node whose every write goes through itself, and for tests.
     pub lease: Option<Duration>,
+    /// Keep near copies: a node that forwards a lookup to the user's owner
+    /// keeps the owner's answer, under the same fences as the owner's own
+    /// copy, and answers the next lookups itself (see [`Router::resolve`]).
+    pub near: bool,
 }
 
 impl CacheConfig {
@@ -142,6 +146,7 @@ impl Default for CacheConfig {
             max_sessions: 1_000_000,
             call_timeout: Duration::from_secs(5),
             lease: None,
+            near: true,
         }
     }
 }

@@ -139,6 +139,9 @@ impl Router {
     pub fn flush(&self, reason: FlushReason) {
         let inner = &*self.inner;
         inner.registry.flush();
+        // Near copies asked for after this point may come from an owner
+        // that has not applied what this node missed: not kept for a while.
+        self.hold_near(None);
         tracing::debug!(node = %inner.node, reason = %reason.as_str(), "cache flushed");
         inner.observer.flushed(reason);
     }

@@ -57,8 +57,12 @@ pub struct Served {
     pub hit: bool,
     /// How old the record was when served.
     pub age: Duration,
-    /// The node that answered, when it was not this one.
+    /// The node that answered, when it was not this one: the user's owner.
+    /// A near copy's answer names the owner too.
     pub node: Option<Arc<str>>,
+    /// Answered from this node's near copy of the owner's record (see
+    /// [`crate::Router::resolve`]).
+    pub near: bool,
 }
 
 /// Why a lookup failed.
@@ -332,6 +336,7 @@ impl Actor for SessionActor {
                         hit: true,
                         age,
                         node: None,
+                        near: false,
                     }));
                 } else {
                     let reason = state.miss_reason();
@@ -388,6 +393,7 @@ impl Actor for SessionActor {
                                     hit: false,
                                     age: Duration::ZERO,
                                     node: None,
+                                    near: false,
                                 }));
                             }
                             // Raced an invalidation, or the store is behind

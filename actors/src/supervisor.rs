@@ -30,6 +30,9 @@ pub enum SupervisorMsg {
     Sweep,
     /// Forget these users' sessions (they moved to another node).
     Drop(Vec<i64>),
+    /// Make room for the near copies the router adds (it inserts them
+    /// itself, with no actor): forget the least recently used at the cap.
+    MakeRoom,
 }
 
 #[cfg(feature = "cluster")]
@@ -195,6 +198,7 @@ impl Actor for Supervisor {
                     }
                 }
             }
+            SupervisorMsg::MakeRoom => state.make_room(),
             SupervisorMsg::Drop(users) => {
                 for user_id in users {
                     state.forget_session(user_id);

@@ -21,6 +21,7 @@ fn config() -> CacheConfig {
         max_sessions: 10_000,
         call_timeout: Duration::from_secs(5),
         lease: None,
+        near: true,
     }
 }
 

@@ -175,8 +175,10 @@ async fn the_networks_hook_delays_and_loses_messages() {
             lost: drawn.load(std::sync::atomic::Ordering::Relaxed),
         }
     });
+    // Every lookup is forwarded: no near copies.
     let config = CacheConfig {
         call_timeout: Duration::from_millis(200),
+        near: false,
         ..CacheConfig::default()
     };
     let routers = join(&net, &store, config).await;

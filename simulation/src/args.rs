@@ -107,6 +107,13 @@ pub struct SimArgs {
     /// faults: a way to see the check catch it.
     #[arg(long)]
     pub ack_unconfirmed: bool,
+    /// Near copies (`on`, as the service's default): a node that forwards a
+    /// lookup to the owner keeps the answer under the same fences and
+    /// answers the next lookups itself; `off`: every such lookup is
+    /// forwarded.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off,
+          action = clap::ArgAction::Set)]
+    pub near_cache: bool,
     /// Write runs.csv, runs.json and simulation.svg into this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -323,6 +330,14 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
         return Err(format!("`{t}`: a rate is a non-negative number"));
     }
     Ok(n / per)
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("expected on or off, not {s:?}")),
+    }
 }
 
 fn parse_number(s: &str) -> Result<f64, String> {

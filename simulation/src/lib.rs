@@ -162,6 +162,7 @@ pub fn scenario(args: &SimArgs) -> Result<Scenario, SimError> {
         call_timeout: CALL_TIMEOUT,
         lease: args.lease,
         ack_unconfirmed: args.ack_unconfirmed,
+        near: args.near_cache,
         max_sessions: 1_000_000,
         timer_per_event: false,
     })

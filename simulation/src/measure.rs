@@ -216,6 +216,9 @@ pub struct Recorder {
     pub error_kinds: [u64; 4],
     /// Requests answered by another node than the one they entered.
     pub remote_answers: u64,
+    /// Requests answered from the entry node's near copy of the owner's
+    /// record (also counted in `remote_answers`).
+    pub near_answers: u64,
     pub stale_answers: u64,
     pub latency: Histogram,
     pub changes: Vec<Change>,
@@ -271,6 +274,9 @@ impl Recorder {
         }
         if served.node.is_some() {
             self.remote_answers += 1;
+        }
+        if served.near {
+            self.near_answers += 1;
         }
         let version = served.fetched.version();
         if let Some(list) = self.user_changes.get(&sent.user) {
@@ -512,6 +518,7 @@ mod tests {
             hit: true,
             age: Duration::ZERO,
             node: None,
+            near: false,
         });
         rec.answer(v1(5), &served, Duration::ZERO);
         assert_eq!(rec.stale_after_ack, 0, "not acknowledged yet");

@@ -44,6 +44,13 @@ fn lease_run(flags: &str) -> (LeaseFigures, String) {
 /// and no acknowledgement later than a lease allows.
 fn check(l: &LeaseFigures, nodes: u64, table: &str) {
     assert_eq!(l.stale_after_ack, 0, "{table}");
+    // Near copies are on, as in the service: many answers came from them,
+    // all checked like the rest.
+    assert!(
+        l.near > 500,
+        "answers from near copies: {}\n{table}",
+        l.near
+    );
     assert!(l.checked > 1000, "answers checked: {}\n{table}", l.checked);
     assert!(l.acked > 200, "{table}");
     assert_eq!(l.unconfirmed, 0, "{table}");
@@ -83,6 +90,43 @@ fn three_nodes_under_partition_cut_off_and_pauses_answer_nothing_stale_after_an_
 fn twenty_nodes_under_the_same_faults_answer_nothing_stale_after_an_ack() {
     let (l, table) = lease_run(&format!("{} --jobs 1", faults(20)));
     check(&l, 20, &table);
+}
+
+/// Near copies change where lookups are answered, not what the database
+/// sees: with them on, the same run reads it no more often than with them
+/// off (every lookup forwarded to the owner), and answers most lookups of
+/// other nodes' users from the entry node.
+#[test]
+fn near_copies_read_the_database_no_more_than_forwarding() {
+    let base = "--users 100 --rps 50 --duration 5m --ttl 30s --policy lease --nodes 3 \
+                --role-change-rate 600/h --deactivation-rate 60/h --seed 5 --jobs 1";
+    let (on_report, on_table) = run(base);
+    let on = on_report.unwrap_or_else(|e| panic!("{e}\n{on_table}"));
+    let (off_report, off_table) = run(&format!("{base} --near-cache off"));
+    let off = off_report.unwrap_or_else(|e| panic!("{e}\n{off_table}"));
+    let (on, off) = (&on.runs[0], &off.runs[0]);
+    let near = on.lease.as_ref().map_or(0, |l| l.near);
+    assert_eq!(off.lease.as_ref().map_or(0, |l| l.near), 0, "{off_table}");
+    assert!(
+        near * 2 > on.remote_answers,
+        "most answers about other nodes' users came from near copies: {near} of {}\n{on_table}",
+        on.remote_answers
+    );
+    assert!(
+        on.queries <= off.queries + off.queries / 50,
+        "database reads with near copies {} vs without {}\n{on_table}\n{off_table}",
+        on.queries,
+        off.queries
+    );
+    assert!(
+        on.forwarded * 3 < off.forwarded,
+        "forwarded {} vs {}",
+        on.forwarded,
+        off.forwarded
+    );
+    for r in [on, off] {
+        assert_eq!(r.lease.as_ref().map(|l| l.stale_after_ack), Some(0));
+    }
 }
 
 #[test]

@@ -135,6 +135,7 @@ impl ResolveReply {
                 hit,
                 age: Duration::from_millis(age_ms),
                 node: None,
+                near: false,
             }),
             ResolveReply::Found { user, hit, age_ms } => Ok(Served {
                 fetched: Fetched::Found(Arc::new(UserState {
@@ -156,6 +157,7 @@ impl ResolveReply {
                 hit,
                 age: Duration::from_millis(age_ms),
                 node: None,
+                near: false,
             }),
             ResolveReply::Failed(e) => Err(LinkError::Remote(e)),
         }

@@ -38,7 +38,11 @@ pub struct CacheJson<'a> {
     pub age_ms: u64,
     pub ttl_ms: u64,
     pub version: i64,
+    /// The node that owns the user (and answered, or whose answer this
+    /// node kept).
     pub node: &'a str,
+    /// Answered from this node's near copy of the owner's record.
+    pub near: bool,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -25,7 +25,12 @@ pub struct CacheInfo {
     pub age_ms: u64,
     pub ttl_ms: u64,
     pub version: i64,
+    /// The node that owns the user.
     pub node: String,
+    /// Answered from the near copy of the node the request reached (absent
+    /// from older servers: false).
+    #[serde(default)]
+    pub near: bool,
 }
 
 /// The answer of `GET /api/auth/session`.

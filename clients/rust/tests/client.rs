@@ -76,6 +76,7 @@ async fn a_valid_token_hands_the_handler_its_session() {
     assert_eq!(s.user.status, UserStatus::Active);
     assert!(!s.expires.is_empty());
     assert_eq!(s.cache.node, "local");
+    assert!(!s.cache.near, "one node: no near copy");
     // Any case of the scheme, surrounding spaces: as sessiond reads it.
     let again = filter_with(&sessiond, Some(&format!("  bearer {token} ")))
         .await

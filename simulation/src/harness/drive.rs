@@ -80,6 +80,7 @@ pub(super) async fn drive(
         max_sessions: scenario.max_sessions,
         call_timeout: scenario.call_timeout,
         lease: (policy == Policy::Lease).then_some(scenario.lease),
+        near: scenario.near,
     };
     let store = Arc::new(SimStore::new(
         users,

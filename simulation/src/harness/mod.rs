@@ -95,6 +95,9 @@ pub struct Scenario {
     pub lease: Duration,
     /// Acknowledge `lease` writes without confirmation (a broken mode).
     pub ack_unconfirmed: bool,
+    /// Nodes keep near copies of the owner's answers (as the service does
+    /// by default).
+    pub near: bool,
     pub max_sessions: usize,
     /// Wait for every event on a timer, never advancing the clock directly
     /// (slower; the results are the same, which a test checks).

@@ -84,6 +84,9 @@ pub struct LeaseFigures {
     /// Lookups read through for want of a lease.
     pub unleased: u64,
     pub lease_flushes: u64,
+    /// Answers from a near copy (the entry node's copy of the owner's
+    /// answer), all checked like the rest.
+    pub near: u64,
 }
 
 /// One run, summarised.
@@ -303,6 +306,7 @@ pub fn summarise(scenario: &Scenario, policy: Policy, ttl: Duration, raw: RawRun
             stale_after_ack: rec.stale_after_ack,
             unleased: obs.misses(MissReason::Unleased),
             lease_flushes: obs.flushes(sessiond_actors::FlushReason::Lease),
+            near: rec.near_answers,
         }
     });
     let secs = scenario.duration().as_secs_f64().max(1e-9);

@@ -223,10 +223,11 @@ pub fn table(seed: u64, scenario: &Scenario, runs: &[RunSummary]) -> String {
         );
         let _ = writeln!(
             out,
-            "{}: stale answers after an acknowledgement: {} (of {} answers to users with an acknowledged write)",
+            "{}: stale answers after an acknowledgement: {} (of {} answers to users with an acknowledged write; {} answers from near copies in all)",
             run_name(r.policy, r.ttl),
             l.stale_after_ack,
             l.checked,
+            l.near,
         );
     }
     for r in runs {

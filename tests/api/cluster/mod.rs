@@ -4,16 +4,17 @@
 //!
 //! This file starts nodes and talks to them; the tests are `failures`
 //! (ownership, forwarding, SIGSTOP, kill -9, rejoin), `membership` (the
-//! nodes run the actors crate's membership policy), `cookie`, `notify`
-//! (PostgreSQL changes reach every node), `tls`, `leave` (graceful leave:
-//! a rolling restart under load) and `dns_join` (joining by a name that
-//! resolves to several nodes).
+//! nodes run the actors crate's membership policy), `near` (near copies
+//! on non-owners), `cookie`, `notify` (PostgreSQL changes reach every
+//! node), `tls`, `leave` (graceful leave: a rolling restart under load)
+//! and `dns_join` (joining by a name that resolves to several nodes).
 
 mod cookie;
 mod dns_join;
 mod failures;
 mod leave;
 mod membership;
+mod near;
 mod notify;
 mod tls;
 

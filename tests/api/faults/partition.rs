@@ -111,17 +111,22 @@ async fn cut_off_node_never_answers_stale(
         .into_iter()
         .find(|(_, _, a)| a.status == 503)
         .map(|(_, answered, _)| answered - cut_at);
+    // From b's own cache: its copy of a user it owns, or its near copy
+    // (an answer forwarded to a and hit in a's cache is a's).
+    let from_b_cache = |a: &netns::Answer| {
+        a.status == 200
+            && a.body["cache"]["hit"] == true
+            && (a.body["cache"]["node"] == "b" || a.body["cache"]["near"] == true)
+    };
     let first_uncached = cached
         .seen()
         .into_iter()
-        .find(|(_, _, a)| !(a.status == 200 && a.body["cache"]["hit"] == true))
+        .find(|(_, _, a)| !from_b_cache(a))
         .map(|(_, answered, a)| (answered - cut_at, a.status));
     let hits_after_bound = cached
         .seen()
         .into_iter()
-        .filter(|(sent, _, a)| {
-            *sent > cut_at + LAPSE_BOUND && a.status == 200 && a.body["cache"]["hit"] == true
-        })
+        .filter(|(sent, _, a)| *sent > cut_at + LAPSE_BOUND && from_b_cache(a))
         .count();
     drop((ready, cached));
     let lease_valid = pair.http.metric(&pair.b, "sessiond_lease_valid").await;
