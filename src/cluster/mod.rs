@@ -127,7 +127,7 @@ impl Cluster {
         let (server, _) = Actor::spawn(None, server, ())
             .await
             .context("cannot start the cluster node server")?;
-        let departures = Departures::new(Arc::clone(&link));
+        let departures = Departures::new();
         let node_name = settings.node_name.clone();
         let (peer_actor, _) = Actor::spawn(
             None,
