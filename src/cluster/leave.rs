@@ -21,7 +21,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use sessiond_actors::Router;
 
 use super::wire::LeaveNotice;
-use super::ClusterLink;
 
 /// This process's side of leaving, and what it knows of peers that left.
 pub(super) struct Departures {
@@ -34,16 +33,14 @@ pub(super) struct Departures {
     /// Also the lock under which a view is computed and applied, so a
     /// departure and a heartbeat never apply views out of order.
     left: Mutex<HashMap<String, u64>>,
-    link: Arc<ClusterLink>,
 }
 
 impl Departures {
-    pub fn new(link: Arc<ClusterLink>) -> Arc<Departures> {
+    pub fn new() -> Arc<Departures> {
         Arc::new(Departures {
             instance: random_instance(),
             leaving: AtomicBool::new(false),
             left: Mutex::new(HashMap::new()),
-            link,
         })
     }
 
@@ -60,15 +57,17 @@ impl Departures {
         self.left.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A peer says it is leaving: no more forwards or invalidations go to
-    /// it, and its users belong to the other members from now on.
+    /// A peer says it is leaving: its users belong to the other members
+    /// from now on, and no new lookup or invalidation goes to it.
     pub fn peer_left(&self, notice: &LeaveNotice, router: &Router) {
         if notice.name == router.node() {
             return;
         }
         let mut left = self.lock();
         left.insert(notice.name.clone(), notice.instance);
-        self.link.remove_peer(&notice.name);
+        // The link keeps the peer until the next heartbeat's view: a
+        // lookup that picked it as owner from the view before this one
+        // still reaches it (it answers until it exits).
         let view: Vec<Arc<str>> = router
             .members()
             .iter()

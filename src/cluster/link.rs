@@ -39,14 +39,6 @@ impl ClusterLink {
     pub(super) fn set_peers(&self, peers: HashMap<String, ActorRef<PeerMsg>>) {
         *self.peers.write().unwrap_or_else(|e| e.into_inner()) = peers;
     }
-
-    /// Stops calling `node` (it is leaving).
-    pub(super) fn remove_peer(&self, node: &str) {
-        self.peers
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(node);
-    }
 }
 
 async fn call_peer(

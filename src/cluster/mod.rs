@@ -158,7 +158,7 @@ impl Cluster {
             }
             None => None,
         };
-        let departures = Departures::new(Arc::clone(&link));
+        let departures = Departures::new();
         let node_name = settings.node_name.clone();
         let (peer_actor, _) = Actor::spawn(
             None,
