@@ -37,8 +37,8 @@ use tracing::Instrument;
 use warp::Filter;
 
 use super::client_addr::TrustedProxies;
-use super::request_id::{self, RequestId};
 use super::drain::Drain;
+use super::request_id::{self, RequestId};
 
 /// The most `--max-connections` may be.
 pub const MAX_CONNECTIONS: usize = 1 << 24;
