@@ -381,6 +381,12 @@ pub async fn confirm_write(
         .collect();
     let mut done = Confirmed::default();
     loop {
+        // Registered before the acks are read: an ack that lands between
+        // the read and the wait must wake it (`notify_waiters` wakes only
+        // registered waiters), or the write waits a poll and a query.
+        let acked = acks.changed.notified();
+        tokio::pin!(acked);
+        acked.as_mut().enable();
         let before = pending.len();
         pending.retain(|(h, _)| !acks.has(h.instance));
         done.confirmed += before - pending.len();
@@ -399,7 +405,7 @@ pub async fn confirm_write(
             .min(now + CONFIRM_POLL);
         tokio::select! {
             _ = tokio::time::sleep_until(wake) => {}
-            _ = acks.changed.notified() => continue,
+            _ = &mut acked => continue,
         }
         // Holders that renewed past the write have applied it. A database
         // that stopped answering only means waiting for the leases to end.
