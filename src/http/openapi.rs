@@ -163,13 +163,9 @@ impl Modify for RequestIdHeader {
                 "Kept as the request's id only from a peer listed in `--trusted-proxies`, \
                  and only when it is 1 to 128 visible ASCII characters; otherwise ignored.",
             ))
-            .schema(Some(
-                Object::builder()
-                    .schema_type(Type::String)
-                    .min_length(Some(1))
-                    .max_length(Some(super::request_id::MAX_LEN))
-                    .pattern(Some("^[\\x21-\\x7E]+$")),
-            ))
+            // Any value is accepted (an unusable one is replaced, not
+            // refused), so the schema constrains nothing.
+            .schema(Some(Object::builder().schema_type(Type::String)))
             .build();
         for item in openapi.paths.paths.values_mut() {
             let ops = [
