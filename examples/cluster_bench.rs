@@ -1,22 +1,29 @@
-//! Lookups spread over a three-node cluster vs one node answering only
-//! its own users, side by side in one run: three sessiond nodes on
-//! loopback sharing one SQLite file. Phase 1 sends cached session
-//! resolves to node 1 for the users node 1 owns (every answer local);
-//! phase 2 spreads every user's resolves round-robin over all three nodes,
-//! as a load balancer does (two in three reach a node that does not own
-//! the user and are answered from its near copy, or forwarded).
+//! Lookups spread over a three-node cluster vs lookups answered by their
+//! owner, side by side in one run: three sessiond nodes on loopback
+//! sharing one SQLite file, and three phases per round:
+//!
+//! 1. node 1 alone answers the users it owns (every answer local; the two
+//!    other nodes idle);
+//! 2. each node answers the users it owns (every answer local, all three
+//!    nodes busy: what a load balancer that knew the owners would do);
+//! 3. every user's lookups round-robin over all three nodes, as a plain
+//!    load balancer sends them: two in three reach a node that does not
+//!    own the user and are answered from its near copy (or forwarded, with
+//!    `--near-cache off`).
 //!
 //! ```text
-//! cargo build --release && cargo run --release --example cluster_bench -- [SECONDS] [CONNECTIONS] [TTL] [NEAR]
+//! cargo build --release --bin sessiond --example cluster_bench
+//! target/release/examples/cluster_bench [SECONDS] [CONNECTIONS] [TTL] [NEAR] [ROUNDS]
 //! ```
 //!
 //! (defaults: 10 s per phase, 16 keep-alive connections, `--cache-ttl 5s`
-//! so that each phase spans several TTLs, near copies `on`; the binary is
-//! `SESSIOND_BIN` or `target/release/sessiond`). It prints requests/s,
-//! p50 and p99 of each phase, their ratios, and the database reads per
-//! user per TTL of each (counted by every node's `/api/perf`). The load
-//! generator shares the machine's cores with the nodes. Only loopback
-//! traffic.
+//! so that each phase spans several TTLs, near copies `on`, one round; the
+//! binary is `SESSIOND_BIN` or `target/release/sessiond`). Each connection
+//! sends every token of its phase in turn from its own offset. It prints
+//! requests/s, p50 and p99 of each phase, the ratios of phase 3 to phases 1
+//! and 2, and the database reads per user per TTL of each (counted by every
+//! node's `/api/perf`). The load generator shares the machine's cores with
+//! the nodes. Only loopback traffic.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -109,20 +116,16 @@ async fn json_call(
     }
 }
 
-/// Drives `tokens` round-robin over `connections` for `secs`, connection
-/// `w` to node `ports[w % ports.len()]`: (requests/s, p50 µs, p99 µs,
+/// Drives the routes for `secs` over `connections` keep-alive
+/// connections, connection `w` to `routes[w % routes.len()]` (a node's
+/// port and the tokens it is sent, in turn): (requests/s, p50 µs, p99 µs,
 /// errors).
-async fn drive(
-    ports: &[u16],
-    tokens: &[String],
-    connections: usize,
-    secs: u64,
-) -> (f64, u64, u64, u64) {
+async fn drive(routes: &[(u16, &[String])], connections: usize, secs: u64) -> (f64, u64, u64, u64) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut tasks = Vec::new();
     for w in 0..connections {
-        let port = ports[w % ports.len()];
-        let tokens: Vec<Vec<u8>> = tokens
+        let (port, tokens) = routes[w % routes.len()];
+        let requests: Vec<Vec<u8>> = tokens
             .iter()
             .map(|t| {
                 let session = http::Request {
@@ -137,17 +140,23 @@ async fn drive(
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut errors = 0u64;
+            if requests.is_empty() {
+                return (lat, errors);
+            }
             let Ok(mut c) = Conn::open(("127.0.0.1", port)).await else {
                 return (lat, 1);
             };
-            let mut i = w;
+            // Every connection sends every token of its route in turn,
+            // from its own offset: a user's lookups reach every node of
+            // the route, as a round-robin load balancer sends them.
+            let mut i = w * requests.len() / connections;
             while Instant::now() < deadline {
                 let t = Instant::now();
-                match c.roundtrip(&tokens[i % tokens.len()]).await {
+                match c.roundtrip(&requests[i % requests.len()]).await {
                     Ok(200) => lat.push(t.elapsed().as_micros() as u64),
                     _ => errors += 1,
                 }
-                i += connections;
+                i += 1;
             }
             (lat, errors)
         }));
@@ -169,15 +178,16 @@ async fn drive(
     (all.len() as f64 / secs as f64, q(0.5), q(0.99), errors)
 }
 
-/// Database reads so far, summed over the nodes.
-async fn db_queries(ports: &[u16]) -> u64 {
-    let mut n = 0;
+/// Database reads and cache misses so far, summed over the nodes (a
+/// non-owner's miss, answered by a forwarded call, counts on both).
+async fn db_queries(ports: &[u16]) -> (u64, u64) {
+    let (mut queries, mut misses) = (0, 0);
     for p in ports {
-        n += json_call(*p, "GET", "/api/perf", None, None).await["db_queries"]
-            .as_u64()
-            .unwrap_or(0);
+        let perf = json_call(*p, "GET", "/api/perf", None, None).await;
+        queries += perf["db_queries"].as_u64().unwrap_or(0);
+        misses += perf["misses"].as_u64().unwrap_or(0);
     }
-    n
+    (queries, misses)
 }
 
 #[tokio::main]
@@ -191,6 +201,7 @@ async fn main() {
         std::process::exit(2);
     });
     let near = args.get(3).cloned().unwrap_or_else(|| "on".into());
+    let rounds: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(1);
     let bin = std::env::var("SESSIOND_BIN").unwrap_or_else(|_| "target/release/sessiond".into());
     let dir = std::env::temp_dir().join(format!("sessiond-cbench-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
@@ -231,8 +242,10 @@ async fn main() {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    // Users, with a token each; those node 1 owns apart.
-    let (mut own, mut all) = (Vec::new(), Vec::new());
+    // Users, with a token each, grouped by the node that owns them.
+    let names = ["n1", "n2", "n3"];
+    let mut owned: [Vec<String>; 3] = Default::default();
+    let mut all = Vec::new();
     for i in 0..240 {
         let email = format!("b{i}@example.test");
         let body =
@@ -244,54 +257,115 @@ async fn main() {
             .unwrap_or_default()
             .to_string();
         let s = json_call(h1, "GET", "/api/auth/session", Some(&token), None).await;
-        if s["cache"]["node"].as_str() == Some("n1") {
-            own.push(token.clone());
+        match names
+            .iter()
+            .position(|n| s["cache"]["node"].as_str() == Some(n))
+        {
+            Some(k) => owned[k].push(token.clone()),
+            None => {
+                eprintln!("no owner in the answer for {email}: {s}");
+                std::process::exit(2);
+            }
         }
         all.push(token);
     }
     println!(
-        "{} users, {} owned by n1; {secs} s per phase, {connections} connections, \
-         --cache-ttl {ttl_arg}, --near-cache {near}",
+        "{} users, owned {} / {} / {} by n1 / n2 / n3; {secs} s per phase, {rounds} round(s), \
+         {connections} connections, --cache-ttl {ttl_arg}, --near-cache {near}",
         all.len(),
-        own.len()
+        owned[0].len(),
+        owned[1].len(),
+        owned[2].len(),
     );
+    let alone: Vec<(u16, &[String])> = vec![(h1, &owned[0])];
+    let by_owner: Vec<(u16, &[String])> = (0..3).map(|k| (all_nodes[k], &owned[k][..])).collect();
+    let spread: Vec<(u16, &[String])> = all_nodes.iter().map(|&p| (p, &all[..])).collect();
+    let phases = [
+        ("n1 alone, its own users", &alone, owned[0].len()),
+        ("each node its own users", &by_owner, all.len()),
+        ("all users round-robin over n1, n2, n3", &spread, all.len()),
+    ];
     // Warm every node's copies (and let the creations' holds pass).
     tokio::time::sleep(Duration::from_secs(3)).await;
-    drive(&all_nodes, &all, connections, 2).await;
-    drive(&[h1], &own, connections, 2).await;
-
-    let q0 = db_queries(&all_nodes).await;
-    let local = drive(&[h1], &own, connections, secs).await;
-    let q1 = db_queries(&all_nodes).await;
-    let spread = drive(&all_nodes, &all, connections, secs).await;
-    let q2 = db_queries(&all_nodes).await;
+    for (_, routes, _) in &phases {
+        drive(routes, connections, 2).await;
+    }
     let windows = secs as f64 / ttl_secs.max(1e-3);
     let per_user_ttl = |q: u64, users: usize| q as f64 / users.max(1) as f64 / windows;
-    println!();
-    println!("| phase | requests/s | p50 | p99 | errors | DB reads per user per TTL |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    println!(
-        "| n1 alone, its own users | {:.0} | {} µs | {} µs | {} | {:.2} |",
-        local.0,
-        local.1,
-        local.2,
-        local.3,
-        per_user_ttl(q1 - q0, own.len())
-    );
-    println!(
-        "| all users round-robin over n1, n2, n3 | {:.0} | {} µs | {} µs | {} | {:.2} |",
-        spread.0,
-        spread.1,
-        spread.2,
-        spread.3,
-        per_user_ttl(q2 - q1, all.len())
-    );
-    println!();
-    println!(
-        "spread ÷ alone: throughput {:.2}, p50 {:.2}, p99 {:.2}",
-        spread.0 / local.0.max(1.0),
-        spread.1 as f64 / local.1.max(1) as f64,
-        spread.2 as f64 / local.2.max(1) as f64
-    );
+    let mut ratios: Vec<[f64; 6]> = Vec::new();
+    for round in 1..=rounds {
+        println!();
+        println!("round {round}");
+        println!();
+        println!(
+            "| phase | requests/s | p50 | p99 | errors | misses | DB reads per user per TTL |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|");
+        let mut results = Vec::new();
+        for (name, routes, users) in &phases {
+            let q0 = db_queries(&all_nodes).await;
+            let r = drive(routes, connections, secs).await;
+            let q1 = db_queries(&all_nodes).await;
+            println!(
+                "| {name} | {:.0} | {} µs | {} µs | {} | {} | {:.2} |",
+                r.0,
+                r.1,
+                r.2,
+                r.3,
+                q1.1 - q0.1,
+                per_user_ttl(q1.0 - q0.0, *users)
+            );
+            results.push(r);
+        }
+        let ratio = |a: &(f64, u64, u64, u64), b: &(f64, u64, u64, u64)| {
+            (
+                a.0 / b.0.max(1.0),
+                a.1 as f64 / b.1.max(1) as f64,
+                a.2 as f64 / b.2.max(1) as f64,
+            )
+        };
+        let vs_alone = ratio(&results[2], &results[0]);
+        let vs_owners = ratio(&results[2], &results[1]);
+        println!();
+        println!(
+            "round-robin ÷ n1 alone: throughput {:.2}, p50 {:.2}, p99 {:.2}",
+            vs_alone.0, vs_alone.1, vs_alone.2
+        );
+        println!(
+            "round-robin ÷ each node its own users: throughput {:.2}, p50 {:.2}, p99 {:.2}",
+            vs_owners.0, vs_owners.1, vs_owners.2
+        );
+        ratios.push([
+            vs_alone.0,
+            vs_alone.1,
+            vs_alone.2,
+            vs_owners.0,
+            vs_owners.1,
+            vs_owners.2,
+        ]);
+    }
+    if rounds > 1 {
+        // Medians over the rounds: the machine's noise moves single
+        // rounds more than the cache does.
+        let median = |k: usize| {
+            let mut v: Vec<f64> = ratios.iter().map(|r| r[k]).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        println!();
+        println!("medians over {rounds} rounds");
+        println!(
+            "round-robin ÷ n1 alone: throughput {:.2}, p50 {:.2}, p99 {:.2}",
+            median(0),
+            median(1),
+            median(2)
+        );
+        println!(
+            "round-robin ÷ each node its own users: throughput {:.2}, p50 {:.2}, p99 {:.2}",
+            median(3),
+            median(4),
+            median(5)
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -116,7 +116,9 @@ async fn measure_near(n: usize) {
     use sessiond_actors::memory::MemoryNet;
     let started = Instant::now();
     let store = MemoryStore::new();
-    for id in 1..=n as i64 {
+    // Twice as many users as near copies wanted: the near node owns about
+    // half of them itself (see below).
+    for id in 1..=2 * n as i64 + 1_000 {
         store.put(id, "user");
     }
     let config = CacheConfig {
@@ -152,11 +154,20 @@ async fn measure_near(n: usize) {
         }
     }
     let (owner, near) = (&routers[0], &routers[1]);
-    // The owner alone in its view caches everyone; the near node sees
-    // only the owner, so it owns no one and forwards everything.
+    // The owner alone in its view caches everyone asked for; the near
+    // node's view holds both (a node is always in its own view), and the
+    // users measured are the first `n` it sees the owner own.
     owner.apply_view(&["o"]);
-    near.apply_view(&["o"]);
-    for id in 1..=n as i64 {
+    near.apply_view(&["m", "o"]);
+    let ids: Vec<i64> = (1..=2 * n as i64 + 1_000)
+        .filter(|&id| &*near.owner_of(id) == "o")
+        .take(n)
+        .collect();
+    if ids.len() < n {
+        eprintln!("only {} of {n} users are the owner's", ids.len());
+        return;
+    }
+    for &id in &ids {
         let _ = owner.resolve(id, Lookup::Resolve).await;
     }
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -165,11 +176,20 @@ async fn measure_near(n: usize) {
     }
     let before = rss();
     let heap_before = heap();
-    for id in 1..=n as i64 {
-        let _ = near.resolve(id, Lookup::Resolve).await;
+    let mut kept_remote = 0usize;
+    for &id in &ids {
+        if let Ok(served) = near.resolve(id, Lookup::Resolve).await {
+            kept_remote += usize::from(served.node.as_deref() == Some("o"));
+        }
     }
     let grown = rss().saturating_sub(before);
     let heap_grown = heap() - heap_before;
+    if kept_remote != n {
+        eprintln!(
+            "{} of {n} lookups were not answered by the owner",
+            n - kept_remote
+        );
+    }
     println!(
         "| {n} | {} B | {} B | {}, {} | {:.0} |",
         grown / n as u64,
