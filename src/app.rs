@@ -347,6 +347,19 @@ impl Application {
     /// stops accepting, lets requests in progress finish (within the same
     /// grace), and stops the actors.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        self.run_until(shutdown, std::future::pending()).await
+    }
+
+    /// Like [`Application::run_until_stopped`], and `cut` (first polled
+    /// once `shutdown` has completed: a second signal) ends the drain at
+    /// once: the node still turns unready, gives up its lease and tells its
+    /// peers, then exits without waiting for traffic to stop or for
+    /// requests in progress.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()>,
+        cut: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
         let Application {
             server,
             stop,
@@ -365,12 +378,14 @@ impl Application {
                 let deadline = tokio::time::Instant::now() + shutdown_grace;
                 tracing::info!(grace = ?shutdown_grace, "leaving: not ready, draining");
                 // Serving goes on while the node leaves.
-                tokio::select! {
-                    _ = &mut server => {}
-                    _ = leave(&ctx, keeper.take(), deadline) => {}
-                }
+                let cut_short = tokio::select! {
+                    _ = &mut server => false,
+                    cut_short = leave(&ctx, keeper.take(), deadline, cut) => cut_short,
+                };
                 let _ = stop.send(());
-                if tokio::time::timeout_at(deadline, &mut server).await.is_err() {
+                if cut_short {
+                    tracing::warn!("stopping at once: requests in progress are dropped");
+                } else if tokio::time::timeout_at(deadline, &mut server).await.is_err() {
                     tracing::warn!("requests still in flight at the end of the shutdown grace");
                 }
             }
@@ -406,12 +421,14 @@ impl Application {
 ///    they take its users over and stop forwarding to it. It still
 ///    answers their calls (forwards, invalidations) until it exits.
 /// 4. Whatever still arrives is answered, until nothing has come for
-///    [`http::drain::QUIET`] or `deadline` passes.
+///    [`http::drain::QUIET`] or `deadline` passes, or `cut` completes
+///    (then it returns `true`).
 async fn leave(
     ctx: &Ctx,
     keeper: Option<tokio::task::JoinHandle<()>>,
     deadline: tokio::time::Instant,
-) {
+    cut: impl Future<Output = ()>,
+) -> bool {
     ctx.drain.start_leaving();
     if let Some(k) = keeper {
         k.abort();
@@ -423,8 +440,16 @@ async fn leave(
     if let Some(c) = &ctx.cluster {
         c.leave().await;
     }
-    ctx.drain.quiet(http::drain::QUIET, deadline).await;
-    tracing::info!("no more traffic: closing");
+    tokio::select! {
+        _ = ctx.drain.quiet(http::drain::QUIET, deadline) => {
+            tracing::info!("no more traffic: closing");
+            false
+        }
+        _ = cut => {
+            tracing::warn!("stopped again: not waiting for traffic to stop");
+            true
+        }
+    }
 }
 
 /// Stops answering from the cache, then deletes the lease row: writers
@@ -495,7 +520,8 @@ pub async fn add_user(args: UserAddArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Completes on SIGINT or SIGTERM.
+/// Completes on SIGINT or SIGTERM (one that arrives after the call is first
+/// polled).
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {

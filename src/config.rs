@@ -246,7 +246,8 @@ pub struct ServeArgs {
     /// On SIGTERM or SIGINT: /readyz turns 503, the peers are told this
     /// node leaves and take its users over, and requests that still arrive
     /// are answered until none has come for 1 s, for at most this long;
-    /// then the node exits 0. Give the orchestrator a longer kill timeout.
+    /// then the node exits 0. A second signal ends the wait at once. Give
+    /// the orchestrator a longer kill timeout.
     #[arg(long, env = "SESSIOND_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
 }

@@ -56,7 +56,10 @@ async fn serve(settings: Settings, format: LogFormat) -> anyhow::Result<()> {
             let _ = std::io::Write::write_all(&mut std::io::stdout(), line.as_bytes());
         }
     }
-    app.run_until_stopped(app::shutdown_signal()).await
+    // A second SIGTERM or Ctrl-C ends the drain at once (the second
+    // future is first polled after the first signal).
+    app.run_until(app::shutdown_signal(), app::shutdown_signal())
+        .await
 }
 
 /// The welcome as one JSON line: where the service listens and, when this

@@ -758,19 +758,10 @@ impl Router {
 }
 
 /// A lease id for this process: random, so a node restarted under the
-/// same name is another holder.
+/// same name is another holder; positive, so it reads well in the database
+/// and the logs.
 fn random_instance() -> i64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.write_u32(std::process::id());
-    // Positive, so it reads well in the database and the logs.
-    (h.finish() >> 1) as i64
+    (crate::process_nonce() >> 1) as i64
 }
 
 /// Awaits every future, concurrently, on the current task.

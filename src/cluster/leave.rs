@@ -97,15 +97,6 @@ pub(super) fn has_left(left: &mut HashMap<String, u64>, name: &str, instance: u6
 }
 
 fn random_instance() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.write_u32(std::process::id());
     // Never 0: that is what an older node's Ping answer reads as.
-    h.finish().max(1)
+    sessiond_actors::process_nonce().max(1)
 }

@@ -98,29 +98,37 @@ where
         me: i64,
         below: Option<i64>,
     ) -> Result<(i64, Vec<(i64, String, i64)>), sqlx::Error> {
-        let head: i64 = sqlx::query("SELECT seq FROM sessiond_change_head WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("seq")?;
+        // One statement, one round trip: the head row, joined with each
+        // holder (or with nothing: then one row whose lease columns are
+        // NULL).
         let sql = format!(
-            "SELECT instance, node, expires_ms - {now} AS remaining_ms FROM sessiond_leases
-              WHERE instance <> $1 AND seen < $2 AND expires_ms > {now}",
+            "SELECT h.seq AS head, l.instance, l.node, l.expires_ms - {now} AS remaining_ms
+               FROM sessiond_change_head h
+               LEFT JOIN sessiond_leases l
+                 ON l.instance <> $1
+                AND l.seen < CASE WHEN $2 < 0 THEN h.seq ELSE $2 END
+                AND l.expires_ms > {now}
+              WHERE h.id = 1",
             now = DB::NOW_MS,
         );
-        let holders = sqlx::query(&sql)
+        let rows = sqlx::query(&sql)
             .bind(me)
-            .bind(below.unwrap_or(head))
+            // No bound given: -1, read as the head (sequence numbers are
+            // never negative).
+            .bind(below.unwrap_or(-1))
             .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("instance")?,
-                    r.try_get("node")?,
-                    r.try_get("remaining_ms")?,
-                ))
-            })
-            .collect::<Result<_, sqlx::Error>>()?;
+            .await?;
+        let Some(first) = rows.first() else {
+            return Err(sqlx::Error::RowNotFound);
+        };
+        let head: i64 = first.try_get("head")?;
+        let mut holders = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let instance: Option<i64> = r.try_get("instance")?;
+            if let Some(instance) = instance {
+                holders.push((instance, r.try_get("node")?, r.try_get("remaining_ms")?));
+            }
+        }
         Ok((head, holders))
     }
 

@@ -146,6 +146,21 @@ pub async fn send(addr: &str, request: Request<'_>, within: Duration) -> io::Res
     exchange(addr, &request.bytes(addr, Connection::Close), within).await
 }
 
+/// Waits until `addr` accepts TCP connections (a server process just
+/// started): whether it did within `within`, trying every 50 ms.
+pub async fn wait_accepting(addr: &str, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if TcpStream::connect(addr).await.is_ok() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// One keep-alive HTTP/1.1 connection; one request in flight.
 pub struct Conn {
     stream: TcpStream,

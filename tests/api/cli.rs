@@ -117,6 +117,74 @@ async fn serve_prints_a_working_login_and_stops_on_sigterm() {
     assert_eq!(status, 200, "same password, same database");
 }
 
+/// A second SIGTERM while the node drains ends the drain at once: with
+/// traffic that never stops, the first alone would keep it up for the whole
+/// grace (60 s here).
+#[tokio::test]
+async fn a_second_sigterm_ends_the_drain_at_once() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = serve(dir.path(), &[("SESSIOND_SHUTDOWN_GRACE", "60s")]);
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicU64::new(0));
+    let traffic = {
+        let (stop, answered) = (Arc::clone(&stop), Arc::clone(&answered));
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                if crate::helpers::call(&addr, "GET", "/api/auth/session", None, None)
+                    .await
+                    .0
+                    == 401
+                {
+                    answered.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let pid = server.child.id().to_string();
+    let term = || Command::new("kill").args(["-TERM", &pid]).status();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(term().is_ok_and(|s| s.success()));
+    // Draining: still up, still answering.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = answered.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        server
+            .child
+            .try_wait()
+            .expect("the child's state")
+            .is_none(),
+        "exited before the drain's traffic stopped"
+    );
+    assert!(
+        answered.load(Ordering::Relaxed) > before,
+        "a draining node answers what still arrives"
+    );
+    let second = Instant::now();
+    assert!(term().is_ok_and(|s| s.success()));
+    let mut status = None;
+    while second.elapsed() < Duration::from_secs(10) {
+        if let Some(s) = server.child.try_wait().expect("the child's state") {
+            status = Some((s, second.elapsed()));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = traffic.await;
+    let (status, took) = status.expect("exits within 10 s of the second SIGTERM (grace 60 s)");
+    assert!(status.success(), "clean exit, got {status:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "exit took {took:?} after the second SIGTERM"
+    );
+}
+
 #[tokio::test]
 async fn user_add_creates_a_user_who_can_log_in() {
     let dir = tempfile::tempdir().expect("temp dir");

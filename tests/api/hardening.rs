@@ -194,12 +194,10 @@ async fn a_login_flood_does_not_multiply_memory() {
             })
             .unwrap_or(0)
     };
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(
+        sessiond_testkit::http::wait_accepting(&addr, Duration::from_secs(10)).await,
+        "the server did not start"
+    );
     let before = rss(child.id());
     let mut peak = before;
     for round in 0..3 {

@@ -50,6 +50,37 @@ pub async fn drop_postgres_database(name: &str) {
     postgres_db::drop(&postgres_url(), name).await;
 }
 
+/// A database several server processes share: a SQLite file in a
+/// temporary directory (gone with this value), or a fresh PostgreSQL
+/// database (the test drops it with [`drop_postgres_database`] once its
+/// processes are stopped).
+pub struct SharedDb {
+    pub url: String,
+    pub pg_name: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl SharedDb {
+    pub async fn new(backend: Backend) -> SharedDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (url, pg_name) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("shared.db").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                let (url, name) = fresh_postgres_database().await;
+                (url, Some(name))
+            }
+        };
+        SharedDb {
+            url,
+            pg_name,
+            _dir: dir,
+        }
+    }
+}
+
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
     pub backend: Backend,

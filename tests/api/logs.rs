@@ -38,15 +38,10 @@ async fn no_log_line_holds_a_password_a_token_or_the_secret() {
         .stderr(Stdio::from(log_file))
         .spawn()
         .expect("starts");
-    let mut up = false;
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "the server did not start");
+    assert!(
+        sessiond_testkit::http::wait_accepting(&addr, Duration::from_secs(10)).await,
+        "the server did not start"
+    );
 
     let login = |email: &str, pw: &str| json!({"email": email, "password": pw}).to_string();
     let admin = call(

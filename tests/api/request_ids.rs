@@ -60,15 +60,10 @@ async fn json_logs_parse_line_by_line_and_each_line_of_a_request_has_its_id() {
         .stderr(Stdio::from(std::fs::File::create(&err).expect("a file")))
         .spawn()
         .expect("starts");
-    let mut up = false;
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "the server did not start");
+    assert!(
+        raw::wait_accepting(&addr, Duration::from_secs(10)).await,
+        "the server did not start"
+    );
 
     // A session's life cycle; every answer's id, with what it answered.
     let mut answers: Vec<(String, u16, Option<String>)> = Vec::new();

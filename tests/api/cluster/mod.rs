@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
-use crate::helpers::{call, drop_postgres_database, fresh_postgres_database, outside_sql, Backend};
+use crate::helpers::{call, drop_postgres_database, outside_sql, Backend, SharedDb};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
 const SECRET: &str = "cluster-test-secret-0123456789-abcdefgh";
@@ -56,47 +56,32 @@ fn free_port() -> u16 {
 
 struct Cluster {
     backend: Backend,
-    db_url: String,
-    pg_database: Option<String>,
-    _dir: tempfile::TempDir,
+    db: SharedDb,
 }
 
 impl Cluster {
     async fn new(backend: Backend) -> Cluster {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (db_url, pg_database) = match backend {
-            Backend::Sqlite => (
-                format!("sqlite://{}", dir.path().join("shared.db").display()),
-                None,
-            ),
-            Backend::Postgres => {
-                let (url, name) = fresh_postgres_database().await;
-                (url, Some(name))
-            }
-        };
         Cluster {
             backend,
-            db_url,
-            pg_database,
-            _dir: dir,
+            db: SharedDb::new(backend).await,
         }
     }
 
     /// Drops the test's PostgreSQL database (its nodes must be stopped).
     async fn finish(self, nodes: Vec<Node>) {
         drop(nodes);
-        if let Some(name) = &self.pg_database {
+        if let Some(name) = &self.db.pg_name {
             drop_postgres_database(name).await;
         }
     }
 
     fn db_url(&self) -> String {
-        self.db_url.clone()
+        self.db.url.clone()
     }
 
     /// Runs SQL on a connection of the test's own, outside the service.
     async fn outside_sql(&self, sql: &str) {
-        outside_sql(self.backend, &self.db_url, sql).await;
+        outside_sql(self.backend, &self.db.url, sql).await;
     }
 
     /// Starts a node and waits until it listens.

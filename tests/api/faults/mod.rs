@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{drop_postgres_database, fresh_postgres_database, Backend};
+use crate::helpers::{drop_postgres_database, Backend, SharedDb as Db};
 use netns::{Answer, Host, Http, Lab, Relay, Sessiond, Spec};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
@@ -40,34 +40,6 @@ enum Place {
     Loopback,
     /// In a namespace of its own, its links cuttable.
     Namespace,
-}
-
-/// The test's database, as the root namespace reaches it.
-struct Db {
-    url: String,
-    pg_name: Option<String>,
-    _dir: tempfile::TempDir,
-}
-
-impl Db {
-    async fn new(backend: Backend) -> Db {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (url, pg_name) = match backend {
-            Backend::Sqlite => (
-                format!("sqlite://{}", dir.path().join("shared.db").display()),
-                None,
-            ),
-            Backend::Postgres => {
-                let (url, name) = fresh_postgres_database().await;
-                (url, Some(name))
-            }
-        };
-        Db {
-            url,
-            pg_name,
-            _dir: dir,
-        }
-    }
 }
 
 /// `host:port` of a PostgreSQL URL.
