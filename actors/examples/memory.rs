@@ -131,28 +131,13 @@ async fn measure_near(n: usize) {
         near: true,
     };
     let net = MemoryNet::new(vec![Arc::from("o"), Arc::from("m")]);
-    let mut routers = Vec::new();
-    for (i, name) in ["o", "m"].into_iter().enumerate() {
-        let store: Arc<MemoryStore> = Arc::new(store.clone());
-        match Router::start_linked(
-            config.clone(),
-            store,
-            Arc::new(NoopObserver),
-            name,
-            Some(net.link(i)),
-        )
-        .await
-        {
-            Ok(r) => {
-                net.set_router(i, Some(r.clone()));
-                routers.push(r);
-            }
-            Err(e) => {
-                eprintln!("cannot start a router: {e}");
-                return;
-            }
+    let routers = match net.start_routers(&store, config).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start a router: {e}");
+            return;
         }
-    }
+    };
     let (owner, near) = (&routers[0], &routers[1]);
     // The owner alone in its view caches everyone asked for; the near
     // node's view holds both (a node is always in its own view), and the

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sessiond_actors::memory::{MemoryNet, MemoryStore, Trip};
-use sessiond_actors::{
-    CacheConfig, Fetched, InvalidationSource, Lookup, NoopObserver, Router, Served,
-};
+use sessiond_actors::{CacheConfig, Fetched, InvalidationSource, Lookup, Router, Served};
 
 const NODES: [&str; 3] = ["n1", "n2", "n3"];
 
@@ -20,24 +18,7 @@ async fn cluster(store: &MemoryStore) -> (Arc<MemoryNet>, Vec<Router>) {
 
 /// Starts a router per node on `net`, each seeing every node.
 async fn join(net: &Arc<MemoryNet>, store: &MemoryStore, config: CacheConfig) -> Vec<Router> {
-    let mut routers = Vec::new();
-    for (i, name) in NODES.into_iter().enumerate() {
-        let r = Router::start_linked(
-            config.clone(),
-            Arc::new(store.clone()),
-            Arc::new(NoopObserver),
-            name,
-            Some(net.link(i)),
-        )
-        .await
-        .expect("starts");
-        net.set_router(i, Some(r.clone()));
-        routers.push(r);
-    }
-    for r in &routers {
-        r.apply_view(&NODES);
-    }
-    routers
+    net.start_routers(store, config).await.expect("starts")
 }
 
 fn role(s: &Served) -> String {

@@ -9,30 +9,39 @@ use std::time::Duration;
 
 use sessiond_actors::memory::{MemoryNet, MemoryStore, Trip};
 use sessiond_actors::{
-    CacheConfig, Fetched, FlushReason, InvalidationSource, Lookup, NoopObserver, Router, Served,
+    CacheConfig, Fetched, FlushReason, InvalidationSource, Lookup, Router, Served,
 };
 
 const NODES: [&str; 3] = ["n1", "n2", "n3"];
 
 async fn join(net: &Arc<MemoryNet>, store: &MemoryStore) -> Vec<Router> {
-    let mut routers = Vec::new();
-    for (i, name) in NODES.into_iter().enumerate() {
-        let r = Router::start_linked(
-            CacheConfig::default(),
-            Arc::new(store.clone()),
-            Arc::new(NoopObserver),
-            name,
-            Some(net.link(i)),
-        )
+    net.start_routers(store, CacheConfig::default())
         .await
-        .expect("starts");
-        net.set_router(i, Some(r.clone()));
-        routers.push(r);
+        .expect("starts")
+}
+
+/// A store of users 1 to 100, each a plain user.
+fn hundred_users() -> MemoryStore {
+    let store = MemoryStore::new();
+    for id in 1..=100 {
+        store.put(id, "user");
     }
-    for r in &routers {
-        r.apply_view(&NODES);
-    }
-    routers
+    store
+}
+
+/// A network on which the second message sent takes 100 ms and every
+/// other 1 ms, and the count of messages sent so far.
+fn second_message_slow() -> (Arc<MemoryNet>, Arc<AtomicU64>) {
+    let sent = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&sent);
+    let net = MemoryNet::with_trips(NODES.iter().map(|n| Arc::from(*n)).collect(), move || {
+        let k = counter.fetch_add(1, Ordering::SeqCst);
+        Trip {
+            delay: Duration::from_millis(if k == 1 { 100 } else { 1 }),
+            lost: false,
+        }
+    });
+    (net, sent)
 }
 
 /// A network whose messages each take `delay`.
@@ -58,10 +67,7 @@ fn owned_by_n2(routers: &[Router]) -> i64 {
 
 #[tokio::test(start_paused = true)]
 async fn a_non_owner_answers_from_its_near_copy_with_the_owners_age() {
-    let store = MemoryStore::new();
-    for id in 1..=100 {
-        store.put(id, "user");
-    }
+    let store = hundred_users();
     let net = slow_net(Duration::from_millis(1));
     let routers = join(&net, &store).await;
     let id = owned_by_n2(&routers);
@@ -102,10 +108,7 @@ async fn a_non_owner_answers_from_its_near_copy_with_the_owners_age() {
 
 #[tokio::test(start_paused = true)]
 async fn concurrent_misses_on_a_non_owner_make_one_forwarded_call() {
-    let store = MemoryStore::new();
-    for id in 1..=100 {
-        store.put(id, "user");
-    }
+    let store = hundred_users();
     store.set_latency(Duration::from_millis(50));
     let net = slow_net(Duration::from_millis(2));
     let routers = join(&net, &store).await;
@@ -128,10 +131,7 @@ async fn concurrent_misses_on_a_non_owner_make_one_forwarded_call() {
 
 #[tokio::test(start_paused = true)]
 async fn an_invalidation_that_arrives_during_the_forward_wins() {
-    let store = MemoryStore::new();
-    for id in 1..=100 {
-        store.put(id, "user");
-    }
+    let store = hundred_users();
     // Every message takes 10 ms: n1's call reaches the owner at 10 ms and
     // is answered from its cache, with the old record; the write's
     // invalidation, sent by n3 at 5 ms, reaches n1 and the owner at 15 ms,
@@ -162,24 +162,13 @@ async fn an_invalidation_that_arrives_during_the_forward_wins() {
 
 #[tokio::test(start_paused = true)]
 async fn a_lookup_that_joins_a_flight_after_the_ack_never_gets_its_old_answer() {
-    let store = MemoryStore::new();
-    for id in 1..=100 {
-        store.put(id, "user");
-    }
+    let store = hundred_users();
     // Message k (in send order) takes the k-th delay: n1's call reaches
     // the owner at once and is answered with the old record, which then
     // takes 100 ms to come back; the write's invalidation and its
     // confirmations cross in 1 ms, so the write is acknowledged while the
     // answer is still on its way.
-    let sent = Arc::new(AtomicU64::new(0));
-    let counter = Arc::clone(&sent);
-    let net = MemoryNet::with_trips(NODES.iter().map(|n| Arc::from(*n)).collect(), move || {
-        let k = counter.fetch_add(1, Ordering::SeqCst);
-        Trip {
-            delay: Duration::from_millis(if k == 1 { 100 } else { 1 }),
-            lost: false,
-        }
-    });
+    let (net, sent) = second_message_slow();
     let routers = join(&net, &store).await;
     let id = owned_by_n2(&routers);
     routers[1].resolve(id, Lookup::Resolve).await.expect("ok");
@@ -203,10 +192,7 @@ async fn a_lookup_that_joins_a_flight_after_the_ack_never_gets_its_old_answer() 
 
 #[tokio::test(start_paused = true)]
 async fn a_forced_refresh_through_a_non_owner_refreshes_both_copies() {
-    let store = MemoryStore::new();
-    for id in 1..=100 {
-        store.put(id, "user");
-    }
+    let store = hundred_users();
     let net = MemoryNet::new(NODES.iter().map(|n| Arc::from(*n)).collect());
     let routers = join(&net, &store).await;
     let id = owned_by_n2(&routers);
@@ -235,10 +221,7 @@ async fn a_forced_refresh_through_a_non_owner_refreshes_both_copies() {
 
 #[tokio::test(start_paused = true)]
 async fn flushes_and_view_changes_drop_near_copies() {
-    let store = MemoryStore::new();
-    for id in 1..=100 {
-        store.put(id, "user");
-    }
+    let store = hundred_users();
     let net = MemoryNet::new(NODES.iter().map(|n| Arc::from(*n)).collect());
     let routers = join(&net, &store).await;
     let id = owned_by_n2(&routers);
@@ -281,23 +264,12 @@ async fn flushes_and_view_changes_drop_near_copies() {
 
 #[tokio::test(start_paused = true)]
 async fn an_answer_to_a_call_sent_just_after_an_invalidation_is_not_kept() {
-    let store = MemoryStore::new();
-    for id in 1..=100 {
-        store.put(id, "user");
-    }
+    let store = hundred_users();
     // The write's invalidation reaches n1 in 1 ms but the owner n2 only
     // after 100 ms (the second message sent); everything else takes 1 ms.
     // n1 asks the owner in between: the owner still answers the old
     // record, and n1 must not keep it past the acknowledgement.
-    let sent = Arc::new(AtomicU64::new(0));
-    let counter = Arc::clone(&sent);
-    let net = MemoryNet::with_trips(NODES.iter().map(|n| Arc::from(*n)).collect(), move || {
-        let k = counter.fetch_add(1, Ordering::SeqCst);
-        Trip {
-            delay: Duration::from_millis(if k == 1 { 100 } else { 1 }),
-            lost: false,
-        }
-    });
+    let (net, sent) = second_message_slow();
     let routers = join(&net, &store).await;
     let id = owned_by_n2(&routers);
     routers[1].resolve(id, Lookup::Resolve).await.expect("ok");

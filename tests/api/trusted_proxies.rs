@@ -6,11 +6,9 @@
 //! in front of sessiond); 127.0.0.2, another loopback address, is a peer
 //! it does not trust.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Duration;
+use std::net::{IpAddr, Ipv4Addr};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpSocket;
+use sessiond_testkit::http::Request;
 
 use crate::helpers::*;
 
@@ -38,29 +36,17 @@ async fn login_from(
     password: &str,
 ) -> u16 {
     let body = serde_json::json!({ "email": email, "password": password }).to_string();
-    let xff = forwarded
-        .map(|f| format!("x-forwarded-for: {f}\r\n"))
-        .unwrap_or_default();
-    let request = format!(
-        "POST /api/auth/login HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\n{xff}connection: close\r\n\r\n{body}",
-        app.addr,
-        body.len()
-    );
-    let exchange = async {
-        let socket = TcpSocket::new_v4()?;
-        socket.bind(SocketAddr::new(local, 0))?;
-        let mut stream = socket.connect(app.addr).await?;
-        stream.write_all(request.as_bytes()).await?;
-        let mut buf = Vec::new();
-        stream.read_to_end(&mut buf).await?;
-        Ok::<_, std::io::Error>(buf)
+    let login = Request {
+        method: "POST",
+        path: "/api/auth/login",
+        token: None,
+        body: Some(&body),
     };
-    let buf = tokio::time::timeout(Duration::from_secs(20), exchange)
-        .await
-        .expect("an answer within 20 s")
-        .expect("an answer");
-    Reply::parse(&buf).expect("an HTTP answer").status
+    let xff: Vec<(&str, &str)> = forwarded
+        .map(|f| ("x-forwarded-for", f))
+        .into_iter()
+        .collect();
+    request_from(app.addr, local, login, &xff).await.status
 }
 
 async fn new_user(app: &TestApp, n: usize) -> String {

@@ -87,6 +87,32 @@ impl MemoryNet {
         })
     }
 
+    /// Starts a router per named node on `store` with `config`, puts each
+    /// on the network and gives each the view of every node.
+    pub async fn start_routers(
+        self: &Arc<Self>,
+        store: &super::MemoryStore,
+        config: crate::CacheConfig,
+    ) -> Result<Vec<Router>, ractor::SpawnErr> {
+        let mut routers = Vec::new();
+        for (i, name) in self.names.iter().enumerate() {
+            let router = Router::start_linked(
+                config.clone(),
+                Arc::new(store.clone()),
+                Arc::new(crate::NoopObserver),
+                Arc::clone(name),
+                Some(self.link(i)),
+            )
+            .await?;
+            self.set_router(i, Some(router.clone()));
+            routers.push(router);
+        }
+        for router in &routers {
+            router.apply_view(&self.names);
+        }
+        Ok(routers)
+    }
+
     /// The link node `from` (an index into the names) hands its router.
     pub fn link(self: &Arc<Self>, from: usize) -> Arc<dyn Link> {
         Arc::new(NodeLink {
