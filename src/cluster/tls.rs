@@ -56,6 +56,13 @@ fn node_name(announced: &str) -> &str {
         .unwrap_or(announced)
 }
 
+/// The certificate a TLS peer presented (its first, the leaf), kept.
+fn leaf_certificate(conn: &rustls::CommonState) -> Option<CertificateDer<'static>> {
+    conn.peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.clone().into_owned())
+}
+
 /// Whether `cert` is valid for `name` as a DNS name.
 pub fn cert_names(cert: &CertificateDer<'_>, name: &str) -> bool {
     let Ok(server_name) = ServerName::try_from(name) else {
@@ -106,13 +113,7 @@ impl ClusterTls {
                         }
                         Err(_) => return,
                     };
-                    let cert = stream
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .and_then(|c| c.first())
-                        .map(|c| c.clone().into_owned());
-                    tls.opened(true, peer_addr, cert);
+                    tls.opened(true, peer_addr, leaf_certificate(stream.get_ref().1));
                     let _ = server.cast(NodeServerMessage::ConnectionOpened {
                         stream: Box::new(NetworkStream::TlsServer {
                             peer_addr,
@@ -148,13 +149,7 @@ impl ClusterTls {
             .connect(name, tcp)
             .await
             .map_err(|e| e.to_string())?;
-        let cert = stream
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .map(|c| c.clone().into_owned());
-        self.opened(false, peer_addr, cert);
+        self.opened(false, peer_addr, leaf_certificate(stream.get_ref().1));
         server
             .cast(NodeServerMessage::ConnectionOpened {
                 stream: Box::new(NetworkStream::TlsClient {
