@@ -35,6 +35,8 @@
 //!   loss, partitions and crashes, for tests and the simulation.
 //! - [`duration`]: the one parser of duration flags, for the service's and
 //!   the simulation's command lines.
+//! - [`sync`]: locks that outlive a panic ([`sync::MutexExt`],
+//!   [`sync::RwLockExt`]), for every crate of the workspace.
 //! - `lease`: freshness leases ([`LeaseKeeper`], [`Router::invalidate_confirmed`]):
 //!   the right to answer from the cache, and the wait a write owes
 //!   (`docs/freshness.md`).
@@ -77,6 +79,7 @@ mod router;
 mod session;
 mod store;
 mod supervisor;
+pub mod sync;
 
 use std::time::Duration;
 
