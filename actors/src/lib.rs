@@ -139,6 +139,15 @@ pub struct CacheConfig {
 }
 
 impl CacheConfig {
+    /// The default [`CacheConfig::ttl`]: five minutes.
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+    /// The default [`CacheConfig::idle_timeout`]: ten minutes.
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+    /// The default [`CacheConfig::max_sessions`].
+    pub const DEFAULT_MAX_SESSIONS: usize = 1_000_000;
+    /// The default [`CacheConfig::call_timeout`].
+    pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
     /// How long an actor may go without a message before it hibernates.
     pub fn hibernate_delay(&self) -> Duration {
         self.hibernate_after
@@ -159,11 +168,11 @@ impl CacheConfig {
 impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
-            ttl: Duration::from_secs(300),
-            idle_timeout: Duration::from_secs(600),
+            ttl: Self::DEFAULT_TTL,
+            idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             hibernate_after: None,
-            max_sessions: 1_000_000,
-            call_timeout: Duration::from_secs(5),
+            max_sessions: Self::DEFAULT_MAX_SESSIONS,
+            call_timeout: Self::DEFAULT_CALL_TIMEOUT,
             lease: None,
             near: true,
         }
