@@ -22,8 +22,10 @@
 //! - A node whose lease lapsed reads through to the store; when it gets a
 //!   lease again it first drops everything it held (an O(1) flush).
 //!
-//! The keeper and the write confirmation are here, generic over
-//! [`LeaseStore`], so the simulation runs the same protocol as production.
+//! The lease, the database side it needs ([`LeaseStore`]) and the write
+//! confirmation are here; the keeper that renews the lease is in `keeper`.
+//! Both are generic over [`LeaseStore`], so the simulation runs the same
+//! protocol as production.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,19 +35,14 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::membership::FlushReason;
-use crate::observer::InvalidationSource;
-use crate::router::Router;
 use crate::store::{BoxFuture, StoreError};
+use crate::sync::MutexExt;
 
 /// The share of a lease a holder gives up to cover clocks that run at
 /// different rates (real ones differ by well under 0.1%).
-const RATE_MARGIN_DIV: u32 = 50;
+pub(crate) const RATE_MARGIN_DIV: u32 = 50;
 /// How often a waiting writer looks for confirmations in the database.
 const CONFIRM_POLL: Duration = Duration::from_millis(20);
-/// Renewals between two prunes of the change log (about 30 s at the
-/// default lease of 2 s).
-const PRUNE_EVERY: u64 = 60;
 
 /// This node's lease: until when it may answer from its cache. Read on
 /// every cache hit: one atomic load compared with the millisecond the
@@ -102,7 +99,7 @@ impl Lease {
 
     /// Holds the lease until `until`, never shortening it (renewals may
     /// finish out of order).
-    fn hold_until(&self, until: Instant) {
+    pub(crate) fn hold_until(&self, until: Instant) {
         self.until_ms
             .fetch_max(self.millis(until), Ordering::AcqRel);
     }
@@ -168,151 +165,6 @@ pub trait LeaseStore: Send + Sync + 'static {
     fn prune(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 }
 
-/// Keeps this node's lease: renews it every quarter of its duration (and
-/// at once when nudged, e.g. by a database notification), applying the
-/// logged changes first.
-pub struct LeaseKeeper {
-    router: Router,
-    store: Arc<dyn LeaseStore>,
-    duration: Duration,
-    /// The newest change this node has applied.
-    seen: u64,
-    /// Whether this node held a lease at its last renewal: a node that
-    /// regains one after a lapse drops what it held first.
-    held: bool,
-    rounds: u64,
-    nudge: Arc<Notify>,
-}
-
-impl LeaseKeeper {
-    /// The keeper of `router`'s lease. `router` must have been started
-    /// with a lease ([`crate::CacheConfig::lease`]).
-    pub fn new(router: Router, store: Arc<dyn LeaseStore>) -> Option<LeaseKeeper> {
-        let duration = router.config().lease?;
-        router.lease()?;
-        Some(LeaseKeeper {
-            router,
-            store,
-            duration,
-            seen: 0,
-            held: false,
-            rounds: 0,
-            nudge: Arc::new(Notify::new()),
-        })
-    }
-
-    /// Wakes the keeper for an early renewal.
-    pub fn nudge(&self) -> Arc<Notify> {
-        Arc::clone(&self.nudge)
-    }
-
-    /// Renews until the task is dropped.
-    pub async fn run(mut self) {
-        let period = self.duration / 4;
-        loop {
-            let started = Instant::now();
-            let attempt = tokio::time::timeout(period.max(Duration::from_millis(1)), self.renew());
-            match attempt.await {
-                Ok(Ok(true)) => {}
-                Ok(Ok(false)) => {
-                    // The head moved under us: read again right away.
-                    tokio::task::yield_now().await;
-                    continue;
-                }
-                Ok(Err(e)) => tracing::debug!(error = %e, "lease renewal failed"),
-                Err(_) => tracing::debug!("lease renewal timed out"),
-            }
-            let now = Instant::now();
-            self.check_lapse(now);
-            // Wake at the lease's end too, so a lapse is reported when it
-            // happens, not at the next round.
-            let mut next = started + period;
-            if let Some(lease) = self.router.lease().filter(|_| self.held) {
-                next = next.min(now + lease.remaining(now));
-            }
-            tokio::select! {
-                _ = tokio::time::sleep_until(next) => {}
-                _ = self.nudge.notified() => {}
-            }
-            self.check_lapse(Instant::now());
-        }
-    }
-
-    /// Notices a lease that ran out without a renewal.
-    fn check_lapse(&mut self, now: Instant) {
-        let Some(lease) = self.router.lease() else {
-            return;
-        };
-        if self.held && !lease.valid_at(now) {
-            self.held = false;
-            tracing::warn!("freshness lease lapsed: not answering from the cache");
-            self.router.observer().lease_lost();
-            self.router.observer().lease_valid(false);
-        }
-    }
-
-    /// One renewal: apply the changes since `seen`, then ask for the lease
-    /// at that head. `Ok(false)` when the head moved meanwhile.
-    pub async fn renew(&mut self) -> Result<bool, StoreError> {
-        let Some(lease) = self.router.lease() else {
-            return Ok(true);
-        };
-        // Counted from before the request: the database counts from later.
-        let asked = Instant::now();
-        let lapsed = !self.held || !lease.valid_at(asked);
-        let changes = self.store.changes_since(self.seen).await?;
-        if lapsed || changes.truncated {
-            // What this node held may have missed changes the log no longer
-            // has (or, after a lapse, that writers stopped waiting for):
-            // drop it all. Fetches started before are refused too.
-            self.router.flush(FlushReason::Lease);
-        } else {
-            for (user_id, version) in &changes.changes {
-                self.router
-                    .invalidate_local(*user_id, *version, InvalidationSource::Log)
-                    .await;
-            }
-        }
-        self.seen = changes.head;
-        let granted = self
-            .store
-            .grant(
-                lease.instance(),
-                self.router.node(),
-                changes.head,
-                self.duration,
-            )
-            .await?;
-        if !granted {
-            return Ok(false);
-        }
-        let margin = self.duration / RATE_MARGIN_DIV;
-        lease.hold_until(asked + self.duration.saturating_sub(margin));
-        if !self.held && lease.valid_at(Instant::now()) {
-            self.held = true;
-            tracing::info!("freshness lease held");
-            self.router.observer().lease_valid(true);
-        }
-        self.rounds += 1;
-        if self.rounds % PRUNE_EVERY == 0 {
-            if let Err(e) = self.store.prune().await {
-                tracing::debug!(error = %e, "pruning the change log failed");
-            }
-        }
-        Ok(true)
-    }
-
-    /// Gives the lease up (clean shutdown): writers stop waiting for it.
-    pub async fn release(&self) {
-        if let Some(lease) = self.router.lease() {
-            lease.expire();
-            if let Err(e) = self.store.release(lease.instance()).await {
-                tracing::debug!(error = %e, "releasing the lease failed");
-            }
-        }
-    }
-}
-
 /// The instances that confirmed an invalidation over the cluster link.
 #[derive(Default, Debug)]
 pub struct Acks {
@@ -326,18 +178,12 @@ impl Acks {
     }
 
     pub fn ack(&self, instance: i64) {
-        self.acked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(instance);
+        self.acked.locked().insert(instance);
         self.changed.notify_waiters();
     }
 
     fn has(&self, instance: i64) -> bool {
-        self.acked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&instance)
+        self.acked.locked().contains(&instance)
     }
 }
 
@@ -350,18 +196,18 @@ pub enum Unconfirmed {
 
 /// What a confirmation waited for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Confirmed {
+pub(crate) struct Confirmed {
     /// Holders that confirmed (over the link or through the database).
-    pub confirmed: usize,
+    pub(crate) confirmed: usize,
     /// Holders whose lease had to run out.
-    pub lapsed: usize,
+    pub(crate) lapsed: usize,
 }
 
 /// Waits until no lease but `me`'s can still answer with what a write the
 /// caller has just committed changed: each holder that has not seen it
 /// either confirms (in `acks`, or by renewing past it) or its lease runs
 /// out. Bounded by the longest remaining lease.
-pub async fn confirm_write(
+pub(crate) async fn confirm_write(
     store: &dyn LeaseStore,
     me: i64,
     acks: &Acks,

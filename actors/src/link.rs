@@ -4,8 +4,7 @@
 
 use std::fmt;
 
-use crate::router::Lookup;
-use crate::session::Served;
+use crate::lookup::{Lookup, Served};
 use crate::store::BoxFuture;
 
 /// Why a call to another node did not produce an answer.

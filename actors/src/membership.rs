@@ -1,7 +1,10 @@
 //! The membership policy: what a node does when its view of the cluster
-//! changes, or when it finds it was paused. It lives here, next to the
-//! router it acts on, so that the service's cluster (ractor_cluster) and
-//! the simulation's membership apply the very same rules, not copies:
+//! changes ([`Router::apply_view`]), when it must drop its whole cache
+//! ([`Router::flush`]) and when it finds it was paused ([`PauseCheck`]).
+//! The first two are methods of the router they act on; the words they
+//! report in, [`ViewChange`] and [`FlushReason`], are in `view`. One copy,
+//! so that the service's cluster (ractor_cluster) and the simulation's
+//! membership apply the very same rules:
 //!
 //! - An invalidation goes only to the members in the writer's view, so a
 //!   member that comes (back) into a node's view may have missed that
@@ -26,66 +29,8 @@ use tokio::time::Instant;
 use crate::ownership;
 use crate::router::Router;
 use crate::supervisor::SupervisorMsg;
-
-/// What a new membership view changed on this node.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ViewChange {
-    /// Members of the new view that were not in the old one, sorted.
-    pub came: Vec<Arc<str>>,
-    /// Members of the old view that are not in the new one, sorted.
-    pub went: Vec<Arc<str>>,
-    /// Users cached here that another member owns now: dropped.
-    pub moved: usize,
-}
-
-impl ViewChange {
-    /// Whether the view changed at all.
-    pub fn changed(&self) -> bool {
-        !self.came.is_empty() || !self.went.is_empty()
-    }
-
-    /// The members that must flush their cache ([`Router::flush`] with
-    /// [`FlushReason::Rejoined`]): every member that came, since this
-    /// node's invalidations passed them by while they were out of its view.
-    pub fn must_flush(&self) -> &[Arc<str>] {
-        &self.came
-    }
-}
-
-/// Why a node dropped its whole cache.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FlushReason {
-    /// It came (back) into another member's view (see
-    /// [`ViewChange::must_flush`]).
-    Rejoined,
-    /// Its own heartbeat came badly late: the process was paused.
-    Paused,
-    /// Its source of database notifications reconnected: whatever changed
-    /// while nobody listened is unknown.
-    Resync,
-    /// It regained its freshness lease after a lapse (or the change log no
-    /// longer reached back to what it had applied): writers stopped waiting
-    /// for it meanwhile.
-    Lease,
-}
-
-impl FlushReason {
-    pub const ALL: [FlushReason; 4] = [
-        FlushReason::Rejoined,
-        FlushReason::Paused,
-        FlushReason::Resync,
-        FlushReason::Lease,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FlushReason::Rejoined => "rejoined",
-            FlushReason::Paused => "paused",
-            FlushReason::Resync => "resync",
-            FlushReason::Lease => "lease",
-        }
-    }
-}
+use crate::sync::RwLockExt;
+use crate::view::{FlushReason, ViewChange};
 
 impl Router {
     /// Replaces this node's membership view (this node is always in it)
@@ -101,7 +46,7 @@ impl Router {
         view.sort();
         view.dedup();
         let old = {
-            let mut current = inner.members.write().unwrap_or_else(|e| e.into_inner());
+            let mut current = inner.members.write_locked();
             if **current == view {
                 return ViewChange::default();
             }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::membership::{FlushReason, ViewChange};
+use crate::view::{FlushReason, ViewChange};
 
 /// Why a lookup could not be answered from the cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -89,7 +89,8 @@ pub trait Observer: Send + Sync + 'static {
     fn invalidation(&self, source: InvalidationSource) {}
     /// The number of live session actors changed.
     fn session_actors(&self, live: usize) {}
-    /// Idle sessions were forgotten (`at_cap` false) or evicted at the cap.
+    /// Sessions were passivated (record and actor gone): idle ones
+    /// (`at_cap` false), or the least recently used at the session cap.
     fn passivated(&self, count: usize, at_cap: bool) {}
     /// Quiet session actors were stopped, their records kept (hibernated).
     fn hibernated(&self, count: usize) {}

@@ -18,12 +18,12 @@ fn weight(user_id: i64, node: &str) -> u64 {
 
 /// The owner of `user_id` among `members` (`None` when there are none).
 /// Ties, which need a 64-bit collision, go to the smaller name.
-pub fn owner<S: AsRef<str>>(user_id: i64, members: &[S]) -> Option<&str> {
+pub(crate) fn owner<S: AsRef<str>>(user_id: i64, members: &[S]) -> Option<&str> {
     owner_entry(user_id, members).map(|m| m.as_ref())
 }
 
 /// [`owner`], as the member entry itself (an `Arc<str>` to clone, say).
-pub fn owner_entry<S: AsRef<str>>(user_id: i64, members: &[S]) -> Option<&S> {
+pub(crate) fn owner_entry<S: AsRef<str>>(user_id: i64, members: &[S]) -> Option<&S> {
     members.iter().max_by(|a, b| {
         let (a, b) = (a.as_ref(), b.as_ref());
         weight(user_id, a)

@@ -1,9 +1,11 @@
 //! `SessionActor`: the one owner of one user's cached record.
 //!
 //! The actor is the only writer of its record. It publishes each accepted
-//! fetch to its [`SnapshotCell`] so lookups that find a fresh record never
-//! queue behind its mailbox; everything else (a miss, expiry, a forced
-//! refresh, an invalidation) goes through the mailbox, in order.
+//! fetch to its cell (`SnapshotCell`) so lookups that find a fresh record
+//! never queue behind its mailbox; everything else (a miss, expiry, a
+//! forced refresh) goes through the mailbox, in order. An invalidation
+//! goes to the cell alone: it takes the record away and fences the fetch
+//! in flight, without a message.
 //!
 //! Fetches run in a task of their own, so the actor keeps taking messages
 //! while the store answers: concurrent misses wait on the one fetch (single
@@ -20,9 +22,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 
+use crate::lookup::{ResolveError, Served};
+use crate::message::{Reply, SessionMsg};
 use crate::observer::{MissReason, Observer};
 use crate::record::Fetched;
 use crate::registry::Slot;
@@ -49,79 +53,26 @@ fn retry_delay(refusals: u32) -> Duration {
     }
 }
 
-/// A lookup's answer.
-#[derive(Clone, Debug)]
-pub struct Served {
-    pub fetched: Fetched,
-    /// Answered from the cache without a store read.
-    pub hit: bool,
-    /// How old the record was when served.
-    pub age: Duration,
-    /// The node that answered, when it was not this one: the user's owner.
-    /// A near copy's answer names the owner too.
-    pub node: Option<Arc<str>>,
-    /// Answered from this node's near copy of the owner's record (see
-    /// [`crate::Router::resolve`]).
-    pub near: bool,
-}
-
-/// Why a lookup failed.
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum ResolveError {
-    #[error("{0}")]
-    Store(#[from] StoreError),
-    #[error("the session actor failed while serving this request")]
-    ActorFailed,
-    #[error("the session actor did not answer in time")]
-    Timeout,
-    #[error("the session supervisor is not running")]
-    Stopped,
-}
-
-type Reply = RpcReplyPort<Result<Served, ResolveError>>;
-
-/// Messages of a session actor. Local only: session actors are never
-/// advertised to other nodes.
-pub enum SessionMsg {
-    /// Answer the current record, fetching it if nothing fresh is cached.
-    Resolve(Reply),
-    /// Like `Resolve`; with `force`, read the store whatever is cached.
-    Refresh { force: bool, reply: Reply },
-    /// Stop once no caller is waiting (idle passivation, eviction at the cap).
-    Passivate,
-    /// A fetch task finished. Sent by the actor's own fetch task.
-    FetchDone {
-        flight: u64,
-        result: Result<Fetched, StoreError>,
-    },
-    /// Time to read again after a refused fetch. Sent by the actor's own
-    /// back-off timer.
-    Retry { flight: u64 },
-}
-
-#[cfg(feature = "cluster")]
-impl ractor::Message for SessionMsg {}
-
 /// The behaviour; all state is in [`SessionState`].
-pub struct SessionActor;
+pub(crate) struct SessionActor;
 
 /// What the supervisor hands a new session actor.
-pub struct SessionArgs {
-    pub user_id: i64,
-    pub store: Arc<dyn UserStore>,
-    pub observer: Arc<dyn Observer>,
+pub(crate) struct SessionArgs {
+    pub(crate) user_id: i64,
+    pub(crate) store: Arc<dyn UserStore>,
+    pub(crate) observer: Arc<dyn Observer>,
     /// The user's slot. Its cell may already hold a record (a hibernated
     /// session waking up), which the actor then serves without a store read.
-    pub slot: Arc<Slot>,
-    pub ttl: Duration,
+    pub(crate) slot: Arc<Slot>,
+    pub(crate) ttl: Duration,
     /// How long a caller waits at most (`CacheConfig::call_timeout`): the
     /// actor reads again after refused fetches until then.
-    pub call_timeout: Duration,
+    pub(crate) call_timeout: Duration,
     /// To stamp the cell with the actor's activity.
-    pub epoch: Instant,
+    pub(crate) epoch: Instant,
     /// The registry's flush count: a record fetched before a flush is
     /// neither published nor served.
-    pub flushes: Arc<AtomicU64>,
+    pub(crate) flushes: Arc<AtomicU64>,
 }
 
 /// A caller waiting for the fetch in flight.
@@ -132,7 +83,7 @@ struct Waiter {
     deadline: Instant,
 }
 
-pub struct SessionState {
+pub(crate) struct SessionState {
     user_id: i64,
     store: Arc<dyn UserStore>,
     observer: Arc<dyn Observer>,
@@ -159,7 +110,7 @@ pub struct SessionState {
     waiters: Vec<Waiter>,
     /// The registry's flush count when the fetch in flight started.
     fetch_flush: u64,
-    passivate_when_idle: bool,
+    stop_when_idle: bool,
 }
 
 impl SessionState {
@@ -240,7 +191,7 @@ impl SessionState {
     }
 
     fn stop_if_idle(&mut self, myself: &ActorRef<SessionMsg>) {
-        if self.passivate_when_idle && self.waiters.is_empty() && !self.busy {
+        if self.stop_when_idle && self.waiters.is_empty() && !self.busy {
             self.slot.cell.set_stopping(true);
             myself.stop(None);
         }
@@ -306,7 +257,7 @@ impl Actor for SessionActor {
             refusals: 0,
             fetch_flush: 0,
             waiters: Vec::new(),
-            passivate_when_idle: false,
+            stop_when_idle: false,
         })
     }
 
@@ -351,8 +302,8 @@ impl Actor for SessionActor {
                 state.push_waiter(reply);
                 state.start_fetch(&myself);
             }
-            SessionMsg::Passivate => {
-                state.passivate_when_idle = true;
+            SessionMsg::Stop => {
+                state.stop_when_idle = true;
                 state.stop_if_idle(&myself);
             }
             SessionMsg::Retry { flight } => {

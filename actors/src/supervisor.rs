@@ -1,53 +1,57 @@
 //! The per-node supervisor: attaches session actors to sessions on demand,
 //! links them, detaches them when they stop, hibernates actors that only
-//! cache hits have needed lately, forgets idle sessions and holds the cap.
+//! cache hits have needed lately (the record stays), and passivates
+//! sessions (record and actor gone): idle ones, the least recently used at
+//! the cap, and those another node owns now.
 //!
 //! Nothing is restarted: a session actor holds no state of its own (the
 //! record is in its cell), so the next miss for that user simply attaches a
 //! fresh one. A panicking session actor is detached like any other that
 //! stopped; its callers get an error, nobody else notices.
 
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
-
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::time::Instant;
 
+use crate::config::CacheConfig;
+use crate::message::SessionMsg;
 use crate::observer::Observer;
 use crate::registry::{Registry, Slot};
-use crate::session::{SessionActor, SessionArgs, SessionMsg};
+use crate::session::{SessionActor, SessionArgs};
 use crate::store::UserStore;
-use crate::CacheConfig;
 
-pub enum SupervisorMsg {
+/// Messages of the supervisor.
+pub(crate) enum SupervisorMsg {
     /// The user's session with a live actor, attached if there is none.
     Acquire {
         user_id: i64,
         reply: RpcReplyPort<Result<Arc<Slot>, String>>,
     },
-    /// Hibernate quiet actors, forget idle sessions.
+    /// Hibernate quiet actors, passivate idle sessions.
     Sweep,
-    /// Forget these users' sessions (they moved to another node).
+    /// Passivate these users' sessions (they moved to another node).
     Drop(Vec<i64>),
     /// Make room for the near copies the router adds (it inserts them
-    /// itself, with no actor): forget the least recently used at the cap.
+    /// itself, with no actor): passivate the least recently used at the cap.
     MakeRoom,
 }
 
 #[cfg(feature = "cluster")]
 impl ractor::Message for SupervisorMsg {}
 
-pub struct Supervisor;
+/// The behaviour; all state is in [`SupervisorState`].
+pub(crate) struct Supervisor;
 
-pub struct SupervisorArgs {
-    pub registry: Arc<Registry>,
-    pub store: Arc<dyn UserStore>,
-    pub observer: Arc<dyn Observer>,
-    pub config: CacheConfig,
+/// What the router hands its supervisor.
+pub(crate) struct SupervisorArgs {
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) store: Arc<dyn UserStore>,
+    pub(crate) observer: Arc<dyn Observer>,
+    pub(crate) config: CacheConfig,
 }
 
-pub struct SupervisorState {
+pub(crate) struct SupervisorState {
     registry: Arc<Registry>,
     store: Arc<dyn UserStore>,
     observer: Arc<dyn Observer>,
@@ -56,30 +60,24 @@ pub struct SupervisorState {
     children: HashMap<ActorId, i64>,
 }
 
-/// How long an actor may go without a message before it hibernates, unless
-/// the configuration says otherwise: a tenth of the idle timeout, between 100 ms and one minute. A session kept
-/// busy by cache hits alone needs no actor until its record expires.
-pub fn hibernate_after(idle_timeout: Duration) -> Duration {
-    (idle_timeout / 10).clamp(Duration::from_millis(100), Duration::from_secs(60))
-}
-
 impl SupervisorState {
     fn report(&self) {
         self.registry.set_live_actors(self.children.len());
         self.observer.session_actors(self.children.len());
     }
 
-    /// Forgets `user_id`'s session and stops its actor, if any.
-    fn forget_session(&mut self, user_id: i64) {
+    /// Passivates `user_id`'s session: its slot goes, its record is
+    /// dropped, its actor (if any) stops once no caller waits.
+    fn passivate(&mut self, user_id: i64) {
         if let Some(slot) = self.registry.remove(user_id) {
             slot.cell.invalidate(None);
             if let Some(actor) = slot.actor() {
-                let _ = actor.cast(SessionMsg::Passivate);
+                let _ = actor.cast(SessionMsg::Stop);
             }
         }
     }
 
-    /// Makes room for one more session: forgets the least recently used,
+    /// Makes room for one more session: passivates the least recently used,
     /// a batch at a time so that a full node does not scan all its
     /// sessions on every new one.
     fn make_room(&mut self) {
@@ -102,7 +100,7 @@ impl SupervisorState {
             times.select_nth_unstable_by_key(batch - 1, |(_, t)| *t);
         }
         for (user_id, _) in times.into_iter().take(batch) {
-            self.forget_session(user_id);
+            self.passivate(user_id);
         }
         self.observer.passivated(batch, true);
     }
@@ -201,7 +199,7 @@ impl Actor for Supervisor {
             SupervisorMsg::MakeRoom => state.make_room(),
             SupervisorMsg::Drop(users) => {
                 for user_id in users {
-                    state.forget_session(user_id);
+                    state.passivate(user_id);
                 }
             }
             SupervisorMsg::Sweep => {
@@ -211,29 +209,29 @@ impl Actor for Supervisor {
                 let quiet_ms = state.config.hibernate_delay().as_millis() as u64;
                 let ttl = state.config.ttl;
                 let flush = state.registry.flushes();
-                let (mut forget, mut quiet) = (Vec::new(), Vec::new());
+                let (mut idle, mut quiet) = (Vec::new(), Vec::new());
                 state.registry.for_each(|user_id, slot| {
                     let cell = &slot.cell;
                     if now_ms.saturating_sub(cell.last_access_ms()) >= idle_ms {
-                        forget.push(user_id);
+                        idle.push(user_id);
                     } else if slot.has_actor() {
                         if now_ms.saturating_sub(cell.last_actor_ms()) >= quiet_ms {
                             quiet.extend(slot.actor());
                         }
                     } else if cell.fresh(now, ttl, flush).is_none() {
                         // Hibernated with nothing left to serve.
-                        forget.push(user_id);
+                        idle.push(user_id);
                     }
                 });
-                let (forgotten, hibernated) = (forget.len(), quiet.len());
-                for user_id in forget {
-                    state.forget_session(user_id);
+                let (passivated, hibernated) = (idle.len(), quiet.len());
+                for user_id in idle {
+                    state.passivate(user_id);
                 }
                 for actor in quiet {
-                    let _ = actor.cast(SessionMsg::Passivate);
+                    let _ = actor.cast(SessionMsg::Stop);
                 }
-                if forgotten > 0 {
-                    state.observer.passivated(forgotten, false);
+                if passivated > 0 {
+                    state.observer.passivated(passivated, false);
                 }
                 if hibernated > 0 {
                     state.observer.hibernated(hibernated);

@@ -13,11 +13,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::config::CacheConfig;
 use crate::link::{Link, LinkError};
-use crate::observer::InvalidationSource;
-use crate::router::{Lookup, Router};
-use crate::session::Served;
+use crate::lookup::{Lookup, Served};
+use crate::observer::{InvalidationSource, NoopObserver};
+use crate::router::Router;
 use crate::store::BoxFuture;
+use crate::sync::MutexExt;
 
 /// One message's trip over a connection, as the hook draws it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -92,14 +94,14 @@ impl MemoryNet {
     pub async fn start_routers(
         self: &Arc<Self>,
         store: &super::MemoryStore,
-        config: crate::CacheConfig,
+        config: CacheConfig,
     ) -> Result<Vec<Router>, ractor::SpawnErr> {
         let mut routers = Vec::new();
         for (i, name) in self.names.iter().enumerate() {
             let router = Router::start_linked(
                 config.clone(),
                 Arc::new(store.clone()),
-                Arc::new(crate::NoopObserver),
+                Arc::new(NoopObserver),
                 Arc::clone(name),
                 Some(self.link(i)),
             )
@@ -142,7 +144,7 @@ impl MemoryNet {
     }
 
     fn nodes(&self) -> MutexGuard<'_, Vec<NodeState>> {
-        self.nodes.lock().unwrap_or_else(|e| e.into_inner())
+        self.nodes.locked()
     }
 
     fn index(&self, name: &str) -> Option<usize> {

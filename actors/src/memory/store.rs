@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::lease::{Changes, Holder, LeaseStore};
 use crate::record::{Fetched, Status, User, UserState};
 use crate::store::{BoxFuture, StoreError, UserStore};
+use crate::sync::MutexExt;
 
 #[derive(Default)]
 struct Inner {
@@ -23,7 +25,7 @@ struct Inner {
     frozen: Mutex<HashMap<i64, Fetched>>,
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
-    /// The change log and the lease table (see [`crate::lease`]).
+    /// The change log and the lease table (see [`LeaseStore`]).
     log: Mutex<Log>,
 }
 
@@ -65,7 +67,7 @@ impl MemoryStore {
     /// Applies `change` to the user (created if absent) and bumps its
     /// version, as every write does. Returns the new version.
     pub fn update(&self, id: i64, change: impl FnOnce(&mut UserState)) -> i64 {
-        let mut users = self.inner.users.lock().unwrap_or_else(|e| e.into_inner());
+        let mut users = self.inner.users.locked();
         let state = users.entry(id).or_insert_with(|| UserState {
             user: User {
                 id,
@@ -86,13 +88,13 @@ impl MemoryStore {
     }
 
     pub fn remove(&self, id: i64) {
-        let mut users = self.inner.users.lock().unwrap_or_else(|e| e.into_inner());
+        let mut users = self.inner.users.locked();
         users.remove(&id);
         self.log().record(id, None);
     }
 
     fn log(&self) -> std::sync::MutexGuard<'_, Log> {
-        self.inner.log.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.log.locked()
     }
 
     /// The running leases (instance, node, seen), for tests.
@@ -128,11 +130,7 @@ impl MemoryStore {
 
     /// The next fetch of this user panics, synchronously, inside the caller.
     pub fn panic_once(&self, id: i64) {
-        self.inner
-            .panic_for
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id);
+        self.inner.panic_for.locked().insert(id);
     }
 }
 
@@ -140,11 +138,7 @@ impl MemoryStore {
     /// The next fetch of this user panics later, while its future is
     /// polled (as a driver bug would, mid-query).
     pub fn panic_polled_once(&self, id: i64) {
-        self.inner
-            .panic_polled_for
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id);
+        self.inner.panic_polled_for.locked().insert(id);
     }
 }
 
@@ -154,12 +148,12 @@ impl MemoryStore {
     /// lags behind a write it has acknowledged.
     pub fn freeze(&self, id: i64) {
         let now = read(&self.inner, id);
-        lock(&self.inner.frozen).insert(id, now);
+        self.inner.frozen.locked().insert(id, now);
     }
 
     /// Fetches of this user read the table again.
     pub fn thaw(&self, id: i64) {
-        lock(&self.inner.frozen).remove(&id);
+        self.inner.frozen.locked().remove(&id);
     }
 
     /// The most fetches that were ever running at the same time.
@@ -168,13 +162,9 @@ impl MemoryStore {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// What the table holds for `id` now.
 fn read(inner: &Inner, id: i64) -> Fetched {
-    match lock(&inner.users).get(&id) {
+    match inner.users.locked().get(&id) {
         Some(s) => Fetched::Found(Arc::new(s.clone())),
         None => Fetched::Missing,
     }
@@ -199,7 +189,7 @@ impl Drop for Running<'_> {
 
 /// Removes `id` from a one-shot set; whether it was there.
 fn take(set: &Mutex<HashSet<i64>>, id: i64) -> bool {
-    set.lock().unwrap_or_else(|e| e.into_inner()).remove(&id)
+    set.locked().remove(&id)
 }
 
 impl UserStore for MemoryStore {
@@ -220,7 +210,7 @@ impl UserStore for MemoryStore {
             // write made while the answer travels back is not in it.
             let answer = if inner.down.load(Ordering::SeqCst) {
                 Err(StoreError::Unavailable("memory store is down".into()))
-            } else if let Some(snapshot) = lock(&inner.frozen).get(&user_id) {
+            } else if let Some(snapshot) = inner.frozen.locked().get(&user_id) {
                 Ok(snapshot.clone())
             } else {
                 Ok(read(&inner, user_id))
@@ -243,14 +233,14 @@ impl MemoryStore {
     }
 }
 
-impl crate::lease::LeaseStore for MemoryStore {
-    fn changes_since(&self, seen: u64) -> BoxFuture<'_, Result<crate::lease::Changes, StoreError>> {
+impl LeaseStore for MemoryStore {
+    fn changes_since(&self, seen: u64) -> BoxFuture<'_, Result<Changes, StoreError>> {
         Box::pin(async move {
             if let Some(e) = self.unavailable() {
                 return Err(e);
             }
             let log = self.log();
-            Ok(crate::lease::Changes {
+            Ok(Changes {
                 head: log.head,
                 changes: log
                     .entries
@@ -288,7 +278,7 @@ impl crate::lease::LeaseStore for MemoryStore {
         &self,
         me: i64,
         below: Option<u64>,
-    ) -> BoxFuture<'_, Result<(u64, Vec<crate::lease::Holder>), StoreError>> {
+    ) -> BoxFuture<'_, Result<(u64, Vec<Holder>), StoreError>> {
         Box::pin(async move {
             if let Some(e) = self.unavailable() {
                 return Err(e);
@@ -300,7 +290,7 @@ impl crate::lease::LeaseStore for MemoryStore {
                 .leases
                 .iter()
                 .filter(|(i, (_, seen, end))| **i != me && *seen < below && *end > now)
-                .map(|(i, (node, _, end))| crate::lease::Holder {
+                .map(|(i, (node, _, end))| Holder {
                     instance: *i,
                     node: node.clone(),
                     remaining: end.saturating_duration_since(now),

@@ -1,0 +1,165 @@
+//! The keeper of this node's freshness lease ([`LeaseKeeper`]): it applies
+//! the database's logged changes to the router and then renews the lease
+//! (see `lease` for the protocol), flushing the cache when it regains the
+//! lease after a lapse or the log no longer reaches back far enough.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::lease::{LeaseStore, RATE_MARGIN_DIV};
+use crate::observer::InvalidationSource;
+use crate::router::Router;
+use crate::store::StoreError;
+use crate::view::FlushReason;
+
+/// Renewals between two prunes of the change log (about 30 s at the
+/// default lease of 2 s).
+const PRUNE_EVERY: u64 = 60;
+
+/// Keeps this node's lease: renews it every quarter of its duration (and
+/// at once when nudged, e.g. by a database notification), applying the
+/// logged changes first.
+pub struct LeaseKeeper {
+    router: Router,
+    store: Arc<dyn LeaseStore>,
+    duration: Duration,
+    /// The newest change this node has applied.
+    seen: u64,
+    /// Whether this node held a lease at its last renewal: a node that
+    /// regains one after a lapse drops what it held first.
+    held: bool,
+    rounds: u64,
+    nudge: Arc<Notify>,
+}
+
+impl LeaseKeeper {
+    /// The keeper of `router`'s lease. `router` must have been started
+    /// with a lease ([`crate::CacheConfig::lease`]).
+    pub fn new(router: Router, store: Arc<dyn LeaseStore>) -> Option<LeaseKeeper> {
+        let duration = router.config().lease?;
+        router.lease()?;
+        Some(LeaseKeeper {
+            router,
+            store,
+            duration,
+            seen: 0,
+            held: false,
+            rounds: 0,
+            nudge: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Wakes the keeper for an early renewal.
+    pub fn nudge(&self) -> Arc<Notify> {
+        Arc::clone(&self.nudge)
+    }
+
+    /// Renews until the task is dropped.
+    pub async fn run(mut self) {
+        let period = self.duration / 4;
+        loop {
+            let started = Instant::now();
+            let attempt = tokio::time::timeout(period.max(Duration::from_millis(1)), self.renew());
+            match attempt.await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => {
+                    // The head moved under us: read again right away.
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                Ok(Err(e)) => tracing::debug!(error = %e, "lease renewal failed"),
+                Err(_) => tracing::debug!("lease renewal timed out"),
+            }
+            let now = Instant::now();
+            self.check_lapse(now);
+            // Wake at the lease's end too, so a lapse is reported when it
+            // happens, not at the next round.
+            let mut next = started + period;
+            if let Some(lease) = self.router.lease().filter(|_| self.held) {
+                next = next.min(now + lease.remaining(now));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(next) => {}
+                _ = self.nudge.notified() => {}
+            }
+            self.check_lapse(Instant::now());
+        }
+    }
+
+    /// Notices a lease that ran out without a renewal.
+    fn check_lapse(&mut self, now: Instant) {
+        let Some(lease) = self.router.lease() else {
+            return;
+        };
+        if self.held && !lease.valid_at(now) {
+            self.held = false;
+            tracing::warn!("freshness lease lapsed: not answering from the cache");
+            self.router.observer().lease_lost();
+            self.router.observer().lease_valid(false);
+        }
+    }
+
+    /// One renewal: apply the changes since `seen`, then ask for the lease
+    /// at that head. `Ok(false)` when the head moved meanwhile.
+    pub async fn renew(&mut self) -> Result<bool, StoreError> {
+        let Some(lease) = self.router.lease() else {
+            return Ok(true);
+        };
+        // Counted from before the request: the database counts from later.
+        let asked = Instant::now();
+        let lapsed = !self.held || !lease.valid_at(asked);
+        let changes = self.store.changes_since(self.seen).await?;
+        if lapsed || changes.truncated {
+            // What this node held may have missed changes the log no longer
+            // has (or, after a lapse, that writers stopped waiting for):
+            // drop it all. Fetches started before are refused too.
+            self.router.flush(FlushReason::Lease);
+        } else {
+            for (user_id, version) in &changes.changes {
+                self.router
+                    .invalidate_local(*user_id, *version, InvalidationSource::Log)
+                    .await;
+            }
+        }
+        self.seen = changes.head;
+        let granted = self
+            .store
+            .grant(
+                lease.instance(),
+                self.router.node(),
+                changes.head,
+                self.duration,
+            )
+            .await?;
+        if !granted {
+            return Ok(false);
+        }
+        let margin = self.duration / RATE_MARGIN_DIV;
+        lease.hold_until(asked + self.duration.saturating_sub(margin));
+        if !self.held && lease.valid_at(Instant::now()) {
+            self.held = true;
+            tracing::info!("freshness lease held");
+            self.router.observer().lease_valid(true);
+        }
+        self.rounds += 1;
+        if self.rounds % PRUNE_EVERY == 0 {
+            if let Err(e) = self.store.prune().await {
+                tracing::debug!(error = %e, "pruning the change log failed");
+            }
+        }
+        Ok(true)
+    }
+
+    /// Gives the lease up (clean shutdown): writers stop waiting for it.
+    pub async fn release(&self) {
+        if let Some(lease) = self.router.lease() {
+            lease.expire();
+            if let Err(e) = self.store.release(lease.instance()).await {
+                tracing::debug!(error = %e, "releasing the lease failed");
+            }
+        }
+    }
+}
