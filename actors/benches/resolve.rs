@@ -18,6 +18,9 @@
 //! `1,8,64`), `RESOLVE_THREADS` (runtime workers, default: the cores),
 //! `STAMPEDE_CALLERS` (default 10000), `STAMPEDE_LATENCY_MS` (the store's
 //! latency during the stampede, default 2).
+//!
+//! Kept whole: a bench target is one file, and both measurements share its
+//! set-up (stores, warmed caches, the runtime) and its report.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};

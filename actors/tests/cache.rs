@@ -1,5 +1,9 @@
 //! The cache semantics of the session actors, in paused tokio time against
 //! the counting in-memory store.
+//!
+//! Kept whole: one node, one fixture (`config`, `router_with`) and one
+//! subject, what a lookup answers and what it costs in store reads; each
+//! test reads alone, and a split would only scatter the fixture.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -229,7 +233,7 @@ async fn idle_sessions_are_passivated() {
         "a hibernated session still hits"
     );
 
-    // A forgotten user comes back with one read.
+    // A passivated user comes back with one read.
     let before = store.queries();
     assert_eq!(resolve_role(&router, 3).await, ("user".into(), false));
     assert_eq!(store.queries(), before + 1);
@@ -287,7 +291,7 @@ async fn the_cap_holds() {
         );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    // The most recent user is still cached; the oldest was evicted.
+    // The most recent user is still cached; the oldest was passivated.
     assert!(resolve_role(&router, 199).await.1);
     assert!(!resolve_role(&router, 0).await.1);
 }
