@@ -52,12 +52,17 @@ impl Router {
                             acks.ack(i);
                         }
                     }
-                    Ok(Err(e)) => {
-                        tracing::warn!(target: LOG_TARGET, node = %m, error = %e, "invalidation not delivered")
-                    }
-                    Err(_) => {
-                        tracing::warn!(target: LOG_TARGET, node = %m, "invalidation not acknowledged in time")
-                    }
+                    Ok(Err(e)) => tracing::warn!(
+                        target: LOG_TARGET,
+                        node = %m,
+                        error = %e,
+                        "invalidation not delivered"
+                    ),
+                    Err(_) => tracing::warn!(
+                        target: LOG_TARGET,
+                        node = %m,
+                        "invalidation not acknowledged in time"
+                    ),
                 }
             }
         });

@@ -161,7 +161,7 @@ pub trait LeaseStore: Send + Sync + 'static {
     /// for it.
     fn release(&self, instance: i64) -> BoxFuture<'_, Result<(), StoreError>>;
 
-    /// Forgets changes every running lease has seen and leases long over.
+    /// Drops the changes every running lease has seen, and leases long over.
     fn prune(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 }
 

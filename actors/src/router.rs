@@ -316,7 +316,7 @@ impl Router {
                 Ok(CallResult::Timeout) => return Err(ResolveError::Timeout),
                 Ok(CallResult::SenderError) => {
                     // Dropped by an actor hibernating on purpose (or whose
-                    // session was forgotten): ask again. Dropped by a panic:
+                    // session was passivated): ask again. Dropped by a panic:
                     // this request fails, the next gets a fresh actor.
                     let on_purpose = inner
                         .registry
