@@ -2,7 +2,7 @@
 //! until a shutdown signal. Tests build it on port 0 with a database of
 //! their own and drive it over a real socket.
 //!
-//! Over the ~450-line guide: building the application wires every part
+//! Kept whole: building the application wires every part
 //! (store, actors, lease keeper, cluster, HTTP front) in one readable sequence.
 
 use std::future::Future;

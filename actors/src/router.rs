@@ -10,7 +10,7 @@
 //! An invalidation is applied here and sent to every other member; it is
 //! answered once every reachable node has dropped the old record.
 //!
-//! Over the ~450-line guide: lookups and invalidations (with their lease
+//! Kept whole: lookups and invalidations (with their lease
 //! confirmation) share the router's state and read best together.
 
 use std::collections::HashMap;
