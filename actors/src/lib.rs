@@ -129,7 +129,7 @@ pub struct CacheConfig {
     /// The longest a lookup waits for an actor (and, through it, the store).
     pub call_timeout: Duration,
     /// The freshness lease this node must hold to answer from its cache
-    /// (see [`lease`]). `None`: no lease, the cache always answers — for a
+    /// (see `lease`). `None`: no lease, the cache always answers — for a
     /// node whose every write goes through itself, and for tests.
     pub lease: Option<Duration>,
     /// Keep near copies: a node that forwards a lookup to the user's owner

@@ -654,7 +654,7 @@ impl Router {
     /// starts afterwards, on any reachable node, can see the old record; a
     /// node that cannot be reached within the call timeout is passed over
     /// (it flushes its whole cache when it comes back: see
-    /// [`crate::membership`]).
+    /// `membership`).
     pub async fn invalidate(
         &self,
         user_id: i64,
