@@ -387,7 +387,12 @@ impl TestApp {
 }
 
 /// Polls the session until it shows `role`; false if it did not within `within`.
-pub(crate) async fn wait_for_role(app: &TestApp, token: &str, role: &str, within: Duration) -> bool {
+pub(crate) async fn wait_for_role(
+    app: &TestApp,
+    token: &str,
+    role: &str,
+    within: Duration,
+) -> bool {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         if app.session(token).await.body["user"]["role"] == role {
