@@ -16,7 +16,11 @@
 //! Exit status: 0 no stale answer, 1 stale answers (the first is named),
 //! 2 the run could not be set up.
 
-use sessiond_testkit::{netns, postgres_db};
+use sessiond_testkit::http::Client;
+use sessiond_testkit::netns::{Host, Lab, Link};
+use sessiond_testkit::postgres_db;
+use sessiond_testkit::process::{self, Sessiond, Spec};
+use sessiond_testkit::relay::Relay;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,13 +33,12 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 use history::{Read, Write};
-use netns::{Host, Http, Lab, Link, Relay, Sessiond, Spec};
 
 /// The pure checker: a history in, the stale answers out.
 mod history {
     /// One session request: times in µs since the run began.
     #[derive(Clone, Debug)]
-    pub struct Read {
+    pub(crate) struct Read {
         pub sent: u64,
         pub answered: u64,
         pub node: String,
@@ -51,7 +54,7 @@ mod history {
 
     /// One admin write (or logout).
     #[derive(Clone, Debug)]
-    pub struct Write {
+    pub(crate) struct Write {
         pub sent: u64,
         /// When its acknowledgement came back; `None`: not acknowledged.
         pub acked: Option<u64>,
@@ -67,7 +70,7 @@ mod history {
     }
 
     #[derive(Clone, Debug)]
-    pub struct Violation {
+    pub(crate) struct Violation {
         pub read: Read,
         pub write: Write,
         pub why: String,
@@ -79,7 +82,7 @@ mod history {
     /// known), or a token the write revoked. Requests sent before the
     /// acknowledgement are concurrent with the write and may see either.
     /// Sorted by the time the request was sent.
-    pub fn check(reads: &[Read], writes: &[Write]) -> Vec<Violation> {
+    pub(crate) fn check(reads: &[Read], writes: &[Write]) -> Vec<Violation> {
         let mut by_user: std::collections::HashMap<i64, Vec<&Write>> = Default::default();
         for w in writes.iter().filter(|w| w.acked.is_some()) {
             by_user.entry(w.user).or_default().push(w);
@@ -305,7 +308,7 @@ impl Clock {
 
 struct Run {
     clock: Clock,
-    http: Http,
+    http: Client,
     /// Each node's HTTP address (stable across restarts).
     addrs: Vec<String>,
     names: Vec<String>,
@@ -572,9 +575,9 @@ async fn faults(
                 println!("[{at:6.1}s] pause {name} for {:.1}s", secs(d));
                 let pid = lock(&nodes[n]).pid();
                 if let Some(pid) = pid {
-                    netns::signal(pid, "-STOP");
+                    process::signal(pid, "-STOP");
                     tokio::time::sleep(d).await;
-                    netns::signal(pid, "-CONT");
+                    process::signal(pid, "-CONT");
                 }
                 counts.lock().unwrap_or_else(|p| p.into_inner()).pause += 1;
             }
@@ -764,13 +767,13 @@ async fn run_checked(
         };
         nodes.push(Mutex::new(Sessiond::start(spec)?));
     }
-    let http = Http::new(Duration::from_secs(15));
+    let http = Client::new(Duration::from_secs(15));
     let all: Vec<&str> = names.iter().map(String::as_str).collect();
     for n in &nodes {
         let addr = lock(n).http().to_string();
         let wanted = Instant::now() + Duration::from_secs(30);
         loop {
-            let m = http.members_at(&addr).await;
+            let m = process::members_at(&http, &addr).await;
             if m == all {
                 break;
             }

@@ -2,7 +2,7 @@
 //! until a shutdown signal. Tests build it on port 0 with a database of
 //! their own and drive it over a real socket.
 //!
-//! Over the ~450-line guide: building the application wires every part
+//! Kept whole: building the application wires every part
 //! (store, actors, lease keeper, cluster, HTTP front) in one readable sequence.
 
 use std::future::Future;
@@ -343,7 +343,7 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then leaves gracefully (see
-    /// [`leave`]): answers what still arrives for up to the shutdown grace,
+    /// `leave`): answers what still arrives for up to the shutdown grace,
     /// stops accepting, lets requests in progress finish (within the same
     /// grace), and stops the actors.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {

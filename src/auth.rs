@@ -376,7 +376,7 @@ impl Tokens {
     }
 
     /// Checks a token; a key id this node does not know makes it reload
-    /// its key set once (see [`Tokens::reload_for_unknown`]).
+    /// its key set once (see `Tokens::reload_for_unknown`).
     pub async fn verify(&self, token: &str) -> Result<Verified, TokenError> {
         match self.verify_known(token) {
             Err(TokenError::UnknownKey) => {

@@ -1,4 +1,4 @@
-//! The command line (DESIGN §6). Every flag also reads an environment
+//! The command line (`sessiond --help`). Every flag also reads an environment
 //! variable; durations are human-readable.
 
 use std::time::Duration;
@@ -37,7 +37,7 @@ pub enum Command {
         command: UserCommand,
     },
     /// Predict hit rate, database load and stale-role windows in virtual
-    /// time, with the real session actors (DESIGN §9).
+    /// time, with the real session actors.
     #[cfg(feature = "simulate")]
     #[command(disable_help_flag = true)]
     Simulate(SimulateArgs),

@@ -1,5 +1,5 @@
 //! Token signing keys: the key set a serving node starts with, and
-//! `sessiond keys list|rotate|retire` (DESIGN §5).
+//! `sessiond keys list|rotate|retire` (`sessiond keys --help`).
 //!
 //! Keys live in the database, so every node of a cluster shares them: one
 //! `active` key signs, keys rotated out are `verifying` (they check the

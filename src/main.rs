@@ -96,7 +96,7 @@ mod simulate {
     const SIM: &str = "sessiond-sim";
 
     /// Runs the simulator with `args` and answers its exit code.
-    pub fn run(args: Vec<OsString>) -> ExitCode {
+    pub(super) fn run(args: Vec<OsString>) -> ExitCode {
         let Some(sim) = find() else {
             eprintln!(
                 "sessiond: `simulate` runs the {SIM} executable, which is neither beside \

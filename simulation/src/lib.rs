@@ -6,7 +6,7 @@
 //! with a latency model, to predict hit rate, database load, latency and
 //! stale-role windows for a traffic shape and a policy, and checks the
 //! freshness invariants on every run. `sessiond simulate` is its command
-//! line; DESIGN §9 is the outline.
+//! line; the README's "Simulation" is the outline.
 //!
 //! ## Layout
 //!

@@ -1,6 +1,6 @@
 //! `sessiond-sim`: the simulator's executable. `sessiond simulate ARGS…`
 //! runs it with the same arguments, so its flags, help, output and exit
-//! code are those of `sessiond simulate` (README "Simulation", DESIGN §9).
+//! code are those of `sessiond simulate` (README "Simulation").
 
 use std::process::ExitCode;
 
@@ -9,7 +9,7 @@ use clap::Parser;
 use sessiond_sim::SimArgs;
 
 /// Predict hit rate, database load and stale-role windows in virtual time,
-/// with the real session actors (DESIGN §9).
+/// with the real session actors.
 #[derive(Parser)]
 struct Cli {
     #[command(flatten)]

@@ -7,7 +7,7 @@
 //! window is the time from the change to the latest request that was still
 //! answered with the old record (0 when there was none).
 //!
-//! Over the ~450-line guide: the stale-window and stale-after-acknowledgement
+//! Kept whole: the stale-window and stale-after-acknowledgement
 //! checks share the recorded history, and their hand-fed tests stay beside them.
 
 use std::collections::HashMap;

@@ -1,4 +1,4 @@
-//! The JSON shapes of the API (DESIGN §7) and the parsing of what callers
+//! The JSON shapes of the API (`GET /openapi.json`) and the parsing of what callers
 //! send. The rules for a user's fields are the use case's
 //! ([`crate::usecases::users`]).
 

@@ -1,7 +1,7 @@
 //! Metrics: the one place that knows metric names and label sets, and the
 //! single entry point every measured event goes through.
 //!
-//! - `names`: the names (DESIGN §8), their HELP text and unit, the label values.
+//! - `names`: the names (the contract: `/metrics`), their HELP text and unit, the label values.
 //! - `prometheus`: the recorder, its buckets and the pre-registered handles.
 //! - `observer`: the actors crate's `Observer`, implemented by [`Telemetry`].
 //!

@@ -1,4 +1,4 @@
-//! Metric names (DESIGN §8), what each one means, and the label values
+//! Metric names as `/metrics` shows them, what each one means, and the label values
 //! that may appear. The names are the contract with dashboards and alert
 //! rules: a rename breaks them.
 

@@ -1,5 +1,5 @@
 //! Persistence: users, revoked tokens and settings, behind one type for both
-//! databases. The queries are written once ([`sql`]); each backend's module
+//! databases. The queries are written once (`sql`); each backend's module
 //! holds only its connect options, what its dialect spells differently and
 //! its migrations folder. Queries are checked at run time because one schema
 //! cannot describe both. Callers see [`DbError`], never a driver's error.

@@ -122,7 +122,7 @@ impl Audit {
     }
 
     /// A refused login: `action` is `login.failure` or `login.rate_limited`;
-    /// `email` is what was tried (kept to [`MAX_SENT`] characters).
+    /// `email` is what was tried (kept to `MAX_SENT` characters).
     pub fn login_refused(&self, email: &str, action: &str, from: &Origin, detail: Option<String>) {
         let entry = self.entry(None, email, action, from, detail);
         self.refused(entry);

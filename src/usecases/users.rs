@@ -1,5 +1,5 @@
 //! The admin writes and logout. Each runs as one sequence, written once in
-//! [`Users::commit`]: the write, then the invalidation of the user's cached
+//! `Users::commit`: the write, then the invalidation of the user's cached
 //! record on every node, then the audit entry. Also the rules for what a
 //! user is made of (email, password, role), shared with the CLI.
 

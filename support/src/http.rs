@@ -11,6 +11,10 @@
 //! - [`Conn`]: one keep-alive connection, one request in flight, the body
 //!   framed by `Content-Length` and nothing allocated per answer: the load
 //!   generators' inner loop.
+//! - [`Client`]: [`send`] with a fixed time limit, where a missing answer is
+//!   a result to record rather than an error (status 0): the fault tests
+//!   and the history checker, which talk to nodes that may be cut off or
+//!   paused.
 
 use std::io;
 use std::ops::Range;
@@ -68,7 +72,7 @@ impl Request<'_> {
 
 /// An answer: status, header names lower-cased, the body as text and, when
 /// it is JSON, parsed (`Null` otherwise).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
@@ -77,6 +81,16 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// What [`Client`] records when no answer came: status 0, nothing else.
+    pub fn none() -> Reply {
+        Reply {
+            status: 0,
+            headers: Vec::new(),
+            body: Value::Null,
+            text: String::new(),
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -144,6 +158,49 @@ pub async fn exchange(
 /// answer, or why there was none within `within`.
 pub async fn send(addr: &str, request: Request<'_>, within: Duration) -> io::Result<Reply> {
     exchange(addr, &request.bytes(addr, Connection::Close), within).await
+}
+
+/// Requests to nodes that may not answer: each on a connection of its own,
+/// within the client's time limit; [`Reply::none`] (status 0) when no answer
+/// came in time or the connection failed.
+#[derive(Clone, Debug)]
+pub struct Client {
+    within: Duration,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client::new(Duration::from_secs(20))
+    }
+}
+
+impl Client {
+    pub fn new(within: Duration) -> Client {
+        Client { within }
+    }
+
+    pub async fn call(
+        &self,
+        addr: &str,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Reply {
+        let request = Request {
+            method,
+            path,
+            token,
+            body,
+        };
+        send(addr, request, self.within)
+            .await
+            .unwrap_or_else(|_| Reply::none())
+    }
+
+    pub async fn get(&self, addr: &str, path: &str, token: Option<&str>) -> Reply {
+        self.call(addr, "GET", path, token, None).await
+    }
 }
 
 /// Waits until `addr` accepts TCP connections (a server process just

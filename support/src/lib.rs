@@ -7,9 +7,14 @@
 //!   call on a connection of its own, a keep-alive connection for load.
 //! - [`postgres_db`]: a throwaway PostgreSQL database per test or run.
 //! - [`netns`]: real network partitions (namespaces, veth links cut without
-//!   a reset), a TCP relay to the database, and process control, for the
-//!   fault tests and the history checker.
+//!   a reset), for the fault tests and the history checker.
+//! - [`relay`]: a TCP relay, through which a node reaches the database on a
+//!   link that can be cut.
+//! - [`process`]: `sessiond serve` processes started, paused, killed and
+//!   restarted, and what they say about themselves.
 
 pub mod http;
 pub mod netns;
 pub mod postgres_db;
+pub mod process;
+pub mod relay;

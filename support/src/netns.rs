@@ -1,7 +1,7 @@
-//! Fault injection against real `sessiond` processes: network namespaces
-//! joined by veth pairs whose links can be cut one at a time, a userspace
-//! TCP relay for database traffic, and process control (SIGSTOP/SIGCONT,
-//! kill -9, restart under the same name).
+//! Real network partitions for the fault tests: network namespaces joined
+//! by veth pairs whose links can be cut one at a time. The database link
+//! ends at a [`Relay`](crate::relay::Relay) in the test process; the nodes
+//! in the namespaces are run by [`crate::process`].
 //!
 //! ```text
 //!  root namespace (the test, nodes that are never cut off, PostgreSQL)
@@ -25,16 +25,13 @@
 //! parallel never collide, and namespaces of a crashed run are removed by
 //! the next one.
 
-#![allow(dead_code)] // each includer uses its own part
-
-use std::io::{BufRead, BufReader};
-use std::net::{Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
+use std::net::Ipv4Addr;
+use std::process::Command;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, Once};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use serde_json::Value;
+use sessiond_actors::sync::MutexExt;
 
 /// The first octets of every address made here.
 const NET: [u8; 2] = [10, 213];
@@ -75,7 +72,7 @@ fn ip(args: &[&str]) -> Result<(), String> {
 /// `ip netns add` works).
 pub fn check_environment() -> Result<(), Unsupported> {
     static CHECKED: Mutex<Option<Result<(), String>>> = Mutex::new(None);
-    let mut checked = CHECKED.lock().unwrap_or_else(|p| p.into_inner());
+    let mut checked = CHECKED.locked();
     let result = checked.get_or_insert_with(|| {
         let uid = std::fs::read_to_string("/proc/self/status")
             .ok()
@@ -220,7 +217,7 @@ impl Lab {
         // One claim at a time within this process; across processes the
         // uplink's name in the root namespace is the claim.
         static CLAIM: Mutex<()> = Mutex::new(());
-        let _claim = CLAIM.lock().unwrap_or_else(|p| p.into_inner());
+        let _claim = CLAIM.locked();
         let pid = std::process::id();
         for n in 1..=250u8 {
             let uplink = format!("sd{n}u");
@@ -427,346 +424,5 @@ impl Drop for Host {
         // Nodes started in it are killed by their own Drop; the veth pairs
         // go with the namespace.
         let _ = ip(&["netns", "del", &self.ns]);
-    }
-}
-
-/// A TCP relay in this process (on a thread and runtime of its own, so the
-/// caller's runtime may block): every connection accepted on `listen` is
-/// joined to a new connection to `target`.
-pub struct Relay {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Relay {
-    /// Listens on `ip` (port chosen by the system) and forwards to `target`.
-    pub fn start(ip: Ipv4Addr, target: SocketAddr) -> std::io::Result<Relay> {
-        let std_listener = std::net::TcpListener::bind((ip, 0))?;
-        std_listener.set_nonblocking(true)?;
-        let addr = std_listener.local_addr()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let thread = std::thread::Builder::new()
-            .name(format!("relay-{addr}"))
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
-                        return;
-                    };
-                    let accept = async {
-                        while let Ok((mut inbound, _)) = listener.accept().await {
-                            tokio::spawn(async move {
-                                if let Ok(mut outbound) =
-                                    tokio::net::TcpStream::connect(target).await
-                                {
-                                    let _ =
-                                        tokio::io::copy_bidirectional(&mut inbound, &mut outbound)
-                                            .await;
-                                }
-                            });
-                        }
-                    };
-                    tokio::select! {
-                        _ = accept => {}
-                        _ = stopped => {}
-                    }
-                });
-                // Dropping the runtime here closes every relayed connection.
-            })?;
-        Ok(Relay {
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Sends `sig` (`-STOP`, `-CONT`, …) to the process `pid`.
-pub fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "kill {sig} {pid}");
-}
-
-/// How to start one `sessiond serve`: inside a namespace or not.
-#[derive(Clone, Debug)]
-pub struct Spec {
-    pub bin: String,
-    /// `ip netns exec` into this namespace first.
-    pub netns: Option<String>,
-    pub name: String,
-    pub args: Vec<String>,
-    pub env: Vec<(String, String)>,
-}
-
-/// A running `sessiond serve` process, under the test's control.
-pub struct Sessiond {
-    spec: Spec,
-    child: Option<Child>,
-    http: String,
-}
-
-impl Sessiond {
-    /// Starts it and waits until it says where it listens.
-    pub fn start(spec: Spec) -> Result<Sessiond, String> {
-        let mut node = Sessiond {
-            spec,
-            child: None,
-            http: String::new(),
-        };
-        node.spawn()?;
-        Ok(node)
-    }
-
-    fn spawn(&mut self) -> Result<(), String> {
-        let mut cmd = match &self.spec.netns {
-            // `ip netns exec` execs the program, so the child's pid is the
-            // node's own.
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, &self.spec.bin]);
-                c
-            }
-            None => Command::new(&self.spec.bin),
-        };
-        cmd.arg("serve")
-            .args(&self.spec.args)
-            .envs(self.spec.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", self.spec.bin))?;
-        let Some(stdout) = child.stdout.take() else {
-            let _ = child.kill();
-            return Err("no stdout".into());
-        };
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            // Keeps draining stdout for the process's whole life.
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let http = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(a) = line.strip_prefix("sessiond listening on http://") {
-                        break a.trim().to_string();
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(format!(
-                        "{} did not say where it listens within 60 s",
-                        self.spec.name
-                    ));
-                }
-            }
-        };
-        self.http = http;
-        self.child = Some(child);
-        Ok(())
-    }
-
-    pub fn name(&self) -> &str {
-        &self.spec.name
-    }
-
-    /// `host:port` of its HTTP front.
-    pub fn http(&self) -> &str {
-        &self.http
-    }
-
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    /// SIGSTOP: the process stays, its sockets stay open (the kernel still
-    /// accepts connections and queues requests), nothing runs.
-    pub fn pause(&self) {
-        if let Some(pid) = self.pid() {
-            signal(pid, "-STOP");
-        }
-    }
-
-    pub fn resume(&self) {
-        if let Some(pid) = self.pid() {
-            signal(pid, "-CONT");
-        }
-    }
-
-    /// kill -9, and reaps it.
-    pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again with the same name, addresses and flags.
-    pub fn restart(&mut self) -> Result<(), String> {
-        self.kill9();
-        self.spawn()
-    }
-
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
-    }
-}
-
-impl Drop for Sessiond {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-/// A small HTTP client (hyper's, with keep-alive) for talking to nodes.
-#[derive(Clone)]
-pub struct Http {
-    client: hyper::Client<hyper::client::HttpConnector>,
-    timeout: Duration,
-}
-
-/// One answer: the status (0 when none came within the timeout or the
-/// connection failed) and the body, parsed as JSON (`Null` when it is not)
-/// or as text under `"text"`.
-#[derive(Clone, Debug)]
-pub struct Answer {
-    pub status: u16,
-    pub body: Value,
-}
-
-impl Default for Http {
-    fn default() -> Self {
-        Http::new(Duration::from_secs(20))
-    }
-}
-
-impl Http {
-    pub fn new(timeout: Duration) -> Http {
-        Http {
-            client: hyper::Client::builder()
-                .pool_idle_timeout(Duration::from_secs(5))
-                .build_http(),
-            timeout,
-        }
-    }
-
-    pub async fn call(
-        &self,
-        addr: &str,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&str>,
-    ) -> Answer {
-        let none = Answer {
-            status: 0,
-            body: Value::Null,
-        };
-        let mut req = hyper::Request::builder()
-            .method(method)
-            .uri(format!("http://{addr}{path}"));
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        let req = match body {
-            Some(b) => req
-                .header("content-type", "application/json")
-                .body(hyper::Body::from(b.to_string())),
-            None => req.body(hyper::Body::empty()),
-        };
-        let Ok(req) = req else {
-            return none;
-        };
-        let exchange = async {
-            let res = self.client.request(req).await.ok()?;
-            let status = res.status().as_u16();
-            let bytes = hyper::body::to_bytes(res.into_body()).await.ok()?;
-            let body = serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| serde_json::json!({ "text": String::from_utf8_lossy(&bytes) }));
-            Some(Answer { status, body })
-        };
-        match tokio::time::timeout(self.timeout, exchange).await {
-            Ok(Some(a)) => a,
-            _ => none,
-        }
-    }
-
-    pub async fn get(&self, addr: &str, path: &str, token: Option<&str>) -> Answer {
-        self.call(addr, "GET", path, token, None).await
-    }
-
-    /// The members a node sees (from `/api/perf`), sorted.
-    pub async fn members(&self, node: &Sessiond) -> Vec<String> {
-        self.members_at(node.http()).await
-    }
-
-    /// The members the node at `addr` sees, sorted.
-    pub async fn members_at(&self, addr: &str) -> Vec<String> {
-        let a = self.get(addr, "/api/perf", None).await;
-        let mut m: Vec<String> = a.body["members"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|m| m.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
-        m.sort();
-        m
-    }
-
-    /// Waits until `node` sees exactly `expected` as members.
-    pub async fn wait_members(&self, node: &Sessiond, expected: &[&str], within: Duration) -> bool {
-        let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
-        want.sort();
-        let deadline = Instant::now() + within;
-        loop {
-            if self.members(node).await == want {
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// The value of a metric in a node's `/metrics` (its first series), if
-    /// shown.
-    pub async fn metric(&self, node: &Sessiond, name: &str) -> Option<f64> {
-        let a = self.get(node.http(), "/metrics", None).await;
-        let text = a.body["text"].as_str()?.to_string();
-        text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-            let (key, value) = l.rsplit_once(' ')?;
-            let labelled = key.strip_prefix(name).is_some_and(|r| r.starts_with('{'));
-            (key == name || labelled).then(|| value.trim().parse().ok())?
-        })
     }
 }

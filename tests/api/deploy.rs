@@ -20,7 +20,7 @@ const UNIT: &str = "deploy/systemd/sessiond.service";
 const UNIT_ENV: &str = "deploy/systemd/sessiond.env.example";
 const KUBERNETES: &str = "deploy/kubernetes";
 
-/// Metrics of the contract (DESIGN §8) that sessiond does not export yet
+/// Metrics of the contract (src/metrics/names.rs) that sessiond does not export yet
 /// (none today). A name listed here makes the test fail once it is
 /// exported, so the list cannot go stale; any other name the files use
 /// must be exported.

@@ -15,27 +15,27 @@ use sessiond::http::Ctx;
 use sessiond_testkit::http::{self, Connection};
 use sessiond_testkit::postgres_db;
 
-pub use sessiond_testkit::http::Reply;
+pub(crate) use sessiond_testkit::http::Reply;
 
-pub const ADMIN_EMAIL: &str = "admin@localhost";
-pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
-pub const SECRET: &str = "test-secret-0123456789abcdef-0123456789";
+pub(crate) const ADMIN_EMAIL: &str = "admin@localhost";
+pub(crate) const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+pub(crate) const SECRET: &str = "test-secret-0123456789abcdef-0123456789";
 
 /// Which database a test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     Sqlite,
     Postgres,
 }
 
 /// The server the PostgreSQL tests use (each test gets a database of its own).
-pub fn postgres_url() -> String {
+pub(crate) fn postgres_url() -> String {
     std::env::var("SESSIOND_TEST_POSTGRES_URL")
         .expect("SESSIOND_TEST_POSTGRES_URL names the PostgreSQL server for these tests")
 }
 
 /// A fresh, empty PostgreSQL database: its URL and its name.
-pub async fn fresh_postgres_database() -> (String, String) {
+pub(crate) async fn fresh_postgres_database() -> (String, String) {
     let name = format!(
         "sessiond_t_{}",
         sessiond::auth::random_secret(12).to_lowercase()
@@ -46,7 +46,7 @@ pub async fn fresh_postgres_database() -> (String, String) {
     (url, name)
 }
 
-pub async fn drop_postgres_database(name: &str) {
+pub(crate) async fn drop_postgres_database(name: &str) {
     postgres_db::drop(&postgres_url(), name).await;
 }
 
@@ -54,14 +54,14 @@ pub async fn drop_postgres_database(name: &str) {
 /// temporary directory (gone with this value), or a fresh PostgreSQL
 /// database (the test drops it with [`drop_postgres_database`] once its
 /// processes are stopped).
-pub struct SharedDb {
+pub(crate) struct SharedDb {
     pub url: String,
     pub pg_name: Option<String>,
     _dir: tempfile::TempDir,
 }
 
 impl SharedDb {
-    pub async fn new(backend: Backend) -> SharedDb {
+    pub(crate) async fn new(backend: Backend) -> SharedDb {
         let dir = tempfile::tempdir().expect("temp dir");
         let (url, pg_name) = match backend {
             Backend::Sqlite => (
@@ -81,7 +81,7 @@ impl SharedDb {
     }
 }
 
-pub struct TestApp {
+pub(crate) struct TestApp {
     pub addr: std::net::SocketAddr,
     pub backend: Backend,
     pub db_url: String,
@@ -94,7 +94,7 @@ pub struct TestApp {
 }
 
 /// How a test reads an API error.
-pub trait ReplyExt {
+pub(crate) trait ReplyExt {
     fn assert_error(&self, status: u16, code: &str);
 }
 
@@ -115,12 +115,12 @@ impl ReplyExt for Reply {
 
 /// The app on SQLite with default settings.
 #[allow(dead_code)] // for test modules that need no PostgreSQL variant
-pub async fn spawn_app() -> TestApp {
+pub(crate) async fn spawn_app() -> TestApp {
     spawn_on(Backend::Sqlite, |_| {}).await
 }
 
 /// The app on a database of its own on `backend`.
-pub async fn spawn_on(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+pub(crate) async fn spawn_on(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let (db_url, pg_database) = match backend {
         Backend::Sqlite => (
@@ -136,7 +136,7 @@ pub async fn spawn_on(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Te
 }
 
 /// The app on an existing database (several apps may share one).
-pub async fn spawn_at(
+pub(crate) async fn spawn_at(
     backend: Backend,
     db_url: String,
     pg_database: Option<String>,
@@ -175,13 +175,13 @@ pub async fn spawn_at(
 
 impl TestApp {
     /// Sends one request on a fresh connection and reads the whole answer.
-    pub async fn raw(&self, request: &[u8]) -> Reply {
+    pub(crate) async fn raw(&self, request: &[u8]) -> Reply {
         http::exchange(self.addr, request, Duration::from_secs(20))
             .await
             .expect("a complete answer within 20 s")
     }
 
-    pub async fn request(
+    pub(crate) async fn request(
         &self,
         method: &str,
         path: &str,
@@ -198,24 +198,24 @@ impl TestApp {
             .await
     }
 
-    pub async fn login(&self, email: &str, password: &str) -> Reply {
+    pub(crate) async fn login(&self, email: &str, password: &str) -> Reply {
         let body = json!({"email": email, "password": password}).to_string();
         self.request("POST", "/api/auth/login", None, Some(&body))
             .await
     }
 
-    pub async fn login_ok(&self, email: &str, password: &str) -> String {
+    pub(crate) async fn login_ok(&self, email: &str, password: &str) -> String {
         let r = self.login(email, password).await;
         assert_eq!(r.status, 200, "login: {}", r.text);
         r.body["token"].as_str().expect("token").to_string()
     }
 
-    pub async fn session(&self, token: &str) -> Reply {
+    pub(crate) async fn session(&self, token: &str) -> Reply {
         self.request("GET", "/api/auth/session", Some(token), None)
             .await
     }
 
-    pub async fn refresh(&self, token: &str, force: bool) -> Reply {
+    pub(crate) async fn refresh(&self, token: &str, force: bool) -> Reply {
         let body = json!({ "force": force }).to_string();
         self.request(
             "POST",
@@ -227,7 +227,7 @@ impl TestApp {
     }
 
     /// Creates a user as admin; returns its id.
-    pub async fn create_user(&self, email: &str, password: &str, role: &str) -> i64 {
+    pub(crate) async fn create_user(&self, email: &str, password: &str, role: &str) -> i64 {
         let body = json!({"email": email, "password": password, "role": role}).to_string();
         let r = self
             .request(
@@ -242,25 +242,25 @@ impl TestApp {
     }
 
     /// Creates a user and logs in as it: `(id, token)`.
-    pub async fn user_with_token(&self, email: &str, role: &str) -> (i64, String) {
+    pub(crate) async fn user_with_token(&self, email: &str, role: &str) -> (i64, String) {
         let id = self.create_user(email, "password-123", role).await;
         let token = self.login_ok(email, "password-123").await;
         (id, token)
     }
 
-    pub async fn admin(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
+    pub(crate) async fn admin(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
         self.request(method, path, Some(&self.admin_token), body)
             .await
     }
 
-    pub async fn set_role(&self, id: i64, role: &str) -> Reply {
+    pub(crate) async fn set_role(&self, id: i64, role: &str) -> Reply {
         let body = json!({ "role": role }).to_string();
         self.admin("PUT", &format!("/api/admin/users/{id}/role"), Some(&body))
             .await
     }
 
     /// Stops the app the way SIGTERM does and waits for it.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
@@ -274,14 +274,14 @@ impl TestApp {
 
     /// Runs one SQL statement on a connection of its own, outside the
     /// service, as a person in psql or sqlite3 would.
-    pub async fn outside_sql(&self, sql: &str) {
+    pub(crate) async fn outside_sql(&self, sql: &str) {
         outside_sql(self.backend, &self.db_url, sql).await;
     }
 }
 
 /// Runs one SQL statement on a connection of its own to `db_url`, outside
 /// the service, as a person in psql or sqlite3 would.
-pub async fn outside_sql(backend: Backend, db_url: &str, sql: &str) {
+pub(crate) async fn outside_sql(backend: Backend, db_url: &str, sql: &str) {
     use sqlx::Connection;
     match backend {
         Backend::Sqlite => {
@@ -309,7 +309,7 @@ impl Drop for TestApp {
 /// process: the status and the JSON body (`Null` when it is not JSON), or
 /// `(0, Null)` when the server cannot be reached or does not answer within
 /// 20 s.
-pub async fn call(
+pub(crate) async fn call(
     addr: &str,
     method: &str,
     path: &str,
@@ -329,7 +329,7 @@ pub async fn call(
 }
 
 /// base64url without padding, for hand-made tokens.
-pub fn b64url(data: &[u8]) -> String {
+pub(crate) fn b64url(data: &[u8]) -> String {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in data.chunks(3) {
@@ -377,7 +377,7 @@ macro_rules! on_both_stores {
 
 impl TestApp {
     /// Sends bytes and returns whatever comes back (possibly nothing).
-    pub async fn raw_lenient(&self, request: &[u8]) -> Vec<u8> {
+    pub(crate) async fn raw_lenient(&self, request: &[u8]) -> Vec<u8> {
         let mut stream = TcpStream::connect(self.addr).await.expect("connects");
         let _ = stream.write_all(request).await;
         let mut buf = Vec::new();
@@ -387,7 +387,12 @@ impl TestApp {
 }
 
 /// Polls the session until it shows `role`; false if it did not within `within`.
-pub async fn wait_for_role(app: &TestApp, token: &str, role: &str, within: Duration) -> bool {
+pub(crate) async fn wait_for_role(
+    app: &TestApp,
+    token: &str,
+    role: &str,
+    within: Duration,
+) -> bool {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         if app.session(token).await.body["user"]["role"] == role {
@@ -403,7 +408,7 @@ pub async fn wait_for_role(app: &TestApp, token: &str, role: &str, within: Durat
 /// `method path` to `to`, sent from the local address `local` (a loopback
 /// address other than 127.0.0.1 stands for another host), with `extra`
 /// headers: the whole answer.
-pub async fn request_from(
+pub(crate) async fn request_from(
     to: std::net::SocketAddr,
     local: std::net::IpAddr,
     request: http::Request<'_>,
@@ -438,7 +443,7 @@ pub async fn request_from(
 
 /// The audit trail once `done` holds for it, polling (entries of logins and
 /// refusals are written by tasks of their own); panics after 10 s.
-pub async fn audit_when(
+pub(crate) async fn audit_when(
     app: &TestApp,
     done: impl Fn(&[sessiond::store::AuditEntry]) -> bool,
 ) -> Vec<sessiond::store::AuditEntry> {

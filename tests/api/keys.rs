@@ -1,4 +1,4 @@
-//! Signing keys that rotate (DESIGN §5): `sessiond keys list|rotate|retire`
+//! Signing keys that rotate: `sessiond keys list|rotate|retire`
 //! against the database two serving nodes share; rotation under load loses
 //! no resolve; retired and forged key ids are `invalid_token`; and the
 //! claims checks (`iat`, lifetime, audience) seen from outside.

@@ -12,6 +12,7 @@ mod faults;
 mod fuzz;
 mod hardening;
 mod helpers;
+mod house;
 mod keys;
 mod last_admin;
 mod limiter_race;

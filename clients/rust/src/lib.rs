@@ -42,7 +42,7 @@
 //!   crate needs neither warp nor a server framework, only hyper's client.
 //!
 //! This crate shares no code with the server: it speaks the HTTP API that
-//! DESIGN §7 and `GET /openapi.json` describe, so an app that uses it
+//! `GET /openapi.json` describes, so an app that uses it
 //! compiles no database driver, no actor runtime and no TLS stack.
 
 mod client;

@@ -1,5 +1,5 @@
 /**
- * A client for sessiond's HTTP API (DESIGN §7). No runtime dependencies:
+ * A client for sessiond's HTTP API (`GET /openapi.json`). No runtime dependencies:
  * it needs only the platform's `fetch`, `AbortController` and timers, so
  * it runs on Node 18+, in Next.js middleware (the edge runtime) and in
  * browsers alike.

@@ -47,7 +47,7 @@ pub(super) struct Cluster {
     /// that instant plus whole periods.
     sweep_from: Vec<Option<Instant>>,
     /// The virtual time as last read (or set) by the driver.
-    pub now: Instant,
+    pub(super) now: Instant,
     /// Time must not move before the runtime has gone idle once: a node has
     /// just started (its sweep timer starts when its task first runs), or a
     /// sweep may still be passivating.
@@ -63,7 +63,7 @@ pub(super) struct Cluster {
 impl Cluster {
     /// The cluster of `names`, none of them started yet; `net` joins them
     /// when there are several.
-    pub fn new(
+    pub(super) fn new(
         names: Vec<Arc<str>>,
         net: Option<Arc<MemoryNet>>,
         config: CacheConfig,
@@ -95,7 +95,7 @@ impl Cluster {
     }
 
     /// Starts every node and tells each its first view.
-    pub async fn start(&mut self) -> Result<(), SimError> {
+    pub(super) async fn start(&mut self) -> Result<(), SimError> {
         for i in 0..self.names.len() {
             self.start_node(i).await?;
         }
@@ -159,7 +159,7 @@ impl Cluster {
     /// supervisor sweep due now or at the last wake-up, whose passivations
     /// may still be under way), the clock is advanced to that same instant
     /// directly: cheaper than a timer, and the same result.
-    pub async fn wait_until(&mut self, start: Instant, at: u64, quiet: bool) -> Instant {
+    pub(super) async fn wait_until(&mut self, start: Instant, at: u64, quiet: bool) -> Instant {
         let now = self.now;
         let target = start + Duration::from_nanos(at);
         if target <= now {
@@ -238,7 +238,7 @@ impl Cluster {
         }
     }
 
-    pub async fn apply(&mut self, action: Action) -> Result<(), SimError> {
+    pub(super) async fn apply(&mut self, action: Action) -> Result<(), SimError> {
         match action {
             Action::Isolate(i) | Action::Heal(i) => {
                 let cut = matches!(action, Action::Isolate(_));
@@ -292,7 +292,7 @@ impl Cluster {
     }
 
     /// Stops every live node.
-    pub async fn stop(&mut self) {
+    pub(super) async fn stop(&mut self) {
         for k in self.keepers.iter_mut().filter_map(Option::take) {
             k.abort();
         }
@@ -302,15 +302,15 @@ impl Cluster {
     }
 
     /// Node `i`'s way to the database (for its writes' confirmations).
-    pub fn node_store(&self, i: usize) -> Arc<NodeStore> {
+    pub(super) fn node_store(&self, i: usize) -> Arc<NodeStore> {
         Arc::clone(&self.node_stores[i])
     }
 
-    pub fn reach(&self) -> &Reach {
+    pub(super) fn reach(&self) -> &Reach {
         &self.reach
     }
 
-    pub fn entry(&self, pick: u32) -> Option<(usize, Router)> {
+    pub(super) fn entry(&self, pick: u32) -> Option<(usize, Router)> {
         if self.entries.is_empty() {
             return None;
         }

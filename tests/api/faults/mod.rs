@@ -12,7 +12,10 @@
 mod partition;
 mod pause;
 
-use sessiond_testkit::netns;
+use sessiond_testkit::http::{Client, Reply};
+use sessiond_testkit::netns::{self, Host, Lab};
+use sessiond_testkit::process::{Sessiond, Spec};
+use sessiond_testkit::relay::Relay;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,7 +23,6 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::helpers::{drop_postgres_database, Backend, SharedDb as Db};
-use netns::{Answer, Host, Http, Lab, Relay, Sessiond, Spec};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
 const SECRET: &str = "faults-test-secret-0123456789-abcdefghij";
@@ -31,7 +33,7 @@ const USER_PASSWORD: &str = "password-123";
 /// The nodes run with the default `--lease`: a node cut off from its peers
 /// must stop serving from its cache within this, and a write may wait for a
 /// lapse of it (plus a drift margin).
-pub const LEASE: Duration = Duration::from_secs(2);
+pub(crate) const LEASE: Duration = Duration::from_secs(2);
 
 /// Where the node that faults hit runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -86,7 +88,7 @@ struct Pair {
     host: Option<Host>,
     _lab: Option<Lab>,
     db: Db,
-    http: Http,
+    http: Client,
     admin: String,
 }
 
@@ -195,14 +197,14 @@ impl Pair {
             }
         }
         .unwrap_or_else(|e| panic!("{e}"));
-        let http = Http::default();
+        let http = Client::default();
         for n in [&a, &b] {
             assert!(
-                http.wait_members(n, &["a", "b"], Duration::from_secs(20))
+                n.wait_members(&http, &["a", "b"], Duration::from_secs(20))
                     .await,
                 "{} sees {:?}",
                 n.name(),
-                http.members(n).await
+                n.members(&http).await
             );
         }
         let login = json!({"email": "admin@localhost", "password": ADMIN_PASSWORD}).to_string();
@@ -236,7 +238,7 @@ impl Pair {
         }
     }
 
-    async fn session(&self, node: &Sessiond, token: &str) -> Answer {
+    async fn session(&self, node: &Sessiond, token: &str) -> Reply {
         self.http
             .get(node.http(), "/api/auth/session", Some(token))
             .await
@@ -378,7 +380,7 @@ impl Drop for Pair {
 
 /// Whether an answer about `user`, for a request sent after `change` was
 /// acknowledged, keeps the contract: 401/403/503, or the new record.
-fn judge(user: &CachedUser, change: &Change, a: &Answer) -> Result<(), String> {
+fn judge(user: &CachedUser, change: &Change, a: &Reply) -> Result<(), String> {
     let shown = || {
         format!(
             "{} {} (before the write: version {}, role {})",
@@ -411,7 +413,7 @@ fn judge(user: &CachedUser, change: &Change, a: &Answer) -> Result<(), String> {
 }
 
 /// What a watcher saw: (sent, answered, answer).
-type Seen = Arc<Mutex<Vec<(Instant, Instant, Answer)>>>;
+type Seen = Arc<Mutex<Vec<(Instant, Instant, Reply)>>>;
 
 /// Sends a request every `every`, each on its own task so a slow answer does
 /// not delay the next; stopped (outstanding requests abandoned) on drop.
@@ -422,7 +424,7 @@ struct Watcher {
 
 impl Watcher {
     fn start(
-        http: Http,
+        http: Client,
         addr: String,
         path: &'static str,
         token: Option<String>,
@@ -451,7 +453,7 @@ impl Watcher {
     }
 
     /// Everything answered so far, in order of answer.
-    fn seen(&self) -> Vec<(Instant, Instant, Answer)> {
+    fn seen(&self) -> Vec<(Instant, Instant, Reply)> {
         let mut v = self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
         v.sort_by_key(|(_, answered, _)| *answered);
         v

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::netns::{self, Link};
+use super::Reply;
 use super::{judge, ms, Change, Findings, Pair, Place, Watcher, Written, LEASE};
 use crate::helpers::Backend;
 
@@ -113,7 +114,7 @@ async fn cut_off_node_never_answers_stale(
         .map(|(_, answered, _)| answered - cut_at);
     // From b's own cache: its copy of a user it owns, or its near copy
     // (an answer forwarded to a and hit in a's cache is a's).
-    let from_b_cache = |a: &netns::Answer| {
+    let from_b_cache = |a: &Reply| {
         a.status == 200
             && a.body["cache"]["hit"] == true
             && (a.body["cache"]["node"] == "b" || a.body["cache"]["near"] == true)
@@ -129,8 +130,8 @@ async fn cut_off_node_never_answers_stale(
         .filter(|(sent, _, a)| *sent > cut_at + LAPSE_BOUND && from_b_cache(a))
         .count();
     drop((ready, cached));
-    let lease_valid = pair.http.metric(&pair.b, "sessiond_lease_valid").await;
-    let lease_lost = pair.http.metric(&pair.b, "sessiond_lease_lost_total").await;
+    let lease_valid = pair.b.metric(&pair.http, "sessiond_lease_valid").await;
+    let lease_lost = pair.b.metric(&pair.http, "sessiond_lease_lost_total").await;
     eprintln!(
         "{test}: writes acknowledged {acked}/{}; latency while b is cut off: {}; \
          first 503 from b's /readyz {}; first answer of b not from its cache {}; \

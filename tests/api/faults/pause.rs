@@ -35,8 +35,8 @@ async fn paused_node_never_answers_stale_after_resuming(backend: Backend, pause:
     for (round, users) in users.chunks_mut(changes.len()).enumerate() {
         if round > 0 {
             assert!(
-                pair.http
-                    .wait_members(&pair.b, &["a", "b"], Duration::from_secs(20))
+                pair.b
+                    .wait_members(&pair.http, &["a", "b"], Duration::from_secs(20))
                     .await,
                 "b back in the cluster"
             );
@@ -93,7 +93,7 @@ async fn one_pause(
     let paused_at = Instant::now();
     let resumed = tokio::spawn(async move {
         tokio::time::sleep_until((paused_at + pause).into()).await;
-        super::netns::signal(pid, "-CONT");
+        sessiond_testkit::process::signal(pid, "-CONT");
         Instant::now()
     });
 
