@@ -8,6 +8,16 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
 
 use super::sql::{Dialect, SqlStore};
 
+/// This server's clock as the lease statements read it, in unix
+/// milliseconds: the dialect's clock plus the shift in
+/// `sessiond_test_clock`, which is 0 except where a test steps it.
+fn db_now<DB: Dialect>() -> String {
+    format!(
+        "({} + (SELECT offset_ms FROM sessiond_test_clock WHERE id = 1))",
+        DB::NOW_MS
+    )
+}
+
 /// What a renewal reads.
 pub struct LoggedChanges {
     pub head: i64,
@@ -77,7 +87,7 @@ where
               WHERE h.seq = $4
              ON CONFLICT (instance) DO UPDATE
                 SET node = excluded.node, seen = excluded.seen, expires_ms = excluded.expires_ms",
-            now = DB::NOW_MS,
+            now = db_now::<DB>(),
             lock = DB::LOCK_SHARED,
         );
         let done = sqlx::query(&sql)
@@ -109,7 +119,7 @@ where
                 AND l.seen < CASE WHEN $2 < 0 THEN h.seq ELSE $2 END
                 AND l.expires_ms > {now}
               WHERE h.id = 1",
-            now = DB::NOW_MS,
+            now = db_now::<DB>(),
         );
         let rows = sqlx::query(&sql)
             .bind(me)
@@ -147,7 +157,7 @@ where
         let sql = format!(
             "SELECT COALESCE(MIN(seen), (SELECT seq FROM sessiond_change_head WHERE id = 1)) AS keep
                FROM sessiond_leases WHERE expires_ms > {now}",
-            now = DB::NOW_MS,
+            now = db_now::<DB>(),
         );
         let keep: i64 = sqlx::query(&sql)
             .fetch_one(&self.pool)
@@ -166,7 +176,7 @@ where
             .await?;
         let sql = format!(
             "DELETE FROM sessiond_leases WHERE expires_ms < {now} - 60000",
-            now = DB::NOW_MS
+            now = db_now::<DB>()
         );
         sqlx::query(&sql).execute(&self.pool).await.map(|_| ())
     }
