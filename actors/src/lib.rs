@@ -66,6 +66,7 @@
 //! Whoever runs the membership (the service's heartbeat, the simulation's
 //! schedule) tells each router its view and flushes the members it names.
 
+pub mod clock;
 pub mod duration;
 mod lease;
 mod link;
