@@ -1,7 +1,8 @@
 //! A Jepsen-style history check of "acknowledged means everywhere": three
 //! real `sessiond` nodes, each in a network namespace of its own, clients on
 //! every node and one admin writer, under a seeded random schedule of faults
-//! (partition, pause, kill -9 and restart, and with PostgreSQL a database
+//! (partition, pause, kill -9 and restart, the database's clock stepped
+//! forward or back while a node is cut off, and with PostgreSQL a database
 //! cut). Every request and write is recorded; afterwards the history is
 //! checked: no answer to a request sent after a write was acknowledged may
 //! show the user's record from before that write.
@@ -294,6 +295,28 @@ impl Db {
         };
         Some(row)
     }
+
+    /// Shifts the database's clock as the lease statements read it
+    /// (`sessiond_test_clock`; 0: the true clock).
+    async fn shift_clock(&self, offset_ms: i64) -> Result<(), String> {
+        use sqlx::Connection;
+        let sql = format!("UPDATE sessiond_test_clock SET offset_ms = {offset_ms} WHERE id = 1");
+        let done = match self {
+            Db::Sqlite { url, .. } => {
+                let mut c = sqlx::SqliteConnection::connect(url)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::query(&sql).execute(&mut c).await.map(|_| ())
+            }
+            Db::Postgres { url, .. } => {
+                let mut c = sqlx::PgConnection::connect(url)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::query(&sql).execute(&mut c).await.map(|_| ())
+            }
+        };
+        done.map_err(|e| e.to_string())
+    }
 }
 
 /// Microseconds since the run began.
@@ -529,6 +552,8 @@ struct FaultCounts {
     kill: u32,
     db_cut: u32,
     isolate: u32,
+    clock_forward: u32,
+    clock_back: u32,
 }
 
 /// Injects one fault at a time, with healthy gaps, until the run stops.
@@ -536,14 +561,16 @@ async fn faults(
     run: Arc<Run>,
     hosts: &[Host],
     nodes: Arc<Vec<Mutex<Sessiond>>>,
-    postgres: bool,
+    db: Arc<Db>,
     seed: u64,
     counts: Arc<Mutex<FaultCounts>>,
 ) {
     let mut rng = StdRng::seed_from_u64(seed);
-    // With PostgreSQL also: a cut from the database alone, and from the
-    // peers and the database together (so no NOTIFY either).
-    let kinds = if postgres { 5 } else { 3 };
+    let postgres = matches!(&*db, Db::Postgres { .. });
+    // With PostgreSQL also: a cut from the database alone (3), and from the
+    // peers and the database together (4, so no NOTIFY either). On both:
+    // the database's clock stepped forward (5) or back (6).
+    let kinds = if postgres { 7 } else { 5 };
     let ms = |rng: &mut StdRng, lo: u64, hi: u64| Duration::from_millis(rng.gen_range(lo..hi));
     let secs = |d: Duration| d.as_secs_f64();
     loop {
@@ -554,7 +581,11 @@ async fn faults(
         let n = rng.gen_range(0..NODES);
         let name = run.names[n].clone();
         let at = secs(run.clock.0.elapsed());
-        match rng.gen_range(0..kinds) {
+        let kind = match rng.gen_range(0..kinds) {
+            k if !postgres && k >= 3 => k + 2,
+            k => k,
+        };
+        match kind {
             0 => {
                 let d = ms(&mut rng, 500, 5000);
                 println!(
@@ -608,6 +639,41 @@ async fn faults(
                 tokio::time::sleep(d).await;
                 hosts[n].heal_all();
                 counts.lock().unwrap_or_else(|p| p.into_inner()).isolate += 1;
+            }
+            5 | 6 => {
+                // A node cut off while holding its lease (from its peers;
+                // with PostgreSQL from the database too, so it cannot
+                // renew), and the database's clock stepped meanwhile.
+                let forward = kind == 5;
+                let step = ms(&mut rng, 3000, 15_000);
+                let d = ms(&mut rng, 1000, 4000);
+                let offset = i64::try_from(step.as_millis()).unwrap_or(i64::MAX);
+                let offset = if forward { offset } else { -offset };
+                println!(
+                    "[{at:6.1}s] database clock stepped {} {:.1}s for {:.1}s, {name} cut from its peers{}",
+                    if forward { "forward" } else { "back" },
+                    secs(step),
+                    secs(d),
+                    if postgres { " and the database" } else { "" }
+                );
+                hosts[n].cut(Link::Peer);
+                if postgres {
+                    hosts[n].cut(Link::Db);
+                }
+                if let Err(e) = db.shift_clock(offset).await {
+                    println!("[{at:6.1}s] cannot step the database's clock: {e}");
+                }
+                tokio::time::sleep(d).await;
+                if let Err(e) = db.shift_clock(0).await {
+                    println!("[{at:6.1}s] cannot set the database's clock back: {e}");
+                }
+                hosts[n].heal_all();
+                let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
+                if forward {
+                    c.clock_forward += 1;
+                } else {
+                    c.clock_back += 1;
+                }
             }
             _ => {
                 let d = ms(&mut rng, 500, 4000);
@@ -853,7 +919,7 @@ async fn run_checked(
         Arc::clone(&run),
         hosts,
         Arc::clone(&nodes),
-        matches!(&*db, Db::Postgres { .. }),
+        Arc::clone(&db),
         seed,
         Arc::clone(&counts),
     );
@@ -915,8 +981,8 @@ async fn run_checked(
         writes.len()
     );
     println!(
-        "faults injected: {} partitions, {} pauses, {} kill -9 and restart, {} database cuts, {} isolations (peers and database)",
-        c.partition, c.pause, c.kill, c.db_cut, c.isolate
+        "faults injected: {} partitions, {} pauses, {} kill -9 and restart, {} database cuts, {} isolations (peers and database), {} database clock steps forward, {} back (each with a node cut off)",
+        c.partition, c.pause, c.kill, c.db_cut, c.isolate, c.clock_forward, c.clock_back
     );
     println!("stale answers: {}", violations.len());
     if let Some(v) = violations.first() {

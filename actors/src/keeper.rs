@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::clock;
 use crate::lease::{LeaseStore, RATE_MARGIN_DIV};
 use crate::observer::InvalidationSource;
 use crate::router::Router;
@@ -109,7 +110,9 @@ impl LeaseKeeper {
             return Ok(true);
         };
         // Counted from before the request: the database counts from later.
+        // On both clocks: the boot clock also counts a suspended machine.
         let asked = Instant::now();
+        let asked_boot_ms = clock::since_boot_ms();
         let lapsed = !self.held || !lease.valid_at(asked);
         let changes = self.store.changes_since(self.seen).await?;
         if lapsed || changes.truncated {
@@ -138,7 +141,11 @@ impl LeaseKeeper {
             return Ok(false);
         }
         let margin = self.duration / RATE_MARGIN_DIV;
-        lease.hold_until(asked + self.duration.saturating_sub(margin));
+        let held = self.duration.saturating_sub(margin);
+        lease.hold_until(
+            asked + held,
+            asked_boot_ms.saturating_add(u64::try_from(held.as_millis()).unwrap_or(u64::MAX)),
+        );
         if !self.held && lease.valid_at(Instant::now()) {
             self.held = true;
             tracing::info!("freshness lease held");

@@ -35,6 +35,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::clock;
 use crate::store::{BoxFuture, StoreError};
 use crate::sync::MutexExt;
 
@@ -46,7 +47,8 @@ const CONFIRM_POLL: Duration = Duration::from_millis(20);
 
 /// This node's lease: until when it may answer from its cache. Read on
 /// every cache hit: one atomic load compared with the millisecond the
-/// lookup already computed for the registry.
+/// lookup already computed for the registry, then one more against the
+/// boot clock ([`crate::clock`]), which also counts a suspended machine.
 #[derive(Debug)]
 pub struct Lease {
     /// The registry's epoch: lease ends are counted from it, in whole
@@ -55,6 +57,9 @@ pub struct Lease {
     /// Milliseconds after `base` until which the lease holds, rounded
     /// down (so a lease never holds past its end); 0: no lease.
     until_ms: AtomicU64,
+    /// The same end on the boot clock ([`clock::since_boot_ms`]): a stop
+    /// of the machine that the monotonic clock missed ends the lease too.
+    boot_until_ms: AtomicU64,
     /// Identifies this process's lease in the database (a node restarted
     /// under the same name is another holder).
     instance: i64,
@@ -67,6 +72,7 @@ impl Lease {
         Lease {
             base,
             until_ms: AtomicU64::new(0),
+            boot_until_ms: AtomicU64::new(0),
             instance,
         }
     }
@@ -85,21 +91,32 @@ impl Lease {
     }
 
     /// [`Lease::valid_at`] for `now_ms`, milliseconds since the registry's
-    /// epoch rounded down: `now_ms < until_ms` implies `now < until`.
+    /// epoch rounded down: `now_ms < until_ms` implies `now < until`. The
+    /// boot clock is read only when the monotonic one allows.
     #[inline]
     pub(crate) fn valid_at_ms(&self, now_ms: u64) -> bool {
         now_ms < self.until_ms.load(Ordering::Acquire)
+            && clock::since_boot_ms() < self.boot_until_ms.load(Ordering::Acquire)
     }
 
-    /// How much of the lease is left at `now`.
+    /// How much of the lease is left at `now` (the lesser of what the
+    /// monotonic and the boot clock leave).
     pub fn remaining(&self, now: Instant) -> Duration {
         let until = self.until_ms.load(Ordering::Acquire);
-        Duration::from_millis(until.saturating_sub(self.millis(now)))
+        let boot_until = self.boot_until_ms.load(Ordering::Acquire);
+        Duration::from_millis(
+            until
+                .saturating_sub(self.millis(now))
+                .min(boot_until.saturating_sub(clock::since_boot_ms())),
+        )
     }
 
-    /// Holds the lease until `until`, never shortening it (renewals may
+    /// Holds the lease until `until` on the monotonic clock and
+    /// `boot_until_ms` on the boot clock, never shortening it (renewals may
     /// finish out of order).
-    pub(crate) fn hold_until(&self, until: Instant) {
+    pub(crate) fn hold_until(&self, until: Instant, boot_until_ms: u64) {
+        self.boot_until_ms
+            .fetch_max(boot_until_ms, Ordering::AcqRel);
         self.until_ms
             .fetch_max(self.millis(until), Ordering::AcqRel);
     }
@@ -128,7 +145,10 @@ pub struct Changes {
 pub struct Holder {
     pub instance: i64,
     pub node: String,
-    /// What is left of its lease by the database's clock.
+    /// The longest its holder may still count on it, from when the row was
+    /// read: the whole length it was granted for, not what the
+    /// database's clock says is left (that clock may step). An in-memory
+    /// store, whose clock is the nodes' own, may report what is left.
     pub remaining: Duration,
 }
 
@@ -163,6 +183,15 @@ pub trait LeaseStore: Send + Sync + 'static {
 
     /// Drops the changes every running lease has seen, and leases long over.
     fn prune(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// `instance`'s lease, read with `seen` below `below`, has run out
+    /// (a writer waited it out on its own clock): the store may drop that
+    /// grant, so later writers do not wait for it again. A newer grant of
+    /// the same instance has `seen` at or past `below` and stays.
+    fn lapsed(&self, instance: i64, below: u64) -> BoxFuture<'_, Result<(), StoreError>> {
+        let _ = (instance, below);
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// The instances that confirmed an invalidation over the cluster link.
@@ -217,9 +246,9 @@ pub(crate) async fn confirm_write(
     let mut pending: Vec<(Holder, Instant)> = holders
         .into_iter()
         .map(|h| {
-            // The holder's lease ends (by its own clock) before the
-            // database's; wait the database's remaining time plus the
-            // rate margin, on this node's monotonic clock.
+            // The holder counted its lease from before its grant, which
+            // came before this read: it ends before `remaining` (plus the
+            // rate margin) from now, on this node's monotonic clock.
             let margin = h.remaining / RATE_MARGIN_DIV + Duration::from_millis(5);
             let until = start + h.remaining + margin;
             (h, until)
@@ -237,6 +266,11 @@ pub(crate) async fn confirm_write(
         pending.retain(|(h, _)| !acks.has(h.instance));
         done.confirmed += before - pending.len();
         let now = Instant::now();
+        for (h, _) in pending.iter().filter(|(_, until)| *until <= now) {
+            if let Err(e) = store.lapsed(h.instance, head).await {
+                tracing::debug!(error = %e, "dropping a lapsed lease failed");
+            }
+        }
         let before = pending.len();
         pending.retain(|(_, until)| *until > now);
         done.lapsed += before - pending.len();

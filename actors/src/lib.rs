@@ -93,6 +93,7 @@
 //! schedule) tells each router its view and flushes the members it names.
 
 mod cell;
+pub mod clock;
 mod config;
 pub mod duration;
 mod invalidation;

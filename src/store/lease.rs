@@ -1,12 +1,29 @@
 //! The tables of the freshness-lease protocol (`docs/freshness.md`): the
 //! change log the triggers write, and the leases. Written once for both
 //! databases; the clock and the shared lock are the dialect's.
+//!
+//! The database's clock decides nothing a stale answer could come from: a
+//! writer waits for a holder the whole length of its lease (`lease_ms`) on
+//! its own monotonic clock, and a lease row goes only when its holder
+//! releases it or a writer has waited it out. `expires_ms` is kept for
+//! people reading the table, and to let the change log be pruned (a node
+//! that finds the log pruned past its `seen` drops its whole cache).
 
 use std::time::Duration;
 
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
 
 use super::sql::{Dialect, SqlStore};
+
+/// This server's clock as the lease statements read it, in unix
+/// milliseconds: the dialect's clock plus the shift in
+/// `sessiond_test_clock`, which is 0 except where a test steps it.
+fn db_now<DB: Dialect>() -> String {
+    format!(
+        "({} + (SELECT offset_ms FROM sessiond_test_clock WHERE id = 1))",
+        DB::NOW_MS
+    )
+}
 
 /// What a renewal reads.
 pub struct LoggedChanges {
@@ -71,13 +88,14 @@ where
         duration: Duration,
     ) -> Result<bool, sqlx::Error> {
         let sql = format!(
-            "INSERT INTO sessiond_leases (instance, node, seen, expires_ms)
-             SELECT $1, $2, h.seq, {now} + $3
+            "INSERT INTO sessiond_leases (instance, node, seen, expires_ms, lease_ms)
+             SELECT $1, $2, h.seq, {now} + $3, $3
                FROM (SELECT seq FROM sessiond_change_head WHERE id = 1{lock}) h
               WHERE h.seq = $4
              ON CONFLICT (instance) DO UPDATE
-                SET node = excluded.node, seen = excluded.seen, expires_ms = excluded.expires_ms",
-            now = DB::NOW_MS,
+                SET node = excluded.node, seen = excluded.seen,
+                    expires_ms = excluded.expires_ms, lease_ms = excluded.lease_ms",
+            now = db_now::<DB>(),
             lock = DB::LOCK_SHARED,
         );
         let done = sqlx::query(&sql)
@@ -90,9 +108,13 @@ where
         Ok(DB::rows_affected(&done) > 0)
     }
 
-    /// The head, and the other running leases (by this database's clock)
-    /// whose `seen` is below `below` (the head when `None`), with the
-    /// milliseconds each has left.
+    /// The head, and the other leases whose `seen` is below `below` (the
+    /// head when `None`), with the milliseconds each holder may still count
+    /// on its lease from now: the whole length it was granted for. Whether
+    /// a lease is still running is not asked of the database's clock: a
+    /// forward step of it would hide a holder that still counts its lease
+    /// on its own clock. A row from before `lease_ms` existed reports what
+    /// it has left by the database's clock.
     pub async fn unconfirmed_leases(
         &self,
         me: i64,
@@ -102,14 +124,14 @@ where
         // holder (or with nothing: then one row whose lease columns are
         // NULL).
         let sql = format!(
-            "SELECT h.seq AS head, l.instance, l.node, l.expires_ms - {now} AS remaining_ms
+            "SELECT h.seq AS head, l.instance, l.node,
+                    COALESCE(l.lease_ms, l.expires_ms - {now}) AS remaining_ms
                FROM sessiond_change_head h
                LEFT JOIN sessiond_leases l
                  ON l.instance <> $1
                 AND l.seen < CASE WHEN $2 < 0 THEN h.seq ELSE $2 END
-                AND l.expires_ms > {now}
               WHERE h.id = 1",
-            now = DB::NOW_MS,
+            now = db_now::<DB>(),
         );
         let rows = sqlx::query(&sql)
             .bind(me)
@@ -140,14 +162,29 @@ where
             .map(|_| ())
     }
 
-    /// Forgets the changes every running lease has seen, and leases over
-    /// for a minute. A node whose lease is not running drops its whole
-    /// cache when it renews, so it needs no pruned change.
+    /// Drops `instance`'s lease row if its `seen` is still below `below`:
+    /// a writer waited that grant out. Any later grant of the instance was
+    /// made at a head of at least `below`, and stays.
+    pub async fn drop_lapsed_lease(&self, instance: i64, below: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM sessiond_leases WHERE instance = $1 AND seen < $2")
+            .bind(instance)
+            .bind(below)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    /// Forgets the changes every lease running by the database's clock has
+    /// seen. That clock may step: a lease it wrongly calls over loses
+    /// changes it has not seen, and its holder, finding the log pruned past
+    /// its `seen`, drops its whole cache when it renews. Lease rows are
+    /// not pruned by that clock (a forward step would hide a holder from
+    /// writers): they go when released or waited out by a writer.
     pub async fn prune_changes(&self) -> Result<(), sqlx::Error> {
         let sql = format!(
             "SELECT COALESCE(MIN(seen), (SELECT seq FROM sessiond_change_head WHERE id = 1)) AS keep
                FROM sessiond_leases WHERE expires_ms > {now}",
-            now = DB::NOW_MS,
+            now = db_now::<DB>(),
         );
         let keep: i64 = sqlx::query(&sql)
             .fetch_one(&self.pool)
@@ -163,11 +200,7 @@ where
         sqlx::query("DELETE FROM sessiond_changes WHERE seq <= $1")
             .bind(keep)
             .execute(&self.pool)
-            .await?;
-        let sql = format!(
-            "DELETE FROM sessiond_leases WHERE expires_ms < {now} - 60000",
-            now = DB::NOW_MS
-        );
-        sqlx::query(&sql).execute(&self.pool).await.map(|_| ())
+            .await
+            .map(|_| ())
     }
 }

@@ -375,6 +375,14 @@ impl LeaseStore for Db {
                 .await
         })
     }
+
+    fn lapsed(&self, instance: i64, below: u64) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let below = i64::try_from(below).unwrap_or(i64::MAX);
+            self.bounded(async { dispatch!(self, s => s.drop_lapsed_lease(instance, below).await) })
+                .await
+        })
+    }
 }
 
 impl Db {

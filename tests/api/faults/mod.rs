@@ -9,6 +9,7 @@
 //! when `CI` is set and are skipped with a note otherwise. The pause tests
 //! run anywhere.
 
+mod db_clock;
 mod partition;
 mod pause;
 
