@@ -2,8 +2,14 @@
 //! until a shutdown signal. Tests build it on port 0 with a database of
 //! their own and drive it over a real socket.
 //!
-//! Kept whole: building the application wires every part
-//! (store, actors, lease keeper, cluster, HTTP front) in one readable sequence.
+//! Here the wiring (store, actors, lease keeper, cluster, HTTP front, in
+//! one readable sequence) and the run; the first administrator, leaving
+//! and the `user add` command have files of their own. The flags are
+//! checked in [`crate::config`].
+
+mod commands;
+mod first_admin;
+mod shutdown;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,103 +20,26 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::sync::oneshot;
 
-use sessiond_actors::{CacheConfig, LeaseKeeper, LeaseStore, Link, Router};
+use sessiond_actors::{CacheConfig, LeaseKeeper, Link, Router};
 
 use crate::auth;
 use crate::clock::Clock;
-use crate::cluster::{Cluster, ClusterLink, ClusterSettings, ClusterTls};
-use crate::config::{ClusterArgs, Settings, UserAddArgs};
+use crate::cluster::{Cluster, ClusterLink};
+use crate::config::{self, Settings};
 use crate::http::{self, Ctx};
 use crate::limiter::LoginLimiter;
 use crate::metrics::Telemetry;
-use crate::store::{Db, WriteError};
+use crate::store::Db;
 use crate::usecases::authenticate::Authenticator;
 use crate::usecases::login::Login;
-use crate::usecases::users::{self, validate_new_password, NewUser, UserError, Users};
+use crate::usecases::users::Users;
 use crate::usecases::Audit;
 
-/// The email of the administrator created on first start.
-pub const FIRST_ADMIN: &str = "admin@localhost";
-
-/// The shortest HS256 secret accepted: RFC 7518 §3.2 requires a key at
-/// least as long as the hash output (256 bits).
-pub const MIN_JWT_SECRET: usize = 32;
-
-fn check_jwt_secret(secret: &str) -> anyhow::Result<()> {
-    if secret.len() < MIN_JWT_SECRET {
-        anyhow::bail!(
-            "the JWT secret (--jwt-secret or SESSIOND_JWT_SECRET) is {} bytes; HS256 needs at \
-             least {MIN_JWT_SECRET} (RFC 7518 section 3.2): generate one with `openssl rand -base64 48`",
-            secret.len()
-        );
-    }
-    Ok(())
-}
-
-/// The shortest cluster cookie accepted.
-pub const MIN_CLUSTER_COOKIE: usize = 32;
-
-/// Validates the cluster flags.
-async fn cluster_settings(node_name: &str, c: &ClusterArgs) -> anyhow::Result<ClusterSettings> {
-    if c.cookie.trim().is_empty() {
-        anyhow::bail!("a cluster needs a cookie: --cluster-cookie or SESSIOND_CLUSTER_COOKIE");
-    }
-    // The handshake digest lets anyone who sees it test cookies offline: a
-    // short one falls to guessing.
-    if c.cookie.len() < MIN_CLUSTER_COOKIE {
-        anyhow::bail!(
-            "the cluster cookie (--cluster-cookie or SESSIOND_CLUSTER_COOKIE) is {} bytes; at \
-             least {MIN_CLUSTER_COOKIE} are required: generate one with `openssl rand -base64 48`",
-            c.cookie.len()
-        );
-    }
-    if node_name.is_empty() || node_name.len() > 255 {
-        anyhow::bail!("--node-name must be 1 to 255 characters");
-    }
-    let listen = tokio::net::lookup_host(&c.listen)
-        .await
-        .with_context(|| format!("cannot resolve the cluster address {}", c.listen))?
-        .next()
-        .with_context(|| format!("no address for {}", c.listen))?;
-    let tls = match &c.tls {
-        Some(f) => Some(ClusterTls::load(&f.cert, &f.key, &f.ca)?),
-        None => {
-            tracing::warn!(
-                listen = %listen,
-                "CLUSTER TRAFFIC IS NOT ENCRYPTED: without --cluster-tls-cert/-key/-ca, \
-                 user records and the cookie's handshake cross the network in plaintext; \
-                 use TLS unless the network between nodes is private"
-            );
-            None
-        }
-    };
-    Ok(ClusterSettings {
-        node_name: node_name.to_string(),
-        tls,
-        listen,
-        join: c
-            .join
-            .iter()
-            .filter(|j| !j.trim().is_empty())
-            .cloned()
-            .collect(),
-        cookie: c.cookie.clone(),
-    })
-}
-
-async fn hash_blocking(password: String) -> anyhow::Result<String> {
-    tokio::task::spawn_blocking(move || auth::hash_password(&password))
-        .await
-        .context("password hashing task failed")?
-        .map_err(|e| anyhow::anyhow!("password hashing failed: {e}"))
-}
-
-/// The first administrator, when this start created one.
-pub struct FirstAdmin {
-    pub email: String,
-    /// Set when the password was generated (and so must be shown once).
-    pub generated_password: Option<String>,
-}
+pub use commands::add_user;
+use first_admin::ensure_first_admin;
+pub use first_admin::{FirstAdmin, FIRST_ADMIN};
+pub use shutdown::shutdown_signal;
+use shutdown::{give_up_lease, leave};
 
 type ServerFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -147,7 +76,7 @@ impl Application {
         // Before touching the database: a weak secret is a configuration
         // error, not something to start with.
         if let Some(s) = &settings.jwt_secret {
-            check_jwt_secret(s)?;
+            config::check_jwt_secret(s)?;
         }
         let clock = Clock::new();
         let db = Db::connect(&settings.database_url, clock.clone())
@@ -157,7 +86,7 @@ impl Application {
         let tokens = crate::keys::tokens(&settings, &db, clock.clone()).await?;
 
         let first_admin = ensure_first_admin(&db, settings.admin_password.clone()).await?;
-        let dummy_hash = hash_blocking(auth::random_secret(24)).await?;
+        let dummy_hash = auth::hash_password_blocking(auth::random_secret(24)).await?;
 
         let telemetry = Telemetry::new();
         let cache = CacheConfig {
@@ -165,12 +94,12 @@ impl Application {
             idle_timeout: settings.idle_timeout,
             hibernate_after: None,
             max_sessions: settings.max_sessions.max(1),
-            call_timeout: Duration::from_secs(5),
+            call_timeout: CacheConfig::DEFAULT_CALL_TIMEOUT,
             lease: (!settings.lease.is_zero()).then_some(settings.lease),
             near: settings.near_cache,
         };
         let cluster_settings = match &settings.cluster {
-            Some(c) => Some(cluster_settings(&settings.node_name, c).await?),
+            Some(c) => Some(config::cluster_settings(&settings.node_name, c).await?),
             None => None,
         };
         let link = cluster_settings
@@ -343,7 +272,7 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then leaves gracefully (see
-    /// `leave`): answers what still arrives for up to the shutdown grace,
+    /// [`leave`]): answers what still arrives for up to the shutdown grace,
     /// stops accepting, lets requests in progress finish (within the same
     /// grace), and stops the actors.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
@@ -405,142 +334,5 @@ impl Application {
         ctx.router.stop().await;
         tracing::info!("stopped");
         Ok(())
-    }
-}
-
-/// Leaving, in an order that keeps "no stale answer after an
-/// acknowledged write" (docs/freshness.md):
-///
-/// 1. `/readyz` answers 503: load balancers stop sending new traffic.
-/// 2. The lease keeper stops, then the lease ends locally: from now on
-///    this node reads through (or forwards to a peer holding a lease) and
-///    never answers from its cache. Only then is the lease row deleted,
-///    so writers stop waiting for this node only once it cannot serve
-///    what they change.
-/// 3. The peers are told, and drop this node from their views at once:
-///    they take its users over and stop forwarding to it. It still
-///    answers their calls (forwards, invalidations) until it exits.
-/// 4. Whatever still arrives is answered, until nothing has come for
-///    [`http::drain::QUIET`] or `deadline` passes, or `cut` completes
-///    (then it returns `true`).
-async fn leave(
-    ctx: &Ctx,
-    keeper: Option<tokio::task::JoinHandle<()>>,
-    deadline: tokio::time::Instant,
-    cut: impl Future<Output = ()>,
-) -> bool {
-    ctx.drain.start_leaving();
-    if let Some(k) = keeper {
-        k.abort();
-        // Awaited: a renewal finishing on another thread must not extend
-        // the lease after it was given up.
-        let _ = k.await;
-    }
-    give_up_lease(ctx).await;
-    if let Some(c) = &ctx.cluster {
-        c.leave().await;
-    }
-    tokio::select! {
-        _ = ctx.drain.quiet(http::drain::QUIET, deadline) => {
-            tracing::info!("no more traffic: closing");
-            false
-        }
-        _ = cut => {
-            tracing::warn!("stopped again: not waiting for traffic to stop");
-            true
-        }
-    }
-}
-
-/// Stops answering from the cache, then deletes the lease row: writers
-/// need not wait for a lease that is given up. The keeper must be stopped.
-async fn give_up_lease(ctx: &Ctx) {
-    if let Some(lease) = ctx.router.lease() {
-        lease.expire();
-        match tokio::time::timeout(Duration::from_secs(2), ctx.db.release(lease.instance())).await {
-            Ok(Ok(())) => tracing::info!("freshness lease released"),
-            // Writers then wait for it to run out (one --lease at most).
-            Ok(Err(e)) => tracing::warn!(error = %e, "releasing the freshness lease failed"),
-            Err(_) => tracing::warn!("releasing the freshness lease timed out"),
-        }
-    }
-}
-
-/// With no user in the database, creates `admin@localhost`.
-async fn ensure_first_admin(
-    db: &Db,
-    password: Option<String>,
-) -> anyhow::Result<Option<FirstAdmin>> {
-    if db.count_users().await.context("cannot count users")? > 0 {
-        return Ok(None);
-    }
-    let (password, generated) = match password {
-        Some(p) => {
-            validate_new_password(&p)
-                .map_err(|e| anyhow::anyhow!("SESSIOND_ADMIN_PASSWORD: {e}"))?;
-            (p, false)
-        }
-        None => (auth::random_secret(20), true),
-    };
-    let hash = hash_blocking(password.clone()).await?;
-    match db.create_user(FIRST_ADMIN, &hash, "admin").await {
-        Ok(_) => {
-            tracing::info!(email = FIRST_ADMIN, "created the first administrator");
-            Ok(Some(FirstAdmin {
-                email: FIRST_ADMIN.to_string(),
-                generated_password: generated.then_some(password),
-            }))
-        }
-        // Another node created it first.
-        Err(WriteError::EmailTaken) => Ok(None),
-        Err(WriteError::Db(e)) => Err(e).context("cannot create the first administrator"),
-    }
-}
-
-/// `sessiond user add`.
-pub async fn add_user(args: UserAddArgs) -> anyhow::Result<()> {
-    let new = NewUser::parse(&args.email, args.password, Some(args.role))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let db = Db::connect(&args.database_url, Clock::new())
-        .await
-        .context("cannot open the database")?;
-    let hash = hash_blocking(new.password.clone()).await?;
-    match users::insert(&db, &new, &hash).await {
-        Ok(row) => {
-            println!(
-                "created user {} ({}) with role {}",
-                row.id, row.email, row.role
-            );
-            Ok(())
-        }
-        Err(UserError::EmailTaken) => {
-            anyhow::bail!("a user with email {} already exists", new.email)
-        }
-        Err(e) => Err(anyhow::anyhow!("{e}")).context("cannot create the user"),
-    }
-}
-
-/// Completes on SIGINT or SIGTERM (one that arrives after the call is first
-/// polled).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
     }
 }

@@ -1,14 +1,53 @@
-//! The command line (`sessiond --help`). Every flag also reads an environment
-//! variable; durations are human-readable.
+//! The command line (`sessiond --help`). Every flag also reads an environment variable;
+//! durations are human-readable. Every default is written once: a constant
+//! here, or beside the type it configures (the actors crate's
+//! `CacheConfig`, the login limiter's and the HTTP front's `Limits`), and
+//! both the flags and [`Settings::default`] take it from there. The checks
+//! a parser cannot make (secret and cookie lengths, the cluster's
+//! addresses and files) are in `validate`.
+
+mod validate;
+mod values;
 
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use sessiond_actors::CacheConfig;
 
-use crate::duration;
 use crate::http::client_addr::TrustedProxies;
 use crate::http::server::{Limits as HttpLimits, MAX_CONNECTIONS};
+use crate::limiter::Limits as LoginLimits;
 use crate::logging::LogFormat;
+
+pub(crate) use validate::{check_jwt_secret, cluster_settings};
+pub use validate::{MIN_CLUSTER_COOKIE, MIN_JWT_SECRET};
+use values::{parse_bytes, parse_duration, parse_on_off};
+pub use values::{Bytes, HumanDuration, OnOff};
+
+/// `--listen`'s default.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// `--database-url`'s default.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://sessiond.db";
+/// `--lease`'s default.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(2);
+/// `--near-cache`'s default.
+pub const DEFAULT_NEAR_CACHE: bool = true;
+/// `--token-ttl`'s default: thirty days.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(30 * 86_400);
+/// `--audit-retention`'s default: ninety days.
+pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 86_400);
+/// `--shutdown-grace`'s default.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// The node name of a node that runs alone.
+pub const DEFAULT_NODE_NAME: &str = "local";
+
+/// The database, for every command that opens it.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Database URL: sqlite://FILE or postgres://USER@HOST/DATABASE.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -74,12 +113,13 @@ pub enum KeysCommand {
 
 #[derive(Debug, Clone, Args)]
 pub struct KeysArgs {
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://sessiond.db")]
-    pub database_url: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
     /// The token lifetime `serve` runs with: how long a rotated-out key
     /// still verifies live tokens.
-    #[arg(long, env = "SESSIOND_TOKEN_TTL", default_value = "30d", value_parser = parse_duration)]
-    pub token_ttl: Duration,
+    #[arg(long, env = "SESSIOND_TOKEN_TTL", default_value_t = HumanDuration(DEFAULT_TOKEN_TTL),
+          value_parser = parse_duration)]
+    pub token_ttl: HumanDuration,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -90,71 +130,44 @@ pub struct KeysRetireArgs {
     pub common: KeysArgs,
 }
 
-fn parse_on_off(s: &str) -> Result<bool, String> {
-    match s {
-        "on" => Ok(true),
-        "off" => Ok(false),
-        _ => Err(format!("expected on or off, not {s:?}")),
-    }
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    duration::parse(s)
-}
-
-/// A size in bytes: `1048576`, `512KiB`, `16MiB`, `1GiB`; at least 64 KiB.
-fn parse_bytes(s: &str) -> Result<usize, String> {
-    let t = s.trim();
-    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let shift = match unit.trim() {
-        "" | "B" => 0,
-        "KiB" => 10,
-        "MiB" => 20,
-        "GiB" => 30,
-        other => return Err(format!("unknown unit {other:?}: use B, KiB, MiB or GiB")),
-    };
-    let n: usize = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size such as 16MiB"))?;
-    let bytes = n
-        .checked_mul(1 << shift)
-        .ok_or_else(|| format!("{s:?} is too large"))?;
-    if bytes < 64 << 10 {
-        return Err(format!("{s:?} is less than 64KiB"));
-    }
-    Ok(bytes)
-}
-
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, env = "SESSIOND_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "SESSIOND_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: String,
-    /// Database URL: sqlite://FILE.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://sessiond.db")]
-    pub database_url: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
     /// How long a cached user record is served without reading the database
-    /// (`0` disables the cache).
-    #[arg(long, env = "SESSIOND_CACHE_TTL", default_value = "5m", value_parser = parse_duration)]
-    pub cache_ttl: Duration,
+    /// (`0` disables the cache: every lookup reads the database).
+    #[arg(long, env = "SESSIOND_CACHE_TTL", default_value_t = HumanDuration(CacheConfig::DEFAULT_TTL),
+          value_parser = parse_duration)]
+    pub cache_ttl: HumanDuration,
     /// The freshness lease: a node answers from its cache only while it
     /// holds one, and a write is acknowledged only once every node has
     /// confirmed it or its lease has ended (docs/freshness.md). `0` turns
     /// leases off: only for a lone node that every write goes through.
-    #[arg(long, env = "SESSIOND_LEASE", default_value = "2s", value_parser = parse_duration)]
-    pub lease: Duration,
+    #[arg(long, env = "SESSIOND_LEASE", default_value_t = HumanDuration(DEFAULT_LEASE),
+          value_parser = parse_duration)]
+    pub lease: HumanDuration,
     /// Near copies: a node that forwards a lookup to the user's owner keeps
     /// the answer, under the same fences as the owner's copy, and answers
     /// that user's next lookups itself (`off`: every such lookup is
     /// forwarded).
-    #[arg(long, env = "SESSIOND_NEAR_CACHE", value_name = "on|off", default_value = "on",
-          value_parser = parse_on_off, action = clap::ArgAction::Set)]
-    pub near_cache: bool,
-    /// Passivate a user's session actor after this long without a request.
-    #[arg(long, env = "SESSIOND_IDLE_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
-    pub idle_timeout: Duration,
-    /// The most live session actors on this node (least recently used are evicted).
-    #[arg(long, env = "SESSIOND_MAX_SESSIONS", default_value_t = 1_000_000,
+    #[arg(long, env = "SESSIOND_NEAR_CACHE", value_name = "on|off",
+          default_value_t = OnOff(DEFAULT_NEAR_CACHE), value_parser = parse_on_off,
+          action = clap::ArgAction::Set)]
+    pub near_cache: OnOff,
+    /// A user's session is forgotten after this long without a lookup; its
+    /// actor hibernates sooner (after a tenth of this, between 100ms and
+    /// 1m), which changes no answer.
+    #[arg(long, env = "SESSIOND_IDLE_TIMEOUT",
+          default_value_t = HumanDuration(CacheConfig::DEFAULT_IDLE_TIMEOUT),
+          value_parser = parse_duration)]
+    pub idle_timeout: HumanDuration,
+    /// The most sessions (live or hibernated) on this node at once; beyond
+    /// it the least recently used are forgotten.
+    #[arg(long, env = "SESSIOND_MAX_SESSIONS",
+          default_value_t = CacheConfig::DEFAULT_MAX_SESSIONS as u64,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_sessions: u64,
     /// A fixed HS256 signing secret (at least 32 bytes): it signs on this
@@ -165,8 +178,9 @@ pub struct ServeArgs {
     pub jwt_secret: Option<String>,
     /// Lifetime of issued tokens; a token whose `exp − iat` is longer is
     /// refused.
-    #[arg(long, env = "SESSIOND_TOKEN_TTL", default_value = "30d", value_parser = parse_duration)]
-    pub token_ttl: Duration,
+    #[arg(long, env = "SESSIOND_TOKEN_TTL", default_value_t = HumanDuration(DEFAULT_TOKEN_TTL),
+          value_parser = parse_duration)]
+    pub token_ttl: HumanDuration,
     /// The audience (`aud`) tokens are issued for and must name. Default:
     /// none (a token that names one is refused).
     #[arg(long, env = "SESSIOND_JWT_AUDIENCE")]
@@ -193,22 +207,28 @@ pub struct ServeArgs {
     #[arg(long, env = "SESSIOND_CLUSTER_COOKIE", hide_env_values = true)]
     pub cluster_cookie: Option<String>,
     /// Failed logins per account within --login-window before 429.
-    #[arg(long, env = "SESSIOND_LOGIN_MAX_FAILURES", default_value_t = 10,
+    #[arg(long, env = "SESSIOND_LOGIN_MAX_FAILURES",
+          default_value_t = LoginLimits::DEFAULT_PER_ACCOUNT as u64,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub login_max_failures: u64,
     /// Failed logins per client address within --login-window before 429.
-    #[arg(long, env = "SESSIOND_LOGIN_MAX_FAILURES_PER_ADDRESS", default_value_t = 100,
+    #[arg(long, env = "SESSIOND_LOGIN_MAX_FAILURES_PER_ADDRESS",
+          default_value_t = LoginLimits::DEFAULT_PER_ADDRESS as u64,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub login_max_failures_per_address: u64,
     /// The window failed logins are counted over.
-    #[arg(long, env = "SESSIOND_LOGIN_WINDOW", default_value = "15m", value_parser = parse_duration)]
-    pub login_window: Duration,
+    #[arg(long, env = "SESSIOND_LOGIN_WINDOW",
+          default_value_t = HumanDuration(LoginLimits::DEFAULT_WINDOW),
+          value_parser = parse_duration)]
+    pub login_window: HumanDuration,
     /// Most memory the login limiter holds (bytes, or with KiB/MiB/GiB).
-    #[arg(long, env = "SESSIOND_LOGIN_MEMORY", default_value = "16MiB", value_parser = parse_bytes)]
-    pub login_memory: usize,
+    #[arg(long, env = "SESSIOND_LOGIN_MEMORY",
+          default_value_t = Bytes(LoginLimits::DEFAULT_MAX_BYTES), value_parser = parse_bytes)]
+    pub login_memory: Bytes,
     /// How long the audit trail of admin actions is kept in the database.
-    #[arg(long, env = "SESSIOND_AUDIT_RETENTION", default_value = "90d", value_parser = parse_duration)]
-    pub audit_retention: Duration,
+    #[arg(long, env = "SESSIOND_AUDIT_RETENTION",
+          default_value_t = HumanDuration(DEFAULT_AUDIT_RETENTION), value_parser = parse_duration)]
+    pub audit_retention: HumanDuration,
     /// This node's certificate (PEM) for mutual TLS between nodes.
     #[arg(long, env = "SESSIOND_CLUSTER_TLS_CERT", requires_all = ["cluster_tls_key", "cluster_tls_ca"])]
     pub cluster_tls_cert: Option<String>,
@@ -229,13 +249,18 @@ pub struct ServeArgs {
     )]
     pub trusted_proxies: TrustedProxies,
     /// Close a connection that has not sent a whole request head in this long.
-    #[arg(long, env = "SESSIOND_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
-    pub header_timeout: Duration,
+    #[arg(long, env = "SESSIOND_HEADER_TIMEOUT",
+          default_value_t = HumanDuration(HttpLimits::DEFAULT_HEADER_TIMEOUT),
+          value_parser = parse_duration)]
+    pub header_timeout: HumanDuration,
     /// Close a connection on which nothing was read or written for this long.
-    #[arg(long, env = "SESSIOND_KEEP_ALIVE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
-    pub keep_alive_timeout: Duration,
+    #[arg(long, env = "SESSIOND_KEEP_ALIVE_TIMEOUT",
+          default_value_t = HumanDuration(HttpLimits::DEFAULT_IDLE_TIMEOUT),
+          value_parser = parse_duration)]
+    pub keep_alive_timeout: HumanDuration,
     /// The most connections open at once; more wait to be accepted.
-    #[arg(long, env = "SESSIOND_MAX_CONNECTIONS", default_value_t = 10_000,
+    #[arg(long, env = "SESSIOND_MAX_CONNECTIONS",
+          default_value_t = HttpLimits::DEFAULT_MAX_CONNECTIONS as u64,
           value_parser = clap::value_parser!(u64).range(1..=MAX_CONNECTIONS as u64))]
     pub max_connections: u64,
     /// Log lines as text, or as JSON objects (one per line, with
@@ -248,8 +273,9 @@ pub struct ServeArgs {
     /// are answered until none has come for 1 s, for at most this long;
     /// then the node exits 0. A second signal ends the wait at once. Give
     /// the orchestrator a longer kill timeout.
-    #[arg(long, env = "SESSIOND_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
-    pub shutdown_grace: Duration,
+    #[arg(long, env = "SESSIOND_SHUTDOWN_GRACE",
+          default_value_t = HumanDuration(DEFAULT_SHUTDOWN_GRACE), value_parser = parse_duration)]
+    pub shutdown_grace: HumanDuration,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -262,8 +288,8 @@ pub struct UserAddArgs {
     pub password: String,
     #[arg(long, default_value = "user")]
     pub role: String,
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://sessiond.db")]
-    pub database_url: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 /// What an application is built from: the serve flags, resolved.
@@ -286,7 +312,7 @@ pub struct Settings {
     /// Cluster membership (`None`: this node runs alone).
     pub cluster: Option<ClusterArgs>,
     /// Login brute-force limits.
-    pub login_limits: crate::limiter::Limits,
+    pub login_limits: LoginLimits,
     pub audit_retention: Duration,
     /// The first administrator's password when the database has no user
     /// (`SESSIOND_ADMIN_PASSWORD`); generated and printed when absent.
@@ -302,24 +328,24 @@ impl Settings {
     pub fn from_args(a: ServeArgs) -> Settings {
         Settings {
             listen: a.listen,
-            database_url: a.database_url,
-            cache_ttl: a.cache_ttl,
-            lease: a.lease,
-            near_cache: a.near_cache,
-            idle_timeout: a.idle_timeout,
+            database_url: a.database.database_url,
+            cache_ttl: a.cache_ttl.0,
+            lease: a.lease.0,
+            near_cache: a.near_cache.0,
+            idle_timeout: a.idle_timeout.0,
             max_sessions: usize::try_from(a.max_sessions).unwrap_or(usize::MAX),
             jwt_secret: a.jwt_secret,
-            token_ttl: a.token_ttl,
+            token_ttl: a.token_ttl.0,
             jwt_audience: a.jwt_audience.filter(|a| !a.is_empty()),
-            node_name: a.node_name.unwrap_or_else(|| "local".to_string()),
-            login_limits: crate::limiter::Limits {
+            node_name: a.node_name.unwrap_or_else(|| DEFAULT_NODE_NAME.to_string()),
+            login_limits: LoginLimits {
                 per_account: usize::try_from(a.login_max_failures).unwrap_or(usize::MAX),
                 per_address: usize::try_from(a.login_max_failures_per_address)
                     .unwrap_or(usize::MAX),
-                window: a.login_window,
-                max_bytes: a.login_memory,
+                window: a.login_window.0,
+                max_bytes: a.login_memory.0,
             },
-            audit_retention: a.audit_retention,
+            audit_retention: a.audit_retention.0,
             cluster: a.cluster_listen.map(|listen| ClusterArgs {
                 listen,
                 join: a.join,
@@ -334,11 +360,11 @@ impl Settings {
                 .filter(|p| !p.is_empty()),
             trusted_proxies: a.trusted_proxies,
             http: HttpLimits {
-                header_timeout: a.header_timeout,
-                idle_timeout: a.keep_alive_timeout,
+                header_timeout: a.header_timeout.0,
+                idle_timeout: a.keep_alive_timeout.0,
                 max_connections: usize::try_from(a.max_connections).unwrap_or(MAX_CONNECTIONS),
             },
-            shutdown_grace: a.shutdown_grace,
+            shutdown_grace: a.shutdown_grace.0,
         }
     }
 }
@@ -346,24 +372,24 @@ impl Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            listen: "127.0.0.1:8080".into(),
-            database_url: "sqlite://sessiond.db".into(),
-            cache_ttl: Duration::from_secs(300),
-            lease: Duration::from_secs(2),
-            near_cache: true,
-            idle_timeout: Duration::from_secs(600),
-            max_sessions: 1_000_000,
+            listen: DEFAULT_LISTEN.into(),
+            database_url: DEFAULT_DATABASE_URL.into(),
+            cache_ttl: CacheConfig::DEFAULT_TTL,
+            lease: DEFAULT_LEASE,
+            near_cache: DEFAULT_NEAR_CACHE,
+            idle_timeout: CacheConfig::DEFAULT_IDLE_TIMEOUT,
+            max_sessions: CacheConfig::DEFAULT_MAX_SESSIONS,
             jwt_secret: None,
-            token_ttl: Duration::from_secs(30 * 86_400),
+            token_ttl: DEFAULT_TOKEN_TTL,
             jwt_audience: None,
-            node_name: "local".into(),
+            node_name: DEFAULT_NODE_NAME.into(),
             cluster: None,
-            login_limits: crate::limiter::Limits::default(),
-            audit_retention: Duration::from_secs(90 * 86_400),
+            login_limits: LoginLimits::default(),
+            audit_retention: DEFAULT_AUDIT_RETENTION,
             admin_password: None,
             trusted_proxies: TrustedProxies::none(),
             http: HttpLimits::default(),
-            shutdown_grace: Duration::from_secs(10),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }
 }
@@ -387,16 +413,29 @@ pub struct TlsFiles {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_bytes;
+    use clap::{CommandFactory, FromArgMatches};
 
+    use super::*;
+
+    /// The flags left out give the settings [`Settings::default`] holds:
+    /// one set of defaults. (The environment is not read: the variables of
+    /// whoever runs the test are no defaults.)
     #[test]
-    fn sizes_parse_with_binary_units_and_refuse_nonsense() {
-        assert_eq!(parse_bytes("16MiB"), Ok(16 << 20));
-        assert_eq!(parse_bytes("512KiB"), Ok(512 << 10));
-        assert_eq!(parse_bytes("1048576"), Ok(1 << 20));
-        assert!(parse_bytes("16MB").is_err());
-        assert!(parse_bytes("1KiB").is_err(), "below the floor");
-        assert!(parse_bytes("MiB").is_err());
-        assert!(parse_bytes("99999999999999999999GiB").is_err());
+    fn serve_without_flags_is_the_default_settings() {
+        let matches = Cli::command()
+            .mut_subcommand("serve", |c| c.mut_args(|a| a.env(None)))
+            .try_get_matches_from(["sessiond", "serve"])
+            .expect("`sessiond serve` parses");
+        let Ok(Cli {
+            command: Command::Serve(args),
+        }) = Cli::from_arg_matches(&matches)
+        else {
+            panic!("`sessiond serve` is the serve command");
+        };
+        let mut parsed = Settings::from_args(args);
+        let default = Settings::default();
+        // Not a flag: read from the environment alone.
+        parsed.admin_password = default.admin_password.clone();
+        assert_eq!(format!("{parsed:?}"), format!("{default:?}"));
     }
 }

@@ -7,16 +7,19 @@
 //!
 //! ## Layout
 //!
-//! - [`config`]: the command line and the [`config::Settings`] an app is built from.
+//! - [`config`]: the command line, its defaults (each written once), the checks a
+//!   parser cannot make, and the [`config::Settings`] an app is built from.
 //! - [`app`]: [`app::Application`]: builds everything from settings, binds,
 //!   runs until a shutdown signal, then leaves gracefully (unready, lease
 //!   released, peers told, requests drained). `main` is a thin shell around it.
+//!   The first administrator, `sessiond user add` and leaving have files of their own.
 //! - [`http`]: the warp front: routes, thin handlers (`sessions`, `admin`,
 //!   the ops `handlers`), JSON models, errors, and the `Ctx` they share.
 //! - [`usecases`]: what the service does, between `http` (and the CLI) and
 //!   the store: `authenticate` (token → revocation rule → record), `login`,
 //!   `users` (each admin write as write → invalidate → audit).
-//! - [`auth`]: HS256 tokens with a pinned algorithm and key ids; argon2id passwords.
+//! - [`auth`]: HS256 tokens with a pinned algorithm and key ids (the tokens, the key
+//!   set), and argon2id passwords with their thread pool, one file each.
 //! - [`keys`]: the signing keys a node starts with; `sessiond keys list|rotate|retire`.
 //! - [`store`]: the database (SQLite or PostgreSQL) behind one `Db` type; it is also the
 //!   actors' `UserStore`. Queries written once (`store/sql.rs`); per backend

@@ -36,6 +36,10 @@
 //! flood of cheap failures cannot unlock an account. If buckets at their
 //! limit alone fill the budget, logins that would need a new bucket are
 //! refused until the window frees room; known devices still get in.
+//!
+//! Kept whole: the three buckets, the device memory and the byte budget are
+//! one state under one lock, changed together by every attempt; a third
+//! of the file is the tests that drive them together.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
@@ -45,6 +49,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use sessiond_actors::sync::MutexExt;
 use tokio::time::Instant;
 
 /// How long a successful login keeps its address a known device of the
@@ -67,13 +72,24 @@ pub struct Limits {
     pub max_bytes: usize,
 }
 
+impl Limits {
+    /// The default [`Limits::per_account`].
+    pub const DEFAULT_PER_ACCOUNT: usize = 10;
+    /// The default [`Limits::per_address`].
+    pub const DEFAULT_PER_ADDRESS: usize = 100;
+    /// The default [`Limits::window`]: fifteen minutes.
+    pub const DEFAULT_WINDOW: Duration = Duration::from_secs(15 * 60);
+    /// The default [`Limits::max_bytes`]: 16 MiB.
+    pub const DEFAULT_MAX_BYTES: usize = 16 << 20;
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            per_account: 10,
-            per_address: 100,
-            window: Duration::from_secs(15 * 60),
-            max_bytes: 16 << 20,
+            per_account: Self::DEFAULT_PER_ACCOUNT,
+            per_address: Self::DEFAULT_PER_ADDRESS,
+            window: Self::DEFAULT_WINDOW,
+            max_bytes: Self::DEFAULT_MAX_BYTES,
         }
     }
 }
@@ -169,7 +185,7 @@ impl LoginLimiter {
     pub fn reserve(&self, account: &str, address: Option<&str>) -> Result<Attempt<'_>, Duration> {
         let account = self.account_tag(account);
         let address = address.map(|a| self.address_tag(a));
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.locked();
         // Read under the lock, so reservations are recorded in time order.
         let now = Instant::now();
         let window = self.limits.window;
@@ -260,13 +276,13 @@ impl LoginLimiter {
 
     /// Buckets and accounts with known devices tracked now.
     pub fn tracked(&self) -> usize {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let state = self.state.locked();
         state.buckets.len() + state.devices.len()
     }
 
     /// Bytes held now, as counted against `max_bytes`.
     pub fn bytes(&self) -> usize {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).bytes
+        self.state.locked().bytes
     }
 
     /// Frees at least `need` bytes below the budget if it can without
@@ -346,7 +362,7 @@ impl Attempt<'_> {
     /// strangers' count stays: it bounds guesses per hour.
     pub fn succeeded(mut self) {
         self.settled = true;
-        let mut state = self.limiter.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.limiter.state.locked();
         for key in &self.keys {
             LoginLimiter::release(&mut state, key, self.at);
         }
@@ -387,7 +403,7 @@ impl Drop for Attempt<'_> {
         if self.settled {
             return;
         }
-        let mut state = self.limiter.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.limiter.state.locked();
         for key in &self.keys {
             LoginLimiter::release(&mut state, key, self.at);
         }

@@ -232,6 +232,7 @@ mod tests {
     use std::io;
     use std::sync::{Arc, Mutex};
 
+    use sessiond_actors::sync::MutexExt;
     use tracing_subscriber::fmt::MakeWriter;
 
     use super::*;
@@ -241,7 +242,7 @@ mod tests {
 
     impl io::Write for Captured {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap_or_else(|e| e.into_inner()).write(buf)
+            self.0.locked().write(buf)
         }
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
@@ -256,7 +257,7 @@ mod tests {
     }
 
     fn lines(captured: &Captured) -> Vec<Value> {
-        let bytes = captured.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let bytes = captured.0.locked().clone();
         String::from_utf8(bytes)
             .expect("UTF-8")
             .lines()

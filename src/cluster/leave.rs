@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use sessiond_actors::sync::MutexExt;
 use sessiond_actors::Router;
 
 use super::wire::LeaveNotice;
@@ -36,7 +37,7 @@ pub(super) struct Departures {
 }
 
 impl Departures {
-    pub fn new() -> Arc<Departures> {
+    pub(crate) fn new() -> Arc<Departures> {
         Arc::new(Departures {
             instance: random_instance(),
             leaving: AtomicBool::new(false),
@@ -44,22 +45,22 @@ impl Departures {
         })
     }
 
-    pub fn leaving(&self) -> bool {
+    pub(crate) fn leaving(&self) -> bool {
         self.leaving.load(Ordering::Acquire)
     }
 
-    pub fn start_leaving(&self) {
+    pub(crate) fn start_leaving(&self) {
         self.leaving.store(true, Ordering::Release);
     }
 
     /// The peers that left, locked while a view is computed and applied.
-    pub fn lock(&self) -> MutexGuard<'_, HashMap<String, u64>> {
-        self.left.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn lock(&self) -> MutexGuard<'_, HashMap<String, u64>> {
+        self.left.locked()
     }
 
     /// A peer says it is leaving: its users belong to the other members
     /// from now on, and no new lookup or invalidation goes to it.
-    pub fn peer_left(&self, notice: &LeaveNotice, router: &Router) {
+    pub(crate) fn peer_left(&self, notice: &LeaveNotice, router: &Router) {
         if notice.name == router.node() {
             return;
         }

@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
+use sessiond_actors::sync::RwLockExt;
 use sessiond_actors::{BoxFuture, Link, LinkError, Lookup, Served};
 
 use super::wire::{InvalidateReply, InvalidateRequest, PeerMsg, ResolveReply, ResolveRequest};
@@ -29,15 +30,11 @@ impl ClusterLink {
     }
 
     fn peer(&self, node: &str) -> Option<ActorRef<PeerMsg>> {
-        self.peers
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(node)
-            .cloned()
+        self.peers.read_locked().get(node).cloned()
     }
 
     pub(super) fn set_peers(&self, peers: HashMap<String, ActorRef<PeerMsg>>) {
-        *self.peers.write().unwrap_or_else(|e| e.into_inner()) = peers;
+        *self.peers.write_locked() = peers;
     }
 }
 

@@ -14,6 +14,7 @@ use std::sync::{Arc, RwLock};
 use ractor::rpc::CallResult;
 use ractor::ActorRef;
 use ractor_cluster::node::NodeServerMessage;
+use sessiond_actors::sync::RwLockExt;
 use sessiond_actors::{PauseCheck, Router};
 
 use super::dial::redial;
@@ -66,11 +67,9 @@ pub(super) async fn monitor(m: Monitor) {
         // Dial every known address with no open session (every ~1 s).
         if round % 3 == 1 {
             redial(&m.server, &m.settings, &mut known).await;
-            if let Ok(mut shared) = m.shared_known.write() {
-                let mut list: Vec<String> = known.iter().cloned().collect();
-                list.sort();
-                *shared = list;
-            }
+            let mut list: Vec<String> = known.iter().cloned().collect();
+            list.sort();
+            *m.shared_known.write_locked() = list;
         }
 
         let mut results = ping_members(&m.settings.node_name).await;

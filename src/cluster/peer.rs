@@ -6,6 +6,7 @@
 use std::sync::{Arc, RwLock};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use sessiond_actors::sync::RwLockExt;
 use sessiond_actors::{FlushReason, InvalidationSource, Lookup, Router};
 
 use super::leave::Departures;
@@ -52,7 +53,7 @@ impl Actor for PeerActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             PeerMsg::Ping(_, reply) => {
-                let addrs = state.known.read().map(|k| k.clone()).unwrap_or_default();
+                let addrs = state.known.read_locked().clone();
                 let answer = PingReply {
                     name: state.node.clone(),
                     addrs,

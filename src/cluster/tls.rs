@@ -23,6 +23,7 @@ use ractor::ActorRef;
 use ractor_cluster::node::{NodeServerMessage, NodeServerSessionInformation};
 use ractor_cluster::{NetworkStream, NodeEventSubscription};
 use rustls::pki_types::{CertificateDer, ServerName};
+use sessiond_actors::sync::MutexExt;
 
 use super::wire::{PeerMsg, PingReply};
 
@@ -64,7 +65,7 @@ fn leaf_certificate(conn: &rustls::CommonState) -> Option<CertificateDer<'static
 }
 
 /// Whether `cert` is valid for `name` as a DNS name.
-pub fn cert_names(cert: &CertificateDer<'_>, name: &str) -> bool {
+pub(crate) fn cert_names(cert: &CertificateDer<'_>, name: &str) -> bool {
     let Ok(server_name) = ServerName::try_from(name) else {
         return false;
     };
@@ -163,8 +164,11 @@ impl ClusterTls {
     }
 
     fn opened(&self, incoming: bool, peer: SocketAddr, cert: Option<CertificateDer<'static>>) {
-        if let (Some(cert), Ok(mut certs)) = (cert, self.peers.certs.lock()) {
-            certs.insert((incoming, peer.to_string()), cert);
+        if let Some(cert) = cert {
+            self.peers
+                .certs
+                .locked()
+                .insert((incoming, peer.to_string()), cert);
         }
     }
 
@@ -179,9 +183,7 @@ impl ClusterTls {
     /// Treats as unanswered every Ping answer whose name is not the one
     /// its session was verified for.
     pub(super) fn vouch(&self, results: &mut [(ActorRef<PeerMsg>, Option<PingReply>)]) {
-        let Ok(verified) = self.peers.verified.lock() else {
-            return;
-        };
+        let verified = self.peers.verified.locked();
         for (actor, reply) in results.iter_mut() {
             let bound = verified.get(&actor.get_id().node());
             if reply.as_ref().is_some_and(|r| bound != Some(&r.name)) {
@@ -205,12 +207,11 @@ impl NodeEventSubscription for NameCheck {
     fn node_session_opened(&self, _ses: NodeServerSessionInformation) {}
 
     fn node_session_disconnected(&self, ses: NodeServerSessionInformation) {
-        if let Ok(mut certs) = self.peers.certs.lock() {
-            certs.remove(&(ses.is_server, ses.peer_addr.clone()));
-        }
-        if let Ok(mut verified) = self.peers.verified.lock() {
-            verified.remove(&ses.node_id);
-        }
+        self.peers
+            .certs
+            .locked()
+            .remove(&(ses.is_server, ses.peer_addr.clone()));
+        self.peers.verified.locked().remove(&ses.node_id);
     }
 
     fn node_session_authenticated(&self, ses: NodeServerSessionInformation) {
@@ -222,14 +223,12 @@ impl NodeEventSubscription for NameCheck {
         let matches = self
             .peers
             .certs
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&(ses.is_server, ses.peer_addr.clone())).cloned())
+            .locked()
+            .get(&(ses.is_server, ses.peer_addr.clone()))
+            .cloned()
             .is_some_and(|cert| cert_names(&cert, &announced));
         if matches {
-            if let Ok(mut verified) = self.peers.verified.lock() {
-                verified.insert(ses.node_id, announced);
-            }
+            self.peers.verified.locked().insert(ses.node_id, announced);
         } else {
             tracing::warn!(
                 peer = %ses.peer_addr,

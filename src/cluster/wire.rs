@@ -14,7 +14,7 @@ use sessiond_actors::{Fetched, LinkError, Served, Status, User, UserState};
 /// Messages between nodes. The only cluster (remotable) message type: the
 /// session actors' messages stay local.
 #[derive(RactorClusterMessage)]
-pub enum PeerMsg {
+pub(crate) enum PeerMsg {
     /// Answers a JSON [`PingReply`]: this node's name and the cluster
     /// addresses it knows, so peers find each other through any one node.
     #[rpc]
@@ -34,7 +34,7 @@ pub enum PeerMsg {
 }
 
 #[derive(Serialize, Deserialize)]
-pub struct PingReply {
+pub(crate) struct PingReply {
     pub name: String,
     pub addrs: Vec<String>,
     /// The answering process (a restart under the same name is another);
@@ -48,19 +48,19 @@ pub struct PingReply {
 
 /// "I am leaving": sent by a node that is shutting down to every peer.
 #[derive(Serialize, Deserialize)]
-pub struct LeaveNotice {
+pub(crate) struct LeaveNotice {
     pub name: String,
     pub instance: u64,
 }
 
 #[derive(Serialize, Deserialize)]
-pub struct ResolveRequest {
+pub(crate) struct ResolveRequest {
     pub user_id: i64,
     pub force: bool,
 }
 
 #[derive(Serialize, Deserialize)]
-pub struct WireUser {
+pub(crate) struct WireUser {
     pub id: i64,
     pub email: String,
     pub role: String,
@@ -74,7 +74,7 @@ pub struct WireUser {
 }
 
 #[derive(Serialize, Deserialize)]
-pub enum ResolveReply {
+pub(crate) enum ResolveReply {
     Found {
         user: WireUser,
         hit: bool,
@@ -88,7 +88,7 @@ pub enum ResolveReply {
 }
 
 #[derive(Serialize, Deserialize)]
-pub struct InvalidateRequest {
+pub(crate) struct InvalidateRequest {
     pub user_id: i64,
     pub min_version: Option<i64>,
 }
@@ -96,12 +96,12 @@ pub struct InvalidateRequest {
 /// The answer to an [`InvalidateRequest`]: the invalidation is applied,
 /// and this is the answering node's freshness lease, if it holds one.
 #[derive(Serialize, Deserialize)]
-pub struct InvalidateReply {
+pub(crate) struct InvalidateReply {
     pub lease: Option<i64>,
 }
 
 impl ResolveReply {
-    pub fn from_served(s: &Served) -> ResolveReply {
+    pub(crate) fn from_served(s: &Served) -> ResolveReply {
         let age_ms = s.age.as_millis() as u64;
         match &s.fetched {
             Fetched::Missing => ResolveReply::Missing { hit: s.hit, age_ms },
@@ -125,7 +125,7 @@ impl ResolveReply {
     /// The answer as served, if it is about `asked`: a peer that answers
     /// for another user (a bug, a mix-up of replies, a hostile node) is
     /// treated as a failed forward, and the caller serves locally.
-    pub fn into_served(self, asked: i64) -> Result<Served, LinkError> {
+    pub(crate) fn into_served(self, asked: i64) -> Result<Served, LinkError> {
         match self {
             ResolveReply::Found { user, .. } if user.id != asked => Err(LinkError::Remote(
                 format!("answer for user {} to a lookup of user {asked}", user.id),

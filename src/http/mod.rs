@@ -41,7 +41,7 @@ use crate::store::Db;
 use crate::usecases::authenticate::{AuthError, Authed, Authenticator};
 use crate::usecases::login::Login;
 use crate::usecases::users::Users;
-use crate::usecases::{Actor, Audit, Origin};
+use crate::usecases::{Audit, Origin, Principal};
 use error::ApiError;
 use handlers as h;
 use reply::{Answer, Body};
@@ -88,18 +88,18 @@ impl Caller {
     }
 
     /// The caller, as audit entries name it.
-    pub fn actor(&self, authed: &Authed) -> Actor {
-        authed.actor(self.origin())
+    pub fn principal(&self, authed: &Authed) -> Principal {
+        authed.principal(self.origin())
     }
 
     /// The caller, who must be an admin. A caller who is not is refused
     /// (403) and the refusal audited: who, and which route.
-    pub async fn admin(&self, ctx: &Ctx) -> Result<Actor, ApiError> {
+    pub async fn admin(&self, ctx: &Ctx) -> Result<Principal, ApiError> {
         match ctx.auth.admin(self.authorization()).await {
-            Ok(authed) => Ok(self.actor(&authed)),
+            Ok(authed) => Ok(self.principal(&authed)),
             Err(AuthError::NotAdmin { id, email }) => {
                 let route = format!("{} {}", self.method, self.path.as_str());
-                let who = Actor::new(id, email.clone(), self.origin());
+                let who = Principal::new(id, email.clone(), self.origin());
                 ctx.audit.forbidden(&who, &route);
                 Err(AuthError::NotAdmin { id, email }.into())
             }

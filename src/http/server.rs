@@ -55,12 +55,21 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
+impl Limits {
+    /// The default [`Limits::header_timeout`].
+    pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The default [`Limits::idle_timeout`].
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// The default [`Limits::max_connections`].
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            max_connections: 10_000,
+            header_timeout: Self::DEFAULT_HEADER_TIMEOUT,
+            idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

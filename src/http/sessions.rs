@@ -140,6 +140,6 @@ pub async fn logout(ctx: Arc<Ctx>, caller: Caller) -> Answer {
         .auth
         .authenticate(caller.authorization(), Lookup::Resolve)
         .await?;
-    ctx.users.logout(&caller.actor(&a), &a.token).await?;
+    ctx.users.logout(&caller.principal(&a), &a.token).await?;
     Ok(no_content(StatusCode::NO_CONTENT))
 }

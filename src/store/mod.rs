@@ -3,6 +3,10 @@
 //! holds only its connect options, what its dialect spells differently and
 //! its migrations folder. Queries are checked at run time because one schema
 //! cannot describe both. Callers see [`DbError`], never a driver's error.
+//!
+//! Kept whole: [`Db`] is the one type every caller and both actor-store traits go
+//! through, and each of its methods is a line or two that picks the backend;
+//! split, that one dispatch would be spread over files that each repeat it.
 
 mod lease;
 mod postgres;

@@ -20,7 +20,7 @@ impl Dialect for Postgres {
     }
 }
 
-pub async fn connect(url: &str) -> anyhow::Result<SqlStore<Postgres>> {
+pub(crate) async fn connect(url: &str) -> anyhow::Result<SqlStore<Postgres>> {
     let options = PgConnectOptions::from_str(url)?.application_name("sessiond");
     let pool = PgPoolOptions::new()
         .max_connections(8)
@@ -36,7 +36,7 @@ pub async fn connect(url: &str) -> anyhow::Result<SqlStore<Postgres>> {
 
 impl SqlStore<Postgres> {
     /// For LISTEN.
-    pub fn pool(&self) -> &PgPool {
+    pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
     }
 }

@@ -2,6 +2,10 @@
 //! placeholders on SQLite too, and the schema is the same. What a backend
 //! spells its own way (one aggregate, the count of changed rows) is its
 //! [`Dialect`]; its connect options and migrations are in its own module.
+//!
+//! Kept whole: the queries of both databases (the lease's aside, in
+//! `lease.rs`) are here, in one generic impl under one set of bounds, so a
+//! schema change is read and made in one file.
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 
@@ -39,7 +43,7 @@ pub enum Retired {
 }
 
 /// What one database spells differently from the other.
-pub trait Dialect: Database {
+pub(crate) trait Dialect: Database {
     /// An aggregate that joins the `sid` column with commas.
     const JOIN_SIDS: &'static str;
 
@@ -57,7 +61,7 @@ pub trait Dialect: Database {
 }
 
 /// One database's pool; the queries below are the same for each.
-pub struct SqlStore<DB: Database> {
+pub(crate) struct SqlStore<DB: Database> {
     pub(super) pool: Pool<DB>,
 }
 
@@ -73,7 +77,7 @@ where
     for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
     for<'a> &'a str: ColumnIndex<DB::Row>,
 {
-    pub fn new(pool: Pool<DB>) -> Self {
+    pub(crate) fn new(pool: Pool<DB>) -> Self {
         SqlStore { pool }
     }
 
@@ -92,21 +96,21 @@ where
         r.map(|r| Self::user_row(&r)).transpose()
     }
 
-    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+    pub(crate) async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
             .await
             .map(|_| ())
     }
 
-    pub async fn count_users(&self) -> Result<i64, sqlx::Error> {
+    pub(crate) async fn count_users(&self) -> Result<i64, sqlx::Error> {
         sqlx::query("SELECT COUNT(*) AS n FROM users")
             .fetch_one(&self.pool)
             .await?
             .try_get("n")
     }
 
-    pub async fn create_user(
+    pub(crate) async fn create_user(
         &self,
         email: &str,
         password_hash: &str,
@@ -132,7 +136,7 @@ where
         }
     }
 
-    pub async fn user(&self, id: i64) -> Result<Option<UserRow>, sqlx::Error> {
+    pub(crate) async fn user(&self, id: i64) -> Result<Option<UserRow>, sqlx::Error> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
         Self::user_rows(
             sqlx::query(&sql)
@@ -142,7 +146,10 @@ where
         )
     }
 
-    pub async fn credentials(&self, email: &str) -> Result<Option<(UserRow, String)>, sqlx::Error> {
+    pub(crate) async fn credentials(
+        &self,
+        email: &str,
+    ) -> Result<Option<(UserRow, String)>, sqlx::Error> {
         let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1");
         let Some(r) = sqlx::query(&sql)
             .bind(email)
@@ -201,7 +208,44 @@ where
             .transpose()
     }
 
-    pub async fn set_role(
+    /// A write that must leave an active administrator, in the one shape
+    /// every such write takes: in one transaction, take the admins' lock
+    /// ([`Self::lock_admins`]), read the user's `column` as it is before
+    /// (none: no such user), run `write` (it returns the changed row, or
+    /// none when its condition refused the change), and tell a refusal from
+    /// a user that is gone.
+    async fn guarded<'q>(
+        &self,
+        id: i64,
+        column: &str,
+        write: sqlx::query::Query<'q, DB, DB::Arguments<'q>>,
+    ) -> Result<Guarded<(DB::Row, String)>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        Self::lock_admins(&mut tx).await?;
+        let Some(before) = Self::current(&mut tx, id, column).await? else {
+            return Ok(Guarded::NotFound);
+        };
+        let done = match write.fetch_optional(&mut *tx).await? {
+            Some(row) => Guarded::Done((row, before)),
+            None => Self::unchanged(&mut tx, id).await?,
+        };
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// A guarded write's changed row, and the column's value before.
+    fn changed(done: Guarded<(DB::Row, String)>) -> Result<Guarded<Changed>, sqlx::Error> {
+        Ok(match done {
+            Guarded::Done((r, before)) => Guarded::Done(Changed {
+                row: Self::user_row(&r)?,
+                before,
+            }),
+            Guarded::NotFound => Guarded::NotFound,
+            Guarded::LastAdmin => Guarded::LastAdmin,
+        })
+    }
+
+    pub(crate) async fn set_role(
         &self,
         id: i64,
         role: &str,
@@ -212,33 +256,18 @@ where
              WHERE id = $3 AND ($4 = 'admin' OR {}) RETURNING {USER_COLUMNS}",
             keeps_an_admin(5)
         );
-        let mut tx = self.pool.begin().await?;
-        Self::lock_admins(&mut tx).await?;
-        let Some(before) = Self::current(&mut tx, id, "role").await? else {
-            return Ok(Guarded::NotFound);
-        };
-        let row = sqlx::query(&sql)
+        let write = sqlx::query(&sql)
             .bind(role)
             .bind(now)
             .bind(id)
             .bind(role)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let done = match row {
-            Some(r) => Guarded::Done(Changed {
-                row: Self::user_row(&r)?,
-                before,
-            }),
-            None => Self::unchanged(&mut tx, id).await?,
-        };
-        tx.commit().await?;
-        Ok(done)
+            .bind(id);
+        Self::changed(self.guarded(id, "role", write).await?)
     }
 
     /// Deactivation also revokes every token issued so far: reactivating an
     /// account does not bring its old sessions back.
-    pub async fn set_status(
+    pub(crate) async fn set_status(
         &self,
         id: i64,
         status: &str,
@@ -252,51 +281,31 @@ where
              WHERE id = $5 AND ($6 = 'active' OR {}) RETURNING {USER_COLUMNS}",
             keeps_an_admin(7)
         );
-        let mut tx = self.pool.begin().await?;
-        Self::lock_admins(&mut tx).await?;
-        let Some(before) = Self::current(&mut tx, id, "status").await? else {
-            return Ok(Guarded::NotFound);
-        };
-        let row = sqlx::query(&sql)
+        let write = sqlx::query(&sql)
             .bind(status)
             .bind(status)
             .bind(now)
             .bind(now)
             .bind(id)
             .bind(status)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let done = match row {
-            Some(r) => Guarded::Done(Changed {
-                row: Self::user_row(&r)?,
-                before,
-            }),
-            None => Self::unchanged(&mut tx, id).await?,
-        };
-        tx.commit().await?;
-        Ok(done)
+            .bind(id);
+        Self::changed(self.guarded(id, "status", write).await?)
     }
 
-    pub async fn delete_user(&self, id: i64) -> Result<Guarded<()>, sqlx::Error> {
-        let sql = format!("DELETE FROM users WHERE id = $1 AND {}", keeps_an_admin(2));
-        let mut tx = self.pool.begin().await?;
-        Self::lock_admins(&mut tx).await?;
-        let gone = sqlx::query(&sql)
-            .bind(id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let done = if DB::rows_affected(&gone) > 0 {
-            Guarded::Done(())
-        } else {
-            Self::unchanged(&mut tx, id).await?
-        };
-        tx.commit().await?;
-        Ok(done)
+    pub(crate) async fn delete_user(&self, id: i64) -> Result<Guarded<()>, sqlx::Error> {
+        let sql = format!(
+            "DELETE FROM users WHERE id = $1 AND {} RETURNING id",
+            keeps_an_admin(2)
+        );
+        let write = sqlx::query(&sql).bind(id).bind(id);
+        Ok(match self.guarded(id, "role", write).await? {
+            Guarded::Done(_) => Guarded::Done(()),
+            Guarded::NotFound => Guarded::NotFound,
+            Guarded::LastAdmin => Guarded::LastAdmin,
+        })
     }
 
-    pub async fn revoke_token(
+    pub(crate) async fn revoke_token(
         &self,
         user_id: i64,
         sid: &str,
@@ -333,7 +342,11 @@ where
         Ok(version)
     }
 
-    pub async fn revoke_all(&self, user_id: i64, now: i64) -> Result<Option<i64>, sqlx::Error> {
+    pub(crate) async fn revoke_all(
+        &self,
+        user_id: i64,
+        now: i64,
+    ) -> Result<Option<i64>, sqlx::Error> {
         sqlx::query(
             "UPDATE users SET tokens_valid_after = $1, session_epoch = session_epoch + 1,
                     version = version + 1, updated_at = $2
@@ -348,7 +361,11 @@ where
         .transpose()
     }
 
-    pub async fn fetch_state(&self, id: i64, now: i64) -> Result<Option<UserState>, sqlx::Error> {
+    pub(crate) async fn fetch_state(
+        &self,
+        id: i64,
+        now: i64,
+    ) -> Result<Option<UserState>, sqlx::Error> {
         let sql = format!(
             "SELECT {USER_COLUMNS}, tokens_valid_after,
                     (SELECT {} FROM revoked_tokens r
@@ -371,7 +388,7 @@ where
         )))
     }
 
-    pub async fn record_audit(&self, e: &AuditEntry) -> Result<(), sqlx::Error> {
+    pub(crate) async fn record_audit(&self, e: &AuditEntry) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO audit_log (at, actor_id, actor_email, action, target_id, detail, client,
                                     request_id)
@@ -390,7 +407,7 @@ where
         .map(|_| ())
     }
 
-    pub async fn prune_audit(&self, before: i64) -> Result<u64, sqlx::Error> {
+    pub(crate) async fn prune_audit(&self, before: i64) -> Result<u64, sqlx::Error> {
         sqlx::query("DELETE FROM audit_log WHERE at < $1")
             .bind(before)
             .execute(&self.pool)
@@ -398,7 +415,7 @@ where
             .map(|done| DB::rows_affected(&done))
     }
 
-    pub async fn audit_since(&self, since: i64) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    pub(crate) async fn audit_since(&self, since: i64) -> Result<Vec<AuditEntry>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT at, actor_id, actor_email, action, target_id, detail, client, request_id
                FROM audit_log WHERE at >= $1 ORDER BY id",
@@ -422,7 +439,7 @@ where
             .collect()
     }
 
-    pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>, sqlx::Error> {
+    pub(crate) async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT kid, secret, state, created_at, rotated_at
                FROM signing_keys ORDER BY created_at, kid",
@@ -444,7 +461,7 @@ where
 
     /// Stores `kid` as the active key unless there is one already (the
     /// unique index on the active state makes racing nodes agree).
-    pub async fn add_first_signing_key(
+    pub(crate) async fn add_first_signing_key(
         &self,
         kid: &str,
         secret: &str,
@@ -466,7 +483,7 @@ where
 
     /// In one transaction: the active key becomes a verifying one and
     /// `kid` the active one. Returns the previous active key's id.
-    pub async fn rotate_signing_key(
+    pub(crate) async fn rotate_signing_key(
         &self,
         kid: &str,
         secret: &str,
@@ -495,7 +512,7 @@ where
     }
 
     /// Deletes the key `kid` unless it is the active one.
-    pub async fn retire_signing_key(&self, kid: &str) -> Result<Retired, sqlx::Error> {
+    pub(crate) async fn retire_signing_key(&self, kid: &str) -> Result<Retired, sqlx::Error> {
         let gone = sqlx::query("DELETE FROM signing_keys WHERE kid = $1 AND state <> 'active'")
             .bind(kid)
             .execute(&self.pool)
@@ -515,7 +532,7 @@ where
 
     /// Deletes the verifying keys rotated out at or before `before`;
     /// returns their ids.
-    pub async fn retire_signing_keys_before(
+    pub(crate) async fn retire_signing_keys_before(
         &self,
         before: i64,
     ) -> Result<Vec<String>, sqlx::Error> {

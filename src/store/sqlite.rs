@@ -21,7 +21,7 @@ impl Dialect for Sqlite {
     }
 }
 
-pub async fn connect(url: &str) -> anyhow::Result<SqlStore<Sqlite>> {
+pub(crate) async fn connect(url: &str) -> anyhow::Result<SqlStore<Sqlite>> {
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
     let options = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)

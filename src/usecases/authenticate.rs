@@ -12,7 +12,7 @@ use sessiond_actors::{Fetched, Lookup, ResolveError, Router, Served, Status, Use
 use crate::auth::{TokenError, Tokens, Verified};
 use crate::metrics::{Outcome, Telemetry};
 
-use super::{Actor, Origin};
+use super::{Origin, Principal};
 
 /// Why a request is not admitted. Messages are safe to show the caller.
 #[derive(Debug, thiserror::Error)]
@@ -105,8 +105,8 @@ pub struct Authed {
 
 impl Authed {
     /// The caller as an audit entry names it.
-    pub fn actor(&self, origin: Origin) -> Actor {
-        Actor::new(self.state.user.id, self.state.user.email.clone(), origin)
+    pub fn principal(&self, origin: Origin) -> Principal {
+        Principal::new(self.state.user.id, self.state.user.email.clone(), origin)
     }
 }
 

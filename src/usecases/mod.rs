@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sessiond_actors::sync::MutexExt;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -35,7 +36,7 @@ pub struct Origin {
 /// Who did something: the authenticated caller, the address the request
 /// came from and the request's id.
 #[derive(Clone, Debug)]
-pub struct Actor {
+pub struct Principal {
     pub id: i64,
     pub email: String,
     pub client: Option<String>,
@@ -44,9 +45,9 @@ pub struct Actor {
     pub request_id: Option<String>,
 }
 
-impl Actor {
-    pub fn new(id: i64, email: String, origin: Origin) -> Actor {
-        Actor {
+impl Principal {
+    pub fn new(id: i64, email: String, origin: Origin) -> Principal {
+        Principal {
             id,
             email,
             client: origin.client,
@@ -94,7 +95,7 @@ impl Audit {
     /// An admin action, stored before this returns.
     pub async fn record(
         &self,
-        by: &Actor,
+        by: &Principal,
         action: &str,
         target: Option<i64>,
         detail: Option<String>,
@@ -129,7 +130,7 @@ impl Audit {
     }
 
     /// A 403 on an admin route: who, and which route.
-    pub fn forbidden(&self, who: &Actor, route: &str) {
+    pub fn forbidden(&self, who: &Principal, route: &str) {
         let origin = Origin {
             client: who.client.clone(),
             request_id: who.request_id.clone(),
@@ -221,7 +222,7 @@ struct BudgetState {
 impl Budget {
     /// Whether one more refusal from `client` is stored.
     fn admit(&self, client: Option<&str>) -> bool {
-        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.0.locked();
         let now = Instant::now();
         if !matches!(s.started, Some(t) if now.saturating_duration_since(t) < BUDGET_WINDOW) {
             if s.dropped > 0 {

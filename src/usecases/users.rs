@@ -2,6 +2,10 @@
 //! `Users::commit`: the write, then the invalidation of the user's cached
 //! record on every node, then the audit entry. Also the rules for what a
 //! user is made of (email, password, role), shared with the CLI.
+//!
+//! Kept whole: every admin write is a few lines around the one
+//! [`Users::commit`] sequence, and the rules for a new user are what those
+//! writes check; the tests at the end cover them together.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,7 +15,7 @@ use sessiond_actors::{InvalidationSource, Router, Status};
 use crate::auth::{self, PasswordPool, Verified};
 use crate::store::{Db, DbError, Guarded, UserRow, WriteError};
 
-use super::{Actor, Audit};
+use super::{Audit, Principal};
 
 pub const MAX_PASSWORD: usize = 1024;
 pub const MIN_PASSWORD: usize = 8;
@@ -197,7 +201,7 @@ impl Users {
     /// version since none came back.
     async fn commit<T, W>(
         &self,
-        by: &Actor,
+        by: &Principal,
         about: Option<i64>,
         action: Option<&'static str>,
         write: W,
@@ -272,7 +276,7 @@ impl Users {
 
     pub async fn create(
         &self,
-        by: &Actor,
+        by: &Principal,
         email: &str,
         password: String,
         role: Option<String>,
@@ -289,7 +293,12 @@ impl Users {
         .await
     }
 
-    pub async fn set_role(&self, by: &Actor, id: i64, role: &str) -> Result<UserRow, UserError> {
+    pub async fn set_role(
+        &self,
+        by: &Principal,
+        id: i64,
+        role: &str,
+    ) -> Result<UserRow, UserError> {
         validate_role(role)?;
         let (db, role) = (self.db.clone(), role.to_string());
         self.commit(by, Some(id), Some("user.role"), async move {
@@ -306,7 +315,7 @@ impl Users {
     /// Deactivating also revokes every token issued so far.
     pub async fn set_status(
         &self,
-        by: &Actor,
+        by: &Principal,
         id: i64,
         status: Status,
     ) -> Result<UserRow, UserError> {
@@ -330,7 +339,7 @@ impl Users {
         .await
     }
 
-    pub async fn delete(&self, by: &Actor, id: i64) -> Result<(), UserError> {
+    pub async fn delete(&self, by: &Principal, id: i64) -> Result<(), UserError> {
         let db = self.db.clone();
         self.commit(by, Some(id), Some("user.delete"), async move {
             guarded(id, db.delete_user(id).await?)?;
@@ -340,7 +349,7 @@ impl Users {
     }
 
     /// Every token issued until now stops resolving.
-    pub async fn revoke_sessions(&self, by: &Actor, id: i64) -> Result<(), UserError> {
+    pub async fn revoke_sessions(&self, by: &Principal, id: i64) -> Result<(), UserError> {
         let db = self.db.clone();
         self.commit(by, Some(id), Some("user.revoke_sessions"), async move {
             let version = db.revoke_all(id).await?.ok_or(UserError::NotFound(id))?;
@@ -350,7 +359,7 @@ impl Users {
     }
 
     /// Drops the user's cached record on every node (no write).
-    pub async fn invalidate(&self, by: &Actor, id: i64) -> Result<(), UserError> {
+    pub async fn invalidate(&self, by: &Principal, id: i64) -> Result<(), UserError> {
         self.commit(by, Some(id), Some("user.invalidate"), async move {
             Ok(Written::new((), id, Fence::Everything))
         })
@@ -358,7 +367,7 @@ impl Users {
     }
 
     /// This token stops resolving. Not an admin action, so not audited.
-    pub async fn logout(&self, by: &Actor, token: &Verified) -> Result<(), UserError> {
+    pub async fn logout(&self, by: &Principal, token: &Verified) -> Result<(), UserError> {
         let db = self.db.clone();
         let (user_id, sid, expires_ms) = (
             token.user_id,
@@ -422,7 +431,7 @@ mod tests {
         let row = insert(&db, &new, "not a hash").await.expect("inserts");
         assert_eq!(role_seen(&router, row.id).await, "user");
 
-        let by = Actor::new(0, "admin@localhost".into(), Default::default());
+        let by = Principal::new(0, "admin@localhost".into(), Default::default());
         let mut request = Box::pin(users.set_role(&by, row.id, "viewer"));
         // Polled once, then dropped, as warp drops a disconnected request.
         std::future::poll_fn(|cx| {
