@@ -13,19 +13,19 @@ use sessiond::config::Settings;
 use sessiond_client::SessiondClient;
 use sessiond_testkit::http::{self, Reply};
 
-pub const ADMIN_EMAIL: &str = "admin@localhost";
-pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+pub(crate) const ADMIN_EMAIL: &str = "admin@localhost";
+pub(crate) const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 const PASSWORD: &str = "password-123";
 
-pub struct TestApp {
-    pub addr: SocketAddr,
+pub(crate) struct TestApp {
+    pub(crate) addr: SocketAddr,
     admin_token: String,
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
 }
 
-pub async fn spawn_app() -> TestApp {
+pub(crate) async fn spawn_app() -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let settings = Settings {
         listen: "127.0.0.1:0".into(),
@@ -52,7 +52,7 @@ pub async fn spawn_app() -> TestApp {
 }
 
 impl TestApp {
-    pub fn client(&self) -> SessiondClient {
+    pub(crate) fn client(&self) -> SessiondClient {
         SessiondClient::new(&format!("http://{}", self.addr)).expect("a valid base URL")
     }
 
@@ -65,7 +65,7 @@ impl TestApp {
     }
 
     /// An admin call: sessiond's answer.
-    pub async fn admin(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
+    pub(crate) async fn admin(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
         let request = http::Request {
             method,
             path,
@@ -78,7 +78,7 @@ impl TestApp {
     }
 
     /// Creates a user with `role` and logs in as it: `(id, token)`.
-    pub async fn user_with_token(&self, email: &str, role: &str) -> (i64, String) {
+    pub(crate) async fn user_with_token(&self, email: &str, role: &str) -> (i64, String) {
         let body = json!({ "email": email, "password": PASSWORD, "role": role }).to_string();
         let r = self.admin("POST", "/api/admin/users", Some(&body)).await;
         assert_eq!(r.status, 201, "create user: {}", r.text);
@@ -87,7 +87,7 @@ impl TestApp {
     }
 
     /// Stops sessiond the way SIGTERM does and waits for it.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let (Some(stop), Some(done)) = (self.stop.take(), self.done.take()) else {
             return;
         };
