@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sessiond_actors::memory::MemoryStore;
+use sessiond_actors::stats;
 use sessiond_actors::{CacheConfig, Fetched, LeaseKeeper, Lookup, NoopObserver, Router, UserStore};
 
 /// Lookups each caller makes between two yields to the scheduler: callers
@@ -227,11 +228,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn quantile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
+    stats::quantile(sorted, q).unwrap_or(Duration::ZERO)
 }
 
 fn fmt_rate(r: f64) -> String {

@@ -112,6 +112,7 @@ mod record;
 mod registry;
 mod router;
 mod session;
+pub mod stats;
 mod store;
 mod supervisor;
 pub mod sync;

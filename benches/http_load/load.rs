@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sessiond_actors::stats::quantile;
 use sessiond_testkit::http::{self, Conn, Connection};
 
 use crate::cpu::{machine_cpu, postgres_cpu, proc_cpu, self_cpu};
@@ -31,12 +32,7 @@ impl Stats {
     }
 
     pub(crate) fn quantile_ms(&self, q: f64) -> f64 {
-        if self.latencies.is_empty() {
-            return f64::NAN;
-        }
-        let n = self.latencies.len();
-        let i = ((n as f64 * q).ceil() as usize).clamp(1, n) - 1;
-        self.latencies[i] as f64 / 1000.0
+        quantile(&self.latencies, q).map_or(f64::NAN, |us| us as f64 / 1000.0)
     }
 
     /// CPU µs per answered request: `which` 0 = server, 1 = load

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use sessiond_actors::stats;
 use sessiond_actors::{
     FlushReason, InvalidationSource, MissReason, Observer, ResolveError, Served, ViewChange,
 };
@@ -65,28 +66,13 @@ impl Histogram {
     /// The nearest-rank `p` quantile (0 < p ≤ 1), as the largest value of its
     /// bucket; 0 when empty.
     pub fn quantile(&self, p: f64) -> u64 {
-        if self.total == 0 {
-            return 0;
-        }
-        let rank = ((p * self.total as f64).ceil() as u64).clamp(1, self.total);
-        let mut seen = 0;
-        for (i, c) in self.counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                return self.maxes[i];
-            }
-        }
-        0
+        stats::quantile_bucket(&self.counts, p).map_or(0, |i| self.maxes[i])
     }
 }
 
-/// The nearest-rank `p` quantile of sorted values.
+/// The nearest-rank `p` quantile of sorted values; 0 when empty.
 pub fn quantile_sorted(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
+    stats::quantile(sorted, p).unwrap_or(0)
 }
 
 /// What an admin changed.

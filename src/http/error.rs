@@ -50,33 +50,116 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
+/// Declares [`ErrorCode`] from one table: each code's variant, its text in
+/// the `error` field, and the status it is always answered with.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident => $text:literal, $status:ident;)*) => {
+        /// Every code of an error answer (the `error` field), each with the one
+        /// status it is answered with. The handlers' answers ([`ApiError`],
+        /// [`recover`]) and the OpenAPI document's list of codes are both
+        /// derived from it.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in the order the OpenAPI document lists them.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The code as the `error` field spells it.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $text,)*
+                }
+            }
+
+            /// The status of every answer with this code.
+            pub const fn status(self) -> StatusCode {
+                match self {
+                    $(ErrorCode::$variant => StatusCode::$status,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// A missing, malformed, forged or expired token.
+    InvalidToken => "invalid_token", UNAUTHORIZED;
+    /// The token's user is deactivated or deleted, or the token was logged
+    /// out or revoked.
+    SessionRevoked => "session_revoked", UNAUTHORIZED;
+    /// Wrong email or password.
+    InvalidCredentials => "invalid_credentials", UNAUTHORIZED;
+    /// The caller may not do this.
+    Forbidden => "forbidden", FORBIDDEN;
+    /// No such route or no such user.
+    NotFound => "not_found", NOT_FOUND;
+    /// An unreadable body, id or header.
+    BadRequest => "bad_request", BAD_REQUEST;
+    /// The change contradicts the stored state.
+    Conflict => "conflict", CONFLICT;
+    /// The route does not take that method.
+    MethodNotAllowed => "method_not_allowed", METHOD_NOT_ALLOWED;
+    /// The request body is too large.
+    PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE;
+    /// A body that is not `application/json`.
+    UnsupportedMediaType => "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE;
+    /// Too many failed logins.
+    RateLimited => "rate_limited", TOO_MANY_REQUESTS;
+    /// The database cannot be reached, or the node is not ready.
+    Unavailable => "unavailable", SERVICE_UNAVAILABLE;
+    /// A fault of the service itself.
+    Internal => "internal", INTERNAL_SERVER_ERROR;
+}
+
+impl ErrorCode {
+    /// Whether the OpenAPI document lists this code. `internal` is answered
+    /// only for a fault of the service itself, and no operation documents a
+    /// 500, so the document leaves it out.
+    pub const fn documented(self) -> bool {
+        !matches!(self, ErrorCode::Internal)
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// The body of every error answer.
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(as = Error)]
-pub struct ErrorBody<'a> {
-    #[schema(value_type = super::openapi::ErrorCode)]
-    pub error: &'a str,
+pub struct ErrorBody {
+    pub error: ErrorCode,
     pub message: String,
 }
 
 impl ApiError {
-    pub fn code(&self) -> (StatusCode, &'static str) {
+    /// This error's code.
+    pub fn error_code(&self) -> ErrorCode {
         match self {
-            ApiError::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
-            ApiError::SessionRevoked(_) => (StatusCode::UNAUTHORIZED, "session_revoked"),
-            ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
-            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            ApiError::UnsupportedMediaType => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-            }
-            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::InvalidToken(_) => ErrorCode::InvalidToken,
+            ApiError::SessionRevoked(_) => ErrorCode::SessionRevoked,
+            ApiError::InvalidCredentials => ErrorCode::InvalidCredentials,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::BadRequest(_) => ErrorCode::BadRequest,
+            ApiError::Conflict(_) => ErrorCode::Conflict,
+            ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            ApiError::RateLimited(_) => ErrorCode::RateLimited,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Internal(_) => ErrorCode::Internal,
         }
+    }
+
+    /// This error's status and code, as answered.
+    pub fn code(&self) -> (StatusCode, &'static str) {
+        let code = self.error_code();
+        (code.status(), code.as_str())
     }
 
     /// The database failed: the driver's text (host names, SQL, schema)
@@ -137,21 +220,21 @@ impl From<ResolveError> for ApiError {
     }
 }
 
-pub fn error_response(status: StatusCode, code: &str, message: String) -> Response {
+/// The answer of `code` with `message`, at the code's status.
+pub fn error_response(code: ErrorCode, message: String) -> Response {
     let body = ErrorBody {
         error: code,
         message,
     };
-    warp::reply::with_status(warp::reply::json(&body), status).into_response()
+    warp::reply::with_status(warp::reply::json(&body), code.status()).into_response()
 }
 
 impl Reply for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = self.code();
         if let ApiError::Internal(e) = &self {
             tracing::error!(error = %e, "internal error");
         }
-        let mut response = error_response(status, code, self.to_string());
+        let mut response = error_response(self.error_code(), self.to_string());
         if let ApiError::RateLimited(wait) = &self {
             if let Ok(v) = warp::http::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
                 response
@@ -167,37 +250,30 @@ impl Reply for ApiError {
 /// reject (their errors are `ApiError` replies), so what arrives here is
 /// warp's own: no route, wrong method, unreadable header.
 pub async fn recover(r: Rejection) -> Result<Response, Infallible> {
-    let (status, code, message) = if r.is_not_found() {
-        (
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such route".to_string(),
-        )
+    let (code, message) = if r.is_not_found() {
+        (ErrorCode::NotFound, "no such route".to_string())
     } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
         (
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             "this route does not take that method".to_string(),
         )
     } else if let Some(e) = r.find::<warp::reject::InvalidHeader>() {
-        (StatusCode::BAD_REQUEST, "bad_request", e.to_string())
+        (ErrorCode::BadRequest, e.to_string())
     } else if let Some(e) = r.find::<warp::reject::MissingHeader>() {
-        (StatusCode::BAD_REQUEST, "bad_request", e.to_string())
+        (ErrorCode::BadRequest, e.to_string())
     } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
         (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             "the request body is too large".to_string(),
         )
     } else {
         tracing::warn!(rejection = ?r, "unhandled rejection");
         (
-            StatusCode::BAD_REQUEST,
-            "bad_request",
+            ErrorCode::BadRequest,
             "the request could not be read".to_string(),
         )
     };
-    Ok(error_response(status, code, message))
+    Ok(error_response(code, message))
 }
 
 #[cfg(test)]

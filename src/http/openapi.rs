@@ -18,6 +18,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use warp::http::StatusCode;
 use warp::Reply;
 
+use super::error::ErrorCode;
 use super::handlers as h;
 use super::reply::Answer;
 use super::{admin, sessions};
@@ -31,24 +32,23 @@ pub enum UserStatus {
     Deactivated,
 }
 
-/// Every code of an error answer.
-// As `ApiError::code` and `error::recover` answer them.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)] // a schema only: the field it describes is a `&str`
-pub enum ErrorCode {
-    InvalidToken,
-    SessionRevoked,
-    InvalidCredentials,
-    Forbidden,
-    NotFound,
-    BadRequest,
-    Conflict,
-    MethodNotAllowed,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-    RateLimited,
-    Unavailable,
+/// The document's list of error codes: those of [`ErrorCode::ALL`] that
+/// [`ErrorCode::documented`] keeps, in that order.
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        let documented = ErrorCode::ALL.iter().filter(|c| c.documented());
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .description(Some("Every code of an error answer."))
+            .enum_values(Some(documented.map(|c| c.as_str())))
+            .into()
+    }
+}
+
+impl ToSchema for ErrorCode {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "ErrorCode".into()
+    }
 }
 
 /// `GET /healthz`.

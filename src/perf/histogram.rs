@@ -5,9 +5,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use sessiond_actors::stats::quantile_bucket;
+
 /// A lock-free latency histogram for quantiles: logarithmic buckets, 20%
 /// wide, from 1 µs to ~3 hours.
-pub struct LatencyHistogram {
+pub(crate) struct LatencyHistogram {
     buckets: Vec<AtomicU64>,
 }
 
@@ -31,18 +33,18 @@ impl LatencyHistogram {
         ((us.ln() / GROWTH.ln()).ceil() as usize).min(BUCKETS - 1)
     }
 
-    pub fn record(&self, d: Duration) {
+    pub(crate) fn record(&self, d: Duration) {
         self.buckets[Self::index(d)].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         for b in &self.buckets {
             b.store(0, Ordering::Relaxed);
         }
     }
 
     /// Adds `other`'s counts into this one.
-    pub fn merge(&self, other: &LatencyHistogram) {
+    pub(crate) fn merge(&self, other: &LatencyHistogram) {
         for (a, b) in self.buckets.iter().zip(&other.buckets) {
             let n = b.load(Ordering::Relaxed);
             if n > 0 {
@@ -53,26 +55,17 @@ impl LatencyHistogram {
 
     /// The `q` quantile in milliseconds (upper edge of its bucket); 0 when
     /// nothing was recorded.
-    pub fn quantile_ms(&self, q: f64) -> f64 {
+    pub(crate) fn quantile_ms(&self, q: f64) -> f64 {
         let counts: Vec<u64> = self
             .buckets
             .iter()
             .map(|b| b.load(Ordering::Relaxed))
             .collect();
-        let total: u64 = counts.iter().sum();
-        if total == 0 {
+        let Some(i) = quantile_bucket(&counts, q) else {
             return 0.0;
-        }
-        let rank = ((q * total as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (i, c) in counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                let ms = GROWTH.powi(i as i32) / 1000.0;
-                return (ms * 1000.0).round() / 1000.0;
-            }
-        }
-        0.0
+        };
+        let ms = GROWTH.powi(i as i32) / 1000.0;
+        (ms * 1000.0).round() / 1000.0
     }
 }
 

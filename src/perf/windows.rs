@@ -17,7 +17,7 @@ const SLOTS: usize = 30;
 /// One kind of event counted per slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(usize)]
-pub enum Event {
+pub(crate) enum Event {
     Request = 0,
     Hit,
     Miss,
@@ -60,7 +60,7 @@ impl Slot {
 
 /// Which latency histogram an observation goes to.
 #[derive(Clone, Copy, Debug)]
-pub enum Latency {
+pub(crate) enum Latency {
     Hit,
     Miss,
     /// The age of a record when served from the cache.
@@ -68,7 +68,7 @@ pub enum Latency {
 }
 
 /// The sliding-window ring.
-pub struct Windows {
+pub(crate) struct Windows {
     started: Instant,
     slots: Vec<Slot>,
 }
@@ -102,11 +102,11 @@ impl Windows {
         slot
     }
 
-    pub fn count(&self, event: Event, n: u64) {
+    pub(crate) fn count(&self, event: Event, n: u64) {
         self.slot().counts[event as usize].fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn latency(&self, kind: Latency, d: Duration) {
+    pub(crate) fn latency(&self, kind: Latency, d: Duration) {
         let slot = self.slot();
         match kind {
             Latency::Hit => slot.hit.record(d),
@@ -116,7 +116,7 @@ impl Windows {
     }
 
     /// Sums the slots of the last `span`, with quantiles merged over them.
-    pub fn window(&self, span: Duration) -> WindowStats {
+    pub(crate) fn window(&self, span: Duration) -> WindowStats {
         let now = self.period(Instant::now());
         let n = (span.as_secs() / SLOT.as_secs()).clamp(1, SLOTS as u64);
         let mut counts = [0u64; EVENTS];
@@ -148,7 +148,7 @@ impl Windows {
 
     /// Per-slot request, hit, miss and query counts of the last five
     /// minutes, oldest first, for the dashboard's charts.
-    pub fn series(&self) -> Vec<SeriesPoint> {
+    pub(crate) fn series(&self) -> Vec<SeriesPoint> {
         let now = self.period(Instant::now());
         (0..SLOTS as u64)
             .rev()

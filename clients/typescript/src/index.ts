@@ -51,21 +51,29 @@ export interface NewUser {
   role?: string;
 }
 
-/** The error codes sessiond answers (`{"error": code, "message": text}`). */
-export type ApiErrorCode =
-  | "invalid_token"
-  | "session_revoked"
-  | "invalid_credentials"
-  | "forbidden"
-  | "not_found"
-  | "bad_request"
-  | "conflict"
-  | "payload_too_large"
-  | "unsupported_media_type"
-  | "method_not_allowed"
-  | "rate_limited"
-  | "unavailable"
-  | "internal";
+/**
+ * The error codes sessiond answers (`{"error": code, "message": text}`): the
+ * `ErrorCode` list of its OpenAPI document, and `internal` (a fault of the
+ * service itself, answered with a 500, which the document leaves out).
+ */
+export const API_ERROR_CODES = [
+  "invalid_token",
+  "session_revoked",
+  "invalid_credentials",
+  "forbidden",
+  "not_found",
+  "bad_request",
+  "conflict",
+  "payload_too_large",
+  "unsupported_media_type",
+  "method_not_allowed",
+  "rate_limited",
+  "unavailable",
+  "internal",
+] as const;
+
+/** One of {@link API_ERROR_CODES}. */
+export type ApiErrorCode = (typeof API_ERROR_CODES)[number];
 
 /**
  * Codes of failures without an API answer: no answer within the timeout,
@@ -511,21 +519,7 @@ function describe(e: unknown): string {
   return e instanceof Error ? e.message : "unknown error";
 }
 
-const API_CODES: ReadonlySet<string> = new Set<ApiErrorCode>([
-  "invalid_token",
-  "session_revoked",
-  "invalid_credentials",
-  "forbidden",
-  "not_found",
-  "bad_request",
-  "conflict",
-  "payload_too_large",
-  "unsupported_media_type",
-  "method_not_allowed",
-  "rate_limited",
-  "unavailable",
-  "internal",
-]);
+const API_CODES: ReadonlySet<string> = new Set<string>(API_ERROR_CODES);
 
 /** `Retry-After` in seconds (it is either seconds or an HTTP date). */
 function retryAfterSeconds(value: string | null): number | undefined {

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { after, before, describe, test } from "node:test";
 
-import { SessiondClient, SessiondError, forwardedFor, isSessiondError } from "../dist/index.js";
+import { API_ERROR_CODES, SessiondClient, SessiondError, forwardedFor, isSessiondError } from "../dist/index.js";
 import { ADMIN_EMAIL, ADMIN_PASSWORD, closedPort, startSessiond } from "./harness.mjs";
 
 /** Asserts that `promise` rejects with a SessiondError of this code and status. */
@@ -43,6 +43,18 @@ describe("SessiondClient against sessiond", () => {
     const login = await client.login(email, "password-123");
     return { user, token: login.token };
   }
+
+  test("the client knows every error code the OpenAPI document lists, and no other", async () => {
+    const res = await fetch(`${server.url}/openapi.json`);
+    assert.equal(res.status, 200);
+    const listed = (await res.json()).components?.schemas?.ErrorCode?.enum;
+    assert.ok(Array.isArray(listed) && listed.length > 0, "the document lists no ErrorCode");
+    // Answered for a fault of the service itself (a 500); the document
+    // documents no 500 and leaves it out.
+    const unlisted = ["internal"];
+    for (const code of unlisted) assert.ok(!listed.includes(code), `${code} is listed now: drop it here`);
+    assert.deepEqual([...API_ERROR_CODES].sort(), [...listed, ...unlisted].sort());
+  });
 
   test("login answers a bearer token and the user", async () => {
     const r = await client.login(ADMIN_EMAIL, ADMIN_PASSWORD);

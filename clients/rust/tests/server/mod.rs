@@ -18,7 +18,7 @@ pub(crate) const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 const PASSWORD: &str = "password-123";
 
 pub(crate) struct TestApp {
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     admin_token: String,
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
