@@ -231,6 +231,19 @@ impl Db {
         dispatch!(self, s => s.revoke_token(user_id, sid, expires_ms, now).await)
     }
 
+    /// Logs a change of `user_id` that drops every cached copy, without
+    /// writing the user: the head of the change log moves, so a write
+    /// confirmation waits for every lease holder to apply it. For changes
+    /// made by hand with the triggers bypassed.
+    pub async fn log_invalidation(&self, user_id: i64) -> Result<i64, DbError> {
+        dispatch!(self, s => s.log_invalidation(user_id).await)
+    }
+
+    /// The nodes that hold a running freshness lease on this database.
+    pub async fn running_lease_nodes(&self) -> Result<Vec<String>, DbError> {
+        dispatch!(self, s => s.running_lease_nodes().await)
+    }
+
     /// Revokes every token issued until now; returns the new version.
     pub async fn revoke_all(&self, user_id: i64) -> Result<Option<i64>, DbError> {
         let now = self.clock.now_ms();

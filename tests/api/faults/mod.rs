@@ -9,6 +9,8 @@
 //! when `CI` is set and are skipped with a note otherwise. The pause tests
 //! run anywhere.
 
+mod invalidate;
+mod lease_off;
 mod partition;
 mod pause;
 
