@@ -24,6 +24,14 @@ pub use sql::{Guarded, Retired};
 /// `unavailable`: a database that hangs must not hang requests.
 pub const FETCH_TIMEOUT: Duration = Duration::from_millis(1500);
 
+/// How long past a token's expiry its revocation is kept. Expiry is checked
+/// on each node's wall clock, and the revocations are filtered and cleaned
+/// up on the wall clock of whichever node reads or writes them: a node whose
+/// clock runs ahead would otherwise forget a revocation while a node whose
+/// clock runs behind still accepts the token. The skew allowed between
+/// nodes is the one `iat` is checked with.
+pub const REVOCATION_SKEW_MS: i64 = crate::auth::IAT_LEEWAY_SECS * 1000;
+
 /// A user row as the admin API shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserRow {
@@ -219,8 +227,9 @@ impl Db {
         dispatch!(self, s => s.delete_user(id).await)
     }
 
-    /// Records a logged-out token id until `expires_ms`; returns the user's
-    /// new version, `None` if there is no such user.
+    /// Records a logged-out token id until it cannot verify on any node
+    /// (`expires_ms` plus [`REVOCATION_SKEW_MS`]); returns the user's new
+    /// version, `None` if there is no such user.
     pub async fn revoke_token(
         &self,
         user_id: i64,
@@ -228,7 +237,8 @@ impl Db {
         expires_ms: i64,
     ) -> Result<Option<i64>, DbError> {
         let now = self.clock.now_ms();
-        dispatch!(self, s => s.revoke_token(user_id, sid, expires_ms, now).await)
+        let kept_until = expires_ms.saturating_add(REVOCATION_SKEW_MS);
+        dispatch!(self, s => s.revoke_token(user_id, sid, kept_until, now).await)
     }
 
     /// Logs a change of `user_id` that drops every cached copy, without

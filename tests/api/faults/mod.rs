@@ -13,6 +13,7 @@ mod invalidate;
 mod lease_off;
 mod partition;
 mod pause;
+mod revoked_skew;
 
 use sessiond_testkit::netns;
 
