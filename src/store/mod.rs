@@ -341,7 +341,7 @@ impl LeaseStore for Db {
                 .await?;
             Ok(Changes {
                 head: u64::try_from(logged.head).unwrap_or(0),
-                truncated: logged.pruned > seen,
+                truncated: log_incomplete(&logged, seen),
                 changes: logged.changes,
             })
         })
@@ -398,6 +398,19 @@ impl LeaseStore for Db {
                 .await
         })
     }
+}
+
+/// Whether the changes read after `seen` cannot be trusted to be every
+/// change the node missed, so it must drop its whole cache: the log was
+/// pruned past `seen`; the head is below `seen` (a database restored from
+/// a backup, or failed over to a replica that was behind, or a log reset by
+/// hand); or the rows read are not exactly the numbers `seen + 1 ..= head`
+/// (rows deleted by hand, or a prune between the two reads).
+fn log_incomplete(logged: &lease::LoggedChanges, seen: i64) -> bool {
+    let expected = logged.head.saturating_sub(seen).max(0);
+    logged.pruned > seen
+        || logged.head < seen
+        || i64::try_from(logged.changes.len()).map_or(true, |n| n != expected)
 }
 
 impl Db {

@@ -14,6 +14,7 @@ mod lease_off;
 mod partition;
 mod pause;
 mod revoked_skew;
+mod rewound_log;
 
 use sessiond_testkit::netns;
 
