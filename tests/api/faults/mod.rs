@@ -11,6 +11,7 @@
 
 mod invalidate;
 mod lease_off;
+mod log_guards;
 mod partition;
 mod pause;
 mod revoked_skew;
