@@ -410,7 +410,7 @@ fn log_incomplete(logged: &lease::LoggedChanges, seen: i64) -> bool {
     let expected = logged.head.saturating_sub(seen).max(0);
     logged.pruned > seen
         || logged.head < seen
-        || i64::try_from(logged.changes.len()).map_or(true, |n| n != expected)
+        || i64::try_from(logged.changes.len()) != Ok(expected)
 }
 
 impl Db {
