@@ -57,6 +57,37 @@ pub struct Application {
     shutdown_grace: Duration,
 }
 
+/// `--lease 0` leaves a node without a lease row: writers elsewhere do not
+/// wait for it (it serves its cache for the whole TTL after their changes),
+/// and its own writes wait for no one. So it is refused wherever another
+/// node can exist: in a cluster, or on a database where another node holds
+/// a lease.
+async fn refuse_lease_off_beside_others(settings: &Settings, db: &Db) -> anyhow::Result<()> {
+    if !settings.lease.is_zero() {
+        return Ok(());
+    }
+    if settings.cluster.is_some() {
+        anyhow::bail!(
+            "--lease 0 is refused in a cluster: a node without a freshness lease is invisible \
+             to writers on other nodes and could answer a changed user from its cache for the \
+             whole cache TTL; give every node a lease (the default is 2s)"
+        );
+    }
+    let others = db
+        .running_lease_nodes()
+        .await
+        .context("cannot read the freshness leases")?;
+    if !others.is_empty() {
+        anyhow::bail!(
+            "--lease 0 is refused: other nodes ({}) hold freshness leases on this database, and \
+             a node without a lease is invisible to their writers; give this node a lease (the \
+             default is 2s)",
+            others.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// On PostgreSQL, the LISTEN task that applies changes made anywhere.
 fn ctx_db_listener(
     db: &Db,
@@ -82,6 +113,7 @@ impl Application {
         let db = Db::connect(&settings.database_url, clock.clone())
             .await
             .with_context(|| "cannot open the database".to_string())?;
+        refuse_lease_off_beside_others(&settings, &db).await?;
 
         let tokens = crate::keys::tokens(&settings, &db, clock.clone()).await?;
 

@@ -77,6 +77,31 @@ where
         })
     }
 
+    /// Appends a change of `user_id` with no version ("drop whatever is
+    /// cached") to the log, as the triggers do for a write: the head moves,
+    /// so every lease that has not seen it must confirm it or end before
+    /// the caller acknowledges. For changes that bypassed the triggers.
+    /// Returns the change's number.
+    pub async fn log_invalidation(&self, user_id: i64) -> Result<i64, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        // Taking the number locks the head row until commit (PostgreSQL;
+        // SQLite has one writer): numbers follow commit order.
+        sqlx::query("UPDATE sessiond_change_head SET seq = seq + 1 WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        let seq: i64 = sqlx::query(
+            "INSERT INTO sessiond_changes (seq, user_id, version)
+             SELECT seq, $1, NULL FROM sessiond_change_head WHERE id = 1
+             RETURNING seq",
+        )
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("seq")?;
+        tx.commit().await?;
+        Ok(seq)
+    }
+
     /// Grants `instance` a lease with `seen = head`, in one statement that
     /// first takes the head row's shared lock (PostgreSQL; SQLite has one
     /// writer), so no change can commit between the check and the grant.
@@ -152,6 +177,20 @@ where
             }
         }
         Ok((head, holders))
+    }
+
+    /// The nodes holding a running lease (by this database's clock).
+    pub async fn running_lease_nodes(&self) -> Result<Vec<String>, sqlx::Error> {
+        let sql = format!(
+            "SELECT DISTINCT node FROM sessiond_leases WHERE expires_ms > {now} ORDER BY node",
+            now = DB::NOW_MS,
+        );
+        sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get("node"))
+            .collect()
     }
 
     pub async fn release_lease(&self, instance: i64) -> Result<(), sqlx::Error> {

@@ -28,6 +28,14 @@ pub use sql::{Guarded, Retired};
 /// `unavailable`: a database that hangs must not hang requests.
 pub const FETCH_TIMEOUT: Duration = Duration::from_millis(1500);
 
+/// How long past a token's expiry its revocation is kept. Expiry is checked
+/// on each node's wall clock, and the revocations are filtered and cleaned
+/// up on the wall clock of whichever node reads or writes them: a node whose
+/// clock runs ahead would otherwise forget a revocation while a node whose
+/// clock runs behind still accepts the token. The skew allowed between
+/// nodes is the one `iat` is checked with.
+pub const REVOCATION_SKEW_MS: i64 = crate::auth::IAT_LEEWAY_SECS * 1000;
+
 /// A user row as the admin API shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserRow {
@@ -223,8 +231,9 @@ impl Db {
         dispatch!(self, s => s.delete_user(id).await)
     }
 
-    /// Records a logged-out token id until `expires_ms`; returns the user's
-    /// new version, `None` if there is no such user.
+    /// Records a logged-out token id until it cannot verify on any node
+    /// (`expires_ms` plus [`REVOCATION_SKEW_MS`]); returns the user's new
+    /// version, `None` if there is no such user.
     pub async fn revoke_token(
         &self,
         user_id: i64,
@@ -232,7 +241,21 @@ impl Db {
         expires_ms: i64,
     ) -> Result<Option<i64>, DbError> {
         let now = self.clock.now_ms();
-        dispatch!(self, s => s.revoke_token(user_id, sid, expires_ms, now).await)
+        let kept_until = expires_ms.saturating_add(REVOCATION_SKEW_MS);
+        dispatch!(self, s => s.revoke_token(user_id, sid, kept_until, now).await)
+    }
+
+    /// Logs a change of `user_id` that drops every cached copy, without
+    /// writing the user: the head of the change log moves, so a write
+    /// confirmation waits for every lease holder to apply it. For changes
+    /// made by hand with the triggers bypassed.
+    pub async fn log_invalidation(&self, user_id: i64) -> Result<i64, DbError> {
+        dispatch!(self, s => s.log_invalidation(user_id).await)
+    }
+
+    /// The nodes that hold a running freshness lease on this database.
+    pub async fn running_lease_nodes(&self) -> Result<Vec<String>, DbError> {
+        dispatch!(self, s => s.running_lease_nodes().await)
     }
 
     /// Revokes every token issued until now; returns the new version.
@@ -322,7 +345,7 @@ impl LeaseStore for Db {
                 .await?;
             Ok(Changes {
                 head: u64::try_from(logged.head).unwrap_or(0),
-                truncated: logged.pruned > seen,
+                truncated: log_incomplete(&logged, seen),
                 changes: logged.changes,
             })
         })
@@ -387,6 +410,19 @@ impl LeaseStore for Db {
                 .await
         })
     }
+}
+
+/// Whether the changes read after `seen` cannot be trusted to be every
+/// change the node missed, so it must drop its whole cache: the log was
+/// pruned past `seen`; the head is below `seen` (a database restored from
+/// a backup, or failed over to a replica that was behind, or a log reset by
+/// hand); or the rows read are not exactly the numbers `seen + 1 ..= head`
+/// (rows deleted by hand, or a prune between the two reads).
+fn log_incomplete(logged: &lease::LoggedChanges, seen: i64) -> bool {
+    let expected = logged.head.saturating_sub(seen).max(0);
+    logged.pruned > seen
+        || logged.head < seen
+        || i64::try_from(logged.changes.len()) != Ok(expected)
 }
 
 impl Db {

@@ -358,9 +358,15 @@ impl Users {
         .await
     }
 
-    /// Drops the user's cached record on every node (no write).
+    /// Drops the user's cached record on every node: for changes made in
+    /// the database that bypassed the triggers. A confirmed write like the
+    /// others: it logs a change of the user (the user's row is not touched),
+    /// so every lease holder must apply it, over the link or from the log,
+    /// or see its lease end before this returns.
     pub async fn invalidate(&self, by: &Principal, id: i64) -> Result<(), UserError> {
+        let db = self.db.clone();
         self.commit(by, Some(id), Some("user.invalidate"), async move {
+            db.log_invalidation(id).await?;
             Ok(Written::new((), id, Fence::Everything))
         })
         .await

@@ -10,8 +10,13 @@
 //! run anywhere.
 
 mod db_clock;
+mod invalidate;
+mod lease_off;
+mod log_guards;
 mod partition;
 mod pause;
+mod revoked_skew;
+mod rewound_log;
 
 use sessiond_testkit::http::{Client, Reply};
 use sessiond_testkit::netns::{self, Host, Lab};
