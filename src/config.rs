@@ -250,6 +250,8 @@ pub struct ServeArgs {
     /// the orchestrator a longer kill timeout.
     #[arg(long, env = "SESSIOND_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    #[command(flatten)]
+    pub forward_auth: crate::http::forward_auth::ForwardAuthArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -296,6 +298,7 @@ pub struct Settings {
     pub http: HttpLimits,
     /// How long a leaving node answers what still arrives.
     pub shutdown_grace: Duration,
+    pub forward_auth: crate::http::forward_auth::ForwardAuthArgs,
 }
 
 impl Settings {
@@ -339,6 +342,7 @@ impl Settings {
                 max_connections: usize::try_from(a.max_connections).unwrap_or(MAX_CONNECTIONS),
             },
             shutdown_grace: a.shutdown_grace,
+            forward_auth: a.forward_auth,
         }
     }
 }
@@ -364,6 +368,7 @@ impl Default for Settings {
             trusted_proxies: TrustedProxies::none(),
             http: HttpLimits::default(),
             shutdown_grace: Duration::from_secs(10),
+            forward_auth: Default::default(),
         }
     }
 }
