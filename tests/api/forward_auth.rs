@@ -241,9 +241,12 @@ async fn bad_or_oversized_input_is_a_clear_400() {
 // ---------------------------------------------------------------------
 // The small upstream behind the proxies.
 
-/// What reached the upstream: each request's path and lower-cased headers.
+/// One request as the upstream saw it: its path and lower-cased headers.
+type Request = (String, Vec<(String, String)>);
+
+/// What reached the upstream.
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>);
+struct Seen(Arc<Mutex<Vec<Request>>>);
 
 impl Seen {
     fn count(&self) -> usize {
