@@ -196,6 +196,7 @@ impl Application {
             cluster,
             trusted_proxies: settings.trusted_proxies.clone(),
             drain: http::drain::Drain::new(),
+            forward_auth: settings.forward_auth.clone(),
         });
 
         let listen = tokio::net::lookup_host(&settings.listen)

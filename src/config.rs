@@ -276,6 +276,8 @@ pub struct ServeArgs {
     #[arg(long, env = "SESSIOND_SHUTDOWN_GRACE",
           default_value_t = HumanDuration(DEFAULT_SHUTDOWN_GRACE), value_parser = parse_duration)]
     pub shutdown_grace: HumanDuration,
+    #[command(flatten)]
+    pub forward_auth: crate::http::forward_auth::ForwardAuthArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -322,6 +324,7 @@ pub struct Settings {
     pub http: HttpLimits,
     /// How long a leaving node answers what still arrives.
     pub shutdown_grace: Duration,
+    pub forward_auth: crate::http::forward_auth::ForwardAuthArgs,
 }
 
 impl Settings {
@@ -365,6 +368,7 @@ impl Settings {
                 max_connections: usize::try_from(a.max_connections).unwrap_or(MAX_CONNECTIONS),
             },
             shutdown_grace: a.shutdown_grace.0,
+            forward_auth: a.forward_auth,
         }
     }
 }
@@ -390,6 +394,7 @@ impl Default for Settings {
             trusted_proxies: TrustedProxies::none(),
             http: HttpLimits::default(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            forward_auth: Default::default(),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod admin;
 pub mod client_addr;
 pub mod drain;
 pub mod error;
+pub mod forward_auth;
 pub mod handlers;
 mod headers;
 pub mod models;
@@ -64,6 +65,8 @@ pub struct Ctx {
     pub trusted_proxies: client_addr::TrustedProxies,
     /// Set once the node is leaving (`/readyz` 503); counts what still comes.
     pub drain: Arc<drain::Drain>,
+    /// The forward-auth route's cookie and identity headers.
+    pub forward_auth: forward_auth::ForwardAuthArgs,
 }
 
 /// Who is calling: the `Authorization` header, the client address, the
@@ -218,8 +221,17 @@ pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
         .and(c.clone())
         .and(auth())
         .then(sessions::logout);
+    // Any method: Envoy's check carries the original request's.
+    let forward = warp::path!("api" / "auth" / "forward")
+        .and(c.clone())
+        .and(auth())
+        .and(warp::header::headers_cloned())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .then(forward_auth::forward);
     let auth_routes = login
         .or(session)
+        .unify()
+        .or(forward)
         .unify()
         .or(refresh)
         .unify()

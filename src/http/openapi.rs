@@ -224,6 +224,7 @@ impl Modify for BearerScheme {
         sessions::session,
         sessions::refresh_session,
         sessions::logout,
+        super::forward_auth::forward,
         admin::create_user,
         admin::get_user,
         admin::delete_user,

@@ -9,6 +9,7 @@ mod cluster;
 mod deploy;
 mod epochs;
 mod faults;
+mod forward_auth;
 mod fuzz;
 mod hardening;
 mod helpers;
