@@ -62,7 +62,7 @@ fn state(k: &SigningKeyRow, now: i64, token_ttl: Duration) -> String {
 }
 
 async fn open(args: &KeysArgs) -> anyhow::Result<Db> {
-    Db::connect(&args.database_url, Clock::new())
+    Db::connect(&args.database.database_url, Clock::new())
         .await
         .context("cannot open the database")
 }
@@ -84,7 +84,7 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
                     "{:<22} {:<22} {}",
                     k.kid,
                     rfc3339_ms(k.created_at),
-                    state(k, now, args.token_ttl)
+                    state(k, now, args.token_ttl.0)
                 );
             }
         }
@@ -100,7 +100,7 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
                 println!(
                     "{p} verifies the tokens it signed; `sessiond keys retire` removes it once \
                      they have expired ({})",
-                    rfc3339_ms(db.clock().now_ms() + needed_for(args.token_ttl))
+                    rfc3339_ms(db.clock().now_ms() + needed_for(args.token_ttl.0))
                 );
             }
             println!(
@@ -123,7 +123,7 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
                     Retired::NotFound => anyhow::bail!("no signing key {kid}"),
                 },
                 None => {
-                    let before = db.clock().now_ms() - needed_for(r.common.token_ttl);
+                    let before = db.clock().now_ms() - needed_for(r.common.token_ttl.0);
                     let gone = db.retire_signing_keys_before(before).await?;
                     if gone.is_empty() {
                         println!("no key to retire: every key still verifies live tokens");
