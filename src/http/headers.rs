@@ -14,7 +14,7 @@ use super::error::ApiError;
 const PRIVATE: [&str; 2] = ["/api/auth/", "/api/admin/"];
 
 /// Adds the headers every answer carries.
-pub fn harden(path: &FullPath, mut reply: Response) -> Response {
+pub(super) fn harden(path: &FullPath, mut reply: Response) -> Response {
     let headers = reply.headers_mut();
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     if PRIVATE.iter().any(|p| path.as_str().starts_with(p)) {
@@ -25,7 +25,7 @@ pub fn harden(path: &FullPath, mut reply: Response) -> Response {
 
 /// A non-empty body must be declared JSON (parameters such as `charset`
 /// allowed); an empty one, where a route's body is optional, needs no type.
-pub fn json_body(content_type: Option<&str>, body: &[u8]) -> Result<(), ApiError> {
+pub(super) fn json_body(content_type: Option<&str>, body: &[u8]) -> Result<(), ApiError> {
     if body.is_empty() {
         return Ok(());
     }

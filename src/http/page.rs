@@ -3,4 +3,4 @@
 //! two seconds and draws the last five minutes.
 
 /// The page, as served.
-pub const DASHBOARD: &str = include_str!("dashboard.html");
+pub(super) const DASHBOARD: &str = include_str!("dashboard.html");

@@ -26,7 +26,7 @@ fn db_now<DB: Dialect>() -> String {
 }
 
 /// What a renewal reads.
-pub struct LoggedChanges {
+pub(super) struct LoggedChanges {
     pub head: i64,
     pub pruned: i64,
     pub changes: Vec<(i64, Option<i64>)>,
@@ -45,7 +45,7 @@ where
     /// The head, and the changes after `seen` up to it. The head is read
     /// first: numbers follow commit order, so every change up to it is
     /// already visible.
-    pub async fn changes_since(&self, seen: i64) -> Result<LoggedChanges, sqlx::Error> {
+    pub(super) async fn changes_since(&self, seen: i64) -> Result<LoggedChanges, sqlx::Error> {
         let head = sqlx::query("SELECT seq, pruned FROM sessiond_change_head WHERE id = 1")
             .fetch_one(&self.pool)
             .await?;
@@ -82,7 +82,7 @@ where
     /// so every lease that has not seen it must confirm it or end before
     /// the caller acknowledges. For changes that bypassed the triggers.
     /// Returns the change's number.
-    pub async fn log_invalidation(&self, user_id: i64) -> Result<i64, sqlx::Error> {
+    pub(super) async fn log_invalidation(&self, user_id: i64) -> Result<i64, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         // Taking the number locks the head row until commit (PostgreSQL;
         // SQLite has one writer): numbers follow commit order.
@@ -105,7 +105,7 @@ where
     /// Grants `instance` a lease with `seen = head`, in one statement that
     /// first takes the head row's shared lock (PostgreSQL; SQLite has one
     /// writer), so no change can commit between the check and the grant.
-    pub async fn grant_lease(
+    pub(super) async fn grant_lease(
         &self,
         instance: i64,
         node: &str,
@@ -140,7 +140,7 @@ where
     /// forward step of it would hide a holder that still counts its lease
     /// on its own clock. A row from before `lease_ms` existed reports what
     /// it has left by the database's clock.
-    pub async fn unconfirmed_leases(
+    pub(super) async fn unconfirmed_leases(
         &self,
         me: i64,
         below: Option<i64>,
@@ -180,7 +180,7 @@ where
     }
 
     /// The nodes holding a running lease (by this database's clock).
-    pub async fn running_lease_nodes(&self) -> Result<Vec<String>, sqlx::Error> {
+    pub(super) async fn running_lease_nodes(&self) -> Result<Vec<String>, sqlx::Error> {
         let sql = format!(
             "SELECT DISTINCT node FROM sessiond_leases WHERE expires_ms > {now} ORDER BY node",
             now = DB::NOW_MS,
@@ -193,7 +193,7 @@ where
             .collect()
     }
 
-    pub async fn release_lease(&self, instance: i64) -> Result<(), sqlx::Error> {
+    pub(super) async fn release_lease(&self, instance: i64) -> Result<(), sqlx::Error> {
         sqlx::query("DELETE FROM sessiond_leases WHERE instance = $1")
             .bind(instance)
             .execute(&self.pool)
@@ -204,7 +204,11 @@ where
     /// Drops `instance`'s lease row if its `seen` is still below `below`:
     /// a writer waited that grant out. Any later grant of the instance was
     /// made at a head of at least `below`, and stays.
-    pub async fn drop_lapsed_lease(&self, instance: i64, below: i64) -> Result<(), sqlx::Error> {
+    pub(super) async fn drop_lapsed_lease(
+        &self,
+        instance: i64,
+        below: i64,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query("DELETE FROM sessiond_leases WHERE instance = $1 AND seen < $2")
             .bind(instance)
             .bind(below)
@@ -219,7 +223,7 @@ where
     /// its `seen`, drops its whole cache when it renews. Lease rows are
     /// not pruned by that clock (a forward step would hide a holder from
     /// writers): they go when released or waited out by a writer.
-    pub async fn prune_changes(&self) -> Result<(), sqlx::Error> {
+    pub(super) async fn prune_changes(&self) -> Result<(), sqlx::Error> {
         let sql = format!(
             "SELECT COALESCE(MIN(seen), (SELECT seq FROM sessiond_change_head WHERE id = 1)) AS keep
                FROM sessiond_leases WHERE expires_ms > {now}",

@@ -29,7 +29,7 @@ async fn change_role_bypassing_triggers(db_url: &str, id: i64) {
 }
 
 /// After the 202: 401/403/503, or the record as the database has it now.
-fn judge(user: &CachedUser, a: &netns::Answer) -> Result<(), String> {
+fn judge(user: &CachedUser, a: &sessiond_testkit::http::Reply) -> Result<(), String> {
     match a.status {
         401 | 403 | 503 => Ok(()),
         200 if a.body["user"]["role"] == BYPASSED_ROLE => Ok(()),

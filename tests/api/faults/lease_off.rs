@@ -96,7 +96,7 @@ fn lease_off_is_refused_beside_a_leased_node() {
     ))
     .unwrap_or_else(|e| panic!("{e}"));
     // Its lease is in the database by the time it answers /readyz.
-    let http = super::Http::default();
+    let http = super::Client::default();
     let ready = Instant::now();
     while rt.block_on(http.get(a.http(), "/readyz", None)).status != 200 {
         assert!(ready.elapsed() < LEASE * 10, "a never got ready");
