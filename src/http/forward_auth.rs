@@ -16,6 +16,10 @@
 //! and URI the proxy sends (`X-Forwarded-Method`, `X-Forwarded-Uri`,
 //! `X-Original-Method`, `X-Original-URI`) are written to the log and
 //! decide nothing.
+//!
+//! Kept whole: the flags, the reading of the proxy's request and the answer
+//! are one contract with the proxies' configurations in `deploy/proxies/`,
+//! read best in one place; the unit tests at the end hold it.
 
 use std::sync::Arc;
 
