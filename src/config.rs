@@ -157,7 +157,7 @@ pub struct ServeArgs {
           default_value_t = OnOff(DEFAULT_NEAR_CACHE), value_parser = parse_on_off,
           action = clap::ArgAction::Set)]
     pub near_cache: OnOff,
-    /// A user's session is forgotten after this long without a lookup; its
+    /// A user's session is passivated (dropped) after this long without a lookup; its
     /// actor hibernates sooner (after a tenth of this, between 100ms and
     /// 1m), which changes no answer.
     #[arg(long, env = "SESSIOND_IDLE_TIMEOUT",
@@ -165,7 +165,7 @@ pub struct ServeArgs {
           value_parser = parse_duration)]
     pub idle_timeout: HumanDuration,
     /// The most sessions (live or hibernated) on this node at once; beyond
-    /// it the least recently used are forgotten.
+    /// it the least recently used are passivated (dropped).
     #[arg(long, env = "SESSIOND_MAX_SESSIONS",
           default_value_t = CacheConfig::DEFAULT_MAX_SESSIONS as u64,
           value_parser = clap::value_parser!(u64).range(1..))]
