@@ -89,7 +89,8 @@ enum Filter {
 
 /// The filter `spec` (`RUST_LOG` syntax) describes, as cheap as it can be.
 fn filter(spec: &str) -> Filter {
-    if !spec.contains(['[', '{']) {
+    // An empty spec is left to `EnvFilter`, which has its own default.
+    if !spec.trim().is_empty() && !spec.contains(['[', '{']) {
         if let Ok(targets) = spec.parse::<Targets>() {
             return Filter::Static(targets);
         }
@@ -343,7 +344,7 @@ mod tests {
         for spec in [DEFAULT_FILTER, "warn", "sessiond=debug,hyper=off", "trace"] {
             assert!(matches!(filter(spec), Filter::Static(_)), "{spec}");
         }
-        for spec in ["info,[request]=debug", "[{request_id}]=trace"] {
+        for spec in ["info,[request]=debug", "[{request_id}]=trace", ""] {
             assert!(matches!(filter(spec), Filter::Dynamic(_)), "{spec}");
         }
         let Filter::Static(targets) = filter(DEFAULT_FILTER) else {
