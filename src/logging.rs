@@ -24,10 +24,13 @@ use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 /// How log lines are written.
@@ -50,21 +53,59 @@ pub const DEFAULT_FILTER: &str = "info,hyper=error,sessiond::access=off";
 /// Installs the global subscriber: `RUST_LOG` (else [`DEFAULT_FILTER`]),
 /// to stderr, in `format`.
 pub fn init(format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let spec = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|s| EnvFilter::try_new(s).is_ok())
+        .unwrap_or_else(|| DEFAULT_FILTER.to_string());
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(LevelFilter::TRACE)
         .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => install(
+            builder.with_ansi(std::io::stderr().is_terminal()).finish(),
+            filter(&spec),
+        ),
+        LogFormat::Json => install(
+            builder
+                .with_ansi(false)
+                .fmt_fields(JsonFields)
+                .event_format(JsonEvent)
+                .finish(),
+            filter(&spec),
+        ),
+    }
+}
+
+/// Which levels of which targets are written.
+#[derive(Debug)]
+enum Filter {
+    /// Levels by target alone: decided once per call site, with no work
+    /// (and no lock) when a span is made, entered, left or closed.
+    Static(Targets),
+    /// Directives that name spans or fields need `EnvFilter`, which keeps
+    /// a table of live spans behind a lock.
+    Dynamic(EnvFilter),
+}
+
+/// The filter `spec` (`RUST_LOG` syntax) describes, as cheap as it can be.
+fn filter(spec: &str) -> Filter {
+    // An empty spec is left to `EnvFilter`, which has its own default.
+    if !spec.trim().is_empty() && !spec.contains(['[', '{']) {
+        if let Ok(targets) = spec.parse::<Targets>() {
+            return Filter::Static(targets);
+        }
+    }
+    Filter::Dynamic(EnvFilter::new(spec))
+}
+
+fn install<S>(subscriber: S, filter: Filter)
+where
+    S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static,
+{
     // Fails only when a subscriber is already installed: keep that one.
-    let _ = match format {
-        LogFormat::Text => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .try_init(),
-        LogFormat::Json => builder
-            .with_ansi(false)
-            .fmt_fields(JsonFields)
-            .event_format(JsonEvent)
-            .try_init(),
+    let _ = match filter {
+        Filter::Static(targets) => subscriber.with(targets).try_init(),
+        Filter::Dynamic(env) => subscriber.with(env).try_init(),
     };
 }
 
@@ -297,6 +338,25 @@ mod tests {
         assert_eq!(lines[1]["table"], "users");
         assert_eq!(lines[1]["fields"]["ok"], true);
         assert_eq!(lines[1]["fields"]["who"], "x@y");
+    }
+
+    #[test]
+    fn static_directives_need_no_env_filter() {
+        for spec in [DEFAULT_FILTER, "warn", "sessiond=debug,hyper=off", "trace"] {
+            assert!(matches!(filter(spec), Filter::Static(_)), "{spec}");
+        }
+        for spec in ["info,[request]=debug", "[{request_id}]=trace", ""] {
+            assert!(matches!(filter(spec), Filter::Dynamic(_)), "{spec}");
+        }
+        let Filter::Static(targets) = filter(DEFAULT_FILTER) else {
+            panic!("the default filter is static");
+        };
+        use tracing::Level;
+        assert!(targets.would_enable("sessiond::audit", &Level::INFO));
+        assert!(!targets.would_enable("sessiond::audit", &Level::DEBUG));
+        assert!(!targets.would_enable("sessiond::access", &Level::ERROR));
+        assert!(targets.would_enable("hyper::proto", &Level::ERROR));
+        assert!(!targets.would_enable("hyper::proto", &Level::WARN));
     }
 
     #[test]

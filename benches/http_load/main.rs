@@ -28,7 +28,11 @@
 //! `SESSIOND_TEST_POSTGRES_URL`, else `postgres://postgres@127.0.0.1:5432/postgres`;
 //! a fresh database is created for the run and dropped afterwards. If the
 //! server cannot be reached the PostgreSQL rows say so and are skipped.
+//!
+//! `--against <earlier sessiond binary>` measures this build against an
+//! earlier one instead (see `against.rs` and `scripts/bench-against.sh`).
 
+mod against;
 mod cpu;
 mod database;
 mod load;
@@ -128,6 +132,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("a tokio runtime")
-        .block_on(run(settings));
+        .block_on(async {
+            match against::requested() {
+                Some(earlier) => against::run(settings, earlier).await,
+                None => run(settings).await,
+            }
+        });
     eprintln!("total {:.0} s", started.elapsed().as_secs_f64());
 }

@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,16 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start(database_url: &str, cache_ttl: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        Server::start_binary(
+            Path::new(env!("CARGO_BIN_EXE_sessiond")),
+            database_url,
+            cache_ttl,
+        )
+    }
+
+    /// The same with another `sessiond` binary (an earlier build).
+    pub(crate) fn start_binary(binary: &Path, database_url: &str, cache_ttl: &str) -> Server {
+        let mut child = Command::new(binary)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(["--database-url", database_url])
             .args(["--cache-ttl", cache_ttl])

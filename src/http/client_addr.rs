@@ -12,24 +12,20 @@
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
-use std::sync::Arc;
 
 use warp::http::HeaderMap;
 use warp::Filter;
 
-use super::server::Peer;
+/// The client address of a request, resolved by the server (from the
+/// connection's peer through the trusted proxies) when the request's head
+/// is read, and carried to the routes as a request extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);
 
-/// The client address of a request, as the routes see it: the connection's
-/// peer, resolved through `trusted` (`None` for a request that came on no
-/// connection of ours).
-pub fn client(
-    trusted: Arc<TrustedProxies>,
-) -> impl Filter<Extract = (Option<IpAddr>,), Error = Infallible> + Clone {
-    warp::ext::optional::<Peer>()
-        .and(warp::header::headers_cloned())
-        .map(move |peer: Option<Peer>, headers: HeaderMap| {
-            peer.map(|Peer(p)| trusted.client(p.ip(), &headers))
-        })
+/// The client address of a request, as the routes see it (`None` for a
+/// request that came on no connection of ours).
+pub fn client() -> impl Filter<Extract = (Option<IpAddr>,), Error = Infallible> + Clone {
+    warp::ext::optional::<ClientAddr>().map(|c: Option<ClientAddr>| c.map(|ClientAddr(ip)| ip))
 }
 
 /// An address block. IPv4 is held as IPv4-mapped IPv6 (`::ffff:a.b.c.d`,

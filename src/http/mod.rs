@@ -176,7 +176,7 @@ pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
         let ctx = Arc::clone(&ctx);
         warp::any().map(move || Arc::clone(&ctx))
     };
-    let client = client_addr::client(Arc::new(ctx.trusted_proxies.clone()));
+    let client = client_addr::client();
     let request_id = || warp::ext::optional::<RequestId>();
     let auth = || {
         warp::header::optional::<String>("authorization")

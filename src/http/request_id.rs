@@ -13,6 +13,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use warp::http::header::HeaderName;
 use warp::http::{HeaderMap, HeaderValue};
 
 use super::client_addr::{canonical, TrustedProxies};
@@ -20,12 +21,22 @@ use super::client_addr::{canonical, TrustedProxies};
 /// The header, in requests (from trusted proxies) and in every answer.
 pub const HEADER: &str = "x-request-id";
 
+/// [`HEADER`] as a header name, made once.
+pub const HEADER_NAME: HeaderName = HeaderName::from_static(HEADER);
+
 /// The longest id taken from a proxy.
 pub const MAX_LEN: usize = 128;
 
-/// One request's id. Cheap to clone.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestId(Arc<str>);
+/// One request's id. Cheap to make and to clone: a fresh id is held as
+/// its 32 hex digits inline, without an allocation.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RequestId(Repr);
+
+#[derive(Clone, PartialEq, Eq)]
+enum Repr {
+    Fresh([u8; 32]),
+    Sent(Arc<str>),
+}
 
 impl RequestId {
     /// The id of a request that came from the TCP peer `peer`.
@@ -34,7 +45,7 @@ impl RequestId {
             let mut sent = headers.get_all(HEADER).iter();
             if let (Some(one), None) = (sent.next(), sent.next()) {
                 if let Some(id) = sane(one.as_bytes()) {
-                    return RequestId(Arc::from(id));
+                    return RequestId(Repr::Sent(Arc::from(id)));
                 }
             }
         }
@@ -43,22 +54,43 @@ impl RequestId {
 
     /// A new id: 128 random bits as 32 hex digits.
     pub fn generate() -> RequestId {
-        RequestId(Arc::from(format!("{:032x}", rand::random::<u128>())))
+        RequestId(Repr::Fresh(hex(rand::random::<u128>())))
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            // Hex digits are ASCII: this never falls back.
+            Repr::Fresh(digits) => std::str::from_utf8(digits).unwrap_or_default(),
+            Repr::Sent(id) => id,
+        }
     }
 
     /// As a header value (always one: the id is visible ASCII).
     pub fn header_value(&self) -> Option<HeaderValue> {
-        HeaderValue::from_str(&self.0).ok()
+        HeaderValue::from_str(self.as_str()).ok()
     }
+}
+
+/// `n` as 32 lower-case hex digits.
+fn hex(n: u128) -> [u8; 32] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (i, digit) in out.iter_mut().enumerate() {
+        let nibble = (n >> (124 - 4 * i)) & 0xf;
+        *digit = DIGITS[nibble as usize];
+    }
+    out
 }
 
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RequestId").field(&self.as_str()).finish()
     }
 }
 
@@ -115,5 +147,19 @@ mod tests {
             MAX_LEN
         );
         assert_ne!(RequestId::generate(), RequestId::generate());
+    }
+
+    #[test]
+    fn a_fresh_id_is_its_number_in_hex() {
+        assert_eq!(hex(0), [b'0'; 32]);
+        for n in [1u128, 0xdead_beef, u128::MAX, rand::random::<u128>()] {
+            let digits = hex(n);
+            let text = std::str::from_utf8(&digits).expect("ASCII");
+            assert_eq!(text, format!("{n:032x}"));
+        }
+        let id = RequestId::generate();
+        let value = id.header_value().expect("a header value");
+        assert_eq!(value.to_str().ok(), Some(id.as_str()));
+        assert_eq!(format!("{id}"), id.as_str());
     }
 }

@@ -3,18 +3,24 @@
 //! needs.
 //!
 //! - **Header read timeout** (`--header-timeout`): a client that has not
-//!   sent a whole request head in time is disconnected (slowloris).
+//!   sent a whole request head in time (counted from the connection's
+//!   opening for its first request, from the head's first byte for later
+//!   ones) is disconnected (slowloris).
 //! - **Idle timeout** (`--keep-alive-timeout`): a connection on which
 //!   nothing moves for this long is closed, between requests or within one.
+//!
+//! Both are kept on one timer per connection, which reads and writes do
+//! not touch (see `Guarded`).
 //! - **Connection cap** (`--max-connections`): beyond it, new connections
 //!   wait in the kernel's backlog until one closes, so memory and file
 //!   descriptors stay bounded.
 //! - HTTP/1.1 only: HTTP/2's many streams per connection would escape the
 //!   cap, and nothing here needs them.
 //!
-//! The peer address travels to the routes as a request extension
-//! ([`Peer`]), since hyper is driven here rather than by warp; see
-//! [`super::client_addr`] for the address the routes use.
+//! The client's address (the TCP peer, or what a trusted proxy forwarded:
+//! see [`super::client_addr`]) travels to the routes as a request
+//! extension ([`ClientAddr`]), since hyper is driven here rather than by
+//! warp.
 //!
 //! Every request is given its id here ([`RequestId`], also an extension),
 //! runs in a `request` span carrying it, and every answer, whatever
@@ -22,8 +28,8 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -36,16 +42,12 @@ use tokio::time::{Instant, Sleep};
 use tracing::Instrument;
 use warp::Filter;
 
-use super::client_addr::TrustedProxies;
+use super::client_addr::{ClientAddr, TrustedProxies};
 use super::drain::Drain;
 use super::request_id::{self, RequestId};
 
 /// The most `--max-connections` may be.
 pub const MAX_CONNECTIONS: usize = 1 << 24;
-
-/// The TCP peer of the connection a request came on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Peer(pub SocketAddr);
 
 /// The limits of the HTTP front.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,9 +98,9 @@ pub async fn serve<F>(
     let slots = Arc::new(Semaphore::new(cap));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut http = Http::new();
-    http.http1_only(true)
-        .http1_keep_alive(true)
-        .http1_header_read_timeout(limits.header_timeout);
+    // The header timeout is kept by `Guarded`, on the connection's one
+    // timer: hyper's would re-arm a timer of its own for every request.
+    http.http1_only(true).http1_keep_alive(true);
     let http = Arc::new(http);
     let trusted = Arc::new(trusted);
     tokio::pin!(shutdown);
@@ -124,25 +126,32 @@ pub async fn serve<F>(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let io = IdleTimeout::new(stream, limits.idle_timeout);
+        let progress = Arc::new(Progress::default());
+        let io = Guarded::new(stream, &limits, Arc::clone(&progress));
         let service = service.clone();
         let trusted = Arc::clone(&trusted);
         let drain = Arc::clone(&drain);
         let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::Body>| {
+            progress.heads.fetch_add(1, Ordering::AcqRel);
             drain.request(req.uri().path());
-            req.extensions_mut().insert(Peer(peer));
+            let client = ClientAddr(trusted.client(peer.ip(), req.headers()));
             let id = RequestId::of(peer.ip(), req.headers(), &trusted);
-            req.extensions_mut().insert(id.clone());
+            let header = id.header_value();
             // At ERROR level so that it is enabled whatever level the
             // filter lets through: a warning logged under `RUST_LOG=warn`
             // still carries its request's id.
             let span = tracing::error_span!("request", request_id = %id);
+            let extensions = req.extensions_mut();
+            extensions.insert(client);
+            extensions.insert(id);
             let mut service = service.clone();
             let answer = span.in_scope(|| hyper::service::Service::call(&mut service, req));
+            let progress = Arc::clone(&progress);
             async move {
                 let mut response = answer.await?;
-                if let Some(v) = id.header_value() {
-                    response.headers_mut().insert(request_id::HEADER, v);
+                progress.answered.fetch_add(1, Ordering::AcqRel);
+                if let Some(v) = header {
+                    response.headers_mut().insert(request_id::HEADER_NAME, v);
                 }
                 Ok::<_, std::convert::Infallible>(response)
             }
@@ -174,29 +183,93 @@ pub async fn serve<F>(
     let _ = slots.acquire_many(cap as u32).await;
 }
 
+/// What a connection's service tells its stream: how many request heads
+/// hyper has read on it, and how many of those requests have been answered.
+/// Between requests (the two equal) a read starts a new head.
+#[derive(Debug, Default)]
+struct Progress {
+    heads: AtomicU64,
+    answered: AtomicU64,
+}
+
 /// A TCP stream that fails with `TimedOut` once nothing has been read or
-/// written for `idle`.
-struct IdleTimeout {
+/// written for `idle`, or once a request head has taken longer than
+/// `header` (from the connection's opening for the first request, from the
+/// head's first byte for later ones).
+///
+/// One timer per connection, armed at the earliest deadline and moved only
+/// when it fires early: a read or a write just notes the time, so the timer
+/// wheel is touched once per timeout period, not once per read or write.
+struct Guarded {
     stream: TcpStream,
     idle: Duration,
+    header: Duration,
+    progress: Arc<Progress>,
+    /// The last read or write that moved bytes.
+    last: Instant,
+    /// The head being waited for: since when, and the count of heads read
+    /// at that time (it is done once the count moves on).
+    head: Option<(Instant, u64)>,
     timer: Pin<Box<Sleep>>,
 }
 
-impl IdleTimeout {
-    fn new(stream: TcpStream, idle: Duration) -> IdleTimeout {
-        IdleTimeout {
+impl Guarded {
+    fn new(stream: TcpStream, limits: &Limits, progress: Arc<Progress>) -> Guarded {
+        let now = Instant::now();
+        Guarded {
             stream,
-            idle,
-            timer: Box::pin(tokio::time::sleep(idle)),
+            idle: limits.idle_timeout,
+            header: limits.header_timeout,
+            progress,
+            last: now,
+            head: Some((now, 0)),
+            timer: Box::pin(tokio::time::sleep_until(
+                now + limits.idle_timeout.min(limits.header_timeout),
+            )),
         }
     }
 
-    fn moved(&mut self) {
-        self.timer.as_mut().reset(Instant::now() + self.idle);
+    /// The head waited for, if one is (forgetting one that has been read).
+    fn head_since(&mut self) -> Option<Instant> {
+        let heads = self.progress.heads.load(Ordering::Acquire);
+        match self.head {
+            Some((since, h)) if h == heads => Some(since),
+            _ => {
+                self.head = None;
+                None
+            }
+        }
     }
 
+    fn read_some(&mut self) {
+        let now = Instant::now();
+        self.last = now;
+        if self.head_since().is_none() {
+            let heads = self.progress.heads.load(Ordering::Acquire);
+            if self.progress.answered.load(Ordering::Acquire) == heads {
+                self.head = Some((now, heads));
+            }
+        }
+    }
+
+    fn wrote_some(&mut self) {
+        self.last = Instant::now();
+    }
+
+    /// Whether a deadline has passed; otherwise the timer is armed for
+    /// the earliest one and wakes `cx`. Called when the stream would block.
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        self.timer.as_mut().poll(cx).is_ready()
+        while self.timer.as_mut().poll(cx).is_ready() {
+            let mut deadline = self.last + self.idle;
+            if let Some(since) = self.head_since() {
+                deadline = deadline.min(since + self.header);
+            }
+            if deadline <= Instant::now() {
+                return true;
+            }
+            self.timer.as_mut().reset(deadline);
+        }
+        false
     }
 }
 
@@ -204,7 +277,7 @@ fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "connection idle for too long")
 }
 
-impl AsyncRead for IdleTimeout {
+impl AsyncRead for Guarded {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -215,7 +288,7 @@ impl AsyncRead for IdleTimeout {
         match Pin::new(&mut this.stream).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
-                    this.moved();
+                    this.read_some();
                 }
                 Poll::Ready(Ok(()))
             }
@@ -226,7 +299,7 @@ impl AsyncRead for IdleTimeout {
     }
 }
 
-impl AsyncWrite for IdleTimeout {
+impl AsyncWrite for Guarded {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -235,12 +308,32 @@ impl AsyncWrite for IdleTimeout {
         let this = self.get_mut();
         match Pin::new(&mut this.stream).poll_write(cx, buf) {
             Poll::Ready(Ok(n)) => {
-                this.moved();
+                this.wrote_some();
                 Poll::Ready(Ok(n))
             }
             Poll::Pending if this.expired(cx) => Poll::Ready(Err(timed_out())),
             other => other,
         }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.stream).poll_write_vectored(cx, bufs) {
+            Poll::Ready(Ok(n)) => {
+                this.wrote_some();
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending if this.expired(cx) => Poll::Ready(Err(timed_out())),
+            other => other,
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
