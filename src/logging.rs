@@ -84,7 +84,7 @@ enum Filter {
     Static(Targets),
     /// Directives that name spans or fields need `EnvFilter`, which keeps
     /// a table of live spans behind a lock.
-    Dynamic(EnvFilter),
+    Dynamic(Box<EnvFilter>),
 }
 
 /// The filter `spec` (`RUST_LOG` syntax) describes, as cheap as it can be.
@@ -95,7 +95,7 @@ fn filter(spec: &str) -> Filter {
             return Filter::Static(targets);
         }
     }
-    Filter::Dynamic(EnvFilter::new(spec))
+    Filter::Dynamic(Box::new(EnvFilter::new(spec)))
 }
 
 fn install<S>(subscriber: S, filter: Filter)
@@ -105,7 +105,7 @@ where
     // Fails only when a subscriber is already installed: keep that one.
     let _ = match filter {
         Filter::Static(targets) => subscriber.with(targets).try_init(),
-        Filter::Dynamic(env) => subscriber.with(env).try_init(),
+        Filter::Dynamic(env) => subscriber.with(*env).try_init(),
     };
 }
 
