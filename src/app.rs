@@ -305,7 +305,7 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then leaves gracefully (see
-    /// [`leave`]): answers what still arrives for up to the shutdown grace,
+    /// `leave`): answers what still arrives for up to the shutdown grace,
     /// stops accepting, lets requests in progress finish (within the same
     /// grace), and stops the actors.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {

@@ -4,7 +4,7 @@
 //! user is made of (email, password, role), shared with the CLI.
 //!
 //! Kept whole: every admin write is a few lines around the one
-//! [`Users::commit`] sequence, and the rules for a new user are what those
+//! `Users::commit` sequence, and the rules for a new user are what those
 //! writes check; the tests at the end cover them together.
 
 use std::future::Future;
