@@ -28,6 +28,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use sessiond_actors::sync::{MutexExt, RwLockExt};
+
 use clap::Parser;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -345,11 +347,7 @@ struct Run {
 
 impl Run {
     fn token(&self, user: i64) -> Option<(u32, String)> {
-        self.tokens
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&user)
-            .cloned()
+        self.tokens.read_locked().get(&user).cloned()
     }
 
     fn stopped(&self) -> bool {
@@ -391,20 +389,17 @@ async fn client(run: Arc<Run>, node: usize, users: Vec<i64>, seed: u64, think: D
             .await;
         let answered = run.clock.now();
         let text = |v: &serde_json::Value| v.as_str().map(String::from);
-        run.reads
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Read {
-                sent,
-                answered,
-                node: run.names[node].clone(),
-                user,
-                token_gen,
-                status: a.status,
-                version: a.body["cache"]["version"].as_i64(),
-                role: text(&a.body["user"]["role"]),
-                user_status: text(&a.body["user"]["status"]),
-            });
+        run.reads.locked().push(Read {
+            sent,
+            answered,
+            node: run.names[node].clone(),
+            user,
+            token_gen,
+            status: a.status,
+            version: a.body["cache"]["version"].as_i64(),
+            role: text(&a.body["user"]["role"]),
+            user_status: text(&a.body["user"]["status"]),
+        });
         tokio::time::sleep(think).await;
     }
 }
@@ -515,19 +510,16 @@ async fn writer(run: Arc<Run>, db: Arc<Db>, users: Vec<(i64, String)>, seed: u64
             Some(_) => db.row(id).await.map(|(_, _, v)| v),
             None => None,
         };
-        run.writes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Write {
-                sent,
-                acked,
-                user: id,
-                kind: kind.to_string(),
-                new_version,
-                prev_role,
-                prev_status,
-                revokes_gen: revokes.then_some(token_gen),
-            });
+        run.writes.locked().push(Write {
+            sent,
+            acked,
+            user: id,
+            kind: kind.to_string(),
+            new_version,
+            prev_role,
+            prev_status,
+            revokes_gen: revokes.then_some(token_gen),
+        });
         if let Some((_, status, _)) = db.row(id).await {
             deactivated.insert(id, status == "deactivated");
         }
@@ -536,10 +528,7 @@ async fn writer(run: Arc<Run>, db: Arc<Db>, users: Vec<(i64, String)>, seed: u64
         let off = deactivated.get(&id).copied().unwrap_or(false);
         if !off && (revokes || kind == "activate") {
             if let Some(t) = run.login(&email, USER_PASSWORD, via).await {
-                run.tokens
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id, (token_gen + 1, t));
+                run.tokens.write_locked().insert(id, (token_gen + 1, t));
             }
         }
     }
@@ -595,7 +584,7 @@ async fn faults(
                 hosts[n].cut(Link::Peer);
                 tokio::time::sleep(d).await;
                 hosts[n].heal(Link::Peer);
-                counts.lock().unwrap_or_else(|p| p.into_inner()).partition += 1;
+                counts.locked().partition += 1;
             }
             1 => {
                 let d = if rng.gen_bool(0.2) {
@@ -610,7 +599,7 @@ async fn faults(
                     tokio::time::sleep(d).await;
                     process::signal(pid, "-CONT");
                 }
-                counts.lock().unwrap_or_else(|p| p.into_inner()).pause += 1;
+                counts.locked().pause += 1;
             }
             2 => {
                 let d = ms(&mut rng, 300, 2000);
@@ -626,7 +615,7 @@ async fn faults(
                         secs(run.clock.0.elapsed())
                     );
                 }
-                counts.lock().unwrap_or_else(|p| p.into_inner()).kill += 1;
+                counts.locked().kill += 1;
             }
             4 => {
                 let d = ms(&mut rng, 500, 4000);
@@ -638,7 +627,7 @@ async fn faults(
                 hosts[n].cut(Link::Db);
                 tokio::time::sleep(d).await;
                 hosts[n].heal_all();
-                counts.lock().unwrap_or_else(|p| p.into_inner()).isolate += 1;
+                counts.locked().isolate += 1;
             }
             5 | 6 => {
                 // A node cut off while holding its lease (from its peers;
@@ -668,7 +657,7 @@ async fn faults(
                     println!("[{at:6.1}s] cannot set the database's clock back: {e}");
                 }
                 hosts[n].heal_all();
-                let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
+                let mut c = counts.locked();
                 if forward {
                     c.clock_forward += 1;
                 } else {
@@ -684,14 +673,14 @@ async fn faults(
                 hosts[n].cut(Link::Db);
                 tokio::time::sleep(d).await;
                 hosts[n].heal(Link::Db);
-                counts.lock().unwrap_or_else(|p| p.into_inner()).db_cut += 1;
+                counts.locked().db_cut += 1;
             }
         }
     }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.locked()
 }
 
 fn snapshot(run: &Run) -> (Vec<Read>, Vec<Write>) {
@@ -1014,5 +1003,5 @@ async fn run_checked(
 }
 
 fn lock_w<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|p| p.into_inner())
+    l.write_locked()
 }

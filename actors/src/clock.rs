@@ -17,8 +17,8 @@
 use std::time::Duration;
 
 /// The time on a clock that keeps counting while the machine is
-/// suspended: CLOCK_BOOTTIME on Linux (read through the vDSO, like the
-/// monotonic clock). Elsewhere, the monotonic clock (the process's
+/// suspended: CLOCK_BOOTTIME on Linux (read through libc's `clock_gettime`,
+/// like the monotonic clock). Elsewhere, the monotonic clock (the process's
 /// `Instant`), which adds nothing to it.
 pub fn since_boot() -> Duration {
     imp::since_boot()

@@ -54,6 +54,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
+use sessiond_actors::sync::MutexExt;
 
 pub use args::{Policy, SimArgs};
 use harness::{Fault, Scenario, Scheduled};
@@ -323,7 +324,7 @@ pub fn run_plan(
 /// Locks a mutex of the simulation; a panic in another holder does not
 /// poison it for the rest of the run.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    m.locked()
 }
 
 fn draw_progress(label: &str, done: f64) {

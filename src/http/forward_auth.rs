@@ -1,8 +1,9 @@
 //! `GET /api/auth/forward`: the check a reverse proxy makes before it lets
 //! a request through (NGINX `auth_request`, Caddy `forward_auth`, Traefik
-//! `forwardAuth`, HAProxy through Lua, Envoy `ext_authz`). Any method is
-//! answered alike (Envoy's check carries the original request's); a body
-//! is never read.
+//! `forwardAuth`, HAProxy through Lua, Envoy `ext_authz`). GET, HEAD,
+//! POST, PUT, DELETE and PATCH are answered alike (Envoy's check carries the
+//! original request's method), any other method is 405; a body is never
+//! read.
 //!
 //! The credential is the `Authorization: Bearer` header, or else the cookie
 //! named by `--forward-auth-cookie`; it is resolved by the same use case as
@@ -370,9 +371,16 @@ pub async fn forward(ctx: Arc<Ctx>, caller: Caller, headers: HeaderMap, query: S
 
 async fn check(ctx: &Ctx, caller: &Caller, headers: &HeaderMap, query: &str) -> Answer {
     let args = &ctx.forward_auth;
-    let (method, uri) = original(headers)?;
-    let roles = required_roles(headers, query)?;
     let credential = credential(headers, args)?;
+    let parsed = original(headers)
+        .and_then(|(method, uri)| Ok((method, uri, required_roles(headers, query)?)));
+    let (method, uri, roles) = match parsed {
+        Ok(p) => p,
+        // Without a credential the answer is 401 whatever else is wrong
+        // with the request: there is no session to check a role against.
+        Err(_) if credential.is_none() => (String::new(), String::new(), Vec::new()),
+        Err(e) => return Err(e),
+    };
     let result = ctx
         .auth
         .authenticate(credential.as_deref(), Lookup::Resolve)

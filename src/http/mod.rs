@@ -221,8 +221,21 @@ pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
         .and(c.clone())
         .and(auth())
         .then(sessions::logout);
-    // Any method: Envoy's check carries the original request's.
+    // The methods of the requests a proxy checks (Envoy's check carries the
+    // original request's); any other is 405, as on every route.
+    let forward_methods = warp::get()
+        .or(warp::head())
+        .unify()
+        .or(warp::post())
+        .unify()
+        .or(warp::put())
+        .unify()
+        .or(warp::delete())
+        .unify()
+        .or(warp::patch())
+        .unify();
     let forward = warp::path!("api" / "auth" / "forward")
+        .and(forward_methods)
         .and(c.clone())
         .and(auth())
         .and(warp::header::headers_cloned())

@@ -225,6 +225,23 @@ async fn bad_or_oversized_input_is_a_clear_400() {
         );
         assert_eq!(r.header("x-user-id"), None);
     }
+    // Without a credential a bad role is not looked at: 401, as for any
+    // request without a session.
+    let r = get(
+        &addr,
+        &format!("{ROUTE}?role="),
+        &[("x-required-role", "a b")],
+    )
+    .await;
+    r.assert_error(401, "invalid_token");
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    // A method no proxy check comes with: 405, never 200.
+    let trace = format!(
+        "TRACE {ROUTE} HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: Bearer {token}\r\n\r\n"
+    );
+    app.raw(trace.as_bytes())
+        .await
+        .assert_error(405, "method_not_allowed");
     // A header value that is not visible ASCII.
     let mut req = format!(
         "GET {ROUTE} HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: Bearer {token}\r\n\

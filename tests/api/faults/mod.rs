@@ -26,6 +26,8 @@ use sessiond_testkit::relay::Relay;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use sessiond_actors::sync::MutexExt;
+
 use serde_json::json;
 
 use crate::helpers::{drop_postgres_database, Backend, SharedDb as Db};
@@ -447,9 +449,7 @@ impl Watcher {
                     let sent = Instant::now();
                     let a = http.get(&addr, path, token.as_deref()).await;
                     let answered = Instant::now();
-                    out.lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push((sent, answered, a));
+                    out.locked().push((sent, answered, a));
                 });
                 tokio::time::sleep(every).await;
                 while tasks.try_join_next().is_some() {}
@@ -460,7 +460,7 @@ impl Watcher {
 
     /// Everything answered so far, in order of answer.
     fn seen(&self) -> Vec<(Instant, Instant, Reply)> {
-        let mut v = self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut v = self.seen.locked().clone();
         v.sort_by_key(|(_, answered, _)| *answered);
         v
     }
