@@ -205,8 +205,9 @@ impl Registry {
     }
 
     /// Runs `f` on every slot under the map's read lock, without cloning
-    /// them: the supervisor's sweep. Only the supervisor writes the map, so
-    /// holding the read lock for a whole pass delays no lookup.
+    /// them: the supervisor's sweep. Lookups only read the map (its writers
+    /// are the supervisor and the router's near-copy insertions), so holding
+    /// the read lock for a whole pass delays no lookup.
     pub(crate) fn for_each(&self, mut f: impl FnMut(i64, &Slot)) {
         for (id, slot) in self.slots.read_locked().iter() {
             f(*id, slot);
