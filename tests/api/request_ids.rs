@@ -27,15 +27,9 @@ async fn send(
     token: Option<&str>,
     body: Option<&str>,
 ) -> Reply {
-    let request = Request {
-        method,
-        path,
-        token,
-        body,
-    };
-    raw::send(addr, request, Duration::from_secs(20))
+    raw::Client::default()
+        .call(addr, method, path, token, body)
         .await
-        .expect("an answer")
 }
 
 #[tokio::test]

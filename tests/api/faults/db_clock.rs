@@ -92,19 +92,7 @@ async fn database_clock_steps_with_a_cut_off_holder(backend: Backend, links: &[L
     // The clock set right and the links healed: b comes back, and still
     // never shows the old records.
     shift_database_clock(&pair, backend, 0).await;
-    for link in links {
-        pair.host().heal(*link);
-    }
-    let healed = Instant::now();
-    let mut back = false;
-    while healed.elapsed() < Duration::from_secs(15) {
-        if pair.http.get(pair.b.http(), "/readyz", None).await.status == 200 {
-            back = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    if !back {
+    if !pair.heal_and_wait_ready(links).await {
         findings.add("b not ready again within 15 s of the heal");
     }
     for (user, (_, change)) in users.iter().zip(&steps) {

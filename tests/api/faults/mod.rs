@@ -237,6 +237,22 @@ impl Pair {
         self.host.as_ref().expect("a namespaced pair")
     }
 
+    /// Heals `links`, then waits up to 15 s for b to answer `/readyz` with
+    /// 200; false if it did not.
+    async fn heal_and_wait_ready(&self, links: &[netns::Link]) -> bool {
+        for link in links {
+            self.host().heal(*link);
+        }
+        let healed = Instant::now();
+        while healed.elapsed() < Duration::from_secs(15) {
+            if self.http.get(self.b.http(), "/readyz", None).await.status == 200 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
     /// Stops the nodes and drops the test's PostgreSQL database.
     async fn finish(mut self) {
         let pg = self.db.pg_name.take();

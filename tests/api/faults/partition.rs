@@ -198,19 +198,7 @@ async fn cut_off_node_never_answers_stale(
     }
 
     // Healed: b comes back and still never shows the old records.
-    for link in links {
-        pair.host().heal(*link);
-    }
-    let healed = Instant::now();
-    let mut back = false;
-    while healed.elapsed() < Duration::from_secs(15) {
-        if pair.http.get(pair.b.http(), "/readyz", None).await.status == 200 {
-            back = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    if !back {
+    if !pair.heal_and_wait_ready(links).await {
         findings.add("b not ready again within 15 s of the heal");
     }
     for (user, change) in users.iter().zip(&changes) {
