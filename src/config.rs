@@ -75,6 +75,12 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Serve the users of the application's own table: add or remove the
+    /// change capture on it (docs/adopting.md).
+    Source {
+        #[command(subcommand)]
+        command: crate::source::SourceCommand,
+    },
     /// Predict hit rate, database load and stale-role windows in virtual
     /// time, with the real session actors.
     #[cfg(feature = "simulate")]
@@ -278,6 +284,8 @@ pub struct ServeArgs {
     pub shutdown_grace: HumanDuration,
     #[command(flatten)]
     pub forward_auth: crate::http::forward_auth::ForwardAuthArgs,
+    #[command(flatten)]
+    pub source: crate::source::SourceArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -325,6 +333,9 @@ pub struct Settings {
     /// How long a leaving node answers what still arrives.
     pub shutdown_grace: Duration,
     pub forward_auth: crate::http::forward_auth::ForwardAuthArgs,
+    /// Where users live (`--config`'s `[source]`, the `--source-*`
+    /// flags), resolved when the application is built.
+    pub source: crate::source::SourceArgs,
 }
 
 impl Settings {
@@ -369,6 +380,7 @@ impl Settings {
             },
             shutdown_grace: a.shutdown_grace.0,
             forward_auth: a.forward_auth,
+            source: a.source,
         }
     }
 }
@@ -395,6 +407,7 @@ impl Default for Settings {
             http: HttpLimits::default(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             forward_auth: Default::default(),
+            source: Default::default(),
         }
     }
 }
