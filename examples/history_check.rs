@@ -290,7 +290,9 @@ impl Db {
                 (r.try_get(0).ok()?, r.try_get(1).ok()?, r.try_get(2).ok()?)
             }
             Db::Postgres { url, .. } => {
-                let mut c = sessiond_testkit::postgres_db::connect_sessiond(url).await.ok()?;
+                let mut c = sessiond_testkit::postgres_db::connect_sessiond(url)
+                    .await
+                    .ok()?;
                 let r = sqlx::query(&sql).fetch_optional(&mut c).await.ok()??;
                 (r.try_get(0).ok()?, r.try_get(1).ok()?, r.try_get(2).ok()?)
             }

@@ -35,7 +35,7 @@ use crate::usecases::login::Login;
 use crate::usecases::users::Users;
 use crate::usecases::Audit;
 
-pub use commands::add_user;
+pub use commands::{add_user, source as source_command};
 use first_admin::ensure_first_admin;
 pub use first_admin::{FirstAdmin, FIRST_ADMIN};
 pub use shutdown::shutdown_signal;

@@ -79,7 +79,7 @@ pub enum Command {
     /// change capture on it (docs/adopting.md).
     Source {
         #[command(subcommand)]
-        command: crate::source::SourceCommand,
+        command: SourceCommand,
     },
     /// Predict hit rate, database load and stale-role windows in virtual
     /// time, with the real session actors.
@@ -96,6 +96,27 @@ pub enum Command {
 pub struct SimulateArgs {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SourceCommand {
+    /// Add the triggers that number each change of the app's user table
+    /// into sessiond's change log and announce it (idempotent). No column
+    /// is added to the app's tables.
+    Install(SourceCommandArgs),
+    /// Remove every trigger and function `install` added.
+    Uninstall(SourceCommandArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SourceCommandArgs {
+    /// Print the SQL instead of running it (nothing is connected to).
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub source: crate::source::SourceArgs,
 }
 
 #[derive(Debug, Subcommand)]

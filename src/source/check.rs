@@ -15,7 +15,7 @@ use super::{AppSource, Expr};
 const SAMPLE_ROWS: i64 = 1000;
 
 /// The checks of the table, columns, id type and expressions.
-pub(crate) async fn check_schema(app: &AppSource, pool: &PgPool) -> anyhow::Result<()> {
+pub async fn check_schema(app: &AppSource, pool: &PgPool) -> anyhow::Result<()> {
     let table = app.qualified_table();
     let found: bool = sqlx::query("SELECT to_regclass($1) IS NOT NULL AS found")
         .bind(&table)
@@ -98,7 +98,11 @@ pub(crate) async fn check_schema(app: &AppSource, pool: &PgPool) -> anyhow::Resu
         Some(true) => {}
     }
     check_id_kind(app, actual)?;
-    for (key, e) in [("email", &app.email), ("role", &app.role), ("status", &app.status)] {
+    for (key, e) in [
+        ("email", &app.email),
+        ("role", &app.role),
+        ("status", &app.status),
+    ] {
         let sql = format!(
             "SELECT ({})::text AS v FROM {table} LIMIT {SAMPLE_ROWS}",
             AppSource::sql_of(e)
@@ -108,10 +112,7 @@ pub(crate) async fn check_schema(app: &AppSource, pool: &PgPool) -> anyhow::Resu
                 Expr::Column(c) => format!("{key}_column {c:?}"),
                 Expr::Sql(s) => format!("{key}_sql `{s}`"),
             };
-            anyhow::bail!(
-                "[source] {what} fails on {table}: {}",
-                crate::store::describe(&err)
-            );
+            anyhow::bail!("[source] {what} fails on {table}: {}", describe(&err));
         }
     }
     let sql = format!(
@@ -177,4 +178,12 @@ pub(crate) async fn check_installed(app: &AppSource, pool: &PgPool) -> anyhow::R
         );
     }
     Ok(())
+}
+
+/// A database error as a message (the database's own words).
+fn describe(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => db.message().to_string(),
+        other => other.to_string(),
+    }
 }

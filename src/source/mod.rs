@@ -6,11 +6,10 @@
 //! Here the configuration: the `[source]` section of the file named by
 //! `--config` (or `SESSIOND_CONFIG`), its presets, and the flags that
 //! override it. The SQL made from it is in `sql`; the checks made before
-//! a node serves are in `check`; `sessiond source install|uninstall` in
-//! `command`.
+//! a node serves are in `check`. `sessiond source install|uninstall`
+//! runs the SQL (the application's commands).
 
 mod check;
-mod command;
 mod sql;
 
 use std::path::{Path, PathBuf};
@@ -18,9 +17,9 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
-pub use command::{run, SourceCommand, SourceCommandArgs};
-pub(crate) use sql::Queries;
+pub use check::check_schema;
 pub use sql::uninstall_sql;
+pub(crate) use sql::Queries;
 
 /// Everything a node checks of an app source before it serves: the
 /// table, columns, id type and expressions, and the installed triggers.
@@ -65,13 +64,21 @@ pub struct SourceArgs {
     #[arg(long, env = "SESSIOND_SOURCE_EMAIL_COLUMN")]
     pub source_email_column: Option<String>,
     /// The column holding the user's role.
-    #[arg(long, env = "SESSIOND_SOURCE_ROLE_COLUMN", conflicts_with = "source_role_sql")]
+    #[arg(
+        long,
+        env = "SESSIOND_SOURCE_ROLE_COLUMN",
+        conflicts_with = "source_role_sql"
+    )]
     pub source_role_column: Option<String>,
     /// A SQL expression over the user's row giving the role.
     #[arg(long, env = "SESSIOND_SOURCE_ROLE_SQL")]
     pub source_role_sql: Option<String>,
     /// The column holding the status (`active` or `deactivated`).
-    #[arg(long, env = "SESSIOND_SOURCE_STATUS_COLUMN", conflicts_with = "source_status_sql")]
+    #[arg(
+        long,
+        env = "SESSIOND_SOURCE_STATUS_COLUMN",
+        conflicts_with = "source_status_sql"
+    )]
     pub source_status_column: Option<String>,
     /// A SQL expression over the user's row giving `active` or
     /// `deactivated`.
@@ -176,10 +183,12 @@ struct File {
 
 impl Section {
     fn read(path: &Path) -> anyhow::Result<Section> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read the configuration {}: {e}", path.display()))?;
-        let file: File = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("the configuration {} is not valid: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!("cannot read the configuration {}: {e}", path.display())
+        })?;
+        let file: File = toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!("the configuration {} is not valid: {e}", path.display())
+        })?;
         Ok(file.source.unwrap_or_default())
     }
 
@@ -242,9 +251,9 @@ pub const BETTER_AUTH_STATUS: &str = "CASE WHEN \"banned\" IS TRUE AND (\"banExp
 
 fn expr(column: Option<String>, sql: Option<String>, key: &str) -> anyhow::Result<Option<Expr>> {
     match (column, sql) {
-        (Some(_), Some(_)) => anyhow::bail!(
-            "[source] gives both {key}_column and {key}_sql: give one"
-        ),
+        (Some(_), Some(_)) => {
+            anyhow::bail!("[source] gives both {key}_column and {key}_sql: give one")
+        }
         (Some(c), None) => Ok(Some(Expr::Column(c))),
         (None, Some(s)) => Ok(Some(Expr::Sql(s))),
         (None, None) => Ok(None),
@@ -350,7 +359,11 @@ mod tests {
             source_table: Some("accounts".into()),
             ..Default::default()
         };
-        let e = custom.resolve().err().map(|e| e.to_string()).unwrap_or_default();
+        let e = custom
+            .resolve()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("id_type"), "{e}");
         let both = SourceArgs {
             source_kind: Some(Kind::Sessiond),

@@ -23,8 +23,8 @@ use sessiond_actors::{
 
 use crate::clock::Clock;
 use crate::source::{AppSource, Queries};
-use sql::SqlStore;
 pub use postgres::{connect_options as postgres_connect_options, SCHEMA, SEARCH_PATH};
+use sql::SqlStore;
 pub use sql::{Guarded, Retired};
 
 /// The longest one cache fetch may take before the lookup answers
@@ -292,7 +292,9 @@ impl Db {
         let now = self.clock.now_ms();
         let kept_until = expires_ms.saturating_add(REVOCATION_SKEW_MS);
         if let Some((pg, q)) = self.app_pg() {
-            return Ok(pg.app_revoke_token(q, user_id, sid, kept_until, now).await?);
+            return Ok(pg
+                .app_revoke_token(q, user_id, sid, kept_until, now)
+                .await?);
         }
         dispatch!(self, s => s.revoke_token(user_id, sid, kept_until, now).await)
     }

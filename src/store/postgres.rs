@@ -176,9 +176,11 @@ async fn fix_function_search_paths(pool: &PgPool) -> anyhow::Result<()> {
     .await?;
     for f in functions {
         let f: String = f.try_get("f")?;
-        sqlx::query(&format!("ALTER FUNCTION {f} SET search_path = {SEARCH_PATH}"))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(&format!(
+            "ALTER FUNCTION {f} SET search_path = {SEARCH_PATH}"
+        ))
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(())
