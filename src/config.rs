@@ -6,6 +6,7 @@
 //! a parser cannot make (secret and cookie lengths, the cluster's
 //! addresses and files) are in `validate`.
 
+mod source_command;
 mod validate;
 mod values;
 
@@ -19,6 +20,7 @@ use crate::http::server::{Limits as HttpLimits, MAX_CONNECTIONS};
 use crate::limiter::Limits as LoginLimits;
 use crate::logging::LogFormat;
 
+pub use source_command::{SourceCommand, SourceCommandArgs};
 pub(crate) use validate::{check_jwt_secret, cluster_settings};
 pub use validate::{MIN_CLUSTER_COOKIE, MIN_JWT_SECRET};
 use values::{parse_bytes, parse_duration, parse_on_off};
@@ -96,27 +98,6 @@ pub enum Command {
 pub struct SimulateArgs {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<std::ffi::OsString>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum SourceCommand {
-    /// Add the triggers that number each change of the app's user table
-    /// into sessiond's change log and announce it (idempotent). No column
-    /// is added to the app's tables.
-    Install(SourceCommandArgs),
-    /// Remove every trigger and function `install` added.
-    Uninstall(SourceCommandArgs),
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct SourceCommandArgs {
-    /// Print the SQL instead of running it (nothing is connected to).
-    #[arg(long)]
-    pub dry_run: bool,
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-    #[command(flatten)]
-    pub source: crate::source::SourceArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -451,30 +432,4 @@ pub struct TlsFiles {
 }
 
 #[cfg(test)]
-mod tests {
-    use clap::{CommandFactory, FromArgMatches};
-
-    use super::*;
-
-    /// The flags left out give the settings [`Settings::default`] holds:
-    /// one set of defaults. (The environment is not read: the variables of
-    /// whoever runs the test are no defaults.)
-    #[test]
-    fn serve_without_flags_is_the_default_settings() {
-        let matches = Cli::command()
-            .mut_subcommand("serve", |c| c.mut_args(|a| a.env(None)))
-            .try_get_matches_from(["sessiond", "serve"])
-            .expect("`sessiond serve` parses");
-        let Ok(Cli {
-            command: Command::Serve(args),
-        }) = Cli::from_arg_matches(&matches)
-        else {
-            panic!("`sessiond serve` is the serve command");
-        };
-        let mut parsed = Settings::from_args(args);
-        let default = Settings::default();
-        // Not a flag: read from the environment alone.
-        parsed.admin_password = default.admin_password.clone();
-        assert_eq!(format!("{parsed:?}"), format!("{default:?}"));
-    }
-}
+mod tests;

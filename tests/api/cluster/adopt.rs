@@ -262,6 +262,16 @@ async fn authjs_users_resolve_and_their_changes_reach_every_node() {
             ids[0]
         ))
         .await;
+    // A change made in psql is not acknowledged: wait until every node has it.
+    seen_everywhere(
+        &nodes,
+        ids[0],
+        "role",
+        "admin",
+        Instant::now(),
+        Duration::from_secs(5),
+    )
+    .await;
     let admin = token(ids[0]);
     let target = ids[2];
     let (status, v) = request(
@@ -309,6 +319,8 @@ async fn authjs_users_resolve_and_their_changes_reach_every_node() {
     )
     .await;
     assert!(status < 300, "invalidate: {status} {v}");
+    let issued_before = token(target);
+    tokio::time::sleep(Duration::from_millis(5)).await;
     let (status, v) = request(
         &nodes[1],
         "POST",
@@ -320,7 +332,7 @@ async fn authjs_users_resolve_and_their_changes_reach_every_node() {
     assert!(status < 300, "revoke-sessions: {status} {v}");
     // Acknowledged: no node answers the revoked token any more.
     for n in &nodes {
-        let (status, v) = session(n, target).await;
+        let (status, v) = get(n, "/api/auth/session", Some(&issued_before)).await;
         assert_eq!(
             (status, v["error"].as_str()),
             (401, Some("session_revoked")),
