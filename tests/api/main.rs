@@ -14,6 +14,7 @@ mod fuzz;
 mod hardening;
 mod helpers;
 mod house;
+mod image;
 mod keys;
 mod last_admin;
 mod limiter_race;
