@@ -560,7 +560,7 @@ fn deployment_files_use_only_serve_flags_and_variables() {
         .lines()
         .skip_while(|l| *l != "  sessiond:")
         .enumerate()
-        .take_while(|(i, l)| *i == 0 || !l.starts_with("  ") || l.starts_with("   "))
+        .take_while(|(i, l)| *i == 0 || l.starts_with("   "))
         .map(|(_, l)| format!("{l}\n"))
         .collect();
     assert!(!compose.is_empty(), "{COMPOSE}: a service named sessiond");
