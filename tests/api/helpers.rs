@@ -291,7 +291,9 @@ pub(crate) async fn outside_sql(backend: Backend, db_url: &str, sql: &str) {
             sqlx::query(sql).execute(&mut c).await.expect("runs");
         }
         Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(db_url).await.expect("connects");
+            let mut c = sessiond_testkit::postgres_db::connect_sessiond(db_url)
+                .await
+                .expect("connects");
             sqlx::query(sql).execute(&mut c).await.expect("runs");
         }
     }
