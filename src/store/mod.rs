@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sessiond_actors::{
-    BoxFuture, Changes, Fetched, Holder, LeaseStore, Status, StoreError, User, UserState, UserStore,
+    BoxFuture, Changes, Fetched, Holder, LeaseStore, Status, StoreError, User, UserId, UserState,
+    UserStore,
 };
 
 use crate::clock::Clock;
@@ -36,7 +37,8 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_millis(1500);
 /// nodes is the one `iat` is checked with.
 pub const REVOCATION_SKEW_MS: i64 = crate::auth::IAT_LEEWAY_SECS * 1000;
 
-/// A user row as the admin API shows it.
+/// A user row as the admin API shows it. The own-users table numbers its
+/// users: a text id names no row of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserRow {
     pub id: i64,
@@ -52,7 +54,7 @@ pub struct UserRow {
 impl UserRow {
     pub fn user(&self) -> User {
         User {
-            id: self.id,
+            id: UserId::from(self.id),
             email: self.email.clone(),
             role: self.role.clone(),
             status: self.status,
@@ -79,13 +81,15 @@ pub struct AuditEntry {
     /// Unix ms.
     pub at: i64,
     /// The caller's user; none for a refused login.
-    pub actor_id: Option<i64>,
+    #[serde(serialize_with = "crate::ids::serialize_opt")]
+    pub actor_id: Option<UserId>,
     /// The caller's email, or the email a login tried.
     pub actor_email: Option<String>,
     /// `user.create`, `user.role`, `user.deactivate`, …, `login`,
     /// `login.failure`, `login.rate_limited`, `admin.forbidden`
     pub action: String,
-    pub target_id: Option<i64>,
+    #[serde(serialize_with = "crate::ids::serialize_opt")]
+    pub target_id: Option<UserId>,
     /// What changed (`role: editor -> viewer`), or why a refusal; never a
     /// password or a token.
     pub detail: Option<String>,
@@ -202,7 +206,12 @@ impl Db {
         dispatch!(self, s => s.create_user(email, password_hash, role, now).await)
     }
 
-    pub async fn user(&self, id: i64) -> Result<Option<UserRow>, DbError> {
+    /// The user with this id; none for a text id (the table numbers its
+    /// users).
+    pub async fn user(&self, id: &UserId) -> Result<Option<UserRow>, DbError> {
+        let Some(id) = id.as_int() else {
+            return Ok(None);
+        };
         dispatch!(self, s => s.user(id).await)
     }
 
@@ -213,21 +222,34 @@ impl Db {
 
     /// Refused ([`Guarded::LastAdmin`]) when it would demote the last
     /// active administrator.
-    pub async fn set_role(&self, id: i64, role: &str) -> Result<Guarded<Changed>, DbError> {
+    pub async fn set_role(&self, id: &UserId, role: &str) -> Result<Guarded<Changed>, DbError> {
+        let Some(id) = id.as_int() else {
+            return Ok(Guarded::NotFound);
+        };
         let now = self.clock.now_ms();
         dispatch!(self, s => s.set_role(id, role, now).await)
     }
 
     /// Refused ([`Guarded::LastAdmin`]) when it would deactivate the last
     /// active administrator.
-    pub async fn set_status(&self, id: i64, status: Status) -> Result<Guarded<Changed>, DbError> {
+    pub async fn set_status(
+        &self,
+        id: &UserId,
+        status: Status,
+    ) -> Result<Guarded<Changed>, DbError> {
+        let Some(id) = id.as_int() else {
+            return Ok(Guarded::NotFound);
+        };
         let now = self.clock.now_ms();
         dispatch!(self, s => s.set_status(id, status.as_str(), now).await)
     }
 
     /// Deletes the user (and its revoked tokens); refused
     /// ([`Guarded::LastAdmin`]) for the last active administrator.
-    pub async fn delete_user(&self, id: i64) -> Result<Guarded<()>, DbError> {
+    pub async fn delete_user(&self, id: &UserId) -> Result<Guarded<()>, DbError> {
+        let Some(id) = id.as_int() else {
+            return Ok(Guarded::NotFound);
+        };
         dispatch!(self, s => s.delete_user(id).await)
     }
 
@@ -236,21 +258,25 @@ impl Db {
     /// version, `None` if there is no such user.
     pub async fn revoke_token(
         &self,
-        user_id: i64,
+        user_id: &UserId,
         sid: &str,
         expires_ms: i64,
     ) -> Result<Option<i64>, DbError> {
+        let Some(id) = user_id.as_int() else {
+            return Ok(None);
+        };
         let now = self.clock.now_ms();
         let kept_until = expires_ms.saturating_add(REVOCATION_SKEW_MS);
-        dispatch!(self, s => s.revoke_token(user_id, sid, kept_until, now).await)
+        dispatch!(self, s => s.revoke_token(id, sid, kept_until, now).await)
     }
 
     /// Logs a change of `user_id` that drops every cached copy, without
     /// writing the user: the head of the change log moves, so a write
     /// confirmation waits for every lease holder to apply it. For changes
     /// made by hand with the triggers bypassed.
-    pub async fn log_invalidation(&self, user_id: i64) -> Result<i64, DbError> {
-        dispatch!(self, s => s.log_invalidation(user_id).await)
+    pub async fn log_invalidation(&self, user_id: &UserId) -> Result<i64, DbError> {
+        let user_id = user_id.to_string();
+        dispatch!(self, s => s.log_invalidation(&user_id).await)
     }
 
     /// The nodes that hold a running freshness lease on this database.
@@ -259,7 +285,10 @@ impl Db {
     }
 
     /// Revokes every token issued until now; returns the new version.
-    pub async fn revoke_all(&self, user_id: i64) -> Result<Option<i64>, DbError> {
+    pub async fn revoke_all(&self, user_id: &UserId) -> Result<Option<i64>, DbError> {
+        let Some(user_id) = user_id.as_int() else {
+            return Ok(None);
+        };
         let now = self.clock.now_ms();
         dispatch!(self, s => s.revoke_all(user_id, now).await)
     }
@@ -313,7 +342,10 @@ impl Db {
     }
 
     /// One user's cached state: record, watermark, unexpired revoked ids.
-    pub async fn fetch_state(&self, id: i64) -> Result<Fetched, StoreError> {
+    pub async fn fetch_state(&self, id: &UserId) -> Result<Fetched, StoreError> {
+        let Some(id) = id.as_int() else {
+            return Ok(Fetched::Missing);
+        };
         let now = self.clock.now_ms();
         let row = tokio::time::timeout(FETCH_TIMEOUT, async {
             let row: Result<_, DbError> = dispatch!(self, s => s.fetch_state(id, now).await);
@@ -462,9 +494,10 @@ impl crate::auth::KeyStore for Db {
 }
 
 impl UserStore for Db {
-    fn fetch(&self, user_id: i64) -> BoxFuture<'static, Result<Fetched, StoreError>> {
+    fn fetch(&self, user_id: &UserId) -> BoxFuture<'static, Result<Fetched, StoreError>> {
         let db = self.clone();
-        Box::pin(async move { db.fetch_state(user_id).await })
+        let user_id = user_id.clone();
+        Box::pin(async move { db.fetch_state(&user_id).await })
     }
 }
 

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sessiond_actors::{Status, User};
+use sessiond_actors::{Status, User, UserId};
 
 use crate::auth::{self, Claims, PasswordPool, Tokens};
 use crate::limiter::LoginLimiter;
@@ -83,7 +83,7 @@ impl Login {
         let result = self.check(&email, password, from.client.as_deref()).await;
         let refused = |action, detail| self.audit.login_refused(&email, action, from, detail);
         match &result {
-            Ok(done) => self.audit.logged_in(done.user.id, &email, from),
+            Ok(done) => self.audit.logged_in(&done.user.id, &email, from),
             Err(LoginError::InvalidCredentials) => refused("login.failure", None),
             Err(LoginError::Deactivated) => {
                 refused("login.failure", Some("the account is deactivated".into()))
@@ -138,7 +138,7 @@ impl Login {
         }
         let (token, claims) = self
             .tokens
-            .issue(row.id, row.session_epoch)
+            .issue(&UserId::from(row.id), row.session_epoch)
             .map_err(|e| LoginError::Internal(e.into()))?;
         Ok(LoggedIn {
             token,

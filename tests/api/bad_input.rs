@@ -109,10 +109,19 @@ async fn bad_tokens_are_invalid_token(b: Backend) {
     app.session(&wrong_iss)
         .await
         .assert_error(401, "invalid_token");
-    let bad_sub = sign(Algorithm::HS256, SECRET, &claims("not-a-number", 3600));
-    app.session(&bad_sub)
+    // A subject that is no user id (ids are ASCII letters, digits and
+    // -_.~:@+=, 1 to 128 bytes) is an invalid token ...
+    for sub in ["not a number", "", "ü", &"a".repeat(129)] {
+        let bad_sub = sign(Algorithm::HS256, SECRET, &claims(sub, 3600));
+        app.session(&bad_sub)
+            .await
+            .assert_error(401, "invalid_token");
+    }
+    // ... whereas a text id the own-users table cannot hold names no user.
+    let text_sub = sign(Algorithm::HS256, SECRET, &claims("not-a-number", 3600));
+    app.session(&text_sub)
         .await
-        .assert_error(401, "invalid_token");
+        .assert_error(401, "session_revoked");
 
     still_serving(&app).await;
     app.stop().await;
