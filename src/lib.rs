@@ -47,6 +47,8 @@
 //!   lines that carry every span field (the request id) at the top level.
 //! - [`clock`]: the one wall clock (token times), movable in tests.
 //! - [`duration`]: human-readable durations for flags.
+//! - [`ids`]: user ids in JSON (a number for an integer id, a string for
+//!   any other), for the API, the cluster wire and the audit lines.
 //!
 //! The cache itself (session actors, supervisor, router) is the
 //! `sessiond-actors` crate.
@@ -58,6 +60,7 @@ pub mod cluster;
 pub mod config;
 pub mod duration;
 pub mod http;
+pub mod ids;
 pub mod keys;
 pub mod limiter;
 pub mod logging;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgListener, PgPool};
 use tokio::task::JoinHandle;
 
-use sessiond_actors::{FlushReason, InvalidationSource, Router};
+use sessiond_actors::{FlushReason, InvalidationSource, Router, UserId};
 
 use crate::metrics::Telemetry;
 
@@ -22,10 +22,11 @@ const PING_EVERY: Duration = Duration::from_secs(2);
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
-/// `ID:VERSION` or `ID:` → (id, version).
-pub fn parse_payload(payload: &str) -> Option<(i64, Option<i64>)> {
-    let (id, version) = payload.split_once(':')?;
-    let id = id.trim().parse().ok()?;
+/// `ID:VERSION` or `ID:` → (id, version). Split at the last colon: an id
+/// may hold colons itself, a version never does.
+pub fn parse_payload(payload: &str) -> Option<(UserId, Option<i64>)> {
+    let (id, version) = payload.rsplit_once(':')?;
+    let id = UserId::parse(id.trim()).ok()?;
     let version = version.trim();
     if version.is_empty() {
         Some((id, None))
@@ -129,10 +130,27 @@ mod tests {
 
     #[test]
     fn payloads() {
-        assert_eq!(parse_payload("12:7"), Some((12, Some(7))));
-        assert_eq!(parse_payload("12:"), Some((12, None)));
-        assert_eq!(parse_payload("x:1"), None);
+        let id = |s: &str| UserId::parse(s).ok();
+        assert_eq!(parse_payload("12:7"), Some((UserId::from(12), Some(7))));
+        assert_eq!(parse_payload("12:"), Some((UserId::from(12), None)));
         assert_eq!(parse_payload("12:y"), None);
         assert_eq!(parse_payload("12"), None);
+        assert_eq!(parse_payload(":1"), None);
+        assert_eq!(parse_payload("a b:1"), None);
+        // Text ids, colons in them included.
+        let uuid = "550e8400-e29b-41d4-a716-446655440000";
+        assert_eq!(
+            parse_payload(&format!("{uuid}:3")),
+            Some((id(uuid).unwrap_or(UserId::from(0)), Some(3)))
+        );
+        assert_eq!(
+            parse_payload("tenant:7:user:42:"),
+            id("tenant:7:user:42").map(|i| (i, None))
+        );
+        assert_eq!(
+            parse_payload("tenant:7:user:42:9"),
+            id("tenant:7:user:42").map(|i| (i, Some(9)))
+        );
+        assert_eq!(parse_payload("x:1"), id("x").map(|i| (i, Some(1))));
     }
 }

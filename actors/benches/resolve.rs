@@ -103,7 +103,10 @@ impl Cache {
             Cache::MokaFuture(cache, store) => {
                 cache
                     .get_with(id, async {
-                        store.fetch(id).await.expect("the memory store answers")
+                        store
+                            .fetch(&id.into())
+                            .await
+                            .expect("the memory store answers")
                     })
                     .await
             }
@@ -144,7 +147,7 @@ async fn build(kind: &str, users: usize) -> Cache {
                 .time_to_live(Duration::from_secs(3600))
                 .build();
             for id in 1..=users as i64 {
-                cache.insert(id, store.fetch(id).await.expect("answers"));
+                cache.insert(id, store.fetch(&id.into()).await.expect("answers"));
             }
             Cache::MokaSync(cache)
         }
@@ -328,7 +331,7 @@ async fn run_stampede(stampede_callers: usize, stampede_latency: u64) -> u64 {
         let store = Arc::clone(&store);
         async move {
             let f = cache
-                .get_with(1, async { store.fetch(1).await.expect("answers") })
+                .get_with(1, async { store.fetch(&1.into()).await.expect("answers") })
                 .await;
             std::hint::black_box(f);
         }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
+use crate::id::UserId;
 use crate::lease::{confirm_write, Acks, LeaseStore, Unconfirmed};
 use crate::observer::InvalidationSource;
 use crate::router::Router;
@@ -26,17 +27,18 @@ impl Router {
     /// [`ViewChange::must_flush`](crate::ViewChange::must_flush)).
     pub async fn invalidate(
         &self,
-        user_id: i64,
+        user_id: impl Into<UserId>,
         min_version: Option<i64>,
         source: InvalidationSource,
     ) {
-        self.invalidate_local(user_id, min_version, source).await;
+        let user_id = &user_id.into();
+        self.invalidate_here(user_id, min_version, source);
         self.broadcast(user_id, min_version, None).await
     }
 
     /// Sends the invalidation to every other member in this node's view,
     /// noting in `acks` the lease of each that confirms.
-    async fn broadcast(&self, user_id: i64, min_version: Option<i64>, acks: Option<&Acks>) {
+    async fn broadcast(&self, user_id: &UserId, min_version: Option<i64>, acks: Option<&Acks>) {
         let Some(link) = &self.inner.link else {
             return;
         };
@@ -76,17 +78,18 @@ impl Router {
     /// lease duration. Without a lease (a lone node) it is `invalidate`.
     pub async fn invalidate_confirmed(
         &self,
-        user_id: i64,
+        user_id: impl Into<UserId>,
         min_version: Option<i64>,
         source: InvalidationSource,
         leases: &dyn LeaseStore,
     ) -> Result<(), Unconfirmed> {
+        let user_id = &user_id.into();
         let Some(lease) = &self.inner.lease else {
             self.invalidate(user_id, min_version, source).await;
             return Ok(());
         };
         let started = Instant::now();
-        self.invalidate_local(user_id, min_version, source).await;
+        self.invalidate_here(user_id, min_version, source);
         let acks = Acks::new();
         let broadcast = self.broadcast(user_id, min_version, Some(&acks));
         let confirm = confirm_write(leases, lease.instance(), &acks);
@@ -110,7 +113,16 @@ impl Router {
     /// Drops the user's cached record on this node only.
     pub async fn invalidate_local(
         &self,
-        user_id: i64,
+        user_id: impl Into<UserId>,
+        min_version: Option<i64>,
+        source: InvalidationSource,
+    ) {
+        self.invalidate_here(&user_id.into(), min_version, source);
+    }
+
+    fn invalidate_here(
+        &self,
+        user_id: &UserId,
         min_version: Option<i64>,
         source: InvalidationSource,
     ) {

@@ -123,7 +123,7 @@ impl LeaseKeeper {
         } else {
             for (user_id, version) in &changes.changes {
                 self.router
-                    .invalidate_local(*user_id, *version, InvalidationSource::Log)
+                    .invalidate_local(user_id, *version, InvalidationSource::Log)
                     .await;
             }
         }

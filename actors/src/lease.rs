@@ -36,6 +36,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::clock;
+use crate::id::UserId;
 use crate::store::{BoxFuture, StoreError};
 use crate::sync::MutexExt;
 
@@ -134,7 +135,7 @@ pub struct Changes {
     pub head: u64,
     /// `(user_id, version)` of every change after the asked-for point, in
     /// order; `None` when the row is gone.
-    pub changes: Vec<(i64, Option<i64>)>,
+    pub changes: Vec<(UserId, Option<i64>)>,
     /// The log no longer reaches back to the asked-for point: the caller
     /// must drop its whole cache instead.
     pub truncated: bool,

@@ -15,6 +15,8 @@
 //!   [`sync::RwLockExt`]), for every crate of the workspace.
 //! - [`duration`]: the one parser of duration flags, for the service's and
 //!   the simulation's command lines.
+//! - `id`: the user id as the application spells it ([`UserId`]: an
+//!   integer, a UUID, a cuid, a nanoid...).
 //! - `nonce`: [`process_nonce`].
 //! - `config`: the cache policy ([`CacheConfig`]).
 //! - `ownership`: rendezvous hashing of users onto nodes.
@@ -96,6 +98,7 @@ mod cell;
 pub mod clock;
 mod config;
 pub mod duration;
+mod id;
 mod invalidation;
 mod keeper;
 mod lease;
@@ -119,6 +122,7 @@ pub mod sync;
 mod view;
 
 pub use config::CacheConfig;
+pub use id::{UserId, UserIdError, MAX_USER_ID_LEN};
 pub use keeper::LeaseKeeper;
 pub use lease::{Acks, Changes, Holder, Lease, LeaseStore, Unconfirmed};
 pub use link::{Link, LinkError};

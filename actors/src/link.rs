@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use crate::id::UserId;
 use crate::lookup::{Lookup, Served};
 use crate::store::BoxFuture;
 
@@ -36,7 +37,7 @@ pub trait Link: Send + Sync + 'static {
     fn resolve(
         &self,
         node: &str,
-        user_id: i64,
+        user_id: &UserId,
         lookup: Lookup,
     ) -> BoxFuture<'static, Result<Served, LinkError>>;
 
@@ -46,7 +47,7 @@ pub trait Link: Send + Sync + 'static {
     fn invalidate(
         &self,
         node: &str,
-        user_id: i64,
+        user_id: &UserId,
         min_version: Option<i64>,
     ) -> BoxFuture<'static, Result<Option<i64>, LinkError>>;
 }

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::id::UserId;
 use crate::ownership;
 use crate::router::Router;
 use crate::supervisor::SupervisorMsg;
@@ -52,11 +53,11 @@ impl Router {
             }
             std::mem::replace(&mut *current, Arc::new(view.clone()))
         };
-        let moved: Vec<i64> = inner
+        let moved: Vec<UserId> = inner
             .registry
             .user_ids()
             .into_iter()
-            .filter(|id| ownership::owner(*id, &view) != Some(&*inner.node))
+            .filter(|id| ownership::owner(id, &view) != Some(&*inner.node))
             .collect();
         let change = ViewChange {
             came: view.iter().filter(|m| !old.contains(m)).cloned().collect(),

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::id::UserId;
 use crate::link::Link;
 use crate::lookup::{Lookup, ResolveError, Served};
 use crate::observer::MissReason;
@@ -32,7 +33,7 @@ enum Flight<'a> {
 /// cancelled) the flight is over and its followers wake.
 struct FlightGuard<'a> {
     inner: &'a Inner,
-    user_id: i64,
+    user_id: UserId,
     tx: watch::Sender<Option<bool>>,
 }
 
@@ -69,7 +70,7 @@ impl Router {
         &self,
         link: &Arc<dyn Link>,
         owner: &Arc<str>,
-        user_id: i64,
+        user_id: &UserId,
         lookup: Lookup,
         deadline: Instant,
     ) -> Option<Result<Served, ResolveError>> {
@@ -159,7 +160,7 @@ impl Router {
         &self,
         link: &Arc<dyn Link>,
         owner: &Arc<str>,
-        user_id: i64,
+        user_id: &UserId,
         lookup: Lookup,
         deadline: Instant,
     ) -> Option<Served> {
@@ -199,7 +200,7 @@ impl Router {
     }
 
     /// The user's slot for a near copy, inserted (no actor) if missing.
-    fn near_slot(&self, user_id: i64) -> Arc<Slot> {
+    fn near_slot(&self, user_id: &UserId) -> Arc<Slot> {
         let inner = &*self.inner;
         if let Some(slot) = inner.registry.get(user_id) {
             return slot;
@@ -212,16 +213,16 @@ impl Router {
     }
 
     /// Joins the forwarded call in flight for `user_id`, or starts one.
-    fn join_flight(&self, user_id: i64) -> Flight<'_> {
+    fn join_flight(&self, user_id: &UserId) -> Flight<'_> {
         let mut flights = self.inner.flights.locked();
-        if let Some(done) = flights.get(&user_id) {
+        if let Some(done) = flights.get(user_id) {
             return Flight::Follow(done.clone());
         }
         let (tx, rx) = watch::channel(None);
-        flights.insert(user_id, rx);
+        flights.insert(user_id.clone(), rx);
         Flight::Lead(FlightGuard {
             inner: &self.inner,
-            user_id,
+            user_id: user_id.clone(),
             tx,
         })
     }
@@ -234,17 +235,17 @@ impl Router {
     /// after that renewed it after the commit, so it had applied it (or it
     /// no longer answers from its cache). An invalidation that arrives
     /// after the call was sent is the cell's business (its fence).
-    fn near_held(&self, user_id: i64, at: Instant) -> bool {
+    fn near_held(&self, user_id: &UserId, at: Instant) -> bool {
         let inner = &*self.inner;
         let now_ms = inner.registry.millis(at);
         if now_ms < inner.near_hold_all.load(Ordering::Acquire) {
             return true;
         }
         let mut held = inner.near_holds.locked();
-        match held.get(&user_id) {
+        match held.get(user_id) {
             Some(&until) if now_ms < until => true,
             Some(_) => {
-                held.remove(&user_id);
+                held.remove(user_id);
                 false
             }
             None => false,
@@ -263,7 +264,7 @@ impl Router {
 
     /// Holds off near copies of `user_id` (`None`: of every user) for
     /// [`Router::near_hold_ms`].
-    pub(crate) fn hold_near(&self, user_id: Option<i64>) {
+    pub(crate) fn hold_near(&self, user_id: Option<&UserId>) {
         let inner = &*self.inner;
         if !inner.config.near || inner.link.is_none() {
             return;
@@ -279,7 +280,7 @@ impl Router {
                 if held.len() >= 1024 {
                     held.retain(|_, u| *u > now_ms);
                 }
-                held.insert(id, until);
+                held.insert(id.clone(), until);
             }
         }
     }

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::id::UserId;
+
 /// Account status, as stored in `users.status`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -38,7 +40,7 @@ impl fmt::Display for Status {
 /// The public part of a user: what a session answer shows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
-    pub id: i64,
+    pub id: UserId,
     pub email: String,
     pub role: String,
     pub status: Status,

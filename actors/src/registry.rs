@@ -23,6 +23,7 @@ use ractor::{ActorRef, ActorStatus};
 use tokio::time::Instant;
 
 use crate::cell::SnapshotCell;
+use crate::id::UserId;
 use crate::message::SessionMsg;
 use crate::sync::RwLockExt;
 
@@ -76,7 +77,8 @@ impl Slot {
     }
 }
 
-/// Hashes a user id for the registry's map. The std default (SipHash,
+/// Hashes a user id for the registry's map (an integer id as the integer,
+/// a text id as its bytes). The std default (SipHash,
 /// keyed per map) resists keys chosen to collide, and costs about a
 /// hundred instructions a lookup: an eighth of a whole cache hit. The
 /// keys here are user ids the database generated, reached through signed
@@ -95,12 +97,23 @@ impl Hasher for IdHasher {
         x ^ (x >> 31)
     }
 
+    /// A text id: eight bytes at a time, each word folded in with a
+    /// multiply, and the length last (so "a" and "a\0" differ).
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        // Only integers are hashed here; stay correct for anything else.
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0 ^ u64::from_le_bytes(w)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.0 = (self.0 ^ u64::from_le_bytes(w)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+        self.0 ^= bytes.len() as u64;
     }
 
     #[inline]
@@ -114,7 +127,7 @@ impl Hasher for IdHasher {
     }
 }
 
-type IdMap<V> = HashMap<i64, V, BuildHasherDefault<IdHasher>>;
+type IdMap<V> = HashMap<UserId, V, BuildHasherDefault<IdHasher>>;
 
 /// The map of sessions on this node.
 pub(crate) struct Registry {
@@ -162,14 +175,14 @@ impl Registry {
         now.saturating_duration_since(self.epoch).as_millis() as u64
     }
 
-    pub(crate) fn get(&self, user_id: i64) -> Option<Arc<Slot>> {
-        self.slots.read_locked().get(&user_id).cloned()
+    pub(crate) fn get(&self, user_id: &UserId) -> Option<Arc<Slot>> {
+        self.slots.read_locked().get(user_id).cloned()
     }
 
     /// Runs `f` on the user's slot under the map's read lock, without
     /// cloning it: the cache-hit path.
-    pub(crate) fn with<R>(&self, user_id: i64, f: impl FnOnce(&Slot) -> R) -> Option<R> {
-        self.slots.read_locked().get(&user_id).map(|s| f(s))
+    pub(crate) fn with<R>(&self, user_id: &UserId, f: impl FnOnce(&Slot) -> R) -> Option<R> {
+        self.slots.read_locked().get(user_id).map(|s| f(s))
     }
 
     /// Sessions known to this node, live or hibernated.
@@ -187,7 +200,7 @@ impl Registry {
     }
 
     /// The user's slot, created (empty, no actor) if there is none.
-    pub(crate) fn get_or_insert(&self, user_id: i64, now: Instant) -> Arc<Slot> {
+    pub(crate) fn get_or_insert(&self, user_id: &UserId, now: Instant) -> Arc<Slot> {
         if let Some(s) = self.get(user_id) {
             return s;
         }
@@ -195,36 +208,36 @@ impl Registry {
         let now_ms = self.millis(now);
         Arc::clone(
             slots
-                .entry(user_id)
+                .entry(user_id.clone())
                 .or_insert_with(|| Arc::new(Slot::new(SnapshotCell::new(now_ms)))),
         )
     }
 
-    pub(crate) fn remove(&self, user_id: i64) -> Option<Arc<Slot>> {
-        self.slots.write_locked().remove(&user_id)
+    pub(crate) fn remove(&self, user_id: &UserId) -> Option<Arc<Slot>> {
+        self.slots.write_locked().remove(user_id)
     }
 
     /// Runs `f` on every slot under the map's read lock, without cloning
     /// them: the supervisor's sweep. Lookups only read the map (its writers
     /// are the supervisor and the router's near-copy insertions), so holding
     /// the read lock for a whole pass delays no lookup.
-    pub(crate) fn for_each(&self, mut f: impl FnMut(i64, &Slot)) {
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&UserId, &Slot)) {
         for (id, slot) in self.slots.read_locked().iter() {
-            f(*id, slot);
+            f(id, slot);
         }
     }
 
     /// Every slot, to pick the least recently used at the cap.
-    pub(crate) fn all(&self) -> Vec<(i64, Arc<Slot>)> {
+    pub(crate) fn all(&self) -> Vec<(UserId, Arc<Slot>)> {
         self.slots
             .read_locked()
             .iter()
-            .map(|(id, s)| (*id, Arc::clone(s)))
+            .map(|(id, s)| (id.clone(), Arc::clone(s)))
             .collect()
     }
 
-    pub(crate) fn user_ids(&self) -> Vec<i64> {
-        self.slots.read_locked().keys().copied().collect()
+    pub(crate) fn user_ids(&self) -> Vec<UserId> {
+        self.slots.read_locked().keys().cloned().collect()
     }
 
     pub(crate) fn drain(&self) -> Vec<Arc<Slot>> {
@@ -240,6 +253,11 @@ mod tests {
     use super::*;
 
     fn hash(id: i64) -> u64 {
+        BuildHasherDefault::<IdHasher>::default().hash_one(UserId::from(id))
+    }
+
+    fn hash_text(id: &str) -> u64 {
+        let id = UserId::parse(id).unwrap_or_else(|_| UserId::from(0));
         BuildHasherDefault::<IdHasher>::default().hash_one(id)
     }
 
@@ -256,6 +274,20 @@ mod tests {
         assert_eq!(tags.len(), 128, "every tag value used");
         let strided: HashSet<u64> = (1..=4096i64).map(|i| hash(i << 12) & 4095).collect();
         assert!(strided.len() > 2400, "{} buckets used", strided.len());
+    }
+
+    /// Text ids that differ in one character, or only in length, spread
+    /// as well as sequential integers.
+    #[test]
+    fn text_ids_spread_over_buckets_and_tags() {
+        let ids: Vec<String> = (0..4096)
+            .map(|i| format!("Zx9kQ2mN7pL4vR8sT1wY3uE6iO{i:06}"))
+            .collect();
+        let buckets: HashSet<u64> = ids.iter().map(|id| hash_text(id) & 4095).collect();
+        let tags: HashSet<u64> = ids.iter().map(|id| hash_text(id) >> 57).collect();
+        assert!(buckets.len() > 2400, "{} buckets used", buckets.len());
+        assert_eq!(tags.len(), 128, "every tag value used");
+        assert_ne!(hash_text("a"), hash_text("a0"));
     }
 
     #[test]

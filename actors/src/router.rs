@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::CacheConfig;
+use crate::id::UserId;
 use crate::lease::Lease;
 use crate::link::{Link, LinkError};
 use crate::lookup::{Lookup, ResolveError, Served};
@@ -59,10 +60,10 @@ pub(crate) struct Inner {
     pub(crate) members: RwLock<Arc<Vec<Arc<str>>>>,
     /// Forwarded lookups in flight for near copies, by user: later misses
     /// wait for the one call (single flight). Only calls in flight.
-    pub(crate) flights: Mutex<HashMap<i64, watch::Receiver<Option<bool>>>>,
+    pub(crate) flights: Mutex<HashMap<UserId, watch::Receiver<Option<bool>>>>,
     /// Users whose near copies are not kept until the given registry
     /// millisecond (see `Router::near_held`); only recent invalidations.
-    pub(crate) near_holds: Mutex<HashMap<i64, u64>>,
+    pub(crate) near_holds: Mutex<HashMap<UserId, u64>>,
     /// The same for every user: set by a flush.
     pub(crate) near_hold_all: AtomicU64,
 }
@@ -167,7 +168,11 @@ impl Router {
     }
 
     /// The node that owns `user_id` in the current view.
-    pub fn owner_of(&self, user_id: i64) -> Arc<str> {
+    pub fn owner_of(&self, user_id: impl Into<UserId>) -> Arc<str> {
+        self.owner_of_id(&user_id.into())
+    }
+
+    fn owner_of_id(&self, user_id: &UserId) -> Arc<str> {
         let members = self.members();
         // The member's own name: no allocation on the lookup path.
         ownership::owner_entry(user_id, &members)
@@ -187,9 +192,14 @@ impl Router {
     /// reaches every node), flushes and ownership changes. Concurrent misses
     /// here make one forwarded call (single flight); only the owner reads
     /// the database.
-    pub async fn resolve(&self, user_id: i64, lookup: Lookup) -> Result<Served, ResolveError> {
+    pub async fn resolve(
+        &self,
+        user_id: impl Into<UserId>,
+        lookup: Lookup,
+    ) -> Result<Served, ResolveError> {
+        let user_id = &user_id.into();
         if let Some(link) = &self.inner.link {
-            let owner = self.owner_of(user_id);
+            let owner = self.owner_of_id(user_id);
             if owner != self.inner.node {
                 let near = self.inner.config.near && !self.inner.config.ttl.is_zero();
                 let deadline = Instant::now() + self.inner.config.call_timeout;
@@ -207,7 +217,7 @@ impl Router {
                 self.inner.observer.forward_failed();
             }
         }
-        self.resolve_local(user_id, lookup).await
+        self.resolve_here(user_id, lookup).await
     }
 
     /// One forwarded lookup: the owner's answer, or `None` when it cannot
@@ -216,7 +226,7 @@ impl Router {
         &self,
         link: &Arc<dyn Link>,
         owner: &Arc<str>,
-        user_id: i64,
+        user_id: &UserId,
         lookup: Lookup,
         deadline: Instant,
     ) -> Option<Served> {
@@ -246,9 +256,13 @@ impl Router {
     /// it: what a node answers when another forwards a lookup to it.
     pub async fn resolve_local(
         &self,
-        user_id: i64,
+        user_id: impl Into<UserId>,
         lookup: Lookup,
     ) -> Result<Served, ResolveError> {
+        self.resolve_here(&user_id.into(), lookup).await
+    }
+
+    async fn resolve_here(&self, user_id: &UserId, lookup: Lookup) -> Result<Served, ResolveError> {
         let inner = &*self.inner;
         if inner.config.ttl.is_zero() {
             return self.read_through(user_id, MissReason::Cold).await;
@@ -335,7 +349,11 @@ impl Router {
     }
 
     /// No cache (`ttl = 0`): every lookup reads the store.
-    async fn read_through(&self, user_id: i64, why: MissReason) -> Result<Served, ResolveError> {
+    async fn read_through(
+        &self,
+        user_id: &UserId,
+        why: MissReason,
+    ) -> Result<Served, ResolveError> {
         let inner = &*self.inner;
         inner.observer.miss(why);
         inner.observer.store_query();
@@ -352,12 +370,15 @@ impl Router {
         })
     }
 
-    async fn acquire(&self, user_id: i64) -> Result<Arc<Slot>, ResolveError> {
+    async fn acquire(&self, user_id: &UserId) -> Result<Arc<Slot>, ResolveError> {
         let inner = &*self.inner;
         let acquired = inner
             .supervisor
             .call(
-                |reply| SupervisorMsg::Acquire { user_id, reply },
+                |reply| SupervisorMsg::Acquire {
+                    user_id: user_id.clone(),
+                    reply,
+                },
                 Some(inner.config.call_timeout),
             )
             .await;

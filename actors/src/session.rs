@@ -25,6 +25,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 
+use crate::id::UserId;
 use crate::lookup::{ResolveError, Served};
 use crate::message::{Reply, SessionMsg};
 use crate::observer::{MissReason, Observer};
@@ -58,7 +59,7 @@ pub(crate) struct SessionActor;
 
 /// What the supervisor hands a new session actor.
 pub(crate) struct SessionArgs {
-    pub(crate) user_id: i64,
+    pub(crate) user_id: UserId,
     pub(crate) store: Arc<dyn UserStore>,
     pub(crate) observer: Arc<dyn Observer>,
     /// The user's slot. Its cell may already hold a record (a hibernated
@@ -84,7 +85,7 @@ struct Waiter {
 }
 
 pub(crate) struct SessionState {
-    user_id: i64,
+    user_id: UserId,
     store: Arc<dyn UserStore>,
     observer: Arc<dyn Observer>,
     /// The record lives in the cell, not here: the cell is what the hot
@@ -122,7 +123,7 @@ impl SessionState {
         self.observer.store_query();
         // Building the future runs the store's synchronous part inside this
         // actor: a panic there fails this actor (and only its callers).
-        let fetch = self.store.fetch(self.user_id);
+        let fetch = self.store.fetch(&self.user_id);
         let me = myself.clone();
         let flight = self.flight;
         tokio::spawn(async move {

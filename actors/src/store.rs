@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::id::UserId;
 use crate::record::Fetched;
 
 /// A boxed, sendable future: the store is used as `Arc<dyn UserStore>`.
@@ -23,5 +24,5 @@ pub enum StoreError {
 pub trait UserStore: Send + Sync + 'static {
     /// Fetch the user's record, the revocation watermark and the revoked token
     /// ids. `Ok(Fetched::Missing)` when there is no such user.
-    fn fetch(&self, user_id: i64) -> BoxFuture<'static, Result<Fetched, StoreError>>;
+    fn fetch(&self, user_id: &UserId) -> BoxFuture<'static, Result<Fetched, StoreError>>;
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use crate::config::CacheConfig;
+use crate::id::UserId;
 use crate::message::SessionMsg;
 use crate::observer::Observer;
 use crate::registry::{Registry, Slot};
@@ -25,13 +26,13 @@ use crate::store::UserStore;
 pub(crate) enum SupervisorMsg {
     /// The user's session with a live actor, attached if there is none.
     Acquire {
-        user_id: i64,
+        user_id: UserId,
         reply: RpcReplyPort<Result<Arc<Slot>, String>>,
     },
     /// Hibernate quiet actors, passivate idle sessions.
     Sweep,
     /// Passivate these users' sessions (they moved to another node).
-    Drop(Vec<i64>),
+    Drop(Vec<UserId>),
     /// Make room for the near copies the router adds (it inserts them
     /// itself, with no actor): passivate the least recently used at the cap.
     MakeRoom,
@@ -57,7 +58,7 @@ pub(crate) struct SupervisorState {
     observer: Arc<dyn Observer>,
     config: CacheConfig,
     /// Which user each linked child serves, to detach it when it stops.
-    children: HashMap<ActorId, i64>,
+    children: HashMap<ActorId, UserId>,
 }
 
 impl SupervisorState {
@@ -68,7 +69,7 @@ impl SupervisorState {
 
     /// Passivates `user_id`'s session: its slot goes, its record is
     /// dropped, its actor (if any) stops once no caller waits.
-    fn passivate(&mut self, user_id: i64) {
+    fn passivate(&mut self, user_id: &UserId) {
         if let Some(slot) = self.registry.remove(user_id) {
             slot.cell.invalidate(None);
             if let Some(actor) = slot.actor() {
@@ -85,7 +86,7 @@ impl SupervisorState {
         if known < self.config.max_sessions {
             return;
         }
-        let mut times: Vec<(i64, u64)> = self
+        let mut times: Vec<(UserId, u64)> = self
             .registry
             .all()
             .into_iter()
@@ -100,7 +101,7 @@ impl SupervisorState {
             times.select_nth_unstable_by_key(batch - 1, |(_, t)| *t);
         }
         for (user_id, _) in times.into_iter().take(batch) {
-            self.passivate(user_id);
+            self.passivate(&user_id);
         }
         self.observer.passivated(batch, true);
     }
@@ -109,7 +110,7 @@ impl SupervisorState {
     /// record, hibernated).
     fn detach(&mut self, actor: ActorId) {
         if let Some(user_id) = self.children.remove(&actor) {
-            if let Some(slot) = self.registry.get(user_id) {
+            if let Some(slot) = self.registry.get(&user_id) {
                 slot.detach(actor);
             }
         }
@@ -162,10 +163,10 @@ impl Actor for Supervisor {
         match message {
             SupervisorMsg::Acquire { user_id, reply } => {
                 let now = Instant::now();
-                if state.registry.get(user_id).is_none() {
+                if state.registry.get(&user_id).is_none() {
                     state.make_room();
                 }
-                let slot = state.registry.get_or_insert(user_id, now);
+                let slot = state.registry.get_or_insert(&user_id, now);
                 if slot.live_actor().is_some() {
                     let _ = reply.send(Ok(slot));
                     return Ok(());
@@ -174,7 +175,7 @@ impl Actor for Supervisor {
                     state.detach(dead.get_id());
                 }
                 let args = SessionArgs {
-                    user_id,
+                    user_id: user_id.clone(),
                     store: Arc::clone(&state.store),
                     observer: Arc::clone(&state.observer),
                     slot: Arc::clone(&slot),
@@ -199,7 +200,7 @@ impl Actor for Supervisor {
             SupervisorMsg::MakeRoom => state.make_room(),
             SupervisorMsg::Drop(users) => {
                 for user_id in users {
-                    state.passivate(user_id);
+                    state.passivate(&user_id);
                 }
             }
             SupervisorMsg::Sweep => {
@@ -213,19 +214,19 @@ impl Actor for Supervisor {
                 state.registry.for_each(|user_id, slot| {
                     let cell = &slot.cell;
                     if now_ms.saturating_sub(cell.last_access_ms()) >= idle_ms {
-                        idle.push(user_id);
+                        idle.push(user_id.clone());
                     } else if slot.has_actor() {
                         if now_ms.saturating_sub(cell.last_actor_ms()) >= quiet_ms {
                             quiet.extend(slot.actor());
                         }
                     } else if cell.fresh(now, ttl, flush).is_none() {
                         // Hibernated with nothing left to serve.
-                        idle.push(user_id);
+                        idle.push(user_id.clone());
                     }
                 });
                 let (passivated, hibernated) = (idle.len(), quiet.len());
                 for user_id in idle {
-                    state.passivate(user_id);
+                    state.passivate(&user_id);
                 }
                 for actor in quiet {
                     let _ = actor.cast(SessionMsg::Stop);

@@ -17,7 +17,8 @@ use sessiond_actors::{
     duration, memory, process_nonce, sync, Acks, BoxFuture, CacheConfig, Changes, Fetched,
     FlushReason, Holder, InvalidationSource, Lease, LeaseKeeper, LeaseStore, Link, LinkError,
     Lookup, MissReason, NoopObserver, Observer, PauseCheck, ResolveError, Router, Served, Status,
-    StoreError, Unconfirmed, User, UserState, UserStore, ViewChange,
+    StoreError, Unconfirmed, User, UserId, UserIdError, UserState, UserStore, ViewChange,
+    MAX_USER_ID_LEN,
 };
 
 /// The most lines a file may have without a `//! Kept whole:` line.

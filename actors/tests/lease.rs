@@ -51,7 +51,10 @@ impl Reach {
 }
 
 impl UserStore for Reach {
-    fn fetch(&self, user_id: i64) -> BoxFuture<'static, Result<Fetched, StoreError>> {
+    fn fetch(
+        &self,
+        user_id: &sessiond_actors::UserId,
+    ) -> BoxFuture<'static, Result<Fetched, StoreError>> {
         match self.check() {
             Ok(()) => self.store.fetch(user_id),
             Err(e) => Box::pin(async move { Err(e) }),

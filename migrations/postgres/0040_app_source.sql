@@ -35,7 +35,7 @@ BEGIN
     IF gone THEN
         v := NULL;
     END IF;
-    PERFORM sessiond_log_change(uid::BIGINT, v);
+    PERFORM sessiond_log_change(uid, v);
     PERFORM pg_notify('sessiond_users', uid || ':' || COALESCE(v::TEXT, ''));
     RETURN v;
 END;

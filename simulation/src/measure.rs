@@ -489,7 +489,7 @@ mod tests {
         // A cache hit on version 1.
         let record = std::sync::Arc::new(sessiond_actors::UserState {
             user: sessiond_actors::User {
-                id: 7,
+                id: 7.into(),
                 email: "u7@example.test".into(),
                 role: "viewer".into(),
                 status: sessiond_actors::Status::Active,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sessiond_actors::memory::MemoryStore;
 use sessiond_actors::{
-    BoxFuture, Changes, Fetched, Holder, LeaseStore, Status, StoreError, UserStore,
+    BoxFuture, Changes, Fetched, Holder, LeaseStore, Status, StoreError, UserId, UserStore,
 };
 use tokio::time::Instant;
 
@@ -144,7 +144,7 @@ impl SimStore {
 }
 
 impl UserStore for SimStore {
-    fn fetch(&self, user_id: i64) -> BoxFuture<'static, Result<Fetched, StoreError>> {
+    fn fetch(&self, user_id: &UserId) -> BoxFuture<'static, Result<Fetched, StoreError>> {
         self.queries.fetch_add(1, Ordering::Relaxed);
         let latency = self.draw_latency();
         let table = match &self.replica {
@@ -276,18 +276,19 @@ impl NodeStore {
 }
 
 impl UserStore for NodeStore {
-    fn fetch(&self, user_id: i64) -> BoxFuture<'static, Result<Fetched, StoreError>> {
+    fn fetch(&self, user_id: &UserId) -> BoxFuture<'static, Result<Fetched, StoreError>> {
         if let Some(until) = self.reach.paused_until(self.node) {
             // The read starts when the process runs again.
             let store = Arc::clone(&self.store);
             let reach = Arc::clone(&self.reach);
             let node = self.node;
+            let user_id = user_id.clone();
             return Box::pin(async move {
                 tokio::time::sleep_until(until).await;
                 if reach.is_cut(node) {
                     return Err(StoreError::Unavailable("cut off from the database".into()));
                 }
-                store.fetch(user_id).await
+                store.fetch(&user_id).await
             });
         }
         match self.reachable() {

@@ -15,6 +15,7 @@ use jsonwebtoken::{Algorithm, Header, Validation};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sessiond_actors::sync::RwLockExt;
+use sessiond_actors::UserId;
 
 use super::keyset::{KeySet, KeyStore, MAX_KID};
 use crate::clock::Clock;
@@ -35,7 +36,8 @@ pub const KEY_RELOAD: Duration = Duration::from_secs(5);
 /// The claims of a sessiond token.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
-    /// The user id, as a string.
+    /// The user id in its text form (`UserId`'s `Display`): `"42"`, a
+    /// UUID, a cuid...
     pub sub: String,
     /// The token id: what logout revokes. Time-ordered (its first 12 hex
     /// digits are the issue time in ms) so "revoke all sessions" can compare
@@ -58,7 +60,7 @@ pub struct Claims {
 /// A token that passed every check.
 #[derive(Clone, Debug)]
 pub struct Verified {
-    pub user_id: i64,
+    pub user_id: UserId,
     pub sid: String,
     pub issued_ms: i64,
     /// The session epoch the token was issued under, if it names one.
@@ -237,7 +239,7 @@ impl Tokens {
     /// `(token, claims)`.
     pub fn issue(
         &self,
-        user_id: i64,
+        user_id: &UserId,
         epoch: i64,
     ) -> Result<(String, Claims), jsonwebtoken::errors::Error> {
         let now_ms = self.clock.now_ms();
@@ -298,8 +300,8 @@ impl Tokens {
         if c.exp <= now {
             return Err(TokenError::Expired);
         }
-        let user_id: i64 = c.sub.parse().map_err(|_| TokenError::Invalid)?;
-        if user_id <= 0 || c.sid.is_empty() || c.sid.len() > 64 {
+        let user_id = UserId::parse(&c.sub).map_err(|_| TokenError::Invalid)?;
+        if c.sid.is_empty() || c.sid.len() > 64 {
             return Err(TokenError::Invalid);
         }
         let issued_ms = sid_issued_ms(&c.sid).unwrap_or(c.iat.saturating_mul(1000));
@@ -346,9 +348,10 @@ mod tests {
     fn issue_then_verify_then_expire() {
         let clock = Clock::new();
         let t = tokens(&clock);
-        let (token, claims) = t.issue(42, 0).expect("issues");
+        let (token, claims) = t.issue(&UserId::from(42), 0).expect("issues");
+        assert_eq!(claims.sub, "42");
         let v = t.verify_known(&token).expect("verifies");
-        assert_eq!(v.user_id, 42);
+        assert_eq!(v.user_id, UserId::from(42));
         assert_eq!(v.sid, claims.sid);
         assert!((v.issued_ms - clock.now_ms()).abs() < 5_000);
         clock.advance(Duration::from_secs(61));
@@ -358,7 +361,7 @@ mod tests {
     #[test]
     fn other_secret_and_garbage_are_invalid() {
         let clock = Clock::new();
-        let (token, _) = tokens(&clock).issue(1, 0).expect("issues");
+        let (token, _) = tokens(&clock).issue(&UserId::from(1), 0).expect("issues");
         let other = Tokens::new(
             b"another-secret-another-secret!!",
             Duration::from_secs(60),
@@ -386,18 +389,55 @@ mod tests {
         serde_json::json!({"sub": "7", "sid": "s1", "iat": iat, "exp": exp, "iss": ISSUER})
     }
 
+    /// `sub` is the id's text form, whatever the app's ids look like; a
+    /// `sub` that is no valid id is an invalid token.
+    #[test]
+    fn text_ids_are_the_subject() {
+        let clock = Clock::new();
+        let t = tokens(&clock);
+        for text in [
+            "550e8400-e29b-41d4-a716-446655440000",
+            "clx3k9abc0000qzrmn1234567",
+            "V1StGXR8_Z5jdHi6B-myT",
+            "Zx9kQ2mN7pL4vR8sT1wY3uE6iO0aB5cD",
+            "007",
+        ] {
+            let id = UserId::parse(text).expect("valid");
+            let (token, claims) = t.issue(&id, 0).expect("issues");
+            assert_eq!(claims.sub, text);
+            assert_eq!(t.verify_known(&token).expect("verifies").user_id, id);
+        }
+        let now = clock.now_secs();
+        let long = "a".repeat(129);
+        for bad in ["", "a b", "ü", "a/b", long.as_str()] {
+            let token = forge(
+                SECRET,
+                Some(&configured_kid(SECRET)),
+                serde_json::json!({"sub": bad, "sid": "s1", "iat": now, "exp": now + 30, "iss": ISSUER}),
+            );
+            assert_eq!(
+                t.verify_known(&token).err(),
+                Some(TokenError::Invalid),
+                "{bad:?}"
+            );
+        }
+    }
+
     #[test]
     fn tokens_name_their_key_and_an_unnamed_one_checks_with_the_configured_secret() {
         let clock = Clock::new();
         let t = tokens(&clock);
-        let (token, _) = t.issue(1, 0).expect("issues");
+        let (token, _) = t.issue(&UserId::from(1), 0).expect("issues");
         let header = jsonwebtoken::decode_header(&token).expect("header");
         assert_eq!(header.kid.as_deref(), Some(configured_kid(SECRET).as_str()));
         assert!(configured_kid(SECRET).starts_with("cfg-"));
         // Issued before key ids: no kid, the same secret.
         let now = clock.now_secs();
         let old = forge(SECRET, None, claims(now, now + 30));
-        assert_eq!(t.verify_known(&old).expect("verifies").user_id, 7);
+        assert_eq!(
+            t.verify_known(&old).expect("verifies").user_id,
+            UserId::from(7)
+        );
         let forged = forge(
             b"someone-else-secret-0123456789abcd",
             None,
@@ -462,13 +502,13 @@ mod tests {
         let none = Tokens::load(store, Some(SECRET.to_vec()), policy(None), clock.clone())
             .await
             .expect("loads");
-        let (token, c) = with.issue(3, 0).expect("issues");
+        let (token, c) = with.issue(&UserId::from(3), 0).expect("issues");
         assert_eq!(c.aud.as_deref(), Some("app"));
         assert!(with.verify(&token).await.is_ok());
         assert_eq!(other.verify(&token).await.err(), Some(TokenError::Invalid));
         assert_eq!(none.verify(&token).await.err(), Some(TokenError::Invalid));
         // Configured: a token without one is refused.
-        let (plain, _) = none.issue(3, 0).expect("issues");
+        let (plain, _) = none.issue(&UserId::from(3), 0).expect("issues");
         assert_eq!(with.verify(&plain).await.err(), Some(TokenError::Invalid));
     }
 
@@ -512,11 +552,11 @@ mod tests {
                 .await
                 .expect("loads"),
         );
-        let (old, _) = a.issue(1, 0).expect("issues");
+        let (old, _) = a.issue(&UserId::from(1), 0).expect("issues");
         // Rotation: k2 signs, k1 verifies. `a` reloads; `b` has not yet.
         *fake.keys.lock().expect("lock") = vec![key("k1", false), key("k2", true)];
         a.reload().await.expect("reloads");
-        let (new, _) = a.issue(1, 0).expect("issues");
+        let (new, _) = a.issue(&UserId::from(1), 0).expect("issues");
         assert_eq!(
             jsonwebtoken::decode_header(&new)
                 .expect("header")

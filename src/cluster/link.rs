@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
 use sessiond_actors::sync::RwLockExt;
-use sessiond_actors::{BoxFuture, Link, LinkError, Lookup, Served};
+use sessiond_actors::{BoxFuture, Link, LinkError, Lookup, Served, UserId};
 
 use super::wire::{InvalidateReply, InvalidateRequest, PeerMsg, ResolveReply, ResolveRequest};
 use super::FORWARD_TIMEOUT;
@@ -54,13 +54,14 @@ impl Link for ClusterLink {
     fn resolve(
         &self,
         node: &str,
-        user_id: i64,
+        user_id: &UserId,
         lookup: Lookup,
     ) -> BoxFuture<'static, Result<Served, LinkError>> {
         let peer = self.peer(node);
         let telemetry = Arc::clone(&self.telemetry);
+        let user_id = user_id.clone();
         let request = serde_json::to_string(&ResolveRequest {
-            user_id,
+            user_id: user_id.clone(),
             force: lookup == Lookup::ForceRefresh,
         })
         .unwrap_or_default();
@@ -70,19 +71,19 @@ impl Link for ClusterLink {
             telemetry.forward_latency(started.elapsed());
             let reply: ResolveReply = serde_json::from_str(&text?)
                 .map_err(|e| LinkError::Remote(format!("unreadable answer: {e}")))?;
-            reply.into_served(user_id)
+            reply.into_served(&user_id)
         })
     }
 
     fn invalidate(
         &self,
         node: &str,
-        user_id: i64,
+        user_id: &UserId,
         min_version: Option<i64>,
     ) -> BoxFuture<'static, Result<Option<i64>, LinkError>> {
         let peer = self.peer(node);
         let request = serde_json::to_string(&InvalidateRequest {
-            user_id,
+            user_id: user_id.clone(),
             min_version,
         })
         .unwrap_or_default();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use ractor::RpcReplyPort;
 use ractor_cluster::RactorClusterMessage;
 use serde::{Deserialize, Serialize};
-use sessiond_actors::{Fetched, LinkError, Served, Status, User, UserState};
+use sessiond_actors::{Fetched, LinkError, Served, Status, User, UserId, UserState};
 
 /// Messages between nodes. The only cluster (remotable) message type: the
 /// session actors' messages stay local.
@@ -55,13 +55,15 @@ pub(crate) struct LeaveNotice {
 
 #[derive(Serialize, Deserialize)]
 pub(crate) struct ResolveRequest {
-    pub user_id: i64,
+    #[serde(with = "crate::ids")]
+    pub user_id: UserId,
     pub force: bool,
 }
 
 #[derive(Serialize, Deserialize)]
 pub(crate) struct WireUser {
-    pub id: i64,
+    #[serde(with = "crate::ids")]
+    pub id: UserId,
     pub email: String,
     pub role: String,
     pub active: bool,
@@ -89,7 +91,8 @@ pub(crate) enum ResolveReply {
 
 #[derive(Serialize, Deserialize)]
 pub(crate) struct InvalidateRequest {
-    pub user_id: i64,
+    #[serde(with = "crate::ids")]
+    pub user_id: UserId,
     pub min_version: Option<i64>,
 }
 
@@ -107,7 +110,7 @@ impl ResolveReply {
             Fetched::Missing => ResolveReply::Missing { hit: s.hit, age_ms },
             Fetched::Found(u) => ResolveReply::Found {
                 user: WireUser {
-                    id: u.user.id,
+                    id: u.user.id.clone(),
                     email: u.user.email.clone(),
                     role: u.user.role.clone(),
                     active: u.user.status == Status::Active,
@@ -125,9 +128,9 @@ impl ResolveReply {
     /// The answer as served, if it is about `asked`: a peer that answers
     /// for another user (a bug, a mix-up of replies, a hostile node) is
     /// treated as a failed forward, and the caller serves locally.
-    pub(crate) fn into_served(self, asked: i64) -> Result<Served, LinkError> {
+    pub(crate) fn into_served(self, asked: &UserId) -> Result<Served, LinkError> {
         match self {
-            ResolveReply::Found { user, .. } if user.id != asked => Err(LinkError::Remote(
+            ResolveReply::Found { user, .. } if user.id != *asked => Err(LinkError::Remote(
                 format!("answer for user {} to a lookup of user {asked}", user.id),
             )),
             ResolveReply::Missing { hit, age_ms } => Ok(Served {
@@ -171,7 +174,7 @@ mod tests {
     fn found(id: i64) -> ResolveReply {
         ResolveReply::Found {
             user: WireUser {
-                id,
+                id: UserId::from(id),
                 email: format!("u{id}@example.test"),
                 role: "user".into(),
                 active: true,
@@ -187,7 +190,7 @@ mod tests {
 
     #[test]
     fn an_answer_for_the_user_asked_about_is_served() {
-        let served = found(7).into_served(7).expect("served");
+        let served = found(7).into_served(&UserId::from(7)).expect("served");
         match served.fetched {
             Fetched::Found(u) => assert_eq!(u.user.id, 7),
             Fetched::Missing => panic!("found expected"),
@@ -196,10 +199,32 @@ mod tests {
 
     #[test]
     fn an_answer_for_another_user_is_a_failed_forward() {
-        match found(8).into_served(7) {
+        match found(8).into_served(&UserId::from(7)) {
             Err(LinkError::Remote(m)) => assert!(m.contains('8') && m.contains('7'), "{m}"),
             Err(e) => panic!("a remote failure expected, got {e:?}"),
             Ok(_) => panic!("an answer for user 8 was accepted for user 7"),
         }
+    }
+
+    /// Text ids cross the wire as strings; a request naming an id longer
+    /// than any valid id is refused when read, not looked up.
+    #[test]
+    fn text_ids_cross_the_wire_and_are_bounded() {
+        let id = UserId::parse("Zx9kQ2mN7pL4vR8sT1wY3uE6iO0aB5cD").unwrap_or(UserId::from(0));
+        let text = serde_json::to_string(&ResolveRequest {
+            user_id: id.clone(),
+            force: false,
+        })
+        .unwrap_or_default();
+        assert_eq!(
+            text,
+            r#"{"user_id":"Zx9kQ2mN7pL4vR8sT1wY3uE6iO0aB5cD","force":false}"#
+        );
+        let back: Option<ResolveRequest> = serde_json::from_str(&text).ok();
+        assert_eq!(back.map(|r| r.user_id), Some(id));
+        let long = format!(r#"{{"user_id":"{}","force":false}}"#, "a".repeat(129));
+        assert!(serde_json::from_str::<ResolveRequest>(&long).is_err());
+        let old = serde_json::from_str::<InvalidateRequest>(r#"{"user_id":12,"min_version":3}"#);
+        assert_eq!(old.ok().map(|r| r.user_id), Some(UserId::from(12)));
     }
 }

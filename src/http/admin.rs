@@ -57,7 +57,7 @@ macro_rules! user_route {
             $method,
             path = $path,
             tag = "admin",
-            params(("id" = i64, Path, minimum = 1, description = "The user id.")),
+            params(("id" = super::openapi::UserIdSchema, Path, description = "The user id: an integer, or a text id such as a UUID.")),
             security(("bearer" = [])),
             $(request_body = $body,)?
             responses($($answers)* super::openapi::AdminUserErrors)

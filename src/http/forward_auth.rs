@@ -307,7 +307,11 @@ fn original(headers: &HeaderMap) -> Result<(String, String), ApiError> {
 fn field_value(a: &Authed, field: Field) -> Result<HeaderValue, ApiError> {
     let user = &a.state.user;
     let value = match field {
-        Field::Id => HeaderValue::from(user.id),
+        // An id's characters are all valid in a header value.
+        Field::Id => user
+            .id
+            .with_str(HeaderValue::from_str)
+            .map_err(|_| anyhow::anyhow!("an id that cannot be a header value"))?,
         Field::Role => HeaderValue::from_bytes(user.role.as_bytes())
             .map_err(|_| anyhow::anyhow!("a role that cannot be a header value"))?,
         Field::Status => HeaderValue::from_static(user.status.as_str()),
@@ -405,7 +409,7 @@ async fn check(ctx: &Ctx, caller: &Caller, headers: &HeaderMap, query: &str) -> 
         tracing::info!(
             target: "sessiond::forward_auth",
             status = 403,
-            user_id = user.id,
+            user_id = %user.id,
             role = %user.role,
             required = %roles.join(","),
             original_method = ?method,
@@ -427,7 +431,7 @@ async fn check(ctx: &Ctx, caller: &Caller, headers: &HeaderMap, query: &str) -> 
     tracing::debug!(
         target: "sessiond::forward_auth",
         status = 200,
-        user_id = user.id,
+        user_id = %user.id,
         original_method = ?method,
         original_uri = ?uri,
         client = ?caller.client,

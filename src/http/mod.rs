@@ -102,7 +102,7 @@ impl Caller {
             Ok(authed) => Ok(self.principal(&authed)),
             Err(AuthError::NotAdmin { id, email }) => {
                 let route = format!("{} {}", self.method, self.path.as_str());
-                let who = Principal::new(id, email.clone(), self.origin());
+                let who = Principal::new(id.clone(), email.clone(), self.origin());
                 ctx.audit.forbidden(&who, &route);
                 Err(AuthError::NotAdmin { id, email }.into())
             }

@@ -5,15 +5,17 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use sessiond_actors::User;
+use sessiond_actors::{User, UserId};
 
 use super::error::ApiError;
-use super::openapi::UserStatus;
+use super::openapi::{UserIdSchema, UserStatus};
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = User)]
 pub struct UserJson<'a> {
-    pub id: i64,
+    #[serde(with = "crate::ids")]
+    #[schema(value_type = UserIdSchema)]
+    pub id: UserId,
     pub email: &'a str,
     pub role: &'a str,
     #[schema(value_type = UserStatus)]
@@ -23,7 +25,7 @@ pub struct UserJson<'a> {
 impl<'a> From<&'a User> for UserJson<'a> {
     fn from(u: &'a User) -> Self {
         UserJson {
-            id: u.id,
+            id: u.id.clone(),
             email: &u.email,
             role: &u.role,
             status: u.status.as_str(),
@@ -117,14 +119,34 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
-/// A user id from a path segment.
-pub fn parse_user_id(segment: &str) -> Result<i64, ApiError> {
-    match segment.parse::<i64>() {
-        Ok(id) if id > 0 => Ok(id),
-        _ => Err(ApiError::BadRequest(
-            "the user id must be a positive integer".into(),
-        )),
+/// A user id from a path segment, percent-decoded first (a client may
+/// encode `:`, `@`, `+` or `=`).
+pub fn parse_user_id(segment: &str) -> Result<UserId, ApiError> {
+    let bad = |e: &dyn std::fmt::Display| ApiError::BadRequest(format!("invalid user id: {e}"));
+    let decoded = percent_decode(segment).ok_or_else(|| bad(&"a malformed %-escape"))?;
+    UserId::parse(&decoded).map_err(|e| bad(&e))
+}
+
+/// `%XX` escapes decoded; `None` for a malformed escape or bytes that are
+/// not UTF-8.
+fn percent_decode(s: &str) -> Option<std::borrow::Cow<'_, str>> {
+    if !s.contains('%') {
+        return Some(s.into());
     }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok().map(Into::into)
 }
 
 #[cfg(test)]
@@ -133,10 +155,36 @@ mod tests {
 
     #[test]
     fn validation() {
-        assert!(parse_user_id("12").is_ok());
-        assert!(parse_user_id("0").is_err());
-        assert!(parse_user_id("abc").is_err());
-        assert!(parse_user_id("-3").is_err());
+        assert_eq!(parse_user_id("12").ok(), Some(UserId::from(12)));
+        for text in [
+            "abc",
+            "550e8400-e29b-41d4-a716-446655440000",
+            "clx3k9abc0000qzrmn1234567",
+            "V1StGXR8_Z5jdHi6B-myT",
+            "Zx9kQ2mN7pL4vR8sT1wY3uE6iO0aB5cD",
+            "tenant:7@x+y=z~",
+        ] {
+            assert_eq!(parse_user_id(text).ok(), UserId::parse(text).ok(), "{text}");
+            assert!(parse_user_id(text).is_ok(), "{text}");
+        }
+        // As a client's encodeURIComponent sends them.
+        assert_eq!(
+            parse_user_id("tenant%3A7%40x%2By%3Dz~").ok(),
+            UserId::parse("tenant:7@x+y=z~").ok()
+        );
+        for bad in [
+            "",
+            "a%2Fb",
+            "a%20b",
+            "%",
+            "%zz",
+            "%C3",
+            "a%00",
+            "..",
+            &"a".repeat(129),
+        ] {
+            assert!(parse_user_id(bad).is_err(), "{bad:?}");
+        }
         assert!(parse_json::<RoleRequest>(b"").is_err());
         assert!(parse_json::<RoleRequest>(b"{\"role\": 5}").is_err());
         assert!(parse_json::<RoleRequest>(b"[\"admin\"]").is_err());

@@ -32,6 +32,45 @@ pub enum UserStatus {
     Deactivated,
 }
 
+/// A user id, as the application spells it: an integer (a JSON number),
+/// or a string (a UUID, a cuid, a nanoid...). Either form is accepted
+/// wherever an id is read; `"42"` and `42` name the same user.
+pub struct UserIdSchema;
+
+/// What a text id may hold (`sessiond_actors::UserId`).
+pub const USER_ID_PATTERN: &str = "^[A-Za-z0-9._~:@+=-]*[A-Za-z0-9][A-Za-z0-9._~:@+=-]*$";
+
+impl utoipa::PartialSchema for UserIdSchema {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, OneOfBuilder, SchemaFormat};
+        use utoipa::openapi::{ObjectBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(128))
+                    .pattern(Some(USER_ID_PATTERN)),
+            )
+            .description(Some(
+                "A user id: an integer, or a string of 1 to 128 ASCII letters, digits and \
+                 `-_.~:@+=`, with at least one letter or digit (a UUID, a cuid, a nanoid...).",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for UserIdSchema {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "UserId".into()
+    }
+}
+
 /// The document's list of error codes: those of [`ErrorCode::ALL`] that
 /// [`ErrorCode::documented`] keeps, in that order.
 impl utoipa::PartialSchema for ErrorCode {

@@ -25,7 +25,7 @@ pub fn user_json(status: StatusCode, row: &UserRow) -> Response {
     json(
         status,
         &UserJson {
-            id: row.id,
+            id: row.id.clone(),
             email: &row.email,
             role: &row.role,
             status: row.status.as_str(),

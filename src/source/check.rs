@@ -138,12 +138,15 @@ pub async fn check_schema(app: &AppSource, pool: &PgPool) -> anyhow::Result<()> 
 /// Tokens, the change log and the cluster name users by 64-bit integer
 /// ids: an id column of another type cannot be served.
 fn check_id_kind(app: &AppSource, actual: &str) -> anyhow::Result<()> {
-    if matches!(actual, "smallint" | "integer" | "bigint") {
+    if matches!(
+        actual,
+        "smallint" | "integer" | "bigint" | "text" | "character varying" | "character" | "uuid"
+    ) {
         return Ok(());
     }
     anyhow::bail!(
-        "[source] the id column {}.{} is of type {actual}; this version serves integer ids \
-         (smallint, integer, bigint) only",
+        "[source] the id column {}.{} is of type {actual}; sessiond serves integer, text and \
+         uuid ids (smallint, integer, bigint, text, varchar, char, uuid)",
         app.qualified_table(),
         ident(&app.id_column)
     )

@@ -6,7 +6,7 @@
 use sqlx::postgres::Postgres;
 use sqlx::Row;
 
-use sessiond_actors::{Status, UserState};
+use sessiond_actors::{Status, UserId, UserState};
 
 use super::sql::SqlStore;
 use super::{state_from, UserRow};
@@ -27,7 +27,7 @@ impl SqlStore<Postgres> {
     pub(crate) async fn app_user(
         &self,
         q: &Queries,
-        id: i64,
+        id: &UserId,
         now: i64,
     ) -> Result<Option<(UserRow, i64, Option<String>)>, sqlx::Error> {
         let Some(r) = sqlx::query(&q.fetch)
@@ -39,7 +39,7 @@ impl SqlStore<Postgres> {
             return Ok(None);
         };
         let row = UserRow {
-            id,
+            id: id.clone(),
             email: r.try_get("email")?,
             role: r.try_get("role")?,
             status: Status::parse(&r.try_get::<String, _>("status")?),
@@ -56,7 +56,7 @@ impl SqlStore<Postgres> {
     pub(crate) async fn app_fetch_state(
         &self,
         q: &Queries,
-        id: i64,
+        id: &UserId,
         now: i64,
     ) -> Result<Option<UserState>, sqlx::Error> {
         Ok(self
@@ -72,7 +72,7 @@ impl SqlStore<Postgres> {
     async fn app_change(
         &self,
         q: &Queries,
-        id: i64,
+        id: &UserId,
         now: i64,
         revoke_all: bool,
         revoked: Option<(&str, i64)>,
@@ -112,7 +112,7 @@ impl SqlStore<Postgres> {
             .await?;
         }
         sqlx::query("SELECT sessiond.sessiond_log_change($1, $2)")
-            .bind(id)
+            .bind(&uid)
             .bind(version)
             .execute(&mut *tx)
             .await?;
@@ -127,7 +127,7 @@ impl SqlStore<Postgres> {
     pub(crate) async fn app_revoke_all(
         &self,
         q: &Queries,
-        id: i64,
+        id: &UserId,
         now: i64,
     ) -> Result<Option<i64>, sqlx::Error> {
         self.app_change(q, id, now, true, None).await
@@ -136,7 +136,7 @@ impl SqlStore<Postgres> {
     pub(crate) async fn app_revoke_token(
         &self,
         q: &Queries,
-        id: i64,
+        id: &UserId,
         sid: &str,
         kept_until: i64,
         now: i64,

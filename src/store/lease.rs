@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use sessiond_actors::UserId;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
 
 use super::sql::{Dialect, SqlStore};
@@ -29,7 +30,7 @@ fn db_now<DB: Dialect>() -> String {
 pub(super) struct LoggedChanges {
     pub head: i64,
     pub pruned: i64,
-    pub changes: Vec<(i64, Option<i64>)>,
+    pub changes: Vec<(UserId, Option<i64>)>,
 }
 
 impl<DB> SqlStore<DB>
@@ -62,11 +63,17 @@ where
             .iter()
             .map(|r| {
                 Ok((
-                    r.try_get("user_id")?,
+                    r.try_get::<String, _>("user_id")?,
                     r.try_get::<Option<i64>, _>("version")?,
                 ))
             })
-            .collect::<Result<_, sqlx::Error>>()?
+            .collect::<Result<Vec<_>, sqlx::Error>>()?
+            .into_iter()
+            // A row no id can be read from (written by hand) is left out:
+            // the count then falls short of the head and the node drops its
+            // whole cache, which covers whatever the row meant.
+            .filter_map(|(id, version)| Some((UserId::parse(&id).ok()?, version)))
+            .collect()
         } else {
             Vec::new()
         };
@@ -82,7 +89,7 @@ where
     /// so every lease that has not seen it must confirm it or end before
     /// the caller acknowledges. For changes that bypassed the triggers.
     /// Returns the change's number.
-    pub(super) async fn log_invalidation(&self, user_id: i64) -> Result<i64, sqlx::Error> {
+    pub(super) async fn log_invalidation(&self, user_id: &str) -> Result<i64, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         // Taking the number locks the head row until commit (PostgreSQL;
         // SQLite has one writer): numbers follow commit order.

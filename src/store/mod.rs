@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sessiond_actors::{
-    BoxFuture, Changes, Fetched, Holder, LeaseStore, Status, StoreError, User, UserState, UserStore,
+    BoxFuture, Changes, Fetched, Holder, LeaseStore, Status, StoreError, User, UserId, UserState,
+    UserStore,
 };
 
 use crate::clock::Clock;
@@ -39,10 +40,11 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_millis(1500);
 /// nodes is the one `iat` is checked with.
 pub const REVOCATION_SKEW_MS: i64 = crate::auth::IAT_LEEWAY_SECS * 1000;
 
-/// A user row as the admin API shows it.
+/// A user row as the admin API shows it. The own-users table numbers its
+/// users: a text id names no row of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserRow {
-    pub id: i64,
+    pub id: UserId,
     pub email: String,
     pub role: String,
     pub status: Status,
@@ -55,7 +57,7 @@ pub struct UserRow {
 impl UserRow {
     pub fn user(&self) -> User {
         User {
-            id: self.id,
+            id: self.id.clone(),
             email: self.email.clone(),
             role: self.role.clone(),
             status: self.status,
@@ -82,13 +84,15 @@ pub struct AuditEntry {
     /// Unix ms.
     pub at: i64,
     /// The caller's user; none for a refused login.
-    pub actor_id: Option<i64>,
+    #[serde(serialize_with = "crate::ids::serialize_opt")]
+    pub actor_id: Option<UserId>,
     /// The caller's email, or the email a login tried.
     pub actor_email: Option<String>,
     /// `user.create`, `user.role`, `user.deactivate`, …, `login`,
     /// `login.failure`, `login.rate_limited`, `admin.forbidden`
     pub action: String,
-    pub target_id: Option<i64>,
+    #[serde(serialize_with = "crate::ids::serialize_opt")]
+    pub target_id: Option<UserId>,
     /// What changed (`role: editor -> viewer`), or why a refusal; never a
     /// password or a token.
     pub detail: Option<String>,
@@ -247,11 +251,17 @@ impl Db {
         dispatch!(self, s => s.create_user(email, password_hash, role, now).await)
     }
 
-    pub async fn user(&self, id: i64) -> Result<Option<UserRow>, DbError> {
+    /// The user with this id. In own-users mode the table numbers its
+    /// users, so a text id names nobody; an app source takes any id its
+    /// table holds.
+    pub async fn user(&self, id: &UserId) -> Result<Option<UserRow>, DbError> {
         if let Some((pg, q)) = self.app_pg() {
             let now = self.clock.now_ms();
             return Ok(pg.app_user(q, id, now).await?.map(|(row, _, _)| row));
         }
+        let Some(id) = id.as_int() else {
+            return Ok(None);
+        };
         dispatch!(self, s => s.user(id).await)
     }
 
@@ -262,21 +272,34 @@ impl Db {
 
     /// Refused ([`Guarded::LastAdmin`]) when it would demote the last
     /// active administrator.
-    pub async fn set_role(&self, id: i64, role: &str) -> Result<Guarded<Changed>, DbError> {
+    pub async fn set_role(&self, id: &UserId, role: &str) -> Result<Guarded<Changed>, DbError> {
+        let Some(id) = id.as_int() else {
+            return Ok(Guarded::NotFound);
+        };
         let now = self.clock.now_ms();
         dispatch!(self, s => s.set_role(id, role, now).await)
     }
 
     /// Refused ([`Guarded::LastAdmin`]) when it would deactivate the last
     /// active administrator.
-    pub async fn set_status(&self, id: i64, status: Status) -> Result<Guarded<Changed>, DbError> {
+    pub async fn set_status(
+        &self,
+        id: &UserId,
+        status: Status,
+    ) -> Result<Guarded<Changed>, DbError> {
+        let Some(id) = id.as_int() else {
+            return Ok(Guarded::NotFound);
+        };
         let now = self.clock.now_ms();
         dispatch!(self, s => s.set_status(id, status.as_str(), now).await)
     }
 
     /// Deletes the user (and its revoked tokens); refused
     /// ([`Guarded::LastAdmin`]) for the last active administrator.
-    pub async fn delete_user(&self, id: i64) -> Result<Guarded<()>, DbError> {
+    pub async fn delete_user(&self, id: &UserId) -> Result<Guarded<()>, DbError> {
+        let Some(id) = id.as_int() else {
+            return Ok(Guarded::NotFound);
+        };
         dispatch!(self, s => s.delete_user(id).await)
     }
 
@@ -285,7 +308,7 @@ impl Db {
     /// version, `None` if there is no such user.
     pub async fn revoke_token(
         &self,
-        user_id: i64,
+        user_id: &UserId,
         sid: &str,
         expires_ms: i64,
     ) -> Result<Option<i64>, DbError> {
@@ -296,15 +319,19 @@ impl Db {
                 .app_revoke_token(q, user_id, sid, kept_until, now)
                 .await?);
         }
-        dispatch!(self, s => s.revoke_token(user_id, sid, kept_until, now).await)
+        let Some(id) = user_id.as_int() else {
+            return Ok(None);
+        };
+        dispatch!(self, s => s.revoke_token(id, sid, kept_until, now).await)
     }
 
     /// Logs a change of `user_id` that drops every cached copy, without
     /// writing the user: the head of the change log moves, so a write
     /// confirmation waits for every lease holder to apply it. For changes
     /// made by hand with the triggers bypassed.
-    pub async fn log_invalidation(&self, user_id: i64) -> Result<i64, DbError> {
-        dispatch!(self, s => s.log_invalidation(user_id).await)
+    pub async fn log_invalidation(&self, user_id: &UserId) -> Result<i64, DbError> {
+        let user_id = user_id.to_string();
+        dispatch!(self, s => s.log_invalidation(&user_id).await)
     }
 
     /// The nodes that hold a running freshness lease on this database.
@@ -313,11 +340,14 @@ impl Db {
     }
 
     /// Revokes every token issued until now; returns the new version.
-    pub async fn revoke_all(&self, user_id: i64) -> Result<Option<i64>, DbError> {
+    pub async fn revoke_all(&self, user_id: &UserId) -> Result<Option<i64>, DbError> {
         let now = self.clock.now_ms();
         if let Some((pg, q)) = self.app_pg() {
             return Ok(pg.app_revoke_all(q, user_id, now).await?);
         }
+        let Some(user_id) = user_id.as_int() else {
+            return Ok(None);
+        };
         dispatch!(self, s => s.revoke_all(user_id, now).await)
     }
 
@@ -370,12 +400,19 @@ impl Db {
     }
 
     /// One user's cached state: record, watermark, unexpired revoked ids.
-    pub async fn fetch_state(&self, id: i64) -> Result<Fetched, StoreError> {
+    pub async fn fetch_state(&self, id: &UserId) -> Result<Fetched, StoreError> {
         let now = self.clock.now_ms();
+        let int_id = id.as_int();
+        if int_id.is_none() && self.app_pg().is_none() {
+            return Ok(Fetched::Missing);
+        }
         let row = tokio::time::timeout(FETCH_TIMEOUT, async {
             if let Some((pg, q)) = self.app_pg() {
                 return pg.app_fetch_state(q, id, now).await.map_err(DbError::from);
             }
+            let Some(id) = int_id else {
+                return Ok(None);
+            };
             let row: Result<_, DbError> = dispatch!(self, s => s.fetch_state(id, now).await);
             row
         })
@@ -522,9 +559,10 @@ impl crate::auth::KeyStore for Db {
 }
 
 impl UserStore for Db {
-    fn fetch(&self, user_id: i64) -> BoxFuture<'static, Result<Fetched, StoreError>> {
+    fn fetch(&self, user_id: &UserId) -> BoxFuture<'static, Result<Fetched, StoreError>> {
         let db = self.clone();
-        Box::pin(async move { db.fetch_state(user_id).await })
+        let user_id = user_id.clone();
+        Box::pin(async move { db.fetch_state(&user_id).await })
     }
 }
 

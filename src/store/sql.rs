@@ -9,7 +9,7 @@
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 
-use sessiond_actors::{Status, UserState};
+use sessiond_actors::{Status, UserId, UserState};
 
 use super::{state_from, AuditEntry, Changed, SigningKeyRow, UserRow, WriteError};
 
@@ -31,6 +31,12 @@ fn keeps_an_admin(n: usize) -> String {
         "(NOT (role = 'admin' AND status = 'active') OR EXISTS (
             SELECT 1 FROM users o WHERE o.id <> ${n} AND o.role = 'admin' AND o.status = 'active'))"
     )
+}
+
+/// An id read back from one of sessiond's own tables (text): one that does
+/// not parse (written by hand) reads as none.
+fn stored_id(text: Option<String>) -> Option<UserId> {
+    UserId::parse(&text?).ok()
 }
 
 /// What `keys retire KID` found.
@@ -74,6 +80,7 @@ where
     for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
     for<'a> &'a str: ColumnIndex<DB::Row>,
 {
@@ -83,7 +90,7 @@ where
 
     fn user_row(r: &DB::Row) -> Result<UserRow, sqlx::Error> {
         Ok(UserRow {
-            id: r.try_get("id")?,
+            id: UserId::from(r.try_get::<i64, _>("id")?),
             email: r.try_get("email")?,
             role: r.try_get("role")?,
             status: Status::parse(&r.try_get::<String, _>("status")?),
@@ -324,7 +331,7 @@ where
         .transpose()?;
         if version.is_some() {
             sqlx::query("DELETE FROM revoked_tokens WHERE user_id = $1 AND expires_at <= $2")
-                .bind(user_id)
+                .bind(user_id.to_string())
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
@@ -333,7 +340,7 @@ where
                  ON CONFLICT (sid) DO NOTHING",
             )
             .bind(sid)
-            .bind(user_id)
+            .bind(user_id.to_string())
             .bind(expires_ms)
             .execute(&mut *tx)
             .await?;
@@ -369,7 +376,7 @@ where
         let sql = format!(
             "SELECT {USER_COLUMNS}, tokens_valid_after,
                     (SELECT {} FROM revoked_tokens r
-                      WHERE r.user_id = users.id AND r.expires_at > $1) AS revoked
+                      WHERE r.user_id = CAST(users.id AS TEXT) AND r.expires_at > $1) AS revoked
                FROM users WHERE id = $2",
             DB::JOIN_SIDS
         );
@@ -395,10 +402,10 @@ where
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(e.at)
-        .bind(e.actor_id)
+        .bind(e.actor_id.as_ref().map(ToString::to_string))
         .bind(e.actor_email.as_deref())
         .bind(e.action.as_str())
-        .bind(e.target_id)
+        .bind(e.target_id.as_ref().map(ToString::to_string))
         .bind(e.detail.as_deref())
         .bind(e.client.as_deref())
         .bind(e.request_id.as_deref())
@@ -427,10 +434,10 @@ where
             .map(|r| {
                 Ok(AuditEntry {
                     at: r.try_get("at")?,
-                    actor_id: r.try_get("actor_id")?,
+                    actor_id: stored_id(r.try_get("actor_id")?),
                     actor_email: r.try_get("actor_email")?,
                     action: r.try_get("action")?,
-                    target_id: r.try_get("target_id")?,
+                    target_id: stored_id(r.try_get("target_id")?),
                     detail: r.try_get("detail")?,
                     client: r.try_get("client")?,
                     request_id: r.try_get("request_id")?,

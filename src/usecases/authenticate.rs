@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use sessiond_actors::{Fetched, Lookup, ResolveError, Router, Served, Status, UserState};
+use sessiond_actors::{Fetched, Lookup, ResolveError, Router, Served, Status, UserId, UserState};
 
 use crate::auth::{TokenError, Tokens, Verified};
 use crate::metrics::{Outcome, Telemetry};
@@ -26,7 +26,7 @@ pub enum AuthError {
     /// Admitted, but the route needs the admin role (which this user,
     /// named for the audit trail, does not have).
     #[error("this route needs the admin role")]
-    NotAdmin { id: i64, email: String },
+    NotAdmin { id: UserId, email: String },
     /// The record could not be read.
     #[error(transparent)]
     Unavailable(#[from] ResolveError),
@@ -106,7 +106,11 @@ pub struct Authed {
 impl Authed {
     /// The caller as an audit entry names it.
     pub fn principal(&self, origin: Origin) -> Principal {
-        Principal::new(self.state.user.id, self.state.user.email.clone(), origin)
+        Principal::new(
+            self.state.user.id.clone(),
+            self.state.user.email.clone(),
+            origin,
+        )
     }
 }
 
@@ -135,7 +139,7 @@ impl Authenticator {
     ) -> Result<Authed, AuthError> {
         let token = self.tokens.verify(bearer(header)?).await?;
         let started = Instant::now();
-        let result = self.router.resolve(token.user_id, lookup).await;
+        let result = self.router.resolve(&token.user_id, lookup).await;
         let outcome = match &result {
             Ok(s) if s.hit => Outcome::Hit,
             Ok(_) => Outcome::Miss,
@@ -157,7 +161,7 @@ impl Authenticator {
         let user = &authed.state.user;
         if user.role != "admin" {
             return Err(AuthError::NotAdmin {
-                id: user.id,
+                id: user.id.clone(),
                 email: user.email.clone(),
             });
         }
@@ -173,7 +177,7 @@ mod tests {
     fn state(status: Status, after: i64, sids: &[&str]) -> Fetched {
         Fetched::Found(Arc::new(UserState {
             user: User {
-                id: 1,
+                id: UserId::from(1),
                 email: "a@b".into(),
                 role: "user".into(),
                 status,
@@ -188,7 +192,7 @@ mod tests {
     #[test]
     fn admit_rules() {
         let t = Verified {
-            user_id: 1,
+            user_id: UserId::from(1),
             sid: "s1".into(),
             issued_ms: 1000,
             epoch: None,

@@ -89,7 +89,7 @@ impl Login {
         let result = self.check(&email, password, from.client.as_deref()).await;
         let refused = |action, detail| self.audit.login_refused(&email, action, from, detail);
         match &result {
-            Ok(done) => self.audit.logged_in(done.user.id, &email, from),
+            Ok(done) => self.audit.logged_in(&done.user.id, &email, from),
             Err(LoginError::InvalidCredentials) => refused("login.failure", None),
             Err(LoginError::Deactivated) => {
                 refused("login.failure", Some("the account is deactivated".into()))
@@ -149,7 +149,7 @@ impl Login {
         }
         let (token, claims) = self
             .tokens
-            .issue(row.id, row.session_epoch)
+            .issue(&row.id, row.session_epoch)
             .map_err(|e| LoginError::Internal(e.into()))?;
         Ok(LoggedIn {
             token,

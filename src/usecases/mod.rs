@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sessiond_actors::sync::MutexExt;
+use sessiond_actors::UserId;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -37,7 +38,7 @@ pub struct Origin {
 /// came from and the request's id.
 #[derive(Clone, Debug)]
 pub struct Principal {
-    pub id: i64,
+    pub id: UserId,
     pub email: String,
     pub client: Option<String>,
     /// Carried explicitly: an admin write finishes in a task of its own,
@@ -46,7 +47,7 @@ pub struct Principal {
 }
 
 impl Principal {
-    pub fn new(id: i64, email: String, origin: Origin) -> Principal {
+    pub fn new(id: UserId, email: String, origin: Origin) -> Principal {
         Principal {
             id,
             email,
@@ -97,12 +98,12 @@ impl Audit {
         &self,
         by: &Principal,
         action: &str,
-        target: Option<i64>,
+        target: Option<UserId>,
         detail: Option<String>,
     ) {
         let entry = AuditEntry {
             at: self.clock.now_ms(),
-            actor_id: Some(by.id),
+            actor_id: Some(by.id.clone()),
             actor_email: Some(by.email.clone()),
             action: action.to_string(),
             target_id: target,
@@ -115,9 +116,9 @@ impl Audit {
     }
 
     /// A successful login by user `id`.
-    pub fn logged_in(&self, id: i64, email: &str, from: &Origin) {
-        let mut entry = self.entry(Some(id), email, "login", from, None);
-        entry.target_id = Some(id);
+    pub fn logged_in(&self, id: &UserId, email: &str, from: &Origin) {
+        let mut entry = self.entry(Some(id.clone()), email, "login", from, None);
+        entry.target_id = Some(id.clone());
         log(&entry);
         self.spawn_store(entry);
     }
@@ -136,7 +137,7 @@ impl Audit {
             request_id: who.request_id.clone(),
         };
         let entry = self.entry(
-            Some(who.id),
+            Some(who.id.clone()),
             &who.email,
             "admin.forbidden",
             &origin,
@@ -147,7 +148,7 @@ impl Audit {
 
     fn entry(
         &self,
-        actor: Option<i64>,
+        actor: Option<UserId>,
         email: &str,
         action: &str,
         from: &Origin,
@@ -188,9 +189,9 @@ fn log(entry: &AuditEntry) {
     tracing::info!(
         target: "sessiond::audit",
         action = %entry.action,
-        actor_id = entry.actor_id,
+        actor_id = entry.actor_id.as_ref().map(tracing::field::display),
         actor = entry.actor_email.as_deref(),
-        target_id = entry.target_id,
+        target_id = entry.target_id.as_ref().map(tracing::field::display),
         detail = entry.detail.as_deref(),
         client = entry.client.as_deref(),
         request_id = entry.request_id.as_deref(),

@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use sessiond_actors::{InvalidationSource, Router, Status};
+use sessiond_actors::{InvalidationSource, Router, Status, UserId};
 
 use crate::auth::{self, PasswordPool, Verified};
 use crate::store::{Db, DbError, Guarded, UserRow, WriteError};
@@ -28,13 +28,13 @@ pub enum UserError {
     #[error("{0}")]
     Invalid(String),
     #[error("no user with id {0}")]
-    NotFound(i64),
+    NotFound(UserId),
     #[error("a user with this email already exists")]
     EmailTaken,
     /// Demoting, deactivating or deleting this user would leave no active
     /// administrator, and only database access could then recover.
     #[error("user {0} is the last active administrator")]
-    LastAdmin(i64),
+    LastAdmin(UserId),
     /// The password threads' queue is full.
     #[error("too many password checks in progress; try again")]
     Busy,
@@ -62,11 +62,11 @@ impl UserError {
 }
 
 /// The written value, or why the write changed nothing.
-fn guarded<T>(id: i64, outcome: Guarded<T>) -> Result<T, UserError> {
+fn guarded<T>(id: &UserId, outcome: Guarded<T>) -> Result<T, UserError> {
     match outcome {
         Guarded::Done(t) => Ok(t),
-        Guarded::NotFound => Err(UserError::NotFound(id)),
-        Guarded::LastAdmin => Err(UserError::LastAdmin(id)),
+        Guarded::NotFound => Err(UserError::NotFound(id.clone())),
+        Guarded::LastAdmin => Err(UserError::LastAdmin(id.clone())),
     }
 }
 
@@ -155,7 +155,7 @@ enum Fence {
 /// What a write did, for the steps that follow it.
 struct Written<T> {
     value: T,
-    target: i64,
+    target: UserId,
     fence: Fence,
     /// For the audit entry: what changed (`role: editor -> viewer`), never
     /// a secret.
@@ -163,7 +163,7 @@ struct Written<T> {
 }
 
 impl<T> Written<T> {
-    fn new(value: T, target: i64, fence: Fence) -> Self {
+    fn new(value: T, target: UserId, fence: Fence) -> Self {
         Written {
             value,
             target,
@@ -206,7 +206,7 @@ impl Users {
     async fn commit<T, W>(
         &self,
         by: &Principal,
-        about: Option<i64>,
+        about: Option<UserId>,
         action: Option<&'static str>,
         write: W,
     ) -> Result<T, UserError>
@@ -231,16 +231,18 @@ impl Users {
                             Fence::Nothing => None,
                         };
                         let confirmed = match fence {
-                            Some(v) => router.invalidate_confirmed(w.target, v, api, &db).await,
+                            Some(v) => router.invalidate_confirmed(&w.target, v, api, &db).await,
                             None => Ok(()),
                         };
                         if let Some(action) = action {
-                            audit.record(&by, action, Some(w.target), w.detail).await;
+                            audit
+                                .record(&by, action, Some(w.target.clone()), w.detail)
+                                .await;
                         }
                         match confirmed {
                             Ok(()) => Ok(w.value),
                             Err(e) => {
-                                tracing::warn!(user = w.target, error = %e, "write not confirmed everywhere");
+                                tracing::warn!(user = %w.target, error = %e, "write not confirmed everywhere");
                                 Err(UserError::Unconfirmed)
                             }
                         }
@@ -283,8 +285,9 @@ impl Users {
         }
     }
 
-    pub async fn get(&self, id: i64) -> Result<UserRow, UserError> {
-        self.db.user(id).await?.ok_or(UserError::NotFound(id))
+    pub async fn get(&self, id: impl Into<UserId>) -> Result<UserRow, UserError> {
+        let id = id.into();
+        self.db.user(&id).await?.ok_or(UserError::NotFound(id))
     }
 
     pub async fn create(
@@ -300,7 +303,7 @@ impl Users {
         let db = self.db.clone();
         self.commit(by, None, Some("user.create"), async move {
             let row = insert(&db, &new, &hash).await?;
-            let mut w = Written::new(row.clone(), row.id, Fence::Nothing);
+            let mut w = Written::new(row.clone(), row.id.clone(), Fence::Nothing);
             w.detail = Some(format!("role: {}", row.role));
             Ok(w)
         })
@@ -310,14 +313,15 @@ impl Users {
     pub async fn set_role(
         &self,
         by: &Principal,
-        id: i64,
+        id: impl Into<UserId>,
         role: &str,
     ) -> Result<UserRow, UserError> {
         self.own_users_only()?;
+        let id = id.into();
         validate_role(role)?;
         let (db, role) = (self.db.clone(), role.to_string());
-        self.commit(by, Some(id), Some("user.role"), async move {
-            let changed = guarded(id, db.set_role(id, &role).await?)?;
+        self.commit(by, Some(id.clone()), Some("user.role"), async move {
+            let changed = guarded(&id, db.set_role(&id, &role).await?)?;
             let detail = format!("role: {} -> {}", changed.before, changed.row.role);
             let version = changed.row.version;
             let mut w = Written::new(changed.row, id, Fence::Version(version));
@@ -331,17 +335,18 @@ impl Users {
     pub async fn set_status(
         &self,
         by: &Principal,
-        id: i64,
+        id: impl Into<UserId>,
         status: Status,
     ) -> Result<UserRow, UserError> {
         self.own_users_only()?;
+        let id = id.into();
         let action = match status {
             Status::Active => "user.activate",
             Status::Deactivated => "user.deactivate",
         };
         let db = self.db.clone();
-        self.commit(by, Some(id), Some(action), async move {
-            let changed = guarded(id, db.set_status(id, status).await?)?;
+        self.commit(by, Some(id.clone()), Some(action), async move {
+            let changed = guarded(&id, db.set_status(&id, status).await?)?;
             let detail = format!(
                 "status: {} -> {}",
                 changed.before,
@@ -355,23 +360,36 @@ impl Users {
         .await
     }
 
-    pub async fn delete(&self, by: &Principal, id: i64) -> Result<(), UserError> {
+    pub async fn delete(&self, by: &Principal, id: impl Into<UserId>) -> Result<(), UserError> {
         self.own_users_only()?;
+        let id = id.into();
         let db = self.db.clone();
-        self.commit(by, Some(id), Some("user.delete"), async move {
-            guarded(id, db.delete_user(id).await?)?;
+        self.commit(by, Some(id.clone()), Some("user.delete"), async move {
+            guarded(&id, db.delete_user(&id).await?)?;
             Ok(Written::new((), id, Fence::Everything))
         })
         .await
     }
 
     /// Every token issued until now stops resolving.
-    pub async fn revoke_sessions(&self, by: &Principal, id: i64) -> Result<(), UserError> {
+    pub async fn revoke_sessions(
+        &self,
+        by: &Principal,
+        id: impl Into<UserId>,
+    ) -> Result<(), UserError> {
+        let id = id.into();
         let db = self.db.clone();
-        self.commit(by, Some(id), Some("user.revoke_sessions"), async move {
-            let version = db.revoke_all(id).await?.ok_or(UserError::NotFound(id))?;
-            Ok(Written::new((), id, Fence::Version(version)))
-        })
+        self.commit(
+            by,
+            Some(id.clone()),
+            Some("user.revoke_sessions"),
+            async move {
+                let Some(version) = db.revoke_all(&id).await? else {
+                    return Err(UserError::NotFound(id));
+                };
+                Ok(Written::new((), id, Fence::Version(version)))
+            },
+        )
         .await
     }
 
@@ -380,10 +398,11 @@ impl Users {
     /// others: it logs a change of the user (the user's row is not touched),
     /// so every lease holder must apply it, over the link or from the log,
     /// or see its lease end before this returns.
-    pub async fn invalidate(&self, by: &Principal, id: i64) -> Result<(), UserError> {
+    pub async fn invalidate(&self, by: &Principal, id: impl Into<UserId>) -> Result<(), UserError> {
+        let id = id.into();
         let db = self.db.clone();
-        self.commit(by, Some(id), Some("user.invalidate"), async move {
-            db.log_invalidation(id).await?;
+        self.commit(by, Some(id.clone()), Some("user.invalidate"), async move {
+            db.log_invalidation(&id).await?;
             Ok(Written::new((), id, Fence::Everything))
         })
         .await
@@ -393,13 +412,13 @@ impl Users {
     pub async fn logout(&self, by: &Principal, token: &Verified) -> Result<(), UserError> {
         let db = self.db.clone();
         let (user_id, sid, expires_ms) = (
-            token.user_id,
+            token.user_id.clone(),
             token.sid.clone(),
             token.exp.saturating_mul(1000),
         );
-        self.commit(by, Some(user_id), None, async move {
+        self.commit(by, Some(user_id.clone()), None, async move {
             // No version means the user is gone: drop whatever is cached.
-            let fence = match db.revoke_token(user_id, &sid, expires_ms).await? {
+            let fence = match db.revoke_token(&user_id, &sid, expires_ms).await? {
                 Some(v) => Fence::Version(v),
                 None => Fence::Everything,
             };
@@ -418,8 +437,8 @@ mod tests {
     use super::*;
     use crate::clock::Clock;
 
-    async fn role_seen(router: &Router, id: i64) -> String {
-        match router.resolve(id, Lookup::Resolve).await {
+    async fn role_seen(router: &Router, id: &UserId) -> String {
+        match router.resolve(id.clone(), Lookup::Resolve).await {
             Ok(served) => match served.fetched {
                 Fetched::Found(s) => s.user.role.clone(),
                 Fetched::Missing => "missing".into(),
@@ -452,10 +471,10 @@ mod tests {
         );
         let new = NewUser::parse("a@b.c", "password1".into(), None).expect("valid");
         let row = insert(&db, &new, "not a hash").await.expect("inserts");
-        assert_eq!(role_seen(&router, row.id).await, "user");
+        assert_eq!(role_seen(&router, &row.id).await, "user");
 
-        let by = Principal::new(0, "admin@localhost".into(), Default::default());
-        let mut request = Box::pin(users.set_role(&by, row.id, "viewer"));
+        let by = Principal::new(0.into(), "admin@localhost".into(), Default::default());
+        let mut request = Box::pin(users.set_role(&by, row.id.clone(), "viewer"));
         // Polled once, then dropped, as warp drops a disconnected request.
         std::future::poll_fn(|cx| {
             let _ = request.as_mut().poll(cx);
@@ -465,14 +484,14 @@ mod tests {
         drop(request);
 
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while role_seen(&router, row.id).await != "viewer" {
+        while role_seen(&router, &row.id).await != "viewer" {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "the cache still serves the old role"
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let stored = db.user(row.id).await.expect("reads").expect("exists");
+        let stored = db.user(&row.id).await.expect("reads").expect("exists");
         assert_eq!(stored.role, "viewer");
         router.stop().await;
     }

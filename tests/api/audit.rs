@@ -68,8 +68,8 @@ async fn logins_refusals_and_old_values_are_audited(b: Backend) {
     }
     let logins = entries(&trail, "login");
     assert_eq!(logins[1].actor_email.as_deref(), Some("ed@example.test"));
-    assert_eq!(logins[1].actor_id, Some(id));
-    assert_eq!(logins[1].target_id, Some(id));
+    assert_eq!(logins[1].actor_id, Some(id.into()));
+    assert_eq!(logins[1].target_id, Some(id.into()));
     let failures = entries(&trail, "login.failure");
     let tried: Vec<_> = failures.iter().map(|e| e.actor_email.as_deref()).collect();
     assert!(tried.contains(&Some("ed@example.test")), "{tried:?}");
@@ -93,7 +93,7 @@ async fn logins_refusals_and_old_values_are_audited(b: Backend) {
         "the entry names the request the client saw"
     );
     let forbidden = entries(&trail, "admin.forbidden")[0];
-    assert_eq!(forbidden.actor_id, Some(id));
+    assert_eq!(forbidden.actor_id, Some(id.into()));
     assert_eq!(forbidden.actor_email.as_deref(), Some("ed@example.test"));
     assert_eq!(
         forbidden.detail.as_deref(),
@@ -191,7 +191,7 @@ async fn a_flood_of_refusals_stores_a_bounded_number_of_rows() {
         .await;
     audit_when(&app, |t| {
         t.iter()
-            .any(|e| e.action == "user.create" && e.target_id == Some(id))
+            .any(|e| e.action == "user.create" && e.target_id == Some(id.into()))
     })
     .await;
     app.stop().await;

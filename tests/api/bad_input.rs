@@ -109,10 +109,19 @@ async fn bad_tokens_are_invalid_token(b: Backend) {
     app.session(&wrong_iss)
         .await
         .assert_error(401, "invalid_token");
-    let bad_sub = sign(Algorithm::HS256, SECRET, &claims("not-a-number", 3600));
-    app.session(&bad_sub)
+    // A subject that is no user id (ids are ASCII letters, digits and
+    // -_.~:@+=, 1 to 128 bytes) is an invalid token ...
+    for sub in ["not a number", "", "ü", &"a".repeat(129)] {
+        let bad_sub = sign(Algorithm::HS256, SECRET, &claims(sub, 3600));
+        app.session(&bad_sub)
+            .await
+            .assert_error(401, "invalid_token");
+    }
+    // ... whereas a text id the own-users table cannot hold names no user.
+    let text_sub = sign(Algorithm::HS256, SECRET, &claims("not-a-number", 3600));
+    app.session(&text_sub)
         .await
-        .assert_error(401, "invalid_token");
+        .assert_error(401, "session_revoked");
 
     still_serving(&app).await;
     app.stop().await;
@@ -213,14 +222,35 @@ async fn bad_paths_and_ids(b: Backend) {
     app.request("DELETE", "/api/auth/session", None, None)
         .await
         .assert_error(405, "method_not_allowed");
-    for id in ["abc", "0", "-1", "1.5", "99999999999999999999999"] {
+    // What is no user id: 400.
+    let long = "a".repeat(129);
+    for id in ["a%20b", "%2F", "%zz", "..", "-", "a%C3", long.as_str()] {
         app.admin("GET", &format!("/api/admin/users/{id}"), None)
             .await
             .assert_error(400, "bad_request");
     }
-    app.admin("GET", "/api/admin/users/424242", None)
-        .await
-        .assert_error(404, "not_found");
+    // Ids this store has no user for, integers and text alike (UUID, cuid,
+    // nanoid, a 32-character id, one percent-encoded): 404.
+    for id in [
+        "424242",
+        "0",
+        "-1",
+        "1.5",
+        "99999999999999999999999",
+        "abc",
+        "550e8400-e29b-41d4-a716-446655440000",
+        "clx3k9abc0000qzrmn1234567",
+        "V1StGXR8_Z5jdHi6B-myT",
+        "Zx9kQ2mN7pL4vR8sT1wY3uE6iO0aB5cD",
+        "tenant%3A7%40x",
+    ] {
+        app.admin("GET", &format!("/api/admin/users/{id}"), None)
+            .await
+            .assert_error(404, "not_found");
+        app.admin("POST", &format!("/api/admin/users/{id}/deactivate"), None)
+            .await
+            .assert_error(404, "not_found");
+    }
 
     // Not HTTP at all, and a head that never ends: the connection is
     // dropped, the server carries on.

@@ -183,11 +183,11 @@ fn apply(token: &str, m: &Mutation) -> String {
 #[test]
 fn token_verification_refuses_every_mutation_of_a_valid_token() {
     let t = tokens();
-    let (valid, claims) = t.issue(42, 0).expect("issues a token");
+    let (valid, claims) = t.issue(&42.into(), 0).expect("issues a token");
     let verified = t.verify_known(&valid).expect("the token verifies");
     assert_eq!(
         (verified.user_id, verified.sid.as_str()),
-        (42, claims.sid.as_str())
+        (sessiond_actors::UserId::from(42), claims.sid.as_str())
     );
     check(proptest::collection::vec(mutation(), 1..4), |mutations| {
         let mutated = mutations.iter().fold(valid.clone(), |t, m| apply(&t, m));
@@ -277,25 +277,48 @@ fn json_bodies_from_structured_values() {
     });
 }
 
+/// A path segment is an id exactly when, percent-decoded, it is 1 to 128
+/// bytes of `[A-Za-z0-9._~:@+=-]` with a letter or digit; the canonical
+/// decimal of an i64 is the integer id, and the id's text form is what
+/// was sent.
 #[test]
 fn user_ids() {
     let segment = prop_oneof![
         text(),
         "[+-]?[0-9]{1,25}",
+        "[A-Za-z0-9._~:@+=-]{0,130}",
+        "[A-Za-z0-9%._~:@+=/ -]{1,40}",
         any::<i64>().prop_map(|n| n.to_string()),
     ];
     check(segment, |s| {
+        let valid = !s.contains('%')
+            && (1..=128).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._~:@+=-".contains(&b))
+            && s.bytes().any(|b| b.is_ascii_alphanumeric());
         match parse_user_id(&s) {
             Ok(id) => {
-                prop_assert!(id > 0);
-                prop_assert_eq!(s.parse::<i64>().ok(), Some(id));
+                if !s.contains('%') {
+                    prop_assert!(valid, "{:?} accepted", s);
+                    prop_assert_eq!(id.to_string(), s.clone());
+                }
+                let canonical = s.parse::<i64>().ok().filter(|n| n.to_string() == s);
+                prop_assert_eq!(id.as_int(), canonical);
             }
-            Err(e) => prop_assert_eq!(e.code().1, "bad_request"),
+            Err(e) => {
+                prop_assert!(!valid, "{:?} refused", s);
+                prop_assert_eq!(e.code().1, "bad_request");
+            }
         }
         Ok(())
     });
     check(any::<i64>(), |n| {
-        prop_assert_eq!(parse_user_id(&n.to_string()).ok(), (n > 0).then_some(n));
+        prop_assert_eq!(
+            parse_user_id(&n.to_string())
+                .ok()
+                .and_then(|id| id.as_int()),
+            Some(n)
+        );
         Ok(())
     });
 }

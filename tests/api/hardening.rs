@@ -135,7 +135,7 @@ async fn admin_actions_are_audited(b: Backend) {
     );
     for e in &trail {
         assert_eq!(e.actor_email.as_deref(), Some(ADMIN_EMAIL));
-        assert_eq!(e.target_id, Some(id));
+        assert_eq!(e.target_id, Some(id.into()));
         assert_eq!(e.client.as_deref(), Some("127.0.0.1"));
         assert!(e.at > 0);
     }

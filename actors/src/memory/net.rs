@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::config::CacheConfig;
+use crate::id::UserId;
 use crate::link::{Link, LinkError};
 use crate::lookup::{Lookup, Served};
 use crate::observer::{InvalidationSource, NoopObserver};
@@ -194,9 +195,10 @@ impl Link for NodeLink {
     fn resolve(
         &self,
         node: &str,
-        user_id: i64,
+        user_id: &UserId,
         lookup: Lookup,
     ) -> BoxFuture<'static, Result<Served, LinkError>> {
+        let user_id = user_id.clone();
         let net = Arc::clone(&self.net);
         let from = self.from;
         let to = net.index(node);
@@ -216,9 +218,10 @@ impl Link for NodeLink {
     fn invalidate(
         &self,
         node: &str,
-        user_id: i64,
+        user_id: &UserId,
         min_version: Option<i64>,
     ) -> BoxFuture<'static, Result<Option<i64>, LinkError>> {
+        let user_id = user_id.clone();
         let net = Arc::clone(&self.net);
         let from = self.from;
         let to = net.index(node);

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::id::UserId;
 use crate::lease::{Changes, Holder, LeaseStore};
 use crate::record::{Fetched, Status, User, UserState};
 use crate::store::{BoxFuture, StoreError, UserStore};
@@ -15,14 +16,14 @@ use crate::sync::MutexExt;
 
 #[derive(Default)]
 struct Inner {
-    users: Mutex<HashMap<i64, UserState>>,
+    users: Mutex<HashMap<UserId, UserState>>,
     queries: AtomicU64,
     latency_ms: AtomicU64,
     down: AtomicBool,
-    panic_for: Mutex<HashSet<i64>>,
-    panic_polled_for: Mutex<HashSet<i64>>,
+    panic_for: Mutex<HashSet<UserId>>,
+    panic_polled_for: Mutex<HashSet<UserId>>,
     /// Users whose fetches answer this snapshot instead of the table.
-    frozen: Mutex<HashMap<i64, Fetched>>,
+    frozen: Mutex<HashMap<UserId, Fetched>>,
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
     /// The change log and the lease table (see [`LeaseStore`]).
@@ -33,7 +34,7 @@ struct Inner {
 struct Log {
     head: u64,
     /// `(seq, user_id, version)`, oldest first.
-    entries: std::collections::VecDeque<(u64, i64, Option<i64>)>,
+    entries: std::collections::VecDeque<(u64, UserId, Option<i64>)>,
     /// Every change up to here has been pruned.
     pruned_through: u64,
     /// instance → (node, seen, end by the store's clock).
@@ -41,7 +42,7 @@ struct Log {
 }
 
 impl Log {
-    fn record(&mut self, user_id: i64, version: Option<i64>) {
+    fn record(&mut self, user_id: UserId, version: Option<i64>) {
         self.head += 1;
         self.entries.push_back((self.head, user_id, version));
     }
@@ -60,17 +61,18 @@ impl MemoryStore {
 
     /// Inserts or replaces a user with `role`, active, at version 1 (or one
     /// past the previous version).
-    pub fn put(&self, id: i64, role: &str) -> i64 {
+    pub fn put(&self, id: impl Into<UserId>, role: &str) -> i64 {
         self.update(id, |s| s.user.role = role.to_string())
     }
 
     /// Applies `change` to the user (created if absent) and bumps its
     /// version, as every write does. Returns the new version.
-    pub fn update(&self, id: i64, change: impl FnOnce(&mut UserState)) -> i64 {
+    pub fn update(&self, id: impl Into<UserId>, change: impl FnOnce(&mut UserState)) -> i64 {
+        let id = id.into();
         let mut users = self.inner.users.locked();
-        let state = users.entry(id).or_insert_with(|| UserState {
+        let state = users.entry(id.clone()).or_insert_with(|| UserState {
             user: User {
-                id,
+                id: id.clone(),
                 email: format!("user{id}@example.test"),
                 role: "user".into(),
                 status: Status::Active,
@@ -87,7 +89,8 @@ impl MemoryStore {
         state.version
     }
 
-    pub fn remove(&self, id: i64) {
+    pub fn remove(&self, id: impl Into<UserId>) {
+        let id = id.into();
         let mut users = self.inner.users.locked();
         users.remove(&id);
         self.log().record(id, None);
@@ -129,16 +132,16 @@ impl MemoryStore {
     }
 
     /// The next fetch of this user panics, synchronously, inside the caller.
-    pub fn panic_once(&self, id: i64) {
-        self.inner.panic_for.locked().insert(id);
+    pub fn panic_once(&self, id: impl Into<UserId>) {
+        self.inner.panic_for.locked().insert(id.into());
     }
 }
 
 impl MemoryStore {
     /// The next fetch of this user panics later, while its future is
     /// polled (as a driver bug would, mid-query).
-    pub fn panic_polled_once(&self, id: i64) {
-        self.inner.panic_polled_for.locked().insert(id);
+    pub fn panic_polled_once(&self, id: impl Into<UserId>) {
+        self.inner.panic_polled_for.locked().insert(id.into());
     }
 }
 
@@ -146,14 +149,15 @@ impl MemoryStore {
     /// From now on, fetches of this user answer what the table holds now,
     /// whatever is written later, until [`MemoryStore::thaw`]: a store that
     /// lags behind a write it has acknowledged.
-    pub fn freeze(&self, id: i64) {
-        let now = read(&self.inner, id);
+    pub fn freeze(&self, id: impl Into<UserId>) {
+        let id = id.into();
+        let now = read(&self.inner, &id);
         self.inner.frozen.locked().insert(id, now);
     }
 
     /// Fetches of this user read the table again.
-    pub fn thaw(&self, id: i64) {
-        self.inner.frozen.locked().remove(&id);
+    pub fn thaw(&self, id: impl Into<UserId>) {
+        self.inner.frozen.locked().remove(&id.into());
     }
 
     /// The most fetches that were ever running at the same time.
@@ -163,8 +167,8 @@ impl MemoryStore {
 }
 
 /// What the table holds for `id` now.
-fn read(inner: &Inner, id: i64) -> Fetched {
-    match inner.users.locked().get(&id) {
+fn read(inner: &Inner, id: &UserId) -> Fetched {
+    match inner.users.locked().get(id) {
         Some(s) => Fetched::Found(Arc::new(s.clone())),
         None => Fetched::Missing,
     }
@@ -188,16 +192,17 @@ impl Drop for Running<'_> {
 }
 
 /// Removes `id` from a one-shot set; whether it was there.
-fn take(set: &Mutex<HashSet<i64>>, id: i64) -> bool {
-    set.locked().remove(&id)
+fn take(set: &Mutex<HashSet<UserId>>, id: &UserId) -> bool {
+    set.locked().remove(id)
 }
 
 impl UserStore for MemoryStore {
-    fn fetch(&self, user_id: i64) -> BoxFuture<'static, Result<Fetched, StoreError>> {
-        if take(&self.inner.panic_for, user_id) {
+    fn fetch(&self, user_id: &UserId) -> BoxFuture<'static, Result<Fetched, StoreError>> {
+        let user_id = user_id.clone();
+        if take(&self.inner.panic_for, &user_id) {
             panic!("memory store told to panic for user {user_id}");
         }
-        let panics_polled = take(&self.inner.panic_polled_for, user_id);
+        let panics_polled = take(&self.inner.panic_polled_for, &user_id);
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
             inner.queries.fetch_add(1, Ordering::SeqCst);
@@ -213,7 +218,7 @@ impl UserStore for MemoryStore {
             } else if let Some(snapshot) = inner.frozen.locked().get(&user_id) {
                 Ok(snapshot.clone())
             } else {
-                Ok(read(&inner, user_id))
+                Ok(read(&inner, &user_id))
             };
             let latency = inner.latency_ms.load(Ordering::SeqCst);
             if latency > 0 {
@@ -246,7 +251,7 @@ impl LeaseStore for MemoryStore {
                     .entries
                     .iter()
                     .filter(|(seq, _, _)| *seq > seen)
-                    .map(|(_, u, v)| (*u, *v))
+                    .map(|(_, u, v)| (u.clone(), *v))
                     .collect(),
                 truncated: log.pruned_through > seen,
             })

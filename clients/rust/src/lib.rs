@@ -55,4 +55,4 @@ pub use client::SessiondClient;
 pub use error::SessiondError;
 #[cfg(feature = "warp")]
 pub use filter::{recover, recover_all, require_role, session_filter};
-pub use model::{CacheInfo, Login, Session, User, UserStatus};
+pub use model::{CacheInfo, Login, Session, User, UserId, UserStatus};

@@ -1,0 +1,314 @@
+//! A user's id as the application spells it ([`UserId`]): an integer
+//! (`42`), a UUID, or a string such as a cuid, a nanoid or Better Auth's
+//! 32-character ids.
+//!
+//! One rule decides the representation, so that two ids are equal exactly
+//! when their text forms are: the canonical decimal form of an `i64` (no
+//! sign but `-`, no leading zero) is kept as an integer, without an
+//! allocation; anything else valid is kept as shared text.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+/// The longest text id, in bytes.
+pub const MAX_USER_ID_LEN: usize = 128;
+
+/// A user id: immutable, cheap to clone (an integer, or a reference count
+/// on shared text). Build one with [`UserId::parse`] or from an `i64`.
+///
+/// Text ids are 1 to [`MAX_USER_ID_LEN`] bytes of ASCII letters, digits and
+/// `-_.~:@+=`, with at least one letter or digit (so no id is `.` or
+/// `..`): safe in a URL path, a log line and a NOTIFY payload, and enough
+/// for integers, UUIDs, cuid/cuid2, nanoid and Better Auth's ids.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserId(Repr);
+
+#[derive(Clone, PartialEq, Eq)]
+enum Repr {
+    Int(i64),
+    Text(Arc<str>),
+}
+
+/// Why a string is not a user id. The text names the rule, never the
+/// offending input (which may be anything a caller sent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UserIdError {
+    #[error("a user id cannot be empty")]
+    Empty,
+    #[error("a user id is at most {MAX_USER_ID_LEN} bytes")]
+    TooLong,
+    #[error("a user id is made of ASCII letters, digits and -_.~:@+=, with a letter or digit")]
+    BadChar,
+}
+
+/// Whether `b` may appear in a text id.
+#[inline]
+fn is_id_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':' | b'@' | b'+' | b'=')
+}
+
+/// The integer `s` is the canonical decimal form of, if any.
+#[inline]
+fn canonical_int(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let digits = b.strip_prefix(b"-").unwrap_or(b);
+    let canonical = match digits {
+        [] => false,
+        [b'0'] => digits.len() == b.len(), // "0" yes, "-0" no
+        [first, ..] => *first != b'0' && digits.iter().all(u8::is_ascii_digit),
+    };
+    if canonical && digits.len() <= 19 {
+        s.parse().ok()
+    } else {
+        None
+    }
+}
+
+impl UserId {
+    /// Parses an id: the integer form for the canonical decimal of an
+    /// `i64`, the text form for any other valid id.
+    pub fn parse(s: &str) -> Result<UserId, UserIdError> {
+        if let Some(n) = canonical_int(s) {
+            return Ok(UserId(Repr::Int(n)));
+        }
+        if s.is_empty() {
+            return Err(UserIdError::Empty);
+        }
+        if s.len() > MAX_USER_ID_LEN {
+            return Err(UserIdError::TooLong);
+        }
+        if !s.bytes().all(is_id_byte) || !s.bytes().any(|b| b.is_ascii_alphanumeric()) {
+            return Err(UserIdError::BadChar);
+        }
+        Ok(UserId(Repr::Text(Arc::from(s))))
+    }
+
+    /// The integer, for an integer id.
+    #[inline]
+    pub fn as_int(&self) -> Option<i64> {
+        match &self.0 {
+            Repr::Int(n) => Some(*n),
+            Repr::Text(_) => None,
+        }
+    }
+
+    /// The text, for a text id (an integer id has no stored text: use
+    /// `Display` or [`UserId::with_str`]).
+    #[inline]
+    pub fn as_text(&self) -> Option<&str> {
+        match &self.0 {
+            Repr::Int(_) => None,
+            Repr::Text(s) => Some(s),
+        }
+    }
+
+    /// Runs `f` on the text form, without allocating (an integer is
+    /// written on the stack).
+    pub fn with_str<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        match &self.0 {
+            Repr::Text(s) => f(s),
+            Repr::Int(n) => {
+                let mut buf = IntBuf::new();
+                f(buf.format(*n))
+            }
+        }
+    }
+
+    /// The bytes placement hashes: the integer's little-endian bytes for an
+    /// integer id (as before text ids existed, so no integer user moves),
+    /// the text's bytes for a text id.
+    #[inline]
+    pub(crate) fn placement_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        match &self.0 {
+            Repr::Int(n) => f(&n.to_le_bytes()),
+            Repr::Text(s) => f(s.as_bytes()),
+        }
+    }
+}
+
+/// An `i64` in decimal on the stack.
+struct IntBuf([u8; 20]);
+
+impl IntBuf {
+    fn new() -> Self {
+        IntBuf([0; 20])
+    }
+
+    fn format(&mut self, n: i64) -> &str {
+        let mut i = self.0.len();
+        let mut v = n.unsigned_abs();
+        loop {
+            i -= 1;
+            self.0[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        if n < 0 {
+            i -= 1;
+            self.0[i] = b'-';
+        }
+        // Only ASCII digits and '-' were written.
+        std::str::from_utf8(&self.0[i..]).unwrap_or("0")
+    }
+}
+
+impl From<i64> for UserId {
+    #[inline]
+    fn from(n: i64) -> Self {
+        UserId(Repr::Int(n))
+    }
+}
+
+impl From<&UserId> for UserId {
+    #[inline]
+    fn from(id: &UserId) -> Self {
+        id.clone()
+    }
+}
+
+impl std::str::FromStr for UserId {
+    type Err = UserIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        UserId::parse(s)
+    }
+}
+
+impl Hash for UserId {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // The variants never hold the same text (canonical parsing), so
+        // they need not hash alike.
+        match &self.0 {
+            Repr::Int(n) => state.write_i64(*n),
+            Repr::Text(s) => state.write(s.as_bytes()),
+        }
+    }
+}
+
+impl Ord for UserId {
+    /// The order of the text forms, byte by byte.
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (&self.0, &other.0) {
+            (Repr::Text(a), Repr::Text(b)) => a.as_bytes().cmp(b.as_bytes()),
+            _ => self.with_str(|a| other.with_str(|b| a.as_bytes().cmp(b.as_bytes()))),
+        }
+    }
+}
+
+impl PartialOrd for UserId {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Repr::Int(n) => fmt::Display::fmt(n, f),
+            Repr::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+impl fmt::Debug for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Repr::Int(n) => fmt::Debug::fmt(n, f),
+            Repr::Text(s) => fmt::Debug::fmt(&**s, f),
+        }
+    }
+}
+
+impl PartialEq<i64> for UserId {
+    fn eq(&self, other: &i64) -> bool {
+        self.as_int() == Some(*other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> bool {
+        UserId::parse(s).is_ok_and(|id| id.as_text() == Some(s))
+    }
+
+    #[test]
+    fn canonical_integers_are_integers() {
+        for (s, n) in [
+            ("0", 0),
+            ("42", 42),
+            ("-7", -7),
+            ("9223372036854775807", i64::MAX),
+            ("-9223372036854775808", i64::MIN),
+        ] {
+            assert_eq!(
+                UserId::parse(s).ok().and_then(|id| id.as_int()),
+                Some(n),
+                "{s}"
+            );
+            assert_eq!(UserId::from(n).to_string(), s);
+            UserId::from(n).with_str(|t| assert_eq!(t, s));
+        }
+        // Not canonical, or out of range: text, so "007" and "7" differ.
+        for s in ["007", "-0", "+5", "9223372036854775808", "00", "1e3"] {
+            assert!(text(s), "{s}");
+        }
+        assert_ne!(UserId::parse("007").ok(), UserId::parse("7").ok());
+    }
+
+    #[test]
+    fn what_apps_use_is_accepted() {
+        for s in [
+            "550e8400-e29b-41d4-a716-446655440000", // UUID
+            "clx3k9abc0000qzrmn1234567",            // cuid
+            "tz4a98xxat96iws9zmbrgj3a",             // cuid2
+            "V1StGXR8_Z5jdHi6B-myT",                // nanoid
+            "Zx9kQ2mN7pL4vR8sT1wY3uE6iO0aB5cD",     // Better Auth (32)
+            "auth0:123@x.y+z=~",
+        ] {
+            assert!(text(s), "{s}");
+        }
+        assert_eq!(UserId::parse(""), Err(UserIdError::Empty));
+        assert_eq!(UserId::parse(&"a".repeat(129)), Err(UserIdError::TooLong));
+        assert!(text(&"a".repeat(128)));
+        for s in [
+            "a b", "a/b", "é", "a\0", "a%20", "a|b", "a\n", "a?b", "a#b", ".", "..", "-", "+=",
+        ] {
+            assert_eq!(UserId::parse(s), Err(UserIdError::BadChar), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn equality_hash_and_order_follow_the_text() {
+        use std::collections::hash_map::DefaultHasher;
+        let h = |id: &UserId| {
+            let mut s = DefaultHasher::new();
+            id.hash(&mut s);
+            s.finish()
+        };
+        let a = UserId::parse("42").ok();
+        assert_eq!(a, Some(UserId::from(42)));
+        assert_eq!(a.as_ref().map(h), Some(h(&UserId::from(42))));
+        let t = UserId::parse("user_1").ok();
+        assert_eq!(t, UserId::parse("user_1").ok());
+        let mut ids: Vec<UserId> = ["b", "10", "9", "a", "-1"]
+            .iter()
+            .filter_map(|s| UserId::parse(s).ok())
+            .collect();
+        ids.sort();
+        let sorted: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        assert_eq!(sorted, ["-1", "10", "9", "a", "b"]);
+    }
+
+    #[test]
+    fn an_id_is_two_words() {
+        // The integer sits beside a null text pointer: no tag word.
+        assert_eq!(std::mem::size_of::<UserId>(), 16);
+    }
+}
