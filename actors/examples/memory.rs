@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release -p sessiond-actors --example memory -- 100000 1000000
 //! cargo run --release -p sessiond-actors --example memory -- --near 1000000
+//! cargo run --release -p sessiond-actors --example memory -- --ids int,text 1000000
 //! ```
 //!
 //! With `--near`, it measures near copies instead: a second node on the
@@ -15,6 +16,12 @@
 //! batch's actors hibernating before the next arrives, as they would over
 //! a day of traffic; the allocator then reuses the memory of stopped
 //! actors, so the resident set reflects the steady state.
+//!
+//! `--ids int` (the default) gives users integer ids; `--ids text`
+//! 32-character text ids, as Better Auth makes them
+//! (`memory::text_id`), each lookup parsing its id afresh as a request's
+//! token does; `--ids int,text` measures both, each in a process of its
+//! own (so neither reuses memory the other freed), side by side.
 //!
 //! The in-memory store's own copy of the users is allocated before the
 //! first measurement, so it is not counted. Two figures per stage: the
@@ -57,8 +64,19 @@ fn heap() -> i64 {
     LIVE.load(Ordering::Relaxed)
 }
 
-use sessiond_actors::memory::MemoryStore;
-use sessiond_actors::{CacheConfig, Lookup, NoopObserver, Router};
+use sessiond_actors::memory::{text_id, MemoryStore};
+use sessiond_actors::{CacheConfig, Lookup, NoopObserver, Router, UserId};
+
+/// The id of user number `n`: the integer itself, or a 32-character text
+/// id parsed afresh (as a token's `sub` is, on every request).
+fn id_of(n: i64, text: bool) -> UserId {
+    if text {
+        let spelled = text_id(n as u64).to_string();
+        UserId::parse(&spelled).unwrap_or_else(|_| UserId::from(n))
+    } else {
+        UserId::from(n)
+    }
+}
 
 /// Resident set size in bytes, from /proc (Linux).
 fn rss() -> u64 {
@@ -72,7 +90,20 @@ fn rss() -> u64 {
 }
 
 fn main() {
-    let near = std::env::args().any(|a| a == "--near");
+    let args: Vec<String> = std::env::args().collect();
+    let near = args.iter().any(|a| a == "--near");
+    let kinds: Vec<String> = args
+        .iter()
+        .position(|a| a == "--ids")
+        .and_then(|i| args.get(i + 1))
+        .map_or_else(
+            || vec!["int".to_string()],
+            |k| k.split(',').map(str::to_string).collect(),
+        );
+    if kinds.iter().any(|k| k != "int" && k != "text") {
+        eprintln!("--ids takes int, text or int,text");
+        std::process::exit(2);
+    }
     let sizes: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -102,10 +133,29 @@ fn main() {
         }
         return;
     }
-    println!("| cached users | all live: RSS / user | all live: heap / user | hibernated: RSS / user | hibernated: heap / user | seconds |");
-    println!("|---:|---:|---:|---:|---:|---:|");
+    let child = std::env::var_os("SESSIOND_MEMORY_CHILD").is_some();
+    if !child {
+        println!("| ids | cached users | all live: RSS / user | all live: heap / user | hibernated: RSS / user | hibernated: heap / user | seconds |");
+        println!("|---|---:|---:|---:|---:|---:|---:|");
+    }
     for n in sizes {
-        runtime.block_on(measure(n));
+        if kinds.len() == 1 {
+            runtime.block_on(measure(n, kinds[0] == "text"));
+            continue;
+        }
+        // Each kind in a fresh process: memory one run freed would
+        // otherwise be reused by the next, and its growth not counted.
+        for kind in &kinds {
+            let status = std::env::current_exe().and_then(|exe| {
+                std::process::Command::new(exe)
+                    .args(["--ids", kind, &n.to_string()])
+                    .env("SESSIOND_MEMORY_CHILD", "1")
+                    .status()
+            });
+            if !status.is_ok_and(|s| s.success()) {
+                eprintln!("the {kind} run failed");
+            }
+        }
     }
 }
 
@@ -188,11 +238,11 @@ async fn measure_near(n: usize) {
     }
 }
 
-async fn measure(n: usize) {
+async fn measure(n: usize, text: bool) {
     let started = Instant::now();
     let store = MemoryStore::new();
     for id in 1..=n as i64 {
-        store.put(id, "user");
+        store.put(id_of(id, text), "user");
     }
     // Actors hibernate after a tenth of this (2 s).
     let idle = Duration::from_secs(20);
@@ -224,7 +274,7 @@ async fn measure(n: usize) {
     let mut filled = 0;
     while filled < n {
         let upto = (filled + batch).min(n);
-        fill(&router, filled + 1, upto).await;
+        fill(&router, filled + 1, upto, text).await;
         filled = upto;
         if live_actors == 0 {
             // The first batch, all live: what an actor per user costs.
@@ -237,7 +287,7 @@ async fn measure(n: usize) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while router.session_actors() > 0 && Instant::now() < deadline {
             for id in 1..=filled as i64 {
-                let _ = router.resolve(id, Lookup::Resolve).await;
+                let _ = router.resolve(id_of(id, text), Lookup::Resolve).await;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -245,7 +295,8 @@ async fn measure(n: usize) {
     let hibernated = rss().saturating_sub(before);
     let hibernated_heap = heap() - heap_before;
     println!(
-        "| {n} | {} B | {} B ({live_actors} actors) | {} B | {} B ({} sessions, {} actors) | {:.0} |",
+        "| {} | {n} | {} B | {} B ({live_actors} actors) | {} B | {} B ({} sessions, {} actors) | {:.0} |",
+        if text { "text (32)" } else { "int" },
         live,
         live_heap,
         hibernated / n as u64,
@@ -258,7 +309,7 @@ async fn measure(n: usize) {
 }
 
 /// Resolves users `from..=to` from 64 concurrent callers.
-async fn fill(router: &Router, from: usize, to: usize) {
+async fn fill(router: &Router, from: usize, to: usize, text: bool) {
     let per = (to + 1 - from).div_ceil(64);
     let mut tasks = Vec::new();
     for t in 0..64 {
@@ -267,7 +318,7 @@ async fn fill(router: &Router, from: usize, to: usize) {
         let b = ((from + (t + 1) * per - 1).min(to)) as i64;
         tasks.push(tokio::spawn(async move {
             for id in a..=b {
-                let _ = r.resolve(id, Lookup::Resolve).await;
+                let _ = r.resolve(id_of(id, text), Lookup::Resolve).await;
             }
         }));
     }

@@ -54,6 +54,22 @@ fn retry_delay(refusals: u32) -> Duration {
     }
 }
 
+/// The fetched record with its id sharing the session's (the registry
+/// key's) text, when it is the same id: a text id is then kept once per
+/// cached user, not once in the key and again in the record.
+fn share_id(mut fetched: Fetched, id: &UserId) -> Fetched {
+    if id.as_text().is_some() {
+        if let Fetched::Found(state) = &mut fetched {
+            if let Some(s) = Arc::get_mut(state) {
+                if s.user.id == *id {
+                    s.user.id = id.clone();
+                }
+            }
+        }
+    }
+    fetched
+}
+
 /// The behaviour; all state is in [`SessionState`].
 pub(crate) struct SessionActor;
 
@@ -328,6 +344,7 @@ impl Actor for SessionActor {
                         state.answer_waiters(Err(ResolveError::Store(e)));
                     }
                     Ok(fetched) => {
+                        let fetched = share_id(fetched, &state.user_id);
                         let keep = !state.ttl.is_zero();
                         let started = (state.fetch_generation, state.fetch_flush);
                         let flush_now = state.flushes.load(Ordering::Acquire);

@@ -114,6 +114,11 @@ pub struct SimArgs {
     #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off,
           action = clap::ArgAction::Set)]
     pub near_cache: bool,
+    /// The users' ids: `int` (1, 2, 3…, as sessiond's own table numbers
+    /// them) or `text` (32-character strings, as Better Auth makes them).
+    /// Placement, hashing and every message then carry ids of that kind.
+    #[arg(long, value_enum, default_value = "int")]
+    pub id_kind: IdKind,
     /// Write runs.csv, runs.json and simulation.svg into this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -122,6 +127,13 @@ pub struct SimArgs {
     /// on it; lower it when many users would not fit in memory N times.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
+}
+
+/// The kind of id the simulated users have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum IdKind {
+    Int,
+    Text,
 }
 
 /// A cache policy under test.

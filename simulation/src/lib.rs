@@ -166,6 +166,7 @@ pub fn scenario(args: &SimArgs) -> Result<Scenario, SimError> {
         near: args.near_cache,
         max_sessions: 1_000_000,
         timer_per_event: false,
+        id_kind: args.id_kind,
     })
 }
 

@@ -9,12 +9,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sessiond_actors::memory::MemoryStore;
+use sessiond_actors::memory::{text_id, MemoryStore};
 use sessiond_actors::{
     BoxFuture, Changes, Fetched, Holder, LeaseStore, Status, StoreError, UserId, UserStore,
 };
 use tokio::time::Instant;
 
+use crate::args::IdKind;
 use crate::args::LatencyModel;
 use crate::lock;
 use crate::rng::Rng;
@@ -27,7 +28,7 @@ pub enum Write {
 }
 
 impl Write {
-    fn apply(&self, store: &MemoryStore, id: i64) -> i64 {
+    fn apply(&self, store: &MemoryStore, id: &UserId) -> i64 {
         match self {
             Write::Role(r) => store.update(id, |s| s.user.role = (*r).to_string()),
             Write::Status(st) => store.update(id, |s| s.user.status = *st),
@@ -45,6 +46,8 @@ struct Replica {
 
 /// The store every node of a run reads through.
 pub struct SimStore {
+    /// User `n`'s id is `ids[n - 1]`.
+    ids: Vec<UserId>,
     primary: MemoryStore,
     replica: Option<Replica>,
     latency: LatencyModel,
@@ -55,20 +58,33 @@ pub struct SimStore {
 
 impl SimStore {
     /// `users` users with ids 1..=users, role `viewer`, active, version 1.
-    pub fn new(users: u64, latency: LatencyModel, rng: Rng, replica_lag: Duration) -> SimStore {
+    pub fn new(
+        users: u64,
+        id_kind: IdKind,
+        latency: LatencyModel,
+        rng: Rng,
+        replica_lag: Duration,
+    ) -> SimStore {
         let primary = MemoryStore::new();
         let replica = (!replica_lag.is_zero()).then(|| Replica {
             table: MemoryStore::new(),
             lag: replica_lag,
             pending: Mutex::new(VecDeque::new()),
         });
-        for id in 1..=users as i64 {
+        let ids: Vec<UserId> = (1..=users)
+            .map(|n| match id_kind {
+                IdKind::Int => UserId::from(n as i64),
+                IdKind::Text => text_id(n),
+            })
+            .collect();
+        for id in &ids {
             primary.put(id, "viewer");
             if let Some(r) = &replica {
                 r.table.put(id, "viewer");
             }
         }
         SimStore {
+            ids,
             primary,
             replica,
             latency,
@@ -78,9 +94,15 @@ impl SimStore {
         }
     }
 
+    /// User `n`'s id (`n` from 1, as the workload numbers users).
+    pub fn id(&self, n: i64) -> UserId {
+        let i = usize::try_from(n - 1).unwrap_or(usize::MAX);
+        self.ids.get(i).cloned().unwrap_or_else(|| UserId::from(n))
+    }
+
     /// Commits a write on the primary; returns the user's new version.
     pub fn write(&self, id: i64, write: Write) -> i64 {
-        let version = write.apply(&self.primary, id);
+        let version = write.apply(&self.primary, &self.id(id));
         if let Some(r) = &self.replica {
             let due = tokio::time::Instant::now() + r.lag;
             lock(&r.pending).push_back((due, id, write));
@@ -98,7 +120,7 @@ impl SimStore {
             if *due > now {
                 return Some(*due);
             }
-            write.apply(&r.table, *id);
+            write.apply(&r.table, &self.id(*id));
             pending.pop_front();
         }
         None

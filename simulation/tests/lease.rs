@@ -92,6 +92,15 @@ fn twenty_nodes_under_the_same_faults_answer_nothing_stale_after_an_ack() {
     check(&l, 20, &table);
 }
 
+/// The same faults with 32-character text ids (as Better Auth makes
+/// them): placement, the registry, every message and the change log carry
+/// text, and nothing stale is answered after an acknowledgement.
+#[test]
+fn text_ids_under_the_same_faults_answer_nothing_stale_after_an_ack() {
+    let (l, table) = lease_run(&format!("{} --id-kind text --jobs 1", faults(3)));
+    check(&l, 3, &table);
+}
+
 /// Near copies change where lookups are answered, not what the database
 /// sees: with them on, the same run reads it no more often than with them
 /// off (every lookup forwarded to the owner), and answers most lookups of

@@ -9,9 +9,18 @@
  * never retried: an API error is thrown at once as a {@link SessiondError}.
  */
 
+/**
+ * A user id as the application spells it: a number for an integer id (as
+ * sessiond's own users table has), a string for any other (a UUID, a cuid,
+ * a nanoid, Better Auth's ids). sessiond answers an integer id as a JSON
+ * number and any other as a string; either form is accepted wherever an id
+ * is sent, and `"42"` names the same user as `42`.
+ */
+export type UserId = number | string;
+
 /** A user as sessiond answers it. */
 export interface User {
-  id: number;
+  id: UserId;
   email: string;
   role: string;
   status: "active" | "deactivated";
@@ -285,7 +294,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-function userPath(id: number | string, action?: string): string {
+function userPath(id: UserId, action?: string): string {
   const base = `/api/admin/users/${encodeURIComponent(String(id))}`;
   return action === undefined ? base : `${base}/${action}`;
 }
@@ -368,7 +377,7 @@ export class SessiondClient {
   }
 
   /** `GET /api/admin/users/{id}`. */
-  async getUser(adminToken: string, id: number, options?: CallOptions): Promise<User> {
+  async getUser(adminToken: string, id: UserId, options?: CallOptions): Promise<User> {
     return this.call<User>(
       { method: "GET", path: userPath(id), token: checkToken(adminToken), retry: "idempotent" },
       options,
@@ -376,7 +385,7 @@ export class SessiondClient {
   }
 
   /** `PUT /api/admin/users/{id}/role`: every session shows it at once. */
-  async setRole(adminToken: string, id: number, role: string, options?: CallOptions): Promise<User> {
+  async setRole(adminToken: string, id: UserId, role: string, options?: CallOptions): Promise<User> {
     return this.call<User>(
       { method: "PUT", path: userPath(id, "role"), token: checkToken(adminToken), body: { role }, retry: "idempotent" },
       options,
@@ -384,7 +393,7 @@ export class SessiondClient {
   }
 
   /** `POST /api/admin/users/{id}/deactivate`: its tokens stop resolving at once. */
-  async deactivate(adminToken: string, id: number, options?: CallOptions): Promise<User> {
+  async deactivate(adminToken: string, id: UserId, options?: CallOptions): Promise<User> {
     return this.call<User>(
       { method: "POST", path: userPath(id, "deactivate"), token: checkToken(adminToken), retry: "idempotent" },
       options,
@@ -392,7 +401,7 @@ export class SessiondClient {
   }
 
   /** `POST /api/admin/users/{id}/activate` (tokens revoked by the deactivation stay revoked). */
-  async activate(adminToken: string, id: number, options?: CallOptions): Promise<User> {
+  async activate(adminToken: string, id: UserId, options?: CallOptions): Promise<User> {
     return this.call<User>(
       { method: "POST", path: userPath(id, "activate"), token: checkToken(adminToken), retry: "idempotent" },
       options,
@@ -400,7 +409,7 @@ export class SessiondClient {
   }
 
   /** `DELETE /api/admin/users/{id}`: its tokens stop resolving at once. */
-  async deleteUser(adminToken: string, id: number, options?: CallOptions): Promise<void> {
+  async deleteUser(adminToken: string, id: UserId, options?: CallOptions): Promise<void> {
     await this.call<void>(
       { method: "DELETE", path: userPath(id), token: checkToken(adminToken), retry: "unsent", empty: true },
       options,
@@ -408,7 +417,7 @@ export class SessiondClient {
   }
 
   /** `POST /api/admin/users/{id}/invalidate`: the cached record is dropped (202). */
-  async invalidate(adminToken: string, id: number, options?: CallOptions): Promise<void> {
+  async invalidate(adminToken: string, id: UserId, options?: CallOptions): Promise<void> {
     await this.call<void>(
       { method: "POST", path: userPath(id, "invalidate"), token: checkToken(adminToken), retry: "idempotent", empty: true },
       options,
@@ -416,7 +425,7 @@ export class SessiondClient {
   }
 
   /** `POST /api/admin/users/{id}/revoke-sessions`: tokens issued until now stop resolving. */
-  async revokeSessions(adminToken: string, id: number, options?: CallOptions): Promise<void> {
+  async revokeSessions(adminToken: string, id: UserId, options?: CallOptions): Promise<void> {
     await this.call<void>(
       {
         method: "POST",

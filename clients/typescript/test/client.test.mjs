@@ -65,6 +65,29 @@ describe("SessiondClient against sessiond", () => {
     await rejectsWith(client.login(ADMIN_EMAIL, "wrong-password"), "invalid_credentials", 401);
   });
 
+  test("ids as the app spells them: a number, or a string in the path", async () => {
+    const { user } = await userWithToken("viewer");
+    assert.equal(typeof user.id, "number");
+    // The same user named by its id's text.
+    assert.deepEqual(await client.getUser(admin, String(user.id)), user);
+    // Text ids (UUID, cuid, nanoid, Better Auth's 32 characters, one with
+    // characters encodeURIComponent escapes) reach the route and name no
+    // user of sessiond's own table.
+    for (const id of [
+      "550e8400-e29b-41d4-a716-446655440000",
+      "clx3k9abc0000qzrmn1234567",
+      "V1StGXR8_Z5jdHi6B-myT",
+      "Zx9kQ2mN7pL4vR8sT1wY3uE6iO0aB5cD",
+      "tenant:7@x+y=z",
+    ]) {
+      await rejectsWith(client.getUser(admin, id), "not_found", 404);
+      await rejectsWith(client.setRole(admin, id, "viewer"), "not_found", 404);
+    }
+    // What is no id at all is a bad request.
+    await rejectsWith(client.getUser(admin, "a b"), "bad_request", 400);
+    await rejectsWith(client.getUser(admin, "x".repeat(129)), "bad_request", 400);
+  });
+
   test("createUser, getUser, and their errors", async () => {
     const u = await client.createUser(admin, { email: "Carol@Example.com", password: "password-123", role: "viewer" });
     assert.deepEqual(u, { id: u.id, email: "carol@example.com", role: "viewer", status: "active" });

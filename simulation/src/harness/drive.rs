@@ -84,6 +84,7 @@ pub(super) async fn drive(
     };
     let store = Arc::new(SimStore::new(
         users,
+        scenario.id_kind,
         scenario.store_latency.clone(),
         Rng::stream(seed, stream::STORE_LATENCY),
         scenario.replica_lag,
@@ -173,6 +174,7 @@ pub(super) async fn drive(
         let Some(event) = events.next() else { break };
         let now_ns = since_start(now);
         let user = event.user;
+        let id = store.id(user);
         let Some((node, router)) = cluster.entry(event.pick) else {
             if event.kind == EventKind::Request {
                 lock(&recorder).answer(
@@ -204,7 +206,7 @@ pub(super) async fn drive(
                     if let Some(until) = paused {
                         tokio::time::sleep_until(until).await;
                     }
-                    router.resolve(user, Lookup::Resolve).await
+                    router.resolve(id, Lookup::Resolve).await
                 });
                 match poll_once(&mut lookup).await {
                     Poll::Ready(result) => lock(&recorder).answer(sent, &result, Duration::ZERO),
@@ -230,7 +232,7 @@ pub(super) async fn drive(
                     if let Some(until) = paused {
                         tokio::time::sleep_until(until).await;
                     }
-                    let result = router.resolve(user, Lookup::ForceRefresh).await;
+                    let result = router.resolve(id, Lookup::ForceRefresh).await;
                     let mut rec = lock(&recorder);
                     rec.forced += 1;
                     if result.is_err() {
@@ -284,13 +286,13 @@ pub(super) async fn drive(
                     tokio::spawn(async move {
                         let confirmed = if unconfirmed {
                             router
-                                .invalidate(user, Some(version), InvalidationSource::Api)
+                                .invalidate(id, Some(version), InvalidationSource::Api)
                                 .await;
                             Ok(())
                         } else {
                             router
                                 .invalidate_confirmed(
-                                    user,
+                                    id,
                                     Some(version),
                                     InvalidationSource::Api,
                                     &*leases,
@@ -313,7 +315,7 @@ pub(super) async fn drive(
                     let pending = Arc::clone(&pending);
                     tokio::spawn(async move {
                         router
-                            .invalidate(user, Some(version), InvalidationSource::Api)
+                            .invalidate(id, Some(version), InvalidationSource::Api)
                             .await;
                         pending.fetch_sub(1, Ordering::Relaxed);
                     });

@@ -27,7 +27,7 @@ mod drive;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::args::{LatencyModel, Policy};
+use crate::args::{IdKind, LatencyModel, Policy};
 use crate::measure::{Recorder, SimObserver};
 use crate::workload::{Popularity, WorkloadSpec};
 use crate::SimError;
@@ -102,6 +102,8 @@ pub struct Scenario {
     /// Wait for every event on a timer, never advancing the clock directly
     /// (slower; the results are the same, which a test checks).
     pub timer_per_event: bool,
+    /// Integer or text user ids.
+    pub id_kind: IdKind,
 }
 
 impl Scenario {
