@@ -72,7 +72,7 @@ impl Actor for PeerActor {
                             } else {
                                 Lookup::Resolve
                             };
-                            match router.resolve_local(req.user_id, lookup).await {
+                            match router.answer_forwarded(req.user_id, lookup).await {
                                 Ok(served) => ResolveReply::from_served(&served),
                                 Err(e) => ResolveReply::Failed(e.to_string()),
                             }

@@ -13,6 +13,7 @@ mod db_clock;
 mod invalidate;
 mod lease_off;
 mod log_guards;
+mod mixed_leases;
 mod partition;
 mod pause;
 mod revoked_skew;
