@@ -119,7 +119,7 @@ pub mod sync;
 mod view;
 
 pub use config::CacheConfig;
-pub use keeper::LeaseKeeper;
+pub use keeper::{LeaseKeeper, DEFAULT_CATCH_UP};
 pub use lease::{Acks, Changes, Holder, Lease, LeaseStore, Unconfirmed};
 pub use link::{Link, LinkError};
 pub use lookup::{Lookup, ResolveError, Served};

@@ -22,6 +22,19 @@ impl Dialect for Postgres {
 
 pub(crate) async fn connect(url: &str) -> anyhow::Result<SqlStore<Postgres>> {
     let options = PgConnectOptions::from_str(url)?.application_name("sessiond");
+    // Migrations wait for each other's lock as long as it takes (nodes
+    // that start together); every other statement waits at most
+    // LOCK_TIMEOUT for a row another transaction holds.
+    {
+        let migrating = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        MIGRATOR.run(&migrating).await?;
+        migrating.close().await;
+    }
+    let lock_timeout = format!("{}ms", super::LOCK_TIMEOUT.as_millis());
+    let options = options.options([("lock_timeout", lock_timeout.as_str())]);
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .min_connections(1)
@@ -30,7 +43,6 @@ pub(crate) async fn connect(url: &str) -> anyhow::Result<SqlStore<Postgres>> {
         .test_before_acquire(false)
         .connect_with(options)
         .await?;
-    MIGRATOR.run(&pool).await?;
     Ok(SqlStore::new(pool))
 }
 
