@@ -137,7 +137,7 @@ impl LeaseKeeper {
             // has (or, after a lapse, that writers stopped waiting for; or
             // more of them than a renewal reads): drop it all. Fetches
             // started before are refused too. The grant below then records
-            // `seen = head`: lemma "log" holds, as nothing is cached.
+            // `seen = head`: lemma SEEN holds, as nothing is cached.
             self.router.flush(FlushReason::Lease);
         } else {
             for (user_id, version) in &changes.changes {
@@ -147,6 +147,8 @@ impl LeaseKeeper {
             }
         }
         self.seen = changes.head;
+        // Granted only if the head is still `changes.head` (lemma GRANT);
+        // every change up to it is applied above (lemma SEEN).
         let granted = self
             .store
             .grant(
@@ -159,6 +161,7 @@ impl LeaseKeeper {
         if !granted {
             return Ok(false);
         }
+        // Counted from `asked`, before the grant: lemma END.
         let margin = self.duration / RATE_MARGIN_DIV;
         let held = self.duration.saturating_sub(margin);
         lease.hold_until(

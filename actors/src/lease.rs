@@ -257,7 +257,9 @@ pub(crate) async fn confirm_write(
         .map(|h| {
             // The holder counted its lease from before its grant, which
             // came before this read: it ends before `remaining` (plus the
-            // rate margin) from now, on this node's monotonic clock.
+            // rate margin) from now, on this node's monotonic clock
+            // (lemma END of docs/freshness.md). A grant after the read
+            // has seen this write's change (lemma GRANT).
             let margin = h.remaining / RATE_MARGIN_DIV + Duration::from_millis(5);
             let until = start + h.remaining + margin;
             (h, until)

@@ -34,7 +34,7 @@ pub struct Served {
     /// `--lease`), on an answer to a forwarded lookup
     /// ([`Router::answer_forwarded`](crate::Router::answer_forwarded));
     /// `None` when not told. A near copy's hold after an invalidation is
-    /// this long (docs/freshness.md, lemma "hold").
+    /// this long (docs/freshness.md, lemma HOLD).
     pub owner_lease: Option<Duration>,
 }
 

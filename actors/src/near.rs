@@ -189,7 +189,7 @@ impl Router {
         let fetched_at = sent.checked_sub(served.age).unwrap_or(sent);
         // Held: sent too soon after an invalidation (or a flush) here for
         // the owner to have surely applied it when it answered, counted
-        // with the owner's own lease length (lemma "hold"). An owner that
+        // with the owner's own lease length (lemma HOLD). An owner that
         // counts a longer lease than any known here holds every copy off
         // first: a hold already dropped was not that long.
         self.learn_lease(served.owner_lease);
@@ -240,7 +240,7 @@ impl Router {
     /// Its change committed before the invalidation was sent; an owner that
     /// still holds a lease one of its leases (plus the drift margin) after
     /// that renewed it after the commit, so it had applied it (or it no
-    /// longer answers from its cache): lemma "hold" of docs/freshness.md.
+    /// longer answers from its cache): lemma HOLD of docs/freshness.md.
     /// An invalidation that arrives after the call was sent is the cell's
     /// business (its fence).
     fn near_held(&self, user_id: i64, at: Instant, hold_ms: u64) -> bool {

@@ -95,7 +95,7 @@ impl Actor for PeerActor {
                             )
                             .await;
                         // The lease id tells the writer this node needs no
-                        // waiting for (docs/freshness.md §5).
+                        // waiting for (docs/freshness.md §3.5).
                         let answer = InvalidateReply {
                             lease: router.lease().map(|l| l.instance()),
                         };

@@ -103,7 +103,8 @@ where
     pub(super) async fn log_invalidation(&self, user_id: i64) -> Result<i64, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         // Taking the number locks the head row until commit (PostgreSQL;
-        // SQLite has one writer): numbers follow commit order.
+        // SQLite has one writer): numbers follow commit order (lemma
+        // ORDER of docs/freshness.md).
         sqlx::query("UPDATE sessiond_change_head SET seq = seq + 1 WHERE id = 1")
             .execute(&mut *tx)
             .await?;
@@ -122,7 +123,8 @@ where
 
     /// Grants `instance` a lease with `seen = head`, in one statement that
     /// first takes the head row's shared lock (PostgreSQL; SQLite has one
-    /// writer), so no change can commit between the check and the grant.
+    /// writer), so no change can commit between the check and the grant:
+    /// lemma GRANT of docs/freshness.md.
     pub(super) async fn grant_lease(
         &self,
         instance: i64,

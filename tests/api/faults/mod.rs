@@ -8,6 +8,9 @@
 //! The partition tests need root (network namespaces); without it they fail
 //! when `CI` is set and are skipped with a note otherwise. The pause tests
 //! run anywhere.
+//!
+//! Kept whole: the pair of nodes, its writes, the judge of an answer and
+//! the watcher are the one kit every fault test here shares.
 
 mod bulk_change;
 mod db_clock;
