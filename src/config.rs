@@ -5,6 +5,9 @@
 //! both the flags and [`Settings::default`] take it from there. The checks
 //! a parser cannot make (secret and cookie lengths, the cluster's
 //! addresses and files) are in `validate`.
+//!
+//! Kept whole: the serve flags are one table (`sessiond serve --help`),
+//! each beside its help text and default; split, the table would be too.
 
 mod validate;
 mod values;
