@@ -12,7 +12,7 @@ use super::Lab;
 
 impl Lab {
     /// Cuts cluster traffic between two addresses on the cluster network
-    /// (any two of [`Lab::root_addr`] and the hosts' [`Host::peer_addr`]),
+    /// (any two of [`Lab::root_addr`] and the hosts' [`Host::peer_addr`](super::Host::peer_addr)),
     /// both ways, and nothing else: the hub's bridge drops their packets
     /// to each other in transit, so neither end sees an error or a reset,
     /// as with a pulled cable between those two alone.
