@@ -9,6 +9,7 @@
 //! Kept whole: the serve flags are one table (`sessiond serve --help`),
 //! each beside its help text and default; split, the table would be too.
 
+mod source_command;
 mod validate;
 mod values;
 
@@ -22,6 +23,7 @@ use crate::http::server::{Limits as HttpLimits, MAX_CONNECTIONS};
 use crate::limiter::Limits as LoginLimits;
 use crate::logging::LogFormat;
 
+pub use source_command::{SourceCommand, SourceCommandArgs};
 pub(crate) use validate::{check_jwt_secret, cluster_settings};
 pub use validate::{MIN_CLUSTER_COOKIE, MIN_JWT_SECRET};
 use values::{parse_bytes, parse_duration, parse_on_off};
@@ -77,6 +79,12 @@ pub enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Serve the users of the application's own table: add or remove the
+    /// change capture on it (docs/adopting.md).
+    Source {
+        #[command(subcommand)]
+        command: SourceCommand,
     },
     /// Predict hit rate, database load and stale-role windows in virtual
     /// time, with the real session actors.
@@ -288,6 +296,8 @@ pub struct ServeArgs {
     pub shutdown_grace: HumanDuration,
     #[command(flatten)]
     pub forward_auth: crate::http::forward_auth::ForwardAuthArgs,
+    #[command(flatten)]
+    pub source: crate::source::SourceArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -337,6 +347,9 @@ pub struct Settings {
     /// How long a leaving node answers what still arrives.
     pub shutdown_grace: Duration,
     pub forward_auth: crate::http::forward_auth::ForwardAuthArgs,
+    /// Where users live (`--config`'s `[source]`, the `--source-*`
+    /// flags), resolved when the application is built.
+    pub source: crate::source::SourceArgs,
 }
 
 impl Settings {
@@ -382,6 +395,7 @@ impl Settings {
             },
             shutdown_grace: a.shutdown_grace.0,
             forward_auth: a.forward_auth,
+            source: a.source,
         }
     }
 }
@@ -409,6 +423,7 @@ impl Default for Settings {
             http: HttpLimits::default(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             forward_auth: Default::default(),
+            source: Default::default(),
         }
     }
 }
@@ -431,30 +446,4 @@ pub struct TlsFiles {
 }
 
 #[cfg(test)]
-mod tests {
-    use clap::{CommandFactory, FromArgMatches};
-
-    use super::*;
-
-    /// The flags left out give the settings [`Settings::default`] holds:
-    /// one set of defaults. (The environment is not read: the variables of
-    /// whoever runs the test are no defaults.)
-    #[test]
-    fn serve_without_flags_is_the_default_settings() {
-        let matches = Cli::command()
-            .mut_subcommand("serve", |c| c.mut_args(|a| a.env(None)))
-            .try_get_matches_from(["sessiond", "serve"])
-            .expect("`sessiond serve` parses");
-        let Ok(Cli {
-            command: Command::Serve(args),
-        }) = Cli::from_arg_matches(&matches)
-        else {
-            panic!("`sessiond serve` is the serve command");
-        };
-        let mut parsed = Settings::from_args(args);
-        let default = Settings::default();
-        // Not a flag: read from the environment alone.
-        parsed.admin_password = default.admin_password.clone();
-        assert_eq!(format!("{parsed:?}"), format!("{default:?}"));
-    }
-}
+mod tests;

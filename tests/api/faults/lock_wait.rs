@@ -50,7 +50,9 @@ impl Open {
         };
         match backend {
             Backend::Postgres => {
-                let mut c = sqlx::PgConnection::connect(url).await.expect("connects");
+                let mut c = sessiond_testkit::postgres_db::connect_sessiond(url)
+                    .await
+                    .expect("connects");
                 sqlx::query("BEGIN").execute(&mut c).await.expect("begins");
                 sqlx::query(&statement)
                     .execute(&mut c)

@@ -7,8 +7,6 @@
 
 use std::time::{Duration, Instant};
 
-use sqlx::Connection;
-
 use super::{Findings, Pair, Place};
 use crate::helpers::Backend;
 
@@ -27,7 +25,7 @@ async fn postgres_200_changes_a_second_do_not_stop_renewals() {
     let test = "postgres_200_changes_a_second_do_not_stop_renewals";
     let pair = Pair::start(Backend::Postgres, Place::Loopback).await;
     let mut findings = Findings::default();
-    let mut c = sqlx::PgConnection::connect(&pair.db.url)
+    let mut c = sessiond_testkit::postgres_db::connect_sessiond(&pair.db.url)
         .await
         .expect("connects");
     // The stream's commits need not wait for the disk: the rate is what
