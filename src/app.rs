@@ -163,7 +163,8 @@ impl Application {
             _ => None,
         };
 
-        let keeper = LeaseKeeper::new(router.clone(), Arc::new(db.clone()));
+        let keeper = LeaseKeeper::new(router.clone(), Arc::new(db.clone()))
+            .map(|k| k.catch_up(settings.lease_catch_up));
         let nudge = keeper.as_ref().map(|k| k.nudge());
         let keeper = match keeper {
             Some(mut keeper) => {

@@ -5,6 +5,9 @@
 //! both the flags and [`Settings::default`] take it from there. The checks
 //! a parser cannot make (secret and cookie lengths, the cluster's
 //! addresses and files) are in `validate`.
+//!
+//! Kept whole: the serve flags are one table (`sessiond serve --help`),
+//! each beside its help text and default; split, the table would be too.
 
 mod source_command;
 mod validate;
@@ -157,6 +160,13 @@ pub struct ServeArgs {
     #[arg(long, env = "SESSIOND_LEASE", default_value_t = HumanDuration(DEFAULT_LEASE),
           value_parser = parse_duration)]
     pub lease: HumanDuration,
+    /// The most logged changes one lease renewal reads and applies one by
+    /// one: a node further behind (after a bulk change of many users)
+    /// drops its whole cache and starts from the newest change instead.
+    #[arg(long, env = "SESSIOND_LEASE_CATCH_UP",
+          default_value_t = sessiond_actors::DEFAULT_CATCH_UP,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub lease_catch_up: u64,
     /// Near copies: a node that forwards a lookup to the user's owner keeps
     /// the answer, under the same fences as the owner's copy, and answers
     /// that user's next lookups itself (`off`: every such lookup is
@@ -312,6 +322,8 @@ pub struct Settings {
     pub cache_ttl: Duration,
     /// The freshness lease (zero: none).
     pub lease: Duration,
+    /// The most logged changes one renewal applies (`--lease-catch-up`).
+    pub lease_catch_up: u64,
     /// Keep near copies of other nodes' users (`--near-cache`).
     pub near_cache: bool,
     pub idle_timeout: Duration,
@@ -347,6 +359,7 @@ impl Settings {
             database_url: a.database.database_url,
             cache_ttl: a.cache_ttl.0,
             lease: a.lease.0,
+            lease_catch_up: a.lease_catch_up,
             near_cache: a.near_cache.0,
             idle_timeout: a.idle_timeout.0,
             max_sessions: usize::try_from(a.max_sessions).unwrap_or(usize::MAX),
@@ -394,6 +407,7 @@ impl Default for Settings {
             database_url: DEFAULT_DATABASE_URL.into(),
             cache_ttl: CacheConfig::DEFAULT_TTL,
             lease: DEFAULT_LEASE,
+            lease_catch_up: sessiond_actors::DEFAULT_CATCH_UP,
             near_cache: DEFAULT_NEAR_CACHE,
             idle_timeout: CacheConfig::DEFAULT_IDLE_TIMEOUT,
             max_sessions: CacheConfig::DEFAULT_MAX_SESSIONS,

@@ -118,7 +118,7 @@ impl SnapshotCell {
     /// Publishes `fetched` unless an invalidation since `generation` (or a
     /// fence above its version, or a flush since `flush`, the registry's
     /// flush count when the fetch started; `flush_now` is the count now)
-    /// says it is already stale.
+    /// says it is already stale: lemma FENCE of docs/freshness.md.
     pub(crate) fn publish(
         &self,
         fetched: &Fetched,

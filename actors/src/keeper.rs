@@ -16,6 +16,11 @@ use crate::router::Router;
 use crate::store::StoreError;
 use crate::view::FlushReason;
 
+/// The most logged changes one renewal reads and applies one by one, by
+/// default: a node further behind (a bulk change of many users) drops its
+/// whole cache and starts from the head instead.
+pub const DEFAULT_CATCH_UP: u64 = 10_000;
+
 /// Renewals between two prunes of the change log (about 30 s at the
 /// default lease of 2 s).
 const PRUNE_EVERY: u64 = 60;
@@ -33,6 +38,8 @@ pub struct LeaseKeeper {
     /// regains one after a lapse drops what it held first.
     held: bool,
     rounds: u64,
+    /// The most changes one renewal reads ([`LeaseKeeper::catch_up`]).
+    catch_up: u64,
     nudge: Arc<Notify>,
 }
 
@@ -49,8 +56,18 @@ impl LeaseKeeper {
             seen: 0,
             held: false,
             rounds: 0,
+            catch_up: DEFAULT_CATCH_UP,
             nudge: Arc::new(Notify::new()),
         })
+    }
+
+    /// Reads at most `changes` logged changes per renewal: a node further
+    /// behind drops its whole cache and takes the head instead (a flush
+    /// costs O(1); reading and applying a million changes could outlast
+    /// every renewal, and the node would never hold its lease again).
+    pub fn catch_up(mut self, changes: u64) -> LeaseKeeper {
+        self.catch_up = changes;
+        self
     }
 
     /// Wakes the keeper for an early renewal.
@@ -114,11 +131,13 @@ impl LeaseKeeper {
         let asked = Instant::now();
         let asked_boot_ms = clock::since_boot_ms();
         let lapsed = !self.held || !lease.valid_at(asked);
-        let changes = self.store.changes_since(self.seen).await?;
+        let changes = self.store.changes_since(self.seen, self.catch_up).await?;
         if lapsed || changes.truncated {
             // What this node held may have missed changes the log no longer
-            // has (or, after a lapse, that writers stopped waiting for):
-            // drop it all. Fetches started before are refused too.
+            // has (or, after a lapse, that writers stopped waiting for; or
+            // more of them than a renewal reads): drop it all. Fetches
+            // started before are refused too. The grant below then records
+            // `seen = head`: lemma SEEN holds, as nothing is cached.
             self.router.flush(FlushReason::Lease);
         } else {
             for (user_id, version) in &changes.changes {
@@ -128,6 +147,8 @@ impl LeaseKeeper {
             }
         }
         self.seen = changes.head;
+        // Granted only if the head is still `changes.head` (lemma GRANT);
+        // every change up to it is applied above (lemma SEEN).
         let granted = self
             .store
             .grant(
@@ -140,6 +161,7 @@ impl LeaseKeeper {
         if !granted {
             return Ok(false);
         }
+        // Counted from `asked`, before the grant: lemma END.
         let margin = self.duration / RATE_MARGIN_DIV;
         let held = self.duration.saturating_sub(margin);
         lease.hold_until(

@@ -122,6 +122,12 @@ impl Lease {
             .fetch_max(self.millis(until), Ordering::AcqRel);
     }
 
+    /// Whether this process was ever granted its lease (it may have
+    /// lapsed since).
+    pub fn ever_held(&self) -> bool {
+        self.boot_until_ms.load(Ordering::Acquire) > 0
+    }
+
     /// Gives the lease up at once (shutdown, or a test of lapses).
     pub fn expire(&self) {
         self.until_ms.store(0, Ordering::Release);
@@ -136,8 +142,10 @@ pub struct Changes {
     /// `(user_id, version)` of every change after the asked-for point, in
     /// order; `None` when the row is gone.
     pub changes: Vec<(UserId, Option<i64>)>,
-    /// The log no longer reaches back to the asked-for point: the caller
-    /// must drop its whole cache instead.
+    /// The changes read cannot be every change after the asked-for point:
+    /// the log no longer reaches back to it, or more than the asked-for
+    /// limit follow it (then none are read). The caller must drop its
+    /// whole cache instead, and start from `head`.
     pub truncated: bool,
 }
 
@@ -156,8 +164,9 @@ pub struct Holder {
 /// What the lease protocol needs from the database: its change log and
 /// its table of leases. Every node of a deployment must use the same one.
 pub trait LeaseStore: Send + Sync + 'static {
-    /// The changes after `seen`, and the head.
-    fn changes_since(&self, seen: u64) -> BoxFuture<'_, Result<Changes, StoreError>>;
+    /// The changes after `seen`, and the head; when more than `limit`
+    /// follow `seen`, none are read and the answer is `truncated`.
+    fn changes_since(&self, seen: u64, limit: u64) -> BoxFuture<'_, Result<Changes, StoreError>>;
 
     /// Grants (or renews) `instance`'s lease for `duration` with `seen =
     /// head`, atomically with checking that the head is still `head`.
@@ -249,7 +258,9 @@ pub(crate) async fn confirm_write(
         .map(|h| {
             // The holder counted its lease from before its grant, which
             // came before this read: it ends before `remaining` (plus the
-            // rate margin) from now, on this node's monotonic clock.
+            // rate margin) from now, on this node's monotonic clock
+            // (lemma END of docs/freshness.md). A grant after the read
+            // has seen this write's change (lemma GRANT).
             let margin = h.remaining / RATE_MARGIN_DIV + Duration::from_millis(5);
             let until = start + h.remaining + margin;
             (h, until)

@@ -123,7 +123,7 @@ mod view;
 
 pub use config::CacheConfig;
 pub use id::{UserId, UserIdError, MAX_USER_ID_LEN};
-pub use keeper::LeaseKeeper;
+pub use keeper::{LeaseKeeper, DEFAULT_CATCH_UP};
 pub use lease::{Acks, Changes, Holder, Lease, LeaseStore, Unconfirmed};
 pub use link::{Link, LinkError};
 pub use lookup::{Lookup, ResolveError, Served};

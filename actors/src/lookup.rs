@@ -30,6 +30,12 @@ pub struct Served {
     /// Answered from this node's near copy of the owner's record (see
     /// [`Router::resolve`](crate::Router::resolve)).
     pub near: bool,
+    /// The length of the freshness lease the answering node counts (its
+    /// `--lease`), on an answer to a forwarded lookup
+    /// ([`Router::answer_forwarded`](crate::Router::answer_forwarded));
+    /// `None` when not told. A near copy's hold after an invalidation is
+    /// this long (docs/freshness.md, lemma HOLD).
+    pub owner_lease: Option<Duration>,
 }
 
 /// Why a lookup failed.

@@ -113,9 +113,10 @@ impl Router {
                     age,
                     node: Some(Arc::clone(owner)),
                     near: true,
+                    owner_lease: None,
                 }));
             }
-            if self.near_held(user_id, now) {
+            if self.near_held(user_id, now, self.near_hold_ms(None)) {
                 // Nothing would be kept: no flight to join either.
                 return self
                     .forward(link, owner, user_id, lookup, deadline)
@@ -188,8 +189,14 @@ impl Router {
         // the round trip: the near copy expires no later than the owner's.
         let fetched_at = sent.checked_sub(served.age).unwrap_or(sent);
         // Held: sent too soon after an invalidation (or a flush) here for
-        // the owner to have surely applied it when it answered.
-        let keep = self.leased_at(inner.registry.millis(now)) && !self.near_held(user_id, sent);
+        // the owner to have surely applied it when it answered, counted
+        // with the owner's own lease length (lemma HOLD). An owner that
+        // counts a longer lease than any known here holds every copy off
+        // first: a hold already dropped was not that long.
+        self.learn_lease(served.owner_lease);
+        let hold = self.near_hold_ms(served.owner_lease);
+        let keep =
+            self.leased_at(inner.registry.millis(now)) && !self.near_held(user_id, sent, hold);
         let flush_now = inner.registry.flushes();
         // Refused or not, the answer goes to this caller (see above).
         let _ = slot
@@ -228,59 +235,89 @@ impl Router {
     }
 
     /// Whether the owner's answer to a call sent at `at` may not be kept
-    /// here: an invalidation of `user_id` (or a flush) arrived here so
-    /// shortly before that the owner may not have applied it yet when it
-    /// answered. Its change committed before the invalidation was sent; an
-    /// owner that still holds a lease one lease (plus the drift margin)
-    /// after that renewed it after the commit, so it had applied it (or it
-    /// no longer answers from its cache). An invalidation that arrives
-    /// after the call was sent is the cell's business (its fence).
-    fn near_held(&self, user_id: &UserId, at: Instant) -> bool {
+    /// here, the owner counting a lease held off for `hold_ms`: an
+    /// invalidation of `user_id` (or a flush) arrived here so shortly
+    /// before that the owner may not have applied it yet when it answered.
+    /// Its change committed before the invalidation was sent; an owner that
+    /// still holds a lease one of its leases (plus the drift margin) after
+    /// that renewed it after the commit, so it had applied it (or it no
+    /// longer answers from its cache): lemma HOLD of docs/freshness.md.
+    /// An invalidation that arrives after the call was sent is the cell's
+    /// business (its fence).
+    fn near_held(&self, user_id: &UserId, at: Instant, hold_ms: u64) -> bool {
         let inner = &*self.inner;
-        let now_ms = inner.registry.millis(at);
-        if now_ms < inner.near_hold_all.load(Ordering::Acquire) {
+        let at_ms = inner.registry.millis(at);
+        let all = inner.near_hold_all.load(Ordering::Acquire);
+        if all > 0 && at_ms < (all - 1).saturating_add(hold_ms) {
             return true;
         }
         let mut held = inner.near_holds.locked();
         match held.get(user_id) {
-            Some(&until) if now_ms < until => true,
-            Some(_) => {
-                held.remove(user_id);
+            Some(&since) if at_ms < since.saturating_add(hold_ms) => true,
+            Some(&since) => {
+                // Dropped only once no owner's hold can still cover it.
+                if at_ms >= since.saturating_add(self.near_hold_ms(None)) {
+                    held.remove(user_id);
+                }
                 false
             }
             None => false,
         }
     }
 
-    /// How long an invalidation or a flush holds off near copies: a lease
-    /// and its drift margin (see [`Router::near_held`]), and a little more.
-    /// Without leases, the longest a writer waits for the owner to apply
-    /// an invalidation: the call timeout.
-    pub(crate) fn near_hold_ms(&self) -> u64 {
+    /// How long an invalidation or a flush holds off near copies of an
+    /// owner that counts `owner_lease` (`None`: the longest lease known
+    /// here): that lease and its drift margin (see [`Router::near_held`]),
+    /// and a little more. Without leases, the longest a writer waits for
+    /// the owner to apply an invalidation: the call timeout.
+    pub(crate) fn near_hold_ms(&self, owner_lease: Option<Duration>) -> u64 {
         let config = &self.inner.config;
-        let hold = config.lease.map_or(config.call_timeout, |l| l + l / 50);
-        (hold + Duration::from_millis(100)).as_millis() as u64
+        let longest = self.inner.longest_lease_ms.load(Ordering::Acquire);
+        let lease = owner_lease
+            .or((longest > 0).then(|| Duration::from_millis(longest)))
+            .or(config.lease);
+        let hold = lease.map_or(config.call_timeout, |l| l + l / 50);
+        u64::try_from((hold + Duration::from_millis(100)).as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Holds off near copies of `user_id` (`None`: of every user) for
-    /// [`Router::near_hold_ms`].
+    /// Notes an owner's lease length. One longer than any known before
+    /// holds off every near copy from now, as a flush does: the holds of
+    /// invalidations already forgotten were counted shorter.
+    fn learn_lease(&self, owner_lease: Option<Duration>) {
+        let Some(lease) = owner_lease else {
+            return;
+        };
+        let inner = &*self.inner;
+        let ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+        if inner.longest_lease_ms.fetch_max(ms, Ordering::AcqRel) < ms {
+            let now_ms = inner.registry.millis(Instant::now());
+            inner
+                .near_hold_all
+                .fetch_max(now_ms.saturating_add(1), Ordering::AcqRel);
+        }
+    }
+
+    /// Holds off near copies of `user_id` (`None`: of every user) from
+    /// now, for as long as [`Router::near_held`] says.
     pub(crate) fn hold_near(&self, user_id: Option<&UserId>) {
         let inner = &*self.inner;
         if !inner.config.near || inner.link.is_none() {
             return;
         }
         let now_ms = inner.registry.millis(Instant::now());
-        let until = now_ms + self.near_hold_ms();
         match user_id {
             None => {
-                inner.near_hold_all.fetch_max(until, Ordering::AcqRel);
+                inner
+                    .near_hold_all
+                    .fetch_max(now_ms.saturating_add(1), Ordering::AcqRel);
             }
             Some(id) => {
+                let longest = self.near_hold_ms(None);
                 let mut held = inner.near_holds.locked();
                 if held.len() >= 1024 {
-                    held.retain(|_, u| *u > now_ms);
+                    held.retain(|_, since| since.saturating_add(longest) > now_ms);
                 }
-                held.insert(id.clone(), until);
+                held.insert(id.clone(), now_ms);
             }
         }
     }

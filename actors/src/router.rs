@@ -61,11 +61,16 @@ pub(crate) struct Inner {
     /// Forwarded lookups in flight for near copies, by user: later misses
     /// wait for the one call (single flight). Only calls in flight.
     pub(crate) flights: Mutex<HashMap<UserId, watch::Receiver<Option<bool>>>>,
-    /// Users whose near copies are not kept until the given registry
-    /// millisecond (see `Router::near_held`); only recent invalidations.
+    /// The registry millisecond at which an invalidation of each user last
+    /// arrived: answers to calls sent within a hold of it are not kept as
+    /// near copies (see `Router::near_held`); only recent invalidations.
     pub(crate) near_holds: Mutex<HashMap<UserId, u64>>,
-    /// The same for every user: set by a flush.
+    /// The same for every user, plus one (0: never): set by a flush, and
+    /// when an owner turns out to count a longer lease than any known.
     pub(crate) near_hold_all: AtomicU64,
+    /// The longest lease, in milliseconds, this node knows any node to
+    /// count: its own, or one an owner reported with an answer. Only grows.
+    pub(crate) longest_lease_ms: AtomicU64,
 }
 
 impl Router {
@@ -102,6 +107,9 @@ impl Router {
         let lease = config
             .lease
             .map(|_| Lease::new(random_instance(), registry.epoch()));
+        let own_lease_ms = config
+            .lease
+            .map_or(0, |l| u64::try_from(l.as_millis()).unwrap_or(u64::MAX));
         Ok(Router {
             inner: Arc::new(Inner {
                 registry,
@@ -116,6 +124,7 @@ impl Router {
                 flights: Mutex::new(HashMap::new()),
                 near_holds: Mutex::new(HashMap::new()),
                 near_hold_all: AtomicU64::new(0),
+                longest_lease_ms: AtomicU64::new(own_lease_ms),
             }),
         })
     }
@@ -252,8 +261,22 @@ impl Router {
         }
     }
 
+    /// What this node answers a lookup another node forwarded to it:
+    /// [`Router::resolve_local`], with the length of this node's lease
+    /// ([`Served::owner_lease`]), which the asking node holds a near copy
+    /// off for after an invalidation.
+    pub async fn answer_forwarded(
+        &self,
+        user_id: impl Into<UserId>,
+        lookup: Lookup,
+    ) -> Result<Served, ResolveError> {
+        let mut served = self.resolve_local(user_id, lookup).await?;
+        served.owner_lease = self.inner.config.lease;
+        Ok(served)
+    }
+
     /// The user's current state from this node's own cache, whoever owns
-    /// it: what a node answers when another forwards a lookup to it.
+    /// it.
     pub async fn resolve_local(
         &self,
         user_id: impl Into<UserId>,
@@ -297,6 +320,7 @@ impl Router {
                     age,
                     node: None,
                     near: false,
+                    owner_lease: None,
                 });
             }
             // A session may have no actor (hibernated) or one that has
@@ -367,6 +391,7 @@ impl Router {
             age: Duration::ZERO,
             node: None,
             near: false,
+            owner_lease: None,
         })
     }
 

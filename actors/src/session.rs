@@ -305,6 +305,7 @@ impl Actor for SessionActor {
                         age,
                         node: None,
                         near: false,
+                        owner_lease: None,
                     }));
                 } else {
                     let reason = state.miss_reason();
@@ -363,6 +364,7 @@ impl Actor for SessionActor {
                                     age: Duration::ZERO,
                                     node: None,
                                     near: false,
+                                    owner_lease: None,
                                 }));
                             }
                             // Raced an invalidation, or the store is behind

@@ -63,10 +63,10 @@ impl UserStore for Reach {
 }
 
 impl LeaseStore for Reach {
-    fn changes_since(&self, seen: u64) -> BoxFuture<'_, Result<Changes, StoreError>> {
+    fn changes_since(&self, seen: u64, limit: u64) -> BoxFuture<'_, Result<Changes, StoreError>> {
         Box::pin(async move {
             self.check()?;
-            self.store.changes_since(seen).await
+            self.store.changes_since(seen, limit).await
         })
     }
     fn grant<'a>(

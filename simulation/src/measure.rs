@@ -505,6 +505,7 @@ mod tests {
             age: Duration::ZERO,
             node: None,
             near: false,
+            owner_lease: None,
         });
         rec.answer(v1(5), &served, Duration::ZERO);
         assert_eq!(rec.stale_after_ack, 0, "not acknowledged yet");

@@ -191,8 +191,8 @@ impl UserStore for SimStore {
 /// those of the primary (a replica has neither), behind the same latency
 /// model as reads.
 impl LeaseStore for SimStore {
-    fn changes_since(&self, seen: u64) -> BoxFuture<'_, Result<Changes, StoreError>> {
-        self.call(self.primary.changes_since(seen))
+    fn changes_since(&self, seen: u64, limit: u64) -> BoxFuture<'_, Result<Changes, StoreError>> {
+        self.call(self.primary.changes_since(seen, limit))
     }
 
     fn grant<'a>(
@@ -321,8 +321,8 @@ impl UserStore for NodeStore {
 }
 
 impl LeaseStore for NodeStore {
-    fn changes_since(&self, seen: u64) -> BoxFuture<'_, Result<Changes, StoreError>> {
-        self.gated(self.store.changes_since(seen))
+    fn changes_since(&self, seen: u64, limit: u64) -> BoxFuture<'_, Result<Changes, StoreError>> {
+        self.gated(self.store.changes_since(seen, limit))
     }
 
     fn grant<'a>(

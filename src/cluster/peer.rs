@@ -72,7 +72,7 @@ impl Actor for PeerActor {
                             } else {
                                 Lookup::Resolve
                             };
-                            match router.resolve_local(req.user_id, lookup).await {
+                            match router.answer_forwarded(req.user_id, lookup).await {
                                 Ok(served) => ResolveReply::from_served(&served),
                                 Err(e) => ResolveReply::Failed(e.to_string()),
                             }
@@ -95,7 +95,7 @@ impl Actor for PeerActor {
                             )
                             .await;
                         // The lease id tells the writer this node needs no
-                        // waiting for (docs/freshness.md §5).
+                        // waiting for (docs/freshness.md §3.5).
                         let answer = InvalidateReply {
                             lease: router.lease().map(|l| l.instance()),
                         };

@@ -75,16 +75,24 @@ pub(crate) struct WireUser {
     pub revoked_sids: Vec<String>,
 }
 
+/// `lease_ms`: the answering node's lease length (its `--lease`), so the
+/// asking node holds off a near copy for as long as the owner's lease may
+/// still hide an invalidation it has not applied; absent from an older
+/// node's answer.
 #[derive(Serialize, Deserialize)]
 pub(crate) enum ResolveReply {
     Found {
         user: WireUser,
         hit: bool,
         age_ms: u64,
+        #[serde(default)]
+        lease_ms: Option<u64>,
     },
     Missing {
         hit: bool,
         age_ms: u64,
+        #[serde(default)]
+        lease_ms: Option<u64>,
     },
     Failed(String),
 }
@@ -106,8 +114,15 @@ pub(crate) struct InvalidateReply {
 impl ResolveReply {
     pub(crate) fn from_served(s: &Served) -> ResolveReply {
         let age_ms = s.age.as_millis() as u64;
+        let lease_ms = s
+            .owner_lease
+            .map(|l| u64::try_from(l.as_millis()).unwrap_or(u64::MAX));
         match &s.fetched {
-            Fetched::Missing => ResolveReply::Missing { hit: s.hit, age_ms },
+            Fetched::Missing => ResolveReply::Missing {
+                hit: s.hit,
+                age_ms,
+                lease_ms,
+            },
             Fetched::Found(u) => ResolveReply::Found {
                 user: WireUser {
                     id: u.user.id.clone(),
@@ -121,6 +136,7 @@ impl ResolveReply {
                 },
                 hit: s.hit,
                 age_ms,
+                lease_ms,
             },
         }
     }
@@ -133,14 +149,24 @@ impl ResolveReply {
             ResolveReply::Found { user, .. } if user.id != *asked => Err(LinkError::Remote(
                 format!("answer for user {} to a lookup of user {asked}", user.id),
             )),
-            ResolveReply::Missing { hit, age_ms } => Ok(Served {
+            ResolveReply::Missing {
+                hit,
+                age_ms,
+                lease_ms,
+            } => Ok(Served {
                 fetched: Fetched::Missing,
                 hit,
                 age: Duration::from_millis(age_ms),
                 node: None,
                 near: false,
+                owner_lease: lease_ms.map(Duration::from_millis),
             }),
-            ResolveReply::Found { user, hit, age_ms } => Ok(Served {
+            ResolveReply::Found {
+                user,
+                hit,
+                age_ms,
+                lease_ms,
+            } => Ok(Served {
                 fetched: Fetched::Found(Arc::new(UserState {
                     user: User {
                         id: user.id,
@@ -161,6 +187,7 @@ impl ResolveReply {
                 age: Duration::from_millis(age_ms),
                 node: None,
                 near: false,
+                owner_lease: lease_ms.map(Duration::from_millis),
             }),
             ResolveReply::Failed(e) => Err(LinkError::Remote(e)),
         }
@@ -185,7 +212,25 @@ mod tests {
             },
             hit: true,
             age_ms: 0,
+            lease_ms: Some(8000),
         }
+    }
+
+    #[test]
+    fn the_owners_lease_length_crosses_the_wire() {
+        let served = found(7).into_served(&UserId::from(7)).expect("served");
+        assert_eq!(served.owner_lease, Some(Duration::from_millis(8000)));
+        let text = serde_json::to_string(&ResolveReply::from_served(&served)).expect("json");
+        assert!(text.contains("\"lease_ms\":8000"), "{text}");
+        // An older node's answer has no lease length: not told.
+        let old = r#"{"Missing":{"hit":false,"age_ms":3}}"#;
+        let old: ResolveReply = serde_json::from_str(old).expect("parses");
+        assert_eq!(
+            old.into_served(&UserId::from(7))
+                .expect("served")
+                .owner_lease,
+            None
+        );
     }
 
     #[test]

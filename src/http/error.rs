@@ -44,6 +44,10 @@ pub enum ApiError {
     RateLimited(std::time::Duration),
     #[error("{0}")]
     Unavailable(String),
+    /// A write waited [`LOCK_TIMEOUT`](crate::store::LOCK_TIMEOUT) for a
+    /// row another transaction holds, and gave up: nothing was written.
+    #[error("a row this write needs is held by another transaction (for over {} ms); nothing was written; try again", crate::store::LOCK_TIMEOUT.as_millis())]
+    Locked,
     /// Something that should not happen; details go to the log, not the
     /// caller.
     #[error("internal error")]
@@ -110,6 +114,9 @@ error_codes! {
     RateLimited => "rate_limited", TOO_MANY_REQUESTS;
     /// The database cannot be reached, or the node is not ready.
     Unavailable => "unavailable", SERVICE_UNAVAILABLE;
+    /// A write waited for a row another transaction holds (one left open in
+    /// the database, say) and gave up: nothing was written; try again.
+    Locked => "locked", SERVICE_UNAVAILABLE;
     /// A fault of the service itself.
     Internal => "internal", INTERNAL_SERVER_ERROR;
 }
@@ -152,6 +159,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             ApiError::RateLimited(_) => ErrorCode::RateLimited,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Locked => ErrorCode::Locked,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -189,6 +197,10 @@ impl From<UserError> for ApiError {
             UserError::EmailTaken | UserError::LastAdmin(_) => ApiError::Conflict(e.to_string()),
             UserError::Busy | UserError::Unconfirmed => ApiError::Unavailable(e.to_string()),
             UserError::AppManaged(_) => ApiError::Forbidden(e.to_string()),
+            UserError::Db(e) if e.is_lock_timeout() => {
+                tracing::warn!(error = %e, "a write gave up waiting for a lock");
+                ApiError::Locked
+            }
             UserError::Db(e) => ApiError::db(e),
             UserError::Internal(e) => ApiError::Internal(e),
         }
@@ -244,6 +256,12 @@ impl Reply for ApiError {
                     .headers_mut()
                     .insert(warp::http::header::RETRY_AFTER, v);
             }
+        }
+        if let ApiError::Locked = &self {
+            response.headers_mut().insert(
+                warp::http::header::RETRY_AFTER,
+                warp::http::HeaderValue::from_static("1"),
+            );
         }
         response
     }

@@ -64,7 +64,7 @@ pub async fn healthz() -> Answer {
     path = "/readyz",
     tag = "ops",
     responses(
-        (status = 200, description = "The database answers, the cluster (if any) is joined, the freshness lease is held and the node is not leaving.", body = super::openapi::Ready),
+        (status = 200, description = "The node can answer correctly: the database answers, the cluster (if any) is joined, the freshness lease was granted once (held now, or lost: every lookup then reads through to the database) and the node is not leaving.", body = super::openapi::Ready),
         (status = 503, response = super::openapi::Unavailable),
     )
 )]
@@ -84,13 +84,21 @@ pub async fn readyz(ctx: Arc<Ctx>) -> Answer {
             ))
         }
     };
-    // A node that cannot prove its cache fresh reads through: a load
-    // balancer had better send its traffic elsewhere (docs/freshness.md).
-    if !ctx.router.serves_from_cache() {
-        return Err(ApiError::Unavailable(
-            "this node holds no freshness lease: it cannot prove its cache fresh".into(),
-        ));
-    }
+    // Readiness is about answering correctly, not about the cache
+    // (docs/freshness.md, "Readiness"): a node that lost its lease reads
+    // every lookup through to the database, and stays ready while the
+    // database answers. Only a node that has never held its lease (just
+    // started, or not yet admitted by the database) is kept out.
+    let lease = match ctx.router.lease() {
+        None => "off",
+        Some(_) if ctx.router.serves_from_cache() => "held",
+        Some(l) if l.ever_held() => "lost",
+        Some(_) => {
+            return Err(ApiError::Unavailable(
+                "this node has not been granted its first freshness lease yet".into(),
+            ))
+        }
+    };
     match tokio::time::timeout(Duration::from_secs(2), ctx.db.ping()).await {
         Ok(Ok(())) => Ok(json(
             StatusCode::OK,
@@ -98,7 +106,7 @@ pub async fn readyz(ctx: Arc<Ctx>) -> Answer {
                 "status": "ready",
                 "database": "ok",
                 "cluster": cluster,
-                "lease": if ctx.router.lease().is_some() { "held" } else { "off" },
+                "lease": lease,
                 "members": ctx.router.members().iter().map(|m| m.to_string()).collect::<Vec<_>>(),
             }),
         )),

@@ -108,6 +108,11 @@ pub struct Ready {
     database: String,
     /// `alone` or `joined`.
     cluster: String,
+    /// `held` (answers from its cache), `lost` (its freshness lease
+    /// lapsed: it reads every lookup through to the database, which
+    /// answers, so it stays ready) or `off` (`--lease 0`, a lone node).
+    #[schema(pattern = "^(held|lost|off)$")]
+    lease: String,
     members: Vec<String>,
 }
 
@@ -153,7 +158,9 @@ error_responses! {
     RateLimited => "`rate_limited`: too many failed logins for this account or from this \
         address; `Retry-After` says when to try again.",
     Unavailable => "`unavailable`: the database cannot be reached and no fresh record is \
-        cached (or, for `/readyz`, the node is not ready).",
+        cached (or, for `/readyz`, the node is not ready). For a write, also `locked`: a row \
+        the write needs was held by another transaction (one left open in the database) for \
+        over a second; nothing was written, and `Retry-After` says when to try again.",
 }
 
 /// The errors every admin route on one user (`/api/admin/users/{id}…`) can

@@ -31,6 +31,8 @@ pub(super) struct LoggedChanges {
     pub head: i64,
     pub pruned: i64,
     pub changes: Vec<(UserId, Option<i64>)>,
+    /// More than the asked-for limit followed `seen`: none were read.
+    pub too_many: bool,
 }
 
 impl<DB> SqlStore<DB>
@@ -43,14 +45,29 @@ where
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'a> &'a str: ColumnIndex<DB::Row>,
 {
-    /// The head, and the changes after `seen` up to it. The head is read
-    /// first: numbers follow commit order, so every change up to it is
-    /// already visible.
-    pub(super) async fn changes_since(&self, seen: i64) -> Result<LoggedChanges, sqlx::Error> {
+    /// The head, and the changes after `seen` up to it, unless more than
+    /// `limit` follow `seen` (a bulk change): then none are read, and the
+    /// node drops its whole cache and starts from the head, rather than
+    /// read more than a renewal has time for. The head is read first:
+    /// numbers follow commit order, so every change up to it is already
+    /// visible.
+    pub(super) async fn changes_since(
+        &self,
+        seen: i64,
+        limit: i64,
+    ) -> Result<LoggedChanges, sqlx::Error> {
         let head = sqlx::query("SELECT seq, pruned FROM sessiond_change_head WHERE id = 1")
             .fetch_one(&self.pool)
             .await?;
         let (head, pruned): (i64, i64) = (head.try_get("seq")?, head.try_get("pruned")?);
+        if head.saturating_sub(seen) > limit {
+            return Ok(LoggedChanges {
+                head,
+                pruned,
+                changes: Vec::new(),
+                too_many: true,
+            });
+        }
         let changes = if head > seen {
             sqlx::query(
                 "SELECT user_id, version FROM sessiond_changes
@@ -81,6 +98,7 @@ where
             head,
             pruned,
             changes,
+            too_many: false,
         })
     }
 
@@ -92,7 +110,8 @@ where
     pub(super) async fn log_invalidation(&self, user_id: &str) -> Result<i64, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         // Taking the number locks the head row until commit (PostgreSQL;
-        // SQLite has one writer): numbers follow commit order.
+        // SQLite has one writer): numbers follow commit order (lemma
+        // ORDER of docs/freshness.md).
         sqlx::query("UPDATE sessiond_change_head SET seq = seq + 1 WHERE id = 1")
             .execute(&mut *tx)
             .await?;
@@ -111,7 +130,8 @@ where
 
     /// Grants `instance` a lease with `seen = head`, in one statement that
     /// first takes the head row's shared lock (PostgreSQL; SQLite has one
-    /// writer), so no change can commit between the check and the grant.
+    /// writer), so no change can commit between the check and the grant:
+    /// lemma GRANT of docs/freshness.md.
     pub(super) async fn grant_lease(
         &self,
         instance: i64,

@@ -32,6 +32,14 @@ pub use sql::{Guarded, Retired};
 /// `unavailable`: a database that hangs must not hang requests.
 pub const FETCH_TIMEOUT: Duration = Duration::from_millis(1500);
 
+/// The longest a statement waits for a lock another transaction holds (a
+/// row in PostgreSQL, `lock_timeout`; the write lock in SQLite, its busy
+/// timeout) before it fails with [`DbError::is_lock_timeout`]: a
+/// transaction left open in psql then fails writes and lease renewals
+/// fast instead of queueing them (docs/freshness.md, "Liveness").
+/// Migrations wait as long as they need.
+pub const LOCK_TIMEOUT: Duration = Duration::from_millis(1000);
+
 /// How long past a token's expiry its revocation is kept. Expiry is checked
 /// on each node's wall clock, and the revocations are filtered and cleaned
 /// up on the wall clock of whichever node reads or writes them: a node whose
@@ -119,9 +127,30 @@ pub struct DbError(#[from] sqlx::Error);
 
 impl DbError {
     /// False when the statement was certainly never sent (no connection was
-    /// had); otherwise it may have been applied before the error arrived.
+    /// had), or when it waited for a lock and gave up (its transaction
+    /// wrote nothing); otherwise it may have been applied before the error
+    /// arrived.
     pub fn may_have_written(&self) -> bool {
         !matches!(self.0, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed)
+            && !self.is_lock_timeout()
+    }
+
+    /// The statement waited [`LOCK_TIMEOUT`] for a lock another
+    /// transaction holds, and gave up: PostgreSQL's `lock_not_available`
+    /// (55P03), SQLite's `SQLITE_BUSY` or `SQLITE_LOCKED` (any extended
+    /// code).
+    pub fn is_lock_timeout(&self) -> bool {
+        let sqlx::Error::Database(e) = &self.0 else {
+            return false;
+        };
+        let Some(code) = e.code() else {
+            return false;
+        };
+        if code == "55P03" {
+            return true;
+        }
+        code.parse::<i64>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+            && e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
     }
 }
 
@@ -434,15 +463,16 @@ impl Db {
 /// Every call is bounded like a fetch: a database that hangs must not
 /// hold a renewal past the lease it renews.
 impl LeaseStore for Db {
-    fn changes_since(&self, seen: u64) -> BoxFuture<'_, Result<Changes, StoreError>> {
+    fn changes_since(&self, seen: u64, limit: u64) -> BoxFuture<'_, Result<Changes, StoreError>> {
         Box::pin(async move {
             let seen = i64::try_from(seen).unwrap_or(i64::MAX);
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             let logged = self
-                .bounded(async { dispatch!(self, s => s.changes_since(seen).await) })
+                .bounded(async { dispatch!(self, s => s.changes_since(seen, limit).await) })
                 .await?;
             Ok(Changes {
                 head: u64::try_from(logged.head).unwrap_or(0),
-                truncated: log_incomplete(&logged, seen),
+                truncated: logged.too_many || log_incomplete(&logged, seen),
                 changes: logged.changes,
             })
         })

@@ -63,17 +63,29 @@ pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
 }
 
 pub(crate) async fn connect(url: &str) -> anyhow::Result<SqlStore<Postgres>> {
+    // Migrations (and the move into the schema) wait for each other's
+    // locks as long as it takes (nodes that start together); every other
+    // statement waits at most LOCK_TIMEOUT for a row another transaction
+    // holds.
+    {
+        let migrating = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(connect_options(url)?)
+            .await?;
+        into_own_schema(&migrating).await?;
+        MIGRATOR.run(&migrating).await?;
+        fix_function_search_paths(&migrating).await?;
+        migrating.close().await;
+    }
+    let lock_timeout = format!("{}ms", super::LOCK_TIMEOUT.as_millis());
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .min_connections(1)
         // A miss must fail fast while the database is away.
         .acquire_timeout(Duration::from_secs(1))
         .test_before_acquire(false)
-        .connect_with(connect_options(url)?)
+        .connect_with(connect_options(url)?.options([("lock_timeout", lock_timeout.as_str())]))
         .await?;
-    into_own_schema(&pool).await?;
-    MIGRATOR.run(&pool).await?;
-    fix_function_search_paths(&pool).await?;
     Ok(SqlStore::new(pool))
 }
 

@@ -28,14 +28,33 @@ pub(crate) async fn connect(url: &str) -> anyhow::Result<SqlStore<Sqlite>> {
         .journal_mode(SqliteJournalMode::Wal)
         .busy_timeout(Duration::from_secs(5))
         .foreign_keys(true);
+    if in_memory {
+        // Each connection to `:memory:` is a database of its own: one
+        // connection, migrated, and no other process to wait for.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(2))
+            .test_before_acquire(false)
+            .connect_with(options.busy_timeout(super::LOCK_TIMEOUT))
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        return Ok(SqlStore::new(pool));
+    }
+    // Migrations wait for another process's write as long as before; every
+    // other statement waits at most LOCK_TIMEOUT for the write lock.
+    let migrating = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.clone())
+        .await?;
+    MIGRATOR.run(&migrating).await?;
+    migrating.close().await;
     let pool = SqlitePoolOptions::new()
-        // Each connection to `:memory:` is a database of its own.
-        .max_connections(if in_memory { 1 } else { 4 })
+        .max_connections(4)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(2))
         .test_before_acquire(false)
-        .connect_with(options)
+        .connect_with(options.busy_timeout(super::LOCK_TIMEOUT))
         .await?;
-    MIGRATOR.run(&pool).await?;
     Ok(SqlStore::new(pool))
 }

@@ -223,7 +223,7 @@ impl Users {
                 match write.await {
                     Ok(w) => {
                         // Acknowledged only once no node can answer with the
-                        // old record (docs/freshness.md §5).
+                        // old record (docs/freshness.md §3.5).
                         let api = InvalidationSource::Api;
                         let fence = match w.fence {
                             Fence::Version(v) => Some(Some(v)),

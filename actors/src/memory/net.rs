@@ -207,7 +207,7 @@ impl Link for NodeLink {
             net.hop(from, to).await?;
             let router = net.router(to).ok_or(LinkError::Unreachable)?;
             let served = router
-                .resolve_local(user_id, lookup)
+                .answer_forwarded(user_id, lookup)
                 .await
                 .map_err(|e| LinkError::Remote(e.to_string()))?;
             net.hop(to, from).await?;

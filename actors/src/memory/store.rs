@@ -239,12 +239,19 @@ impl MemoryStore {
 }
 
 impl LeaseStore for MemoryStore {
-    fn changes_since(&self, seen: u64) -> BoxFuture<'_, Result<Changes, StoreError>> {
+    fn changes_since(&self, seen: u64, limit: u64) -> BoxFuture<'_, Result<Changes, StoreError>> {
         Box::pin(async move {
             if let Some(e) = self.unavailable() {
                 return Err(e);
             }
             let log = self.log();
+            if log.head.saturating_sub(seen) > limit {
+                return Ok(Changes {
+                    head: log.head,
+                    changes: Vec::new(),
+                    truncated: true,
+                });
+            }
             Ok(Changes {
                 head: log.head,
                 changes: log

@@ -78,6 +78,7 @@ export const API_ERROR_CODES = [
   "method_not_allowed",
   "rate_limited",
   "unavailable",
+  "locked",
   "internal",
 ] as const;
 
@@ -138,6 +139,7 @@ export class SessiondError extends Error {
   get unavailable(): boolean {
     return (
       this.code === "unavailable" ||
+      this.code === "locked" ||
       this.code === "timeout" ||
       this.code === "network_error" ||
       this.code === "unexpected_response" ||

@@ -8,15 +8,22 @@
 //! The partition tests need root (network namespaces); without it they fail
 //! when `CI` is set and are skipped with a note otherwise. The pause tests
 //! run anywhere.
+//!
+//! Kept whole: the pair of nodes, its writes, the judge of an answer and
+//! the watcher are the one kit every fault test here shares.
 
+mod bulk_change;
 mod db_clock;
 mod invalidate;
 mod lease_off;
+mod lock_wait;
 mod log_guards;
+mod mixed_leases;
 mod partition;
 mod pause;
 mod revoked_skew;
 mod rewound_log;
+mod steady_changes;
 
 use sessiond_testkit::http::{Client, Reply};
 use sessiond_testkit::netns::{self, Host, Lab};
@@ -129,6 +136,12 @@ fn node_spec(name: &str, db_url: &str, args: Vec<String>) -> Spec {
 
 impl Pair {
     async fn start(backend: Backend, place: Place) -> Pair {
+        Pair::start_with(backend, place, &[]).await
+    }
+
+    /// [`Pair::start`], with `extra` flags for both nodes.
+    async fn start_with(backend: Backend, place: Place, extra: &[&str]) -> Pair {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let db = Db::new(backend).await;
         let (lab, host) = match place {
             Place::Loopback => (None, None),
@@ -146,12 +159,16 @@ impl Pair {
         let a = Sessiond::start(node_spec(
             "a",
             &db.url,
-            vec![
-                "--listen".into(),
-                "127.0.0.1:0".into(),
-                "--cluster-listen".into(),
-                a_cluster.clone(),
-            ],
+            [
+                vec![
+                    "--listen".into(),
+                    "127.0.0.1:0".into(),
+                    "--cluster-listen".into(),
+                    a_cluster.clone(),
+                ],
+                extra.clone(),
+            ]
+            .concat(),
         ))
         .unwrap_or_else(|e| panic!("{e}"));
         let mut relay = None;
@@ -161,14 +178,18 @@ impl Pair {
                 Sessiond::start(node_spec(
                     "b",
                     &db.url,
-                    vec![
-                        "--listen".into(),
-                        "127.0.0.1:0".into(),
-                        "--cluster-listen".into(),
-                        b_cluster,
-                        "--join".into(),
-                        a_cluster.clone(),
-                    ],
+                    [
+                        vec![
+                            "--listen".into(),
+                            "127.0.0.1:0".into(),
+                            "--cluster-listen".into(),
+                            b_cluster,
+                            "--join".into(),
+                            a_cluster.clone(),
+                        ],
+                        extra.clone(),
+                    ]
+                    .concat(),
                 ))
             }
             Some(host) => {
@@ -191,14 +212,18 @@ impl Pair {
                 let mut spec = node_spec(
                     "b",
                     &b_url,
-                    vec![
-                        "--listen".into(),
-                        format!("{}:8080", host.ctl_addr()),
-                        "--cluster-listen".into(),
-                        format!("{}:7400", host.peer_addr()),
-                        "--join".into(),
-                        a_cluster.clone(),
-                    ],
+                    [
+                        vec![
+                            "--listen".into(),
+                            format!("{}:8080", host.ctl_addr()),
+                            "--cluster-listen".into(),
+                            format!("{}:7400", host.peer_addr()),
+                            "--join".into(),
+                            a_cluster.clone(),
+                        ],
+                        extra.clone(),
+                    ]
+                    .concat(),
                 );
                 spec.netns = Some(host.name().to_string());
                 Sessiond::start(spec)

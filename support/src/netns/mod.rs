@@ -12,7 +12,8 @@
 //! ```
 //!
 //! Every host namespace has three links, so each kind of traffic can be cut
-//! alone: `ctl` carries the test's own HTTP requests and is never cut;
+//! alone (and [`Lab::cut_pair`] cuts the cluster traffic of two nodes to
+//! each other only, in the hub's bridge): `ctl` carries the test's own HTTP requests and is never cut;
 //! `peer` carries cluster traffic (to a bridge in a hub namespace, which the
 //! root namespace reaches through its own uplink, so nodes in the root
 //! namespace and in any host namespace all see each other); `db` carries
@@ -32,6 +33,8 @@ use std::sync::{Mutex, Once};
 use std::time::{Duration, SystemTime};
 
 use sessiond_actors::sync::MutexExt;
+
+mod pairs;
 
 /// The first octets of every address made here.
 const NET: [u8; 2] = [10, 213];
