@@ -45,6 +45,8 @@ type ServerFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 pub struct Application {
     addr: SocketAddr,
+    /// `http` or `https`.
+    scheme: &'static str,
     server: ServerFuture,
     stop: oneshot::Sender<()>,
     ctx: Arc<Ctx>,
@@ -204,6 +206,11 @@ impl Application {
             .with_context(|| format!("cannot resolve the listen address {}", settings.listen))?
             .next()
             .with_context(|| format!("no address for {}", settings.listen))?;
+        let https = match &settings.tls {
+            Some(files) => Some(Arc::new(http::tls::Https::load(files.clone())?)),
+            None => None,
+        };
+        let scheme = if https.is_some() { "https" } else { "http" };
         let (stop, stopped) = oneshot::channel::<()>();
         let tcp = tokio::net::TcpListener::bind(listen)
             .await
@@ -217,6 +224,7 @@ impl Application {
             settings.http.clone(),
             settings.trusted_proxies.clone(),
             Arc::clone(&ctx.drain),
+            https,
             async {
                 let _ = stopped.await;
             },
@@ -240,6 +248,7 @@ impl Application {
         });
         Ok(Application {
             addr,
+            scheme,
             server: Box::pin(server),
             stop,
             ctx,
@@ -277,7 +286,7 @@ impl Application {
     }
 
     fn welcome(&self) -> String {
-        let url = format!("http://{}", self.addr);
+        let url = format!("{}://{}", self.scheme, self.addr);
         let mut out = format!("sessiond listening on {url}\n");
         let login = |email: &str, password: &str| {
             format!(

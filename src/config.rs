@@ -16,6 +16,7 @@ use sessiond_actors::CacheConfig;
 
 use crate::http::client_addr::TrustedProxies;
 use crate::http::server::{Limits as HttpLimits, MAX_CONNECTIONS};
+pub use crate::http::tls::TlsFiles as HttpsFiles;
 use crate::limiter::Limits as LoginLimits;
 use crate::logging::LogFormat;
 
@@ -238,6 +239,17 @@ pub struct ServeArgs {
     /// The CA (PEM) that signs every node's certificate.
     #[arg(long, env = "SESSIOND_CLUSTER_TLS_CA", requires_all = ["cluster_tls_cert", "cluster_tls_key"])]
     pub cluster_tls_ca: Option<String>,
+    /// With --cluster-tls-*: a node `N`'s certificate may name it as the
+    /// DNS name `N.DOMAIN` instead of `N` (cert-manager's names for a
+    /// StatefulSet's pods: `sessiond-peers.NAMESPACE.svc.cluster.local`).
+    #[arg(long, env = "SESSIOND_CLUSTER_TLS_DOMAIN", requires = "cluster_tls_cert")]
+    pub cluster_tls_domain: Option<String>,
+    /// Allow cluster traffic in clear on an address other than loopback
+    /// (without it, such a --cluster-listen needs --cluster-tls-*). Only
+    /// for a network between nodes that nothing else can reach.
+    #[arg(long, env = "SESSIOND_CLUSTER_INSECURE", requires = "cluster_listen",
+          conflicts_with = "cluster_tls_cert")]
+    pub cluster_insecure: bool,
     /// Proxies (addresses or CIDR blocks, comma-separated) whose
     /// X-Forwarded-For / Forwarded header names the client, and whose
     /// X-Request-Id is kept as the request's id. Default: none.
@@ -258,11 +270,31 @@ pub struct ServeArgs {
           default_value_t = HumanDuration(HttpLimits::DEFAULT_IDLE_TIMEOUT),
           value_parser = parse_duration)]
     pub keep_alive_timeout: HumanDuration,
+    /// Close a connection whose request is not answered this long after
+    /// the first byte of its head (a body that trickles in included).
+    #[arg(long, env = "SESSIOND_REQUEST_TIMEOUT",
+          default_value_t = HumanDuration(HttpLimits::DEFAULT_REQUEST_TIMEOUT),
+          value_parser = parse_duration)]
+    pub request_timeout: HumanDuration,
     /// The most connections open at once; more wait to be accepted.
     #[arg(long, env = "SESSIOND_MAX_CONNECTIONS",
           default_value_t = HttpLimits::DEFAULT_MAX_CONNECTIONS as u64,
           value_parser = clap::value_parser!(u64).range(1..=MAX_CONNECTIONS as u64))]
     pub max_connections: u64,
+    /// The most connections open at once from one client address (the TCP
+    /// peer); more are closed at once. Trusted proxies are not capped.
+    #[arg(long, env = "SESSIOND_MAX_CONNECTIONS_PER_ADDRESS",
+          default_value_t = HttpLimits::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_CONNECTIONS as u64))]
+    pub max_connections_per_address: u64,
+    /// The API's certificate chain (PEM): with --tls-key, the API is served
+    /// over HTTPS only. Both files are read again every second; a changed
+    /// pair is served to new connections without a restart.
+    #[arg(long, env = "SESSIOND_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<String>,
+    /// The API certificate's private key (PEM).
+    #[arg(long, env = "SESSIOND_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<String>,
     /// Log lines as text, or as JSON objects (one per line, with
     /// timestamp, level, target, message, request_id and fields). The
     /// filter is RUST_LOG (default "info,hyper=error,sessiond::access=off").
@@ -322,6 +354,8 @@ pub struct Settings {
     pub trusted_proxies: TrustedProxies,
     /// Timeouts and connection cap of the HTTP front.
     pub http: HttpLimits,
+    /// HTTPS on the API (`None`: plain HTTP).
+    pub tls: Option<HttpsFiles>,
     /// How long a leaving node answers what still arrives.
     pub shutdown_grace: Duration,
     pub forward_auth: crate::http::forward_auth::ForwardAuthArgs,
@@ -353,8 +387,14 @@ impl Settings {
                 listen,
                 join: a.join,
                 cookie: a.cluster_cookie.unwrap_or_default(),
+                insecure: a.cluster_insecure,
                 tls: match (a.cluster_tls_cert, a.cluster_tls_key, a.cluster_tls_ca) {
-                    (Some(cert), Some(key), Some(ca)) => Some(TlsFiles { cert, key, ca }),
+                    (Some(cert), Some(key), Some(ca)) => Some(TlsFiles {
+                        cert,
+                        key,
+                        ca,
+                        domain: a.cluster_tls_domain,
+                    }),
                     _ => None,
                 },
             }),
@@ -365,7 +405,14 @@ impl Settings {
             http: HttpLimits {
                 header_timeout: a.header_timeout.0,
                 idle_timeout: a.keep_alive_timeout.0,
+                request_timeout: a.request_timeout.0,
                 max_connections: usize::try_from(a.max_connections).unwrap_or(MAX_CONNECTIONS),
+                max_connections_per_address: usize::try_from(a.max_connections_per_address)
+                    .unwrap_or(MAX_CONNECTIONS),
+            },
+            tls: match (a.tls_cert, a.tls_key) {
+                (Some(cert), Some(key)) => Some(HttpsFiles { cert, key }),
+                _ => None,
             },
             shutdown_grace: a.shutdown_grace.0,
             forward_auth: a.forward_auth,
@@ -393,6 +440,7 @@ impl Default for Settings {
             admin_password: None,
             trusted_proxies: TrustedProxies::none(),
             http: HttpLimits::default(),
+            tls: None,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             forward_auth: Default::default(),
         }
@@ -406,6 +454,8 @@ pub struct ClusterArgs {
     pub join: Vec<String>,
     pub cookie: String,
     pub tls: Option<TlsFiles>,
+    /// Clear traffic allowed on a non-loopback address.
+    pub insecure: bool,
 }
 
 /// PEM files for mutual TLS between nodes.
@@ -414,6 +464,8 @@ pub struct TlsFiles {
     pub cert: String,
     pub key: String,
     pub ca: String,
+    /// Node names may be certified under this domain.
+    pub domain: Option<String>,
 }
 
 #[cfg(test)]

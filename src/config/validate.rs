@@ -51,13 +51,25 @@ pub(crate) async fn cluster_settings(
         .next()
         .with_context(|| format!("no address for {}", c.listen))?;
     let tls = match &c.tls {
-        Some(f) => Some(ClusterTls::load(&f.cert, &f.key, &f.ca)?),
+        Some(f) => Some(ClusterTls::load_with_domain(
+            &f.cert,
+            &f.key,
+            &f.ca,
+            f.domain.as_deref(),
+        )?),
+        None if !listen.ip().is_loopback() && !c.insecure => anyhow::bail!(
+            "the cluster address {listen} is not a loopback address, and cluster traffic \
+             without TLS carries user records and lets anyone with the cookie join under any \
+             node's name: give --cluster-tls-cert/--cluster-tls-key/--cluster-tls-ca, or \
+             --cluster-insecure if nothing but the nodes can reach this network"
+        ),
+        None if listen.ip().is_loopback() => None,
         None => {
             tracing::warn!(
                 listen = %listen,
                 "CLUSTER TRAFFIC IS NOT ENCRYPTED: without --cluster-tls-cert/-key/-ca, \
                  user records and the cookie's handshake cross the network in plaintext; \
-                 use TLS unless the network between nodes is private"
+                 --cluster-insecure was given"
             );
             None
         }

@@ -23,6 +23,7 @@ pub mod reply;
 pub mod request_id;
 pub mod server;
 pub mod sessions;
+pub mod tls;
 
 use std::net::IpAddr;
 use std::sync::Arc;

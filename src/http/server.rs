@@ -9,11 +9,21 @@
 //! - **Idle timeout** (`--keep-alive-timeout`): a connection on which
 //!   nothing moves for this long is closed, between requests or within one.
 //!
-//! Both are kept on one timer per connection, which reads and writes do
-//! not touch (see `Guarded`).
+//! - **Request timeout** (`--request-timeout`): a request not answered
+//!   this long after its head's first byte is cut off with its connection,
+//!   however steadily its body trickles in (slow bodies).
+//!
+//! All three are kept on one timer per connection, which reads and writes
+//! do not touch (see `Guarded`).
 //! - **Connection cap** (`--max-connections`): beyond it, new connections
 //!   wait in the kernel's backlog until one closes, so memory and file
 //!   descriptors stay bounded.
+//! - **Connections per address** (`--max-connections-per-address`): a
+//!   connection from a client address that already holds that many is
+//!   closed at once, so one address cannot take the whole cap. Trusted
+//!   proxies (`--trusted-proxies`) carry many clients and are not capped.
+//! - HTTPS when configured ([`super::tls`]): the TLS handshake counts
+//!   against the header timeout.
 //! - HTTP/1.1 only: HTTP/2's many streams per connection would escape the
 //!   cap, and nothing here needs them.
 //!
@@ -26,15 +36,18 @@
 //! runs in a `request` span carrying it, and every answer, whatever
 //! produced it, leaves with it in `X-Request-Id`.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::server::conn::Http;
+use sessiond_actors::sync::MutexExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
@@ -45,6 +58,7 @@ use warp::Filter;
 use super::client_addr::{ClientAddr, TrustedProxies};
 use super::drain::Drain;
 use super::request_id::{self, RequestId};
+use super::tls::Https;
 
 /// The most `--max-connections` may be.
 pub const MAX_CONNECTIONS: usize = 1 << 24;
@@ -54,7 +68,11 @@ pub const MAX_CONNECTIONS: usize = 1 << 24;
 pub struct Limits {
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    /// From a request head's first byte to its answer.
+    pub request_timeout: Duration,
     pub max_connections: usize,
+    /// Connections open at once from one client address.
+    pub max_connections_per_address: usize,
 }
 
 impl Limits {
@@ -62,8 +80,12 @@ impl Limits {
     pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
     /// The default [`Limits::idle_timeout`].
     pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// The default [`Limits::request_timeout`].
+    pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
     /// The default [`Limits::max_connections`].
     pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+    /// The default [`Limits::max_connections_per_address`].
+    pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 1_000;
 }
 
 impl Default for Limits {
@@ -71,7 +93,9 @@ impl Default for Limits {
         Limits {
             header_timeout: Self::DEFAULT_HEADER_TIMEOUT,
             idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
+            request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: Self::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
         }
     }
 }
@@ -80,13 +104,14 @@ impl Default for Limits {
 /// accepting, lets requests in flight finish (idle connections close at
 /// once) and returns when every connection is gone. `trusted` may set
 /// request ids; every request is noted in `drain` (which times the end of
-/// a leaving node's traffic).
+/// a leaving node's traffic). With `tls`, every connection is HTTPS.
 pub async fn serve<F>(
     listener: TcpListener,
     filter: F,
     limits: Limits,
     trusted: TrustedProxies,
     drain: Arc<Drain>,
+    tls: Option<Arc<Https>>,
     shutdown: impl Future<Output = ()> + Send,
 ) where
     F: Filter + Clone + Send + Sync + 'static,
@@ -103,6 +128,7 @@ pub async fn serve<F>(
     http.http1_only(true).http1_keep_alive(true);
     let http = Arc::new(http);
     let trusted = Arc::new(trusted);
+    let per_address = Arc::new(PerAddress::new(limits.max_connections_per_address));
     tokio::pin!(shutdown);
     loop {
         let slot = tokio::select! {
@@ -125,9 +151,22 @@ pub async fn serve<F>(
             },
             _ = &mut shutdown => break,
         };
+        let held = if trusted.contains(peer.ip()) {
+            None
+        } else {
+            match per_address.open(peer.ip()) {
+                Some(held) => Some(held),
+                None => {
+                    tracing::debug!(peer = %peer.ip(), "too many connections from one address");
+                    drop(stream);
+                    continue;
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
         let progress = Arc::new(Progress::default());
         let io = Guarded::new(stream, &limits, Arc::clone(&progress));
+        let tls = tls.as_ref().map(|t| t.acceptor.clone());
         let service = service.clone();
         let trusted = Arc::clone(&trusted);
         let drain = Arc::clone(&drain);
@@ -160,6 +199,19 @@ pub async fn serve<F>(
         let http = Arc::clone(&http);
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
+            let io = match tls {
+                None => Stream::Plain(io),
+                // The handshake is bounded by the header timeout, which
+                // `Guarded` counts from the connection's opening.
+                Some(acceptor) => match acceptor.accept(io).await {
+                    Ok(s) => Stream::Tls(Box::new(s)),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        drop((slot, held));
+                        return;
+                    }
+                },
+            };
             let conn = http.serve_connection(io, svc);
             tokio::pin!(conn);
             let result = tokio::select! {
@@ -174,7 +226,7 @@ pub async fn serve<F>(
             if let Err(e) = result {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
-            drop(slot);
+            drop((slot, held));
         });
     }
     drop(listener);
@@ -193,9 +245,10 @@ struct Progress {
 }
 
 /// A TCP stream that fails with `TimedOut` once nothing has been read or
-/// written for `idle`, or once a request head has taken longer than
-/// `header` (from the connection's opening for the first request, from the
-/// head's first byte for later ones).
+/// written for `idle`, once a request head has taken longer than `header`
+/// (from the connection's opening for the first request, from the head's
+/// first byte for later ones), or once a request has gone unanswered for
+/// `request` from that same instant (its body included).
 ///
 /// One timer per connection, armed at the earliest deadline and moved only
 /// when it fires early: a read or a write just notes the time, so the timer
@@ -204,12 +257,16 @@ struct Guarded {
     stream: TcpStream,
     idle: Duration,
     header: Duration,
+    request: Duration,
     progress: Arc<Progress>,
     /// The last read or write that moved bytes.
     last: Instant,
     /// The head being waited for: since when, and the count of heads read
     /// at that time (it is done once the count moves on).
     head: Option<(Instant, u64)>,
+    /// The request under way: since when, and the count of heads read
+    /// before it (it is done once `answered` is past that count).
+    started: (Instant, u64),
     timer: Pin<Box<Sleep>>,
 }
 
@@ -220,11 +277,16 @@ impl Guarded {
             stream,
             idle: limits.idle_timeout,
             header: limits.header_timeout,
+            request: limits.request_timeout,
             progress,
             last: now,
             head: Some((now, 0)),
+            started: (now, 0),
             timer: Box::pin(tokio::time::sleep_until(
-                now + limits.idle_timeout.min(limits.header_timeout),
+                now + limits
+                    .idle_timeout
+                    .min(limits.header_timeout)
+                    .min(limits.request_timeout),
             )),
         }
     }
@@ -248,6 +310,7 @@ impl Guarded {
             let heads = self.progress.heads.load(Ordering::Acquire);
             if self.progress.answered.load(Ordering::Acquire) == heads {
                 self.head = Some((now, heads));
+                self.started = (now, heads);
             }
         }
     }
@@ -263,6 +326,10 @@ impl Guarded {
             let mut deadline = self.last + self.idle;
             if let Some(since) = self.head_since() {
                 deadline = deadline.min(since + self.header);
+            }
+            let (since, before) = self.started;
+            if self.progress.answered.load(Ordering::Acquire) <= before {
+                deadline = deadline.min(since + self.request);
             }
             if deadline <= Instant::now() {
                 return true;
@@ -342,5 +409,118 @@ impl AsyncWrite for Guarded {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// A connection's stream: the guarded TCP stream, or TLS over it.
+enum Stream {
+    Plain(Guarded),
+    Tls(Box<tokio_rustls::server::TlsStream<Guarded>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// How many connections each client address holds open, within a cap.
+/// Touched once when a connection opens and once when it closes, never
+/// per request.
+struct PerAddress {
+    cap: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One open connection of an address, given back when dropped.
+struct Held {
+    of: Arc<PerAddress>,
+    ip: IpAddr,
+}
+
+impl PerAddress {
+    fn new(cap: usize) -> PerAddress {
+        PerAddress {
+            cap: cap.max(1),
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts a connection from `ip`, unless the address is at its cap.
+    fn open(self: &Arc<Self>, ip: IpAddr) -> Option<Held> {
+        let mut open = self.open.locked();
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.cap {
+            return None;
+        }
+        *n += 1;
+        Some(Held {
+            of: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut open = self.of.open.locked();
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
     }
 }

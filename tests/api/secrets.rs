@@ -1,5 +1,6 @@
 //! Weak secrets are refused at start-up: an HS256 key under 32 bytes
-//! (RFC 7518 §3.2), a cluster cookie under 32 bytes.
+//! (RFC 7518 §3.2), a cluster cookie under 32 bytes; so is a clear
+//! cluster link beyond loopback unless the operator asks for it.
 
 use std::process::Command;
 
@@ -79,12 +80,31 @@ fn a_cluster_cookie_under_32_bytes_is_refused() {
 }
 
 #[test]
-fn a_cluster_without_tls_warns_at_start() {
+fn a_clear_cluster_link_off_loopback_is_refused_without_cluster_insecure() {
+    let (failed, err) = serve_with(
+        &[
+            ("SESSIOND_JWT_SECRET", "a-jwt-secret-long-enough-0123456789-abcdef"),
+            (
+                "SESSIOND_CLUSTER_COOKIE",
+                "a-cluster-cookie-long-enough-0123456789",
+            ),
+        ],
+        &["--node-name", "n1", "--cluster-listen", "0.0.0.0:0"],
+    );
+    assert!(failed, "a clear cluster link on 0.0.0.0 was accepted: {err}");
+    assert!(
+        err.contains("--cluster-insecure") && err.contains("--cluster-tls-cert"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_clear_cluster_link_off_loopback_warns_at_start_with_cluster_insecure() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().expect("temp dir");
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--node-name", "n1"])
-        .args(["--cluster-listen", "127.0.0.1:0"])
+        .args(["--cluster-listen", "0.0.0.0:0", "--cluster-insecure"])
         .env(
             "DATABASE_URL",
             format!("sqlite://{}", dir.path().join("s.db").display()),
