@@ -111,6 +111,13 @@ impl Application {
         if let Some(s) = &settings.jwt_secret {
             config::check_jwt_secret(s)?;
         }
+        if let Some(p) = &settings.admin_password {
+            config::check_not_weak(
+                "the first administrator's password (SESSIOND_ADMIN_PASSWORD)",
+                p,
+                config::MIN_ADMIN_PASSWORD_BITS,
+            )?;
+        }
         let clock = Clock::new();
         let db = Db::connect(&settings.database_url, clock.clone())
             .await

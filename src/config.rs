@@ -20,8 +20,10 @@ pub use crate::http::tls::TlsFiles as HttpsFiles;
 use crate::limiter::Limits as LoginLimits;
 use crate::logging::LogFormat;
 
-pub(crate) use validate::{check_jwt_secret, cluster_settings};
-pub use validate::{MIN_CLUSTER_COOKIE, MIN_JWT_SECRET};
+pub(crate) use validate::{check_jwt_secret, check_not_weak, cluster_settings};
+pub use validate::{
+    estimated_bits, MIN_ADMIN_PASSWORD_BITS, MIN_CLUSTER_COOKIE, MIN_JWT_SECRET, MIN_SECRET_BITS,
+};
 use values::{parse_bytes, parse_duration, parse_on_off};
 pub use values::{Bytes, HumanDuration, OnOff};
 
@@ -242,13 +244,21 @@ pub struct ServeArgs {
     /// With --cluster-tls-*: a node `N`'s certificate may name it as the
     /// DNS name `N.DOMAIN` instead of `N` (cert-manager's names for a
     /// StatefulSet's pods: `sessiond-peers.NAMESPACE.svc.cluster.local`).
-    #[arg(long, env = "SESSIOND_CLUSTER_TLS_DOMAIN", requires = "cluster_tls_cert")]
+    #[arg(
+        long,
+        env = "SESSIOND_CLUSTER_TLS_DOMAIN",
+        requires = "cluster_tls_cert"
+    )]
     pub cluster_tls_domain: Option<String>,
     /// Allow cluster traffic in clear on an address other than loopback
     /// (without it, such a --cluster-listen needs --cluster-tls-*). Only
     /// for a network between nodes that nothing else can reach.
-    #[arg(long, env = "SESSIOND_CLUSTER_INSECURE", requires = "cluster_listen",
-          conflicts_with = "cluster_tls_cert")]
+    #[arg(
+        long,
+        env = "SESSIOND_CLUSTER_INSECURE",
+        requires = "cluster_listen",
+        conflicts_with = "cluster_tls_cert"
+    )]
     pub cluster_insecure: bool,
     /// Proxies (addresses or CIDR blocks, comma-separated) whose
     /// X-Forwarded-For / Forwarded header names the client, and whose

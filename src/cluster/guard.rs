@@ -273,7 +273,8 @@ impl NodeEventSubscription for AuthDeadline {
             tokio::time::sleep(AUTH_DEADLINE).await;
             if !authenticated.locked().contains(&ses.node_id) {
                 tracing::warn!(peer = %ses.peer_addr, "closed a cluster session that did not authenticate in time");
-                ses.actor.stop(Some("not authenticated in time".to_string()));
+                ses.actor
+                    .stop(Some("not authenticated in time".to_string()));
             }
         });
     }

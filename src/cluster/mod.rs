@@ -54,8 +54,8 @@ use ractor_cluster::{IncomingEncryptionMode, NodeServer};
 use sessiond_actors::Router;
 use tokio::task::JoinHandle;
 
-pub use link::ClusterLink;
 pub use guard::{AUTH_DEADLINE, MAX_CONNECTIONS, MAX_FRAME, MAX_HANDSHAKE_FRAME};
+pub use link::ClusterLink;
 pub use tls::ClusterTls;
 
 use crate::metrics::Telemetry;

@@ -118,15 +118,15 @@ impl ClusterTls {
         let Ok(local_addr) = tcp.local_addr() else {
             return;
         };
-        let stream =
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::warn!(peer = %peer_addr, error = %e, "cluster TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
+        let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(tcp)).await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::warn!(peer = %peer_addr, error = %e, "cluster TLS handshake failed");
+                return;
+            }
+            Err(_) => return,
+        };
         let cert = leaf_certificate(stream.get_ref().1);
         self.opened(true, peer_addr, cert.clone());
         let guarded = Guarded {
@@ -348,13 +348,10 @@ impl rustls::client::danger::ServerCertVerifier for AnyAddress {
         now: rustls::pki_types::UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
         use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
-        match self.0.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
             Err(rustls::Error::InvalidCertificate(
                 NotValidForName | NotValidForNameContext { .. },
             )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),

@@ -141,9 +141,7 @@ async fn the_api_speaks_https_and_serves_a_replaced_certificate_without_a_restar
         "POST /api/auth/login HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    let (answer, _) = https(app.addr, &pki, "ca1", &login)
-        .await
-        .expect("login");
+    let (answer, _) = https(app.addr, &pki, "ca1", &login).await.expect("login");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let token = answer
         .split("\"token\":\"")
@@ -175,7 +173,9 @@ async fn the_api_speaks_https_and_serves_a_replaced_certificate_without_a_restar
         "plain HTTP was answered"
     );
     // A client that trusts another CA refuses the server.
-    assert!(https(app.addr, &pki, "ca2", &get("/healthz")).await.is_err());
+    assert!(https(app.addr, &pki, "ca2", &get("/healthz"))
+        .await
+        .is_err());
 
     // The certificate replaced on disk is served without a restart.
     install(&pki, "s2");
@@ -197,7 +197,9 @@ async fn the_api_speaks_https_and_serves_a_replaced_certificate_without_a_restar
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(cert, pem_cert(&pki, "s2"));
     assert!(
-        https(app.addr, &pki, "ca1", &get("/healthz")).await.is_err(),
+        https(app.addr, &pki, "ca1", &get("/healthz"))
+            .await
+            .is_err(),
         "the old certificate is still served"
     );
 

@@ -162,7 +162,10 @@ async fn a_body_that_trickles_in_is_cut_off_at_the_request_timeout() {
         "request timeout 2 s: a body sent a byte every 250 ms was cut off after {} ms",
         cut.as_millis()
     );
-    assert!(cut >= Duration::from_millis(1_900), "cut off early: {cut:?}");
+    assert!(
+        cut >= Duration::from_millis(1_900),
+        "cut off early: {cut:?}"
+    );
     assert!(cut < Duration::from_secs(4), "cut off late: {cut:?}");
     // Requests that finish in time are not affected, on the same settings.
     let reply = app.session(&app.admin_token).await;
@@ -181,8 +184,7 @@ async fn connect_from(ip: [u8; 4], to: std::net::SocketAddr) -> TcpStream {
 
 /// Whether a healthz request on `s` is answered 200.
 async fn answered(s: &mut TcpStream) -> bool {
-    if s
-        .write_all(b"GET /healthz HTTP/1.1\r\nhost: sessiond\r\nconnection: close\r\n\r\n")
+    if s.write_all(b"GET /healthz HTTP/1.1\r\nhost: sessiond\r\nconnection: close\r\n\r\n")
         .await
         .is_err()
     {
@@ -205,7 +207,10 @@ async fn one_address_holds_at_most_its_share_of_connections() {
     }
     // The fourth from the same address is closed at once…
     let mut fourth = connect_from([127, 0, 0, 1], app.addr).await;
-    assert!(!answered(&mut fourth).await, "a fourth connection was served");
+    assert!(
+        !answered(&mut fourth).await,
+        "a fourth connection was served"
+    );
     // …another address is served…
     let mut other = connect_from([127, 0, 0, 2], app.addr).await;
     assert!(answered(&mut other).await, "another address was refused");
@@ -213,7 +218,10 @@ async fn one_address_holds_at_most_its_share_of_connections() {
     drop(held.pop());
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut again = connect_from([127, 0, 0, 1], app.addr).await;
-    assert!(answered(&mut again).await, "a freed slot was not given back");
+    assert!(
+        answered(&mut again).await,
+        "a freed slot was not given back"
+    );
     drop(held);
     app.stop().await;
 }

@@ -352,6 +352,13 @@ mod tests {
         assert!(SessiondClient::new("not a url").is_err());
     }
 
+    #[cfg(feature = "tls")]
+    #[test]
+    fn https_needs_root_certificates() {
+        assert!(SessiondClient::with_tls("https://127.0.0.1:8443", b"").is_err());
+        assert!(SessiondClient::with_tls("https://127.0.0.1:8443", b"garbage").is_err());
+    }
+
     #[test]
     fn answers() {
         let e = answer(

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 /// Plain TCP, or TLS when configured and the URL is `https`.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct Connector {
     http: HttpConnector,
     #[cfg(feature = "tls")]
@@ -62,6 +62,15 @@ impl Connector {
     }
 }
 
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Connector");
+        #[cfg(feature = "tls")]
+        d.field("tls", &self.tls.is_some());
+        d.finish_non_exhaustive()
+    }
+}
+
 fn refused(why: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, why.to_string())
 }
@@ -95,7 +104,9 @@ impl tower_service::Service<Uri> for Connector {
                 return Ok(Stream::Tls(Box::new(stream)));
             }
             let _ = host;
-            Err(refused("https needs a client made with SessiondClient::with_tls"))
+            Err(refused(
+                "https needs a client made with SessiondClient::with_tls",
+            ))
         })
     }
 }

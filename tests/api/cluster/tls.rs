@@ -343,7 +343,10 @@ async fn the_cluster_port_bounds_what_comes_before_authentication() {
             answer_of(&mut s, Duration::from_secs(4)).await.is_empty()
                 && start.elapsed() < Duration::from_secs(2)
         };
-        assert!(closed_fast, "an oversized first frame was read (TLS: {tls})");
+        assert!(
+            closed_fast,
+            "an oversized first frame was read (TLS: {tls})"
+        );
         // Silence: closed at the authentication deadline.
         let start = std::time::Instant::now();
         let within = sessiond::cluster::AUTH_DEADLINE + Duration::from_secs(3);
@@ -393,7 +396,14 @@ async fn with_tls_statefulset_dns_names_are_accepted_under_the_cluster_domain() 
         f
     };
     let cluster = Cluster::new(Backend::Sqlite).await;
-    let n0 = cluster.start_with("sessiond-0", free_port(), &[], COOKIE, &flags("sessiond-0"), None);
+    let n0 = cluster.start_with(
+        "sessiond-0",
+        free_port(),
+        &[],
+        COOKIE,
+        &flags("sessiond-0"),
+        None,
+    );
     let n1 = cluster.start_with(
         "sessiond-1",
         free_port(),
