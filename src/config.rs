@@ -5,6 +5,10 @@
 //! both the flags and [`Settings::default`] take it from there. The checks
 //! a parser cannot make (secret and cookie lengths, the cluster's
 //! addresses and files) are in `validate`.
+//!
+//! Kept whole: the serve flags are one clap struct, and `Settings` is
+//! built from it field by field beside it, so a flag and its setting are
+//! read together.
 
 mod validate;
 mod values;

@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod client_addr;
+mod conns;
 pub mod drain;
 pub mod error;
 pub mod forward_auth;

@@ -189,7 +189,7 @@ fn placeholders_and_predictable_secrets_are_refused_at_start() {
         example_secret("cluster-cookie"),
         // Long enough, and predictable.
         "c".repeat(48),
-        "0123456789".repeat(4),
+        "abc".repeat(16),
     ];
     for cookie in &cookies {
         let (failed, err) = serve_with(
