@@ -47,6 +47,8 @@ pub struct Application {
     addr: SocketAddr,
     /// `http` or `https`.
     scheme: &'static str,
+    /// The operations listener, when it has one of its own.
+    ops_addr: Option<SocketAddr>,
     server: ServerFuture,
     stop: oneshot::Sender<()>,
     ctx: Arc<Ctx>,
@@ -219,6 +221,40 @@ impl Application {
         };
         let scheme = if https.is_some() { "https" } else { "http" };
         let (stop, stopped) = oneshot::channel::<()>();
+        let (stop_ops, ops_stopped) = oneshot::channel::<()>();
+        let ops = match &settings.ops_listen {
+            Some(a) => {
+                let tcp = tokio::net::TcpListener::bind(a)
+                    .await
+                    .with_context(|| format!("cannot listen on {a}"))?;
+                let addr = tcp
+                    .local_addr()
+                    .with_context(|| format!("cannot listen on {a}"))?;
+                let server = http::server::serve(
+                    tcp,
+                    http::routes_of(Arc::clone(&ctx), http::Front::Ops),
+                    settings.http.clone(),
+                    settings.trusted_proxies.clone(),
+                    // Scrapes are not the traffic a leaving node waits out.
+                    http::drain::Drain::new(),
+                    None,
+                    async {
+                        let _ = ops_stopped.await;
+                    },
+                );
+                Some((addr, server))
+            }
+            None => None,
+        };
+        let front = if ops.is_some() {
+            http::Front::Api
+        } else {
+            http::Front::Both
+        };
+        let (ops_addr, ops_server) = match ops {
+            Some((a, s)) => (Some(a), Some(s)),
+            None => (None, None),
+        };
         let tcp = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
@@ -227,15 +263,22 @@ impl Application {
             .with_context(|| format!("cannot listen on {listen}"))?;
         let server = http::server::serve(
             tcp,
-            http::routes(Arc::clone(&ctx)),
+            http::routes_of(Arc::clone(&ctx), front),
             settings.http.clone(),
             settings.trusted_proxies.clone(),
             Arc::clone(&ctx.drain),
             https,
             async {
                 let _ = stopped.await;
+                let _ = stop_ops.send(());
             },
         );
+        let server = async move {
+            match ops_server {
+                Some(ops) => drop(tokio::join!(server, ops)),
+                None => server.await,
+            }
+        };
         let (prune_db, retention) = (ctx.db.clone(), settings.audit_retention);
         let upkeep = tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(5));
@@ -255,6 +298,7 @@ impl Application {
         });
         Ok(Application {
             addr,
+            ops_addr,
             scheme,
             server: Box::pin(server),
             stop,
@@ -273,6 +317,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// The operations listener's address (`--ops-listen`), if any.
+    pub fn ops_addr(&self) -> Option<SocketAddr> {
+        self.ops_addr
     }
 
     /// Shared state, for tests that look inside.
@@ -295,6 +344,9 @@ impl Application {
     fn welcome(&self) -> String {
         let url = format!("{}://{}", self.scheme, self.addr);
         let mut out = format!("sessiond listening on {url}\n");
+        if let Some(ops) = self.ops_addr {
+            out += &format!("operations (metrics, perf, dashboard) on http://{ops}\n");
+        }
         let login = |email: &str, password: &str| {
             format!(
                 "log in:\n  curl -s -X POST {url}/api/auth/login -H 'content-type: application/json' \\\n       -d '{{\"email\":\"{email}\",\"password\":\"{password}\"}}'\n"

@@ -142,6 +142,12 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "SESSIOND_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: String,
+    /// A listener of its own (plain HTTP) for /metrics, /api/perf, the
+    /// dashboard and /readyz with the cluster's members; the API listener
+    /// then answers those 404 (/healthz and /readyz without members stay
+    /// there, for probes). Default: every route on --listen.
+    #[arg(long, env = "SESSIOND_OPS_LISTEN")]
+    pub ops_listen: Option<String>,
     #[command(flatten)]
     pub database: DatabaseArgs,
     /// How long a cached user record is served without reading the database
@@ -344,6 +350,8 @@ pub struct UserAddArgs {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: String,
+    /// The operations listener (`None`: operations on `listen`).
+    pub ops_listen: Option<String>,
     pub database_url: String,
     pub cache_ttl: Duration,
     /// The freshness lease (zero: none).
@@ -379,6 +387,7 @@ impl Settings {
     pub fn from_args(a: ServeArgs) -> Settings {
         Settings {
             listen: a.listen,
+            ops_listen: a.ops_listen.filter(|o| !o.is_empty()),
             database_url: a.database.database_url,
             cache_ttl: a.cache_ttl.0,
             lease: a.lease.0,
@@ -438,6 +447,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             listen: DEFAULT_LISTEN.into(),
+            ops_listen: None,
             database_url: DEFAULT_DATABASE_URL.into(),
             cache_ttl: CacheConfig::DEFAULT_TTL,
             lease: DEFAULT_LEASE,

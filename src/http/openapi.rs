@@ -69,7 +69,10 @@ pub struct Ready {
     database: String,
     /// `alone` or `joined`.
     cluster: String,
-    members: Vec<String>,
+    /// The members this node sees; left out on the API listener when
+    /// `--ops-listen` gives operations a listener of their own.
+    #[schema(required = false)]
+    members: Option<Vec<String>>,
 }
 
 /// The reusable error answers, each an [`super::error::ErrorBody`].

@@ -21,6 +21,7 @@ mod limiter_race;
 mod logs;
 mod metrics_lint;
 mod openapi;
+mod ops_listener;
 mod pki;
 mod postgres;
 mod request_ids;
