@@ -152,21 +152,21 @@ enum Handshake<'a> {
     Named(&'a str),
     /// Another handshake message (a status).
     Other,
-    /// Not a handshake message at all.
-    NotHandshake,
+    /// Not a handshake message at all (a node or control message).
+    Foreign,
 }
 
 /// Reads a frame's payload: `NetworkMessage { auth = 1 { name = 1 {
 /// name = 1 } | server_challenge = 4 { name = 1 } | … } }`.
 fn handshake(payload: &[u8]) -> Handshake<'_> {
     let Some(auth) = field(payload, 1) else {
-        return Handshake::NotHandshake;
+        return Handshake::Foreign;
     };
     let named = field(auth, 1).or_else(|| field(auth, 4));
     match named.map(|m| field(m, 1).unwrap_or_default()) {
         Some(name) => match std::str::from_utf8(name) {
             Ok(n) => Handshake::Named(n),
-            Err(_) => Handshake::NotHandshake,
+            Err(_) => Handshake::Foreign,
         },
         None => Handshake::Other,
     }
@@ -193,7 +193,7 @@ impl<R> Gate<R> {
                 return Ok(());
             }
             match handshake(&rest[8..end]) {
-                Handshake::NotHandshake => {
+                Handshake::Foreign => {
                     return Err(refused("a cluster message before the handshake"))
                 }
                 Handshake::Other => {}
@@ -311,7 +311,7 @@ mod tests {
         // A status carries no name; a node message is no handshake.
         let status = len_field(1, &len_field(2, &[0x08, 0x04]));
         assert_eq!(handshake(&status), Handshake::Other);
-        assert_eq!(handshake(&len_field(2, b"x")), Handshake::NotHandshake);
-        assert_eq!(handshake(&[0xff, 0xff]), Handshake::NotHandshake);
+        assert_eq!(handshake(&len_field(2, b"x")), Handshake::Foreign);
+        assert_eq!(handshake(&[0xff, 0xff]), Handshake::Foreign);
     }
 }
