@@ -10,6 +10,7 @@
 //! built from it field by field beside it, so a flag and its setting are
 //! read together.
 
+mod source_command;
 mod validate;
 mod values;
 
@@ -24,6 +25,7 @@ pub use crate::http::tls::TlsFiles as HttpsFiles;
 use crate::limiter::Limits as LoginLimits;
 use crate::logging::LogFormat;
 
+pub use source_command::{SourceCommand, SourceCommandArgs};
 pub(crate) use validate::{check_jwt_secret, check_not_weak, cluster_settings};
 pub use validate::{
     estimated_bits, MIN_ADMIN_PASSWORD_BITS, MIN_CLUSTER_COOKIE, MIN_JWT_SECRET, MIN_SECRET_BITS,
@@ -81,6 +83,12 @@ pub enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Serve the users of the application's own table: add or remove the
+    /// change capture on it (docs/adopting.md).
+    Source {
+        #[command(subcommand)]
+        command: SourceCommand,
     },
     /// Predict hit rate, database load and stale-role windows in virtual
     /// time, with the real session actors.
@@ -330,6 +338,8 @@ pub struct ServeArgs {
     pub shutdown_grace: HumanDuration,
     #[command(flatten)]
     pub forward_auth: crate::http::forward_auth::ForwardAuthArgs,
+    #[command(flatten)]
+    pub source: crate::source::SourceArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -381,6 +391,9 @@ pub struct Settings {
     /// How long a leaving node answers what still arrives.
     pub shutdown_grace: Duration,
     pub forward_auth: crate::http::forward_auth::ForwardAuthArgs,
+    /// Where users live (`--config`'s `[source]`, the `--source-*`
+    /// flags), resolved when the application is built.
+    pub source: crate::source::SourceArgs,
 }
 
 impl Settings {
@@ -439,6 +452,7 @@ impl Settings {
             },
             shutdown_grace: a.shutdown_grace.0,
             forward_auth: a.forward_auth,
+            source: a.source,
         }
     }
 }
@@ -467,6 +481,7 @@ impl Default for Settings {
             tls: None,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             forward_auth: Default::default(),
+            source: Default::default(),
         }
     }
 }
@@ -493,30 +508,4 @@ pub struct TlsFiles {
 }
 
 #[cfg(test)]
-mod tests {
-    use clap::{CommandFactory, FromArgMatches};
-
-    use super::*;
-
-    /// The flags left out give the settings [`Settings::default`] holds:
-    /// one set of defaults. (The environment is not read: the variables of
-    /// whoever runs the test are no defaults.)
-    #[test]
-    fn serve_without_flags_is_the_default_settings() {
-        let matches = Cli::command()
-            .mut_subcommand("serve", |c| c.mut_args(|a| a.env(None)))
-            .try_get_matches_from(["sessiond", "serve"])
-            .expect("`sessiond serve` parses");
-        let Ok(Cli {
-            command: Command::Serve(args),
-        }) = Cli::from_arg_matches(&matches)
-        else {
-            panic!("`sessiond serve` is the serve command");
-        };
-        let mut parsed = Settings::from_args(args);
-        let default = Settings::default();
-        // Not a flag: read from the environment alone.
-        parsed.admin_password = default.admin_password.clone();
-        assert_eq!(format!("{parsed:?}"), format!("{default:?}"));
-    }
-}
+mod tests;
