@@ -801,6 +801,8 @@ async fn run_checked(
             format!("{}:{CLUSTER_PORT}", host.peer_addr()),
             "--cluster-cookie".into(),
             COOKIE.into(),
+            // The namespaces' links are private to the run.
+            "--cluster-insecure".into(),
         ];
         for (j, other) in hosts.iter().enumerate() {
             if j != i {

@@ -21,7 +21,7 @@ out = sys.argv[3] if len(sys.argv) > 3 else tempfile.mkdtemp(prefix="cg-")
 os.makedirs(out, exist_ok=True)
 db = tempfile.mkdtemp(prefix="cg-db-")
 env = dict(os.environ, SESSIOND_ADMIN_PASSWORD="admin-password-1",
-           SESSIOND_JWT_SECRET="s" * 40, RUST_LOG="warn")
+           SESSIOND_JWT_SECRET="callgrind-request-secret-0123456789-abcdefgh", RUST_LOG="warn")
 server = subprocess.Popen(
     ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/callgrind.%p",
      binary, "serve", "--listen", "127.0.0.1:0", "--database-url", f"sqlite://{db}/cg.db"],

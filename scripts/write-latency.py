@@ -16,7 +16,7 @@ base = int(sys.argv[3]) if len(sys.argv) > 3 else 18100
 db = f"wl_{os.getpid()}"
 subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc", f"CREATE DATABASE {db}"], check=True)
 url = f"postgres://postgres@127.0.0.1:5432/{db}"
-cookie = "c" * 40
+cookie = "write-latency-cookie-0123456789-abcdefghij"
 secret = "s" * 40
 procs = []
 env = dict(os.environ, SESSIOND_ADMIN_PASSWORD="admin-password-1", RUST_LOG="warn")

@@ -45,6 +45,10 @@ type ServerFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 pub struct Application {
     addr: SocketAddr,
+    /// `http` or `https`.
+    scheme: &'static str,
+    /// The operations listener, when it has one of its own.
+    ops_addr: Option<SocketAddr>,
     server: ServerFuture,
     stop: oneshot::Sender<()>,
     ctx: Arc<Ctx>,
@@ -108,6 +112,13 @@ impl Application {
         // error, not something to start with.
         if let Some(s) = &settings.jwt_secret {
             config::check_jwt_secret(s)?;
+        }
+        if let Some(p) = &settings.admin_password {
+            config::check_not_weak(
+                "the first administrator's password (SESSIOND_ADMIN_PASSWORD)",
+                p,
+                config::MIN_ADMIN_PASSWORD_BITS,
+            )?;
         }
         let source = settings.source.resolve()?;
         let clock = Clock::new();
@@ -215,7 +226,46 @@ impl Application {
             .with_context(|| format!("cannot resolve the listen address {}", settings.listen))?
             .next()
             .with_context(|| format!("no address for {}", settings.listen))?;
+        let https = match &settings.tls {
+            Some(files) => Some(Arc::new(http::tls::Https::load(files.clone())?)),
+            None => None,
+        };
+        let scheme = if https.is_some() { "https" } else { "http" };
         let (stop, stopped) = oneshot::channel::<()>();
+        let (stop_ops, ops_stopped) = oneshot::channel::<()>();
+        let ops = match &settings.ops_listen {
+            Some(a) => {
+                let tcp = tokio::net::TcpListener::bind(a)
+                    .await
+                    .with_context(|| format!("cannot listen on {a}"))?;
+                let addr = tcp
+                    .local_addr()
+                    .with_context(|| format!("cannot listen on {a}"))?;
+                let server = http::server::serve(
+                    tcp,
+                    http::routes_of(Arc::clone(&ctx), http::Front::Ops),
+                    settings.http.clone(),
+                    settings.trusted_proxies.clone(),
+                    // Scrapes are not the traffic a leaving node waits out.
+                    http::drain::Drain::new(),
+                    None,
+                    async {
+                        let _ = ops_stopped.await;
+                    },
+                );
+                Some((addr, server))
+            }
+            None => None,
+        };
+        let front = if ops.is_some() {
+            http::Front::Api
+        } else {
+            http::Front::Both
+        };
+        let (ops_addr, ops_server) = match ops {
+            Some((a, s)) => (Some(a), Some(s)),
+            None => (None, None),
+        };
         let tcp = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
@@ -224,14 +274,22 @@ impl Application {
             .with_context(|| format!("cannot listen on {listen}"))?;
         let server = http::server::serve(
             tcp,
-            http::routes(Arc::clone(&ctx)),
+            http::routes_of(Arc::clone(&ctx), front),
             settings.http.clone(),
             settings.trusted_proxies.clone(),
             Arc::clone(&ctx.drain),
+            https,
             async {
                 let _ = stopped.await;
+                let _ = stop_ops.send(());
             },
         );
+        let server = async move {
+            match ops_server {
+                Some(ops) => drop(tokio::join!(server, ops)),
+                None => server.await,
+            }
+        };
         let (prune_db, retention) = (ctx.db.clone(), settings.audit_retention);
         let upkeep = tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(5));
@@ -251,6 +309,8 @@ impl Application {
         });
         Ok(Application {
             addr,
+            ops_addr,
+            scheme,
             server: Box::pin(server),
             stop,
             ctx,
@@ -268,6 +328,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// The operations listener's address (`--ops-listen`), if any.
+    pub fn ops_addr(&self) -> Option<SocketAddr> {
+        self.ops_addr
     }
 
     /// Shared state, for tests that look inside.
@@ -288,8 +353,11 @@ impl Application {
     }
 
     fn welcome(&self) -> String {
-        let url = format!("http://{}", self.addr);
+        let url = format!("{}://{}", self.scheme, self.addr);
         let mut out = format!("sessiond listening on {url}\n");
+        if let Some(ops) = self.ops_addr {
+            out += &format!("operations (metrics, perf, dashboard) on http://{ops}\n");
+        }
         let login = |email: &str, password: &str| {
             format!(
                 "log in:\n  curl -s -X POST {url}/api/auth/login -H 'content-type: application/json' \\\n       -d '{{\"email\":\"{email}\",\"password\":\"{password}\"}}'\n"

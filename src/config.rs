@@ -20,12 +20,15 @@ use sessiond_actors::CacheConfig;
 
 use crate::http::client_addr::TrustedProxies;
 use crate::http::server::{Limits as HttpLimits, MAX_CONNECTIONS};
+pub use crate::http::tls::TlsFiles as HttpsFiles;
 use crate::limiter::Limits as LoginLimits;
 use crate::logging::LogFormat;
 
 pub use source_command::{SourceCommand, SourceCommandArgs};
-pub(crate) use validate::{check_jwt_secret, cluster_settings};
-pub use validate::{MIN_CLUSTER_COOKIE, MIN_JWT_SECRET};
+pub(crate) use validate::{check_jwt_secret, check_not_weak, cluster_settings};
+pub use validate::{
+    estimated_bits, MIN_ADMIN_PASSWORD_BITS, MIN_CLUSTER_COOKIE, MIN_JWT_SECRET, MIN_SECRET_BITS,
+};
 use values::{parse_bytes, parse_duration, parse_on_off};
 pub use values::{Bytes, HumanDuration, OnOff};
 
@@ -146,6 +149,12 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "SESSIOND_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: String,
+    /// A listener of its own (plain HTTP) for /metrics, /api/perf, the
+    /// dashboard and /readyz with the cluster's members; the API listener
+    /// then answers those 404 (/healthz and /readyz without members stay
+    /// there, for probes). Default: every route on --listen.
+    #[arg(long, env = "SESSIOND_OPS_LISTEN")]
+    pub ops_listen: Option<String>,
     #[command(flatten)]
     pub database: DatabaseArgs,
     /// How long a cached user record is served without reading the database
@@ -256,6 +265,25 @@ pub struct ServeArgs {
     /// The CA (PEM) that signs every node's certificate.
     #[arg(long, env = "SESSIOND_CLUSTER_TLS_CA", requires_all = ["cluster_tls_cert", "cluster_tls_key"])]
     pub cluster_tls_ca: Option<String>,
+    /// With --cluster-tls-*: a node `N`'s certificate may name it as the
+    /// DNS name `N.DOMAIN` instead of `N` (cert-manager's names for a
+    /// StatefulSet's pods: `sessiond-peers.NAMESPACE.svc.cluster.local`).
+    #[arg(
+        long,
+        env = "SESSIOND_CLUSTER_TLS_DOMAIN",
+        requires = "cluster_tls_cert"
+    )]
+    pub cluster_tls_domain: Option<String>,
+    /// Allow cluster traffic in clear on an address other than loopback
+    /// (without it, such a --cluster-listen needs --cluster-tls-*). Only
+    /// for a network between nodes that nothing else can reach.
+    #[arg(
+        long,
+        env = "SESSIOND_CLUSTER_INSECURE",
+        requires = "cluster_listen",
+        conflicts_with = "cluster_tls_cert"
+    )]
+    pub cluster_insecure: bool,
     /// Proxies (addresses or CIDR blocks, comma-separated) whose
     /// X-Forwarded-For / Forwarded header names the client, and whose
     /// X-Request-Id is kept as the request's id. Default: none.
@@ -276,11 +304,31 @@ pub struct ServeArgs {
           default_value_t = HumanDuration(HttpLimits::DEFAULT_IDLE_TIMEOUT),
           value_parser = parse_duration)]
     pub keep_alive_timeout: HumanDuration,
+    /// Close a connection whose request is not answered this long after
+    /// the first byte of its head (a body that trickles in included).
+    #[arg(long, env = "SESSIOND_REQUEST_TIMEOUT",
+          default_value_t = HumanDuration(HttpLimits::DEFAULT_REQUEST_TIMEOUT),
+          value_parser = parse_duration)]
+    pub request_timeout: HumanDuration,
     /// The most connections open at once; more wait to be accepted.
     #[arg(long, env = "SESSIOND_MAX_CONNECTIONS",
           default_value_t = HttpLimits::DEFAULT_MAX_CONNECTIONS as u64,
           value_parser = clap::value_parser!(u64).range(1..=MAX_CONNECTIONS as u64))]
     pub max_connections: u64,
+    /// The most connections open at once from one client address (the TCP
+    /// peer); more are closed at once. Trusted proxies are not capped.
+    #[arg(long, env = "SESSIOND_MAX_CONNECTIONS_PER_ADDRESS",
+          default_value_t = HttpLimits::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_CONNECTIONS as u64))]
+    pub max_connections_per_address: u64,
+    /// The API's certificate chain (PEM): with --tls-key, the API is served
+    /// over HTTPS only. Both files are read again every second; a changed
+    /// pair is served to new connections without a restart.
+    #[arg(long, env = "SESSIOND_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<String>,
+    /// The API certificate's private key (PEM).
+    #[arg(long, env = "SESSIOND_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<String>,
     /// Log lines as text, or as JSON objects (one per line, with
     /// timestamp, level, target, message, request_id and fields). The
     /// filter is RUST_LOG (default "info,hyper=error,sessiond::access=off").
@@ -318,6 +366,8 @@ pub struct UserAddArgs {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: String,
+    /// The operations listener (`None`: operations on `listen`).
+    pub ops_listen: Option<String>,
     pub database_url: String,
     pub cache_ttl: Duration,
     /// The freshness lease (zero: none).
@@ -344,6 +394,8 @@ pub struct Settings {
     pub trusted_proxies: TrustedProxies,
     /// Timeouts and connection cap of the HTTP front.
     pub http: HttpLimits,
+    /// HTTPS on the API (`None`: plain HTTP).
+    pub tls: Option<HttpsFiles>,
     /// How long a leaving node answers what still arrives.
     pub shutdown_grace: Duration,
     pub forward_auth: crate::http::forward_auth::ForwardAuthArgs,
@@ -356,6 +408,7 @@ impl Settings {
     pub fn from_args(a: ServeArgs) -> Settings {
         Settings {
             listen: a.listen,
+            ops_listen: a.ops_listen.filter(|o| !o.is_empty()),
             database_url: a.database.database_url,
             cache_ttl: a.cache_ttl.0,
             lease: a.lease.0,
@@ -379,8 +432,14 @@ impl Settings {
                 listen,
                 join: a.join,
                 cookie: a.cluster_cookie.unwrap_or_default(),
+                insecure: a.cluster_insecure,
                 tls: match (a.cluster_tls_cert, a.cluster_tls_key, a.cluster_tls_ca) {
-                    (Some(cert), Some(key), Some(ca)) => Some(TlsFiles { cert, key, ca }),
+                    (Some(cert), Some(key), Some(ca)) => Some(TlsFiles {
+                        cert,
+                        key,
+                        ca,
+                        domain: a.cluster_tls_domain,
+                    }),
                     _ => None,
                 },
             }),
@@ -391,7 +450,14 @@ impl Settings {
             http: HttpLimits {
                 header_timeout: a.header_timeout.0,
                 idle_timeout: a.keep_alive_timeout.0,
+                request_timeout: a.request_timeout.0,
                 max_connections: usize::try_from(a.max_connections).unwrap_or(MAX_CONNECTIONS),
+                max_connections_per_address: usize::try_from(a.max_connections_per_address)
+                    .unwrap_or(MAX_CONNECTIONS),
+            },
+            tls: match (a.tls_cert, a.tls_key) {
+                (Some(cert), Some(key)) => Some(HttpsFiles { cert, key }),
+                _ => None,
             },
             shutdown_grace: a.shutdown_grace.0,
             forward_auth: a.forward_auth,
@@ -404,6 +470,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             listen: DEFAULT_LISTEN.into(),
+            ops_listen: None,
             database_url: DEFAULT_DATABASE_URL.into(),
             cache_ttl: CacheConfig::DEFAULT_TTL,
             lease: DEFAULT_LEASE,
@@ -421,6 +488,7 @@ impl Default for Settings {
             admin_password: None,
             trusted_proxies: TrustedProxies::none(),
             http: HttpLimits::default(),
+            tls: None,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             forward_auth: Default::default(),
             source: Default::default(),
@@ -435,6 +503,8 @@ pub struct ClusterArgs {
     pub join: Vec<String>,
     pub cookie: String,
     pub tls: Option<TlsFiles>,
+    /// Clear traffic allowed on a non-loopback address.
+    pub insecure: bool,
 }
 
 /// PEM files for mutual TLS between nodes.
@@ -443,6 +513,8 @@ pub struct TlsFiles {
     pub cert: String,
     pub key: String,
     pub ca: String,
+    /// Node names may be certified under this domain.
+    pub domain: Option<String>,
 }
 
 #[cfg(test)]

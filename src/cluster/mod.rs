@@ -34,6 +34,7 @@
 //! member that came into the view to flush (`FlushAll`).
 
 mod dial;
+mod guard;
 mod leave;
 mod link;
 mod membership;
@@ -53,6 +54,7 @@ use ractor_cluster::{IncomingEncryptionMode, NodeServer};
 use sessiond_actors::Router;
 use tokio::task::JoinHandle;
 
+pub use guard::{AUTH_DEADLINE, MAX_CONNECTIONS, MAX_FRAME, MAX_HANDSHAKE_FRAME};
 pub use link::ClusterLink;
 pub use tls::ClusterTls;
 
@@ -90,7 +92,7 @@ pub struct Cluster {
     server: ActorRef<NodeServerMessage>,
     peer_actor: ActorRef<PeerMsg>,
     monitor: JoinHandle<()>,
-    /// With TLS: the accept loop on the cluster address.
+    /// The accept loop on the cluster address.
     acceptor: Option<JoinHandle<()>>,
     joined: Arc<AtomicBool>,
     departures: Arc<Departures>,
@@ -112,52 +114,55 @@ impl Cluster {
         // Peers are found through our own Ping (which carries known
         // addresses) and dialled by the monitor, with TLS when configured:
         // ractor_cluster's transitive mode would dial them in plain TCP.
-        // With TLS, this node accepts on the cluster address itself (to
-        // keep each peer's certificate, `tls`); ractor_cluster's own
-        // listener is then on an ephemeral loopback port, and a session it
-        // accepts has no certificate kept, so the name check closes it.
-        let (port, bind) = match &settings.tls {
-            Some(_) => (0, std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
-            None => (settings.listen.port(), settings.listen.ip()),
-        };
+        // This node accepts on the cluster address itself (`guard`: a
+        // connection cap, a deadline and bounded frames before
+        // authentication; with TLS, each peer's certificate kept and its
+        // name checked). ractor_cluster's own listener is on an ephemeral
+        // loopback port; with TLS a session it accepts has no certificate
+        // kept, so the name check closes it.
+        let loopback = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
         let encryption = settings
             .tls
             .as_ref()
             .map(|t| IncomingEncryptionMode::Tls(t.acceptor.clone()));
         let server = NodeServer::new(
-            port,
+            0,
             settings.cookie.clone(),
             settings.node_name.clone(),
             settings.listen.ip().to_string(),
             encryption,
             Some(NodeConnectionMode::Isolated),
         )
-        .with_listen_addr(bind);
+        .with_listen_addr(loopback)
+        .with_max_inbound_frame_size(guard::MAX_FRAME);
         let known = Arc::new(RwLock::new(vec![settings.listen.to_string()]));
         let (server, _) = Actor::spawn(None, server, ())
             .await
             .context("cannot start the cluster node server")?;
-        let acceptor = match &settings.tls {
-            Some(tls) => {
-                let listener = tokio::net::TcpListener::bind(settings.listen)
-                    .await
-                    .with_context(|| format!("cannot listen on {}", settings.listen))?;
-                let port = listener.local_addr().map(|a| a.port())?;
-                // The address peers learn is this one, not the loopback's.
-                let stopped = |_| anyhow::anyhow!("the cluster node server stopped");
-                server
-                    .cast(NodeServerMessage::PortChanged { port })
-                    .map_err(stopped)?;
-                server
-                    .cast(NodeServerMessage::SubscribeToEvents {
-                        id: "certificate-names".into(),
-                        subscription: Box::new(tls.name_check()),
-                    })
-                    .map_err(stopped)?;
-                Some(tls.serve(listener, server.clone()))
-            }
-            None => None,
-        };
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let port = listener.local_addr().map(|a| a.port())?;
+        // The address peers learn is this one, not the loopback's.
+        let stopped = |_| anyhow::anyhow!("the cluster node server stopped");
+        server
+            .cast(NodeServerMessage::PortChanged { port })
+            .map_err(stopped)?;
+        server
+            .cast(NodeServerMessage::SubscribeToEvents {
+                id: "auth-deadline".into(),
+                subscription: Box::new(guard::AuthDeadline::default()),
+            })
+            .map_err(stopped)?;
+        if let Some(tls) = &settings.tls {
+            server
+                .cast(NodeServerMessage::SubscribeToEvents {
+                    id: "certificate-names".into(),
+                    subscription: Box::new(tls.name_check()),
+                })
+                .map_err(stopped)?;
+        }
+        let acceptor = Some(accept(listener, server.clone(), settings.tls.clone()));
         let departures = Departures::new();
         let node_name = settings.node_name.clone();
         let (peer_actor, _) = Actor::spawn(
@@ -245,4 +250,52 @@ impl Cluster {
         self.peer_actor.stop(None);
         self.server.stop(None);
     }
+}
+
+/// Accepts cluster connections on the cluster address, at most
+/// [`MAX_CONNECTIONS`] open at once, and hands each (after its TLS
+/// handshake, when configured) to the node server, gated.
+fn accept(
+    listener: tokio::net::TcpListener,
+    server: ActorRef<NodeServerMessage>,
+    tls: Option<ClusterTls>,
+) -> JoinHandle<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    tokio::spawn(async move {
+        loop {
+            let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+                return;
+            };
+            let (tcp, peer_addr) = match listener.accept().await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot accept a cluster connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            match &tls {
+                Some(tls) => {
+                    let (tls, server) = (tls.clone(), server.clone());
+                    tokio::spawn(async move { tls.accept(tcp, peer_addr, server, permit).await });
+                }
+                None => {
+                    let Ok(local_addr) = tcp.local_addr() else {
+                        continue;
+                    };
+                    let _ = server.cast(NodeServerMessage::ConnectionOpenedExternal {
+                        stream: Box::new(guard::Guarded {
+                            stream: tcp,
+                            peer: peer_addr.to_string(),
+                            local: local_addr.to_string(),
+                            cert: None,
+                            permit: Some(permit),
+                        }),
+                        is_server: true,
+                    });
+                }
+            }
+        }
+    })
 }

@@ -68,7 +68,7 @@ pub async fn healthz() -> Answer {
         (status = 503, response = super::openapi::Unavailable),
     )
 )]
-pub async fn readyz(ctx: Arc<Ctx>) -> Answer {
+pub async fn readyz(ctx: Arc<Ctx>, front: super::Front) -> Answer {
     // Shutting down: still answering, but no new traffic please.
     if ctx.drain.leaving() {
         return Err(ApiError::Unavailable(
@@ -100,16 +100,26 @@ pub async fn readyz(ctx: Arc<Ctx>) -> Answer {
         }
     };
     match tokio::time::timeout(Duration::from_secs(2), ctx.db.ping()).await {
-        Ok(Ok(())) => Ok(json(
-            StatusCode::OK,
-            &serde_json::json!({
+        Ok(Ok(())) => {
+            let mut ready = serde_json::json!({
                 "status": "ready",
                 "database": "ok",
                 "cluster": cluster,
                 "lease": lease,
-                "members": ctx.router.members().iter().map(|m| m.to_string()).collect::<Vec<_>>(),
-            }),
-        )),
+            });
+            // The membership is operations' business: not told on an API
+            // listener that has an operations listener beside it.
+            if front != super::Front::Api {
+                ready["members"] = ctx
+                    .router
+                    .members()
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect::<Vec<_>>()
+                    .into();
+            }
+            Ok(json(StatusCode::OK, &ready))
+        }
         Ok(Err(e)) => Err(ApiError::db(e)),
         Err(_) => Err(ApiError::Unavailable(
             "the database did not answer within 2 s".into(),

@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod client_addr;
+mod conns;
 pub mod drain;
 pub mod error;
 pub mod forward_auth;
@@ -23,6 +24,7 @@ pub mod reply;
 pub mod request_id;
 pub mod server;
 pub mod sessions;
+pub mod tls;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -119,6 +121,33 @@ pub fn origin(client: Option<IpAddr>, request_id: Option<&RequestId>) -> Origin 
     }
 }
 
+/// Which routes a listener serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Front {
+    /// Every route (no `--ops-listen`).
+    Both,
+    /// The API listener beside an operations listener: no `/metrics`,
+    /// `/api/perf` or dashboard, and `/readyz` without the members.
+    Api,
+    /// The operations listener (`--ops-listen`): `/metrics`, `/api/perf`,
+    /// the dashboard, `/healthz` and `/readyz` with the members.
+    Ops,
+}
+
+/// The routes only the operations listener serves when there is one.
+pub const OPS_ONLY: [&str; 3] = ["/metrics", "/api/perf", "/"];
+
+impl Front {
+    /// Whether this listener serves `path` (anything else is 404).
+    pub fn serves(self, path: &str) -> bool {
+        match self {
+            Front::Both => true,
+            Front::Api => !OPS_ONLY.contains(&path),
+            Front::Ops => OPS_ONLY.contains(&path) || path == "/healthz" || path == "/readyz",
+        }
+    }
+}
+
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
 
@@ -172,6 +201,11 @@ fn done(answer: Answer) -> Response {
 
 /// Every route of the API, with errors as JSON and metrics recorded.
 pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
+    routes_of(ctx, Front::Both)
+}
+
+/// The routes `front` serves; the others answer 404.
+pub fn routes_of(ctx: Arc<Ctx>, front: Front) -> BoxedFilter<(impl Reply,)> {
     let c = {
         let ctx = Arc::clone(&ctx);
         warp::any().map(move || Arc::clone(&ctx))
@@ -326,6 +360,7 @@ pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
     let readyz = warp::path!("readyz")
         .and(warp::get())
         .and(c.clone())
+        .and(warp::any().map(move || front))
         .then(h::readyz);
     let openapi = warp::path!("openapi.json")
         .and(warp::get())
@@ -358,11 +393,19 @@ pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
             "request"
         );
     });
-    let api = auth_routes
-        .or(admin_routes)
-        .unify()
-        .or(ops_routes)
-        .unify()
+    // Checked first: a path this listener does not serve is 404 whatever
+    // its method. Every route on a listener that serves them all.
+    let here = warp::path::full()
+        .and_then(move |p: warp::path::FullPath| {
+            std::future::ready(if front.serves(p.as_str()) {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            })
+        })
+        .untuple_one();
+    let api = here
+        .and(auth_routes.or(admin_routes).unify().or(ops_routes).unify())
         .recover(error::recover)
         .unify();
     warp::path::full()

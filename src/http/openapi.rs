@@ -113,7 +113,10 @@ pub struct Ready {
     /// answers, so it stays ready) or `off` (`--lease 0`, a lone node).
     #[schema(pattern = "^(held|lost|off)$")]
     lease: String,
-    members: Vec<String>,
+    /// The members this node sees; left out on the API listener when
+    /// `--ops-listen` gives operations a listener of their own.
+    #[schema(required = false)]
+    members: Option<Vec<String>>,
 }
 
 /// The reusable error answers, each an [`super::error::ErrorBody`].

@@ -9,11 +9,21 @@
 //! - **Idle timeout** (`--keep-alive-timeout`): a connection on which
 //!   nothing moves for this long is closed, between requests or within one.
 //!
-//! Both are kept on one timer per connection, which reads and writes do
-//! not touch (see `Guarded`).
+//! - **Request timeout** (`--request-timeout`): a request not answered
+//!   this long after its head's first byte is cut off with its connection,
+//!   however steadily its body trickles in (slow bodies).
+//!
+//! All three are kept on one timer per connection, which reads and writes
+//! do not touch (see `Guarded`).
 //! - **Connection cap** (`--max-connections`): beyond it, new connections
 //!   wait in the kernel's backlog until one closes, so memory and file
 //!   descriptors stay bounded.
+//! - **Connections per address** (`--max-connections-per-address`): a
+//!   connection from a client address that already holds that many is
+//!   closed at once, so one address cannot take the whole cap. Trusted
+//!   proxies (`--trusted-proxies`) carry many clients and are not capped.
+//! - HTTPS when configured ([`super::tls`]): the TLS handshake counts
+//!   against the header timeout.
 //! - HTTP/1.1 only: HTTP/2's many streams per connection would escape the
 //!   cap, and nothing here needs them.
 //!
@@ -43,8 +53,10 @@ use tracing::Instrument;
 use warp::Filter;
 
 use super::client_addr::{ClientAddr, TrustedProxies};
+use super::conns::{PerAddress, Stream};
 use super::drain::Drain;
 use super::request_id::{self, RequestId};
+use super::tls::Https;
 
 /// The most `--max-connections` may be.
 pub const MAX_CONNECTIONS: usize = 1 << 24;
@@ -54,7 +66,11 @@ pub const MAX_CONNECTIONS: usize = 1 << 24;
 pub struct Limits {
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    /// From a request head's first byte to its answer.
+    pub request_timeout: Duration,
     pub max_connections: usize,
+    /// Connections open at once from one client address.
+    pub max_connections_per_address: usize,
 }
 
 impl Limits {
@@ -62,8 +78,12 @@ impl Limits {
     pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
     /// The default [`Limits::idle_timeout`].
     pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// The default [`Limits::request_timeout`].
+    pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
     /// The default [`Limits::max_connections`].
     pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+    /// The default [`Limits::max_connections_per_address`].
+    pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 1_000;
 }
 
 impl Default for Limits {
@@ -71,7 +91,9 @@ impl Default for Limits {
         Limits {
             header_timeout: Self::DEFAULT_HEADER_TIMEOUT,
             idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
+            request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: Self::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
         }
     }
 }
@@ -80,13 +102,14 @@ impl Default for Limits {
 /// accepting, lets requests in flight finish (idle connections close at
 /// once) and returns when every connection is gone. `trusted` may set
 /// request ids; every request is noted in `drain` (which times the end of
-/// a leaving node's traffic).
+/// a leaving node's traffic). With `tls`, every connection is HTTPS.
 pub async fn serve<F>(
     listener: TcpListener,
     filter: F,
     limits: Limits,
     trusted: TrustedProxies,
     drain: Arc<Drain>,
+    tls: Option<Arc<Https>>,
     shutdown: impl Future<Output = ()> + Send,
 ) where
     F: Filter + Clone + Send + Sync + 'static,
@@ -103,6 +126,7 @@ pub async fn serve<F>(
     http.http1_only(true).http1_keep_alive(true);
     let http = Arc::new(http);
     let trusted = Arc::new(trusted);
+    let per_address = Arc::new(PerAddress::new(limits.max_connections_per_address));
     tokio::pin!(shutdown);
     loop {
         let slot = tokio::select! {
@@ -125,9 +149,22 @@ pub async fn serve<F>(
             },
             _ = &mut shutdown => break,
         };
+        let held = if trusted.contains(peer.ip()) {
+            None
+        } else {
+            match per_address.open(peer.ip()) {
+                Some(held) => Some(held),
+                None => {
+                    tracing::debug!(peer = %peer.ip(), "too many connections from one address");
+                    drop(stream);
+                    continue;
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
         let progress = Arc::new(Progress::default());
         let io = Guarded::new(stream, &limits, Arc::clone(&progress));
+        let tls = tls.as_ref().map(|t| t.acceptor.clone());
         let service = service.clone();
         let trusted = Arc::clone(&trusted);
         let drain = Arc::clone(&drain);
@@ -160,6 +197,19 @@ pub async fn serve<F>(
         let http = Arc::clone(&http);
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
+            let io = match tls {
+                None => Stream::Plain(io),
+                // The handshake is bounded by the header timeout, which
+                // `Guarded` counts from the connection's opening.
+                Some(acceptor) => match acceptor.accept(io).await {
+                    Ok(s) => Stream::Tls(Box::new(s)),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        drop((slot, held));
+                        return;
+                    }
+                },
+            };
             let conn = http.serve_connection(io, svc);
             tokio::pin!(conn);
             let result = tokio::select! {
@@ -174,7 +224,7 @@ pub async fn serve<F>(
             if let Err(e) = result {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
-            drop(slot);
+            drop((slot, held));
         });
     }
     drop(listener);
@@ -193,9 +243,10 @@ struct Progress {
 }
 
 /// A TCP stream that fails with `TimedOut` once nothing has been read or
-/// written for `idle`, or once a request head has taken longer than
-/// `header` (from the connection's opening for the first request, from the
-/// head's first byte for later ones).
+/// written for `idle`, once a request head has taken longer than `header`
+/// (from the connection's opening for the first request, from the head's
+/// first byte for later ones), or once a request has gone unanswered for
+/// `request` from that same instant (its body included).
 ///
 /// One timer per connection, armed at the earliest deadline and moved only
 /// when it fires early: a read or a write just notes the time, so the timer
@@ -204,12 +255,16 @@ struct Guarded {
     stream: TcpStream,
     idle: Duration,
     header: Duration,
+    request: Duration,
     progress: Arc<Progress>,
     /// The last read or write that moved bytes.
     last: Instant,
     /// The head being waited for: since when, and the count of heads read
     /// at that time (it is done once the count moves on).
     head: Option<(Instant, u64)>,
+    /// The request under way: since when, and the count of heads read
+    /// before it (it is done once `answered` is past that count).
+    started: (Instant, u64),
     timer: Pin<Box<Sleep>>,
 }
 
@@ -220,11 +275,16 @@ impl Guarded {
             stream,
             idle: limits.idle_timeout,
             header: limits.header_timeout,
+            request: limits.request_timeout,
             progress,
             last: now,
             head: Some((now, 0)),
+            started: (now, 0),
             timer: Box::pin(tokio::time::sleep_until(
-                now + limits.idle_timeout.min(limits.header_timeout),
+                now + limits
+                    .idle_timeout
+                    .min(limits.header_timeout)
+                    .min(limits.request_timeout),
             )),
         }
     }
@@ -248,6 +308,7 @@ impl Guarded {
             let heads = self.progress.heads.load(Ordering::Acquire);
             if self.progress.answered.load(Ordering::Acquire) == heads {
                 self.head = Some((now, heads));
+                self.started = (now, heads);
             }
         }
     }
@@ -263,6 +324,10 @@ impl Guarded {
             let mut deadline = self.last + self.idle;
             if let Some(since) = self.head_since() {
                 deadline = deadline.min(since + self.header);
+            }
+            let (since, before) = self.started;
+            if self.progress.answered.load(Ordering::Acquire) <= before {
+                deadline = deadline.min(since + self.request);
             }
             if deadline <= Instant::now() {
                 return true;

@@ -83,6 +83,8 @@ impl SharedDb {
 
 pub(crate) struct TestApp {
     pub addr: std::net::SocketAddr,
+    /// The operations listener (`--ops-listen`), when there is one.
+    pub ops_addr: Option<std::net::SocketAddr>,
     pub backend: Backend,
     pub db_url: String,
     pg_database: Option<String>,
@@ -153,6 +155,7 @@ pub(crate) async fn spawn_at(
     tweak(&mut settings);
     let app = Application::build(settings).await.expect("app builds");
     let addr = app.addr();
+    let ops_addr = app.ops_addr();
     let ctx = Arc::clone(app.ctx());
     let (stop, stopped) = oneshot::channel::<()>();
     let done = tokio::spawn(app.run_until_stopped(async {
@@ -160,6 +163,7 @@ pub(crate) async fn spawn_at(
     }));
     let mut t = TestApp {
         addr,
+        ops_addr,
         backend,
         db_url,
         pg_database,

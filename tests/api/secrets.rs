@@ -1,5 +1,7 @@
 //! Weak secrets are refused at start-up: an HS256 key under 32 bytes
-//! (RFC 7518 §3.2), a cluster cookie under 32 bytes.
+//! (RFC 7518 §3.2), a cluster cookie under 32 bytes; so is a clear
+//! cluster link beyond loopback unless the operator asks for it, and
+//! placeholders and predictable values of every secret.
 
 use std::process::Command;
 
@@ -79,12 +81,37 @@ fn a_cluster_cookie_under_32_bytes_is_refused() {
 }
 
 #[test]
-fn a_cluster_without_tls_warns_at_start() {
+fn a_clear_cluster_link_off_loopback_is_refused_without_cluster_insecure() {
+    let (failed, err) = serve_with(
+        &[
+            (
+                "SESSIOND_JWT_SECRET",
+                "a-jwt-secret-long-enough-0123456789-abcdef",
+            ),
+            (
+                "SESSIOND_CLUSTER_COOKIE",
+                "a-cluster-cookie-long-enough-0123456789",
+            ),
+        ],
+        &["--node-name", "n1", "--cluster-listen", "0.0.0.0:0"],
+    );
+    assert!(
+        failed,
+        "a clear cluster link on 0.0.0.0 was accepted: {err}"
+    );
+    assert!(
+        err.contains("--cluster-insecure") && err.contains("--cluster-tls-cert"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_clear_cluster_link_off_loopback_warns_at_start_with_cluster_insecure() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().expect("temp dir");
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--node-name", "n1"])
-        .args(["--cluster-listen", "127.0.0.1:0"])
+        .args(["--cluster-listen", "0.0.0.0:0", "--cluster-insecure"])
         .env(
             "DATABASE_URL",
             format!("sqlite://{}", dir.path().join("s.db").display()),
@@ -136,4 +163,67 @@ fn a_cluster_without_tls_warns_at_start() {
         warned,
         "no warning about plaintext cluster traffic: {seen:#?}"
     );
+}
+
+/// The value of `key:` in the example Secret manifest.
+fn example_secret(key: &str) -> String {
+    let manifest = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/kubernetes/secret.example.yaml"
+    ))
+    .expect("reads the example Secret");
+    manifest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{key}:")))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("no {key} in the example Secret"))
+}
+
+#[test]
+fn placeholders_and_predictable_secrets_are_refused_at_start() {
+    let jwt = "a-jwt-secret-long-enough-0123456789-abcdef";
+    let cluster = ["--node-name", "n1", "--cluster-listen", "127.0.0.1:0"];
+    let cookies = [
+        // The example Secret's placeholders, before and now.
+        "CHANGE-ME-to-at-least-32-random-bytes".to_string(),
+        example_secret("cluster-cookie"),
+        // Long enough, and predictable.
+        "c".repeat(48),
+        "abc".repeat(16),
+    ];
+    for cookie in &cookies {
+        let (failed, err) = serve_with(
+            &[
+                ("SESSIOND_JWT_SECRET", jwt),
+                ("SESSIOND_CLUSTER_COOKIE", cookie.as_str()),
+            ],
+            &cluster,
+        );
+        assert!(failed, "the cookie {cookie:?} was accepted: {err}");
+        assert!(err.contains("cluster cookie"), "{err}");
+        assert!(
+            !err.contains(cookie.as_str()),
+            "the error shows the cookie: {err}"
+        );
+    }
+    for password in ["CHANGE-ME".to_string(), example_secret("admin-password")] {
+        let (failed, err) = serve_with(
+            &[
+                ("SESSIOND_JWT_SECRET", jwt),
+                ("SESSIOND_ADMIN_PASSWORD", password.as_str()),
+            ],
+            &[],
+        );
+        assert!(
+            failed,
+            "the admin password {password:?} was accepted: {err}"
+        );
+        assert!(err.contains("SESSIOND_ADMIN_PASSWORD"), "{err}");
+    }
+    let (failed, err) = serve_with(&[("SESSIOND_JWT_SECRET", &"s".repeat(40))], &[]);
+    assert!(
+        failed,
+        "a JWT secret of one repeated byte was accepted: {err}"
+    );
+    assert!(err.contains("JWT secret"), "{err}");
 }

@@ -1,6 +1,8 @@
 //! The HTTP front sheds slow clients: connections that never finish their
 //! request head neither starve other clients nor stay open past
-//! `--header-timeout`.
+//! `--header-timeout`; a body that trickles in is cut off at
+//! `--request-timeout`; one address holds at most
+//! `--max-connections-per-address` connections.
 
 use std::time::{Duration, Instant};
 
@@ -56,7 +58,11 @@ async fn normal_latencies(app: &TestApp, token: &str, n: usize) -> Vec<Duration>
 
 #[tokio::test]
 async fn a_normal_client_is_answered_while_1500_slow_ones_hang() {
-    let app = spawn_app().await;
+    // All from one address here: the per-address cap is raised.
+    let app = spawn_on(Backend::Sqlite, |s| {
+        s.http.max_connections_per_address = 2_000;
+    })
+    .await;
     let token = app.admin_token.clone();
     let slow = open_slow(&app, 1_500).await;
     let took = normal_latencies(&app, &token, 20).await;
@@ -81,6 +87,7 @@ async fn a_normal_client_is_answered_while_1500_slow_ones_hang() {
 async fn slow_connections_are_closed_after_the_header_timeout() {
     let app = spawn_on(Backend::Sqlite, |s| {
         s.http.header_timeout = Duration::from_secs(1);
+        s.http.max_connections_per_address = 2_000;
     })
     .await;
     let mut slow = open_slow(&app, 1_500).await;
@@ -121,5 +128,100 @@ async fn connections_beyond_the_cap_wait_until_one_closes() {
         .await
         .expect("served once a slot is free");
     assert_eq!(reply.status, 200, "{}", reply.text);
+    app.stop().await;
+}
+
+/// A login whose body is announced whole and sent a byte at a time, each
+/// byte well within the idle timeout.
+#[tokio::test]
+async fn a_body_that_trickles_in_is_cut_off_at_the_request_timeout() {
+    let app = spawn_on(Backend::Sqlite, |s| {
+        s.http.request_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let mut s = TcpStream::connect(app.addr).await.expect("connects");
+    let opened = Instant::now();
+    s.write_all(
+        b"POST /api/auth/login HTTP/1.1\r\nhost: sessiond\r\ncontent-type: application/json\r\ncontent-length: 4000\r\n\r\n",
+    )
+    .await
+    .expect("head sent");
+    let mut cut = None;
+    for _ in 0..40 {
+        if s.write_all(b" ").await.is_err() {
+            cut = Some(opened.elapsed());
+            break;
+        }
+        if closed_within(&mut s, Duration::from_millis(250)).await {
+            cut = Some(opened.elapsed());
+            break;
+        }
+    }
+    let cut = cut.expect("the trickling request was never cut off (10 s)");
+    println!(
+        "request timeout 2 s: a body sent a byte every 250 ms was cut off after {} ms",
+        cut.as_millis()
+    );
+    assert!(
+        cut >= Duration::from_millis(1_900),
+        "cut off early: {cut:?}"
+    );
+    assert!(cut < Duration::from_secs(4), "cut off late: {cut:?}");
+    // Requests that finish in time are not affected, on the same settings.
+    let reply = app.session(&app.admin_token).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    app.stop().await;
+}
+
+/// A connection from 127.0.0.2 (another loopback address).
+async fn connect_from(ip: [u8; 4], to: std::net::SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind((std::net::Ipv4Addr::from(ip), 0).into())
+        .expect("binds");
+    socket.connect(to).await.expect("connects")
+}
+
+/// Whether a healthz request on `s` is answered 200.
+async fn answered(s: &mut TcpStream) -> bool {
+    if s.write_all(b"GET /healthz HTTP/1.1\r\nhost: sessiond\r\nconnection: close\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    buf.starts_with(b"HTTP/1.1 200")
+}
+
+#[tokio::test]
+async fn one_address_holds_at_most_its_share_of_connections() {
+    let app = spawn_on(Backend::Sqlite, |s| {
+        s.http.max_connections_per_address = 3;
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect_from([127, 0, 0, 1], app.addr).await);
+    }
+    // The fourth from the same address is closed at once…
+    let mut fourth = connect_from([127, 0, 0, 1], app.addr).await;
+    assert!(
+        !answered(&mut fourth).await,
+        "a fourth connection was served"
+    );
+    // …another address is served…
+    let mut other = connect_from([127, 0, 0, 2], app.addr).await;
+    assert!(answered(&mut other).await, "another address was refused");
+    // …and a slot given back is taken again.
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut again = connect_from([127, 0, 0, 1], app.addr).await;
+    assert!(
+        answered(&mut again).await,
+        "a freed slot was not given back"
+    );
+    drop(held);
     app.stop().await;
 }

@@ -6,22 +6,23 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use hyper::body::HttpBody;
-use hyper::client::HttpConnector;
 use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Body, Method, Request, StatusCode, Uri};
 use serde::Deserialize;
 
+use crate::connect::Connector;
 use crate::{Login, Session, SessiondError};
 
 /// The largest answer read from sessiond (its answers are far smaller).
 const MAX_ANSWER: usize = 64 * 1024;
 
-/// A client of sessiond's HTTP API (plain HTTP, as on loopback or inside a
-/// private network). Cheap to clone: clones share one connection pool.
+/// A client of sessiond's HTTP API: plain HTTP ([`SessiondClient::new`]),
+/// or HTTPS trusting given root certificates (`SessiondClient::with_tls`,
+/// feature `tls`). Cheap to clone: clones share one connection pool.
 #[derive(Clone, Debug)]
 pub struct SessiondClient {
     base: Arc<str>,
-    http: hyper::Client<HttpConnector, Body>,
+    http: hyper::Client<Connector, Body>,
     timeout: Duration,
     retries: u32,
 }
@@ -40,6 +41,21 @@ impl SessiondClient {
     /// with a path prefix). Timeout 5 s per attempt, one retry after a
     /// network error.
     pub fn new(base_url: &str) -> Result<Self, SessiondError> {
+        Self::build(base_url, "http", Connector::plain())
+    }
+
+    /// A client of the sessiond at `base_url` (`https://host:port`) that
+    /// trusts the root certificates in `roots_pem` (PEM: the CA that signed
+    /// sessiond's certificate), and those alone. The certificate must name
+    /// the URL's host.
+    #[cfg(feature = "tls")]
+    pub fn with_tls(base_url: &str, roots_pem: &[u8]) -> Result<Self, SessiondError> {
+        let connector = Connector::tls(roots_pem)
+            .map_err(|why| SessiondError::new(StatusCode::BAD_REQUEST, "bad_request", why))?;
+        Self::build(base_url, "https", connector)
+    }
+
+    fn build(base_url: &str, scheme: &str, connector: Connector) -> Result<Self, SessiondError> {
         let base = base_url.trim().trim_end_matches('/');
         let bad = |why: &str| {
             SessiondError::new(
@@ -49,15 +65,15 @@ impl SessiondClient {
             )
         };
         let uri: Uri = base.parse().map_err(|_| bad("is not a URL"))?;
-        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-            return Err(bad("must be http://host:port"));
+        if uri.scheme_str() != Some(scheme) || uri.authority().is_none() {
+            return Err(bad(&format!("must be {scheme}://host:port")));
         }
         if uri.query().is_some() {
             return Err(bad("must not have a query"));
         }
         Ok(SessiondClient {
             base: Arc::from(base),
-            http: hyper::Client::new(),
+            http: hyper::Client::builder().build(connector),
             timeout: Duration::from_secs(5),
             retries: 1,
         })
@@ -334,6 +350,13 @@ mod tests {
         assert!(SessiondClient::new("https://127.0.0.1:8080").is_err());
         assert!(SessiondClient::new("127.0.0.1:8080").is_err());
         assert!(SessiondClient::new("not a url").is_err());
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn https_needs_root_certificates() {
+        assert!(SessiondClient::with_tls("https://127.0.0.1:8443", b"").is_err());
+        assert!(SessiondClient::with_tls("https://127.0.0.1:8443", b"garbage").is_err());
     }
 
     #[test]

@@ -40,12 +40,17 @@
 //! - `filter.rs` (feature `warp`, on by default): [`session_filter`],
 //!   [`require_role`], [`recover`] and [`recover_all`]. Without it the
 //!   crate needs neither warp nor a server framework, only hyper's client.
+//! - `connect.rs`: plain TCP, and (feature `tls`, on by default) HTTPS
+//!   with rustls, trusting the root certificates given to
+//!   `SessiondClient::with_tls` (sessiond served with `--tls-cert`).
 //!
 //! This crate shares no code with the server: it speaks the HTTP API that
-//! `GET /openapi.json` describes, so an app that uses it
-//! compiles no database driver, no actor runtime and no TLS stack.
+//! `GET /openapi.json` describes, so an app that uses it compiles no
+//! database driver and no actor runtime (and no TLS stack with
+//! `default-features = false`).
 
 mod client;
+mod connect;
 mod error;
 #[cfg(feature = "warp")]
 mod filter;

@@ -8,6 +8,7 @@ use warp::{Filter, Reply};
 
 use sessiond_client::{self as client, Session, SessiondClient, SessiondError, UserStatus};
 
+mod https;
 mod server;
 
 use server::{spawn_app, ADMIN_EMAIL, ADMIN_PASSWORD};

@@ -68,7 +68,7 @@ export async function startSessiond(options = {}) {
     child.stdout.setEncoding("utf8");
     child.stdout.on("data", (d) => {
       out += d;
-      const m = /sessiond listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      const m = /sessiond listening on (https?:\/\/127\.0\.0\.1:\d+)/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]);

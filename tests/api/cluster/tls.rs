@@ -1,118 +1,13 @@
 //! Mutual TLS between nodes: only nodes of the cluster's CA join, and the
 //! cluster port speaks TLS 1.3 with client certificates.
 
-use std::process::Command;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
 use crate::helpers::Backend;
-
-/// A CA and node certificates made with the openssl command line.
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn openssl(&self, args: &[&str]) {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .expect("runs openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn new() -> Pki {
-        Pki {
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
-    }
-
-    fn ca(&self, name: &str) {
-        self.openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-        ]);
-    }
-
-    /// A certificate for `node` signed by `ca`: its address (peers dial
-    /// it) and its node name (the name it may announce).
-    fn node(&self, node: &str, ca: &str) {
-        std::fs::write(
-            self.dir.path().join(format!("{node}.ext")),
-            format!(
-                "subjectAltName=IP:127.0.0.1,DNS:{node}\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n"
-            ),
-        )
-        .expect("writes");
-        self.openssl(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{node}.key"),
-            "-out",
-            &format!("{node}.csr"),
-            "-subj",
-            &format!("/CN={node}"),
-        ]);
-        self.openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{node}.csr"),
-            "-CA",
-            &format!("{ca}.pem"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-out",
-            &format!("{node}.pem"),
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{node}.ext"),
-        ]);
-    }
-
-    fn path(&self, file: &str) -> String {
-        self.dir.path().join(file).display().to_string()
-    }
-
-    /// The TLS flags of `node`, trusting `ca`.
-    fn flags(&self, node: &str, ca: &str) -> Vec<String> {
-        vec![
-            "--cluster-tls-cert".into(),
-            self.path(&format!("{node}.pem")),
-            "--cluster-tls-key".into(),
-            self.path(&format!("{node}.key")),
-            "--cluster-tls-ca".into(),
-            self.path(&format!("{ca}.pem")),
-        ]
-    }
-}
+use crate::pki::Pki;
 
 #[tokio::test]
 async fn with_tls_only_nodes_of_the_cluster_ca_join_and_the_wire_is_encrypted() {
@@ -287,4 +182,243 @@ async fn with_tls_a_node_cannot_claim_a_name_its_certificate_does_not_bear() {
     }
     assert_eq!(members(&liar).await, vec!["b".to_string()]);
     cluster.finish(vec![t1, liar, honest]).await;
+}
+
+/// A ractor_cluster frame carrying a name message: `NetworkMessage { auth
+/// { name { name } } }`, length-prefixed.
+fn name_frame(name: &str) -> Vec<u8> {
+    fn field(number: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![(number << 3) | 2, u8::try_from(body.len()).expect("short")];
+        v.extend_from_slice(body);
+        v
+    }
+    let payload = field(1, &field(1, &field(1, name.as_bytes())));
+    let mut frame = (payload.len() as u64).to_be_bytes().to_vec();
+    frame.extend(payload);
+    frame
+}
+
+/// What comes back on `s` within `within` before it closes: the bytes
+/// read (empty if it closed, or stayed silent).
+async fn answer_of<S: tokio::io::AsyncRead + Unpin>(s: &mut S, within: Duration) -> Vec<u8> {
+    let mut buf = vec![0u8; 256];
+    match tokio::time::timeout(within, s.read(&mut buf)).await {
+        Ok(Ok(n)) => buf[..n].to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+/// A TLS connection to a cluster port with the client certificate `cert`.
+async fn tls_to(
+    pki: &Pki,
+    port: u16,
+    cert: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let tls = sessiond::cluster::ClusterTls::load(
+        &pki.path(&format!("{cert}.pem")),
+        &pki.path(&format!("{cert}.key")),
+        &pki.path("ca.pem"),
+    )
+    .expect("loads");
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connects");
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+    tls.connector
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake")
+}
+
+/// A peer with the cookie and a good certificate for `a` that announces an
+/// existing member's name is closed before ractor_cluster reads the name,
+/// so it cannot make ractor_cluster settle a "duplicate" session with the
+/// real member; the same connection announcing its own name is answered.
+#[tokio::test]
+async fn with_tls_a_name_is_checked_before_ractor_cluster_reads_it() {
+    let pki = Pki::new();
+    pki.ca("ca");
+    for n in ["t1", "t2", "a"] {
+        pki.node(n, "ca");
+    }
+    let cluster = Cluster::new(Backend::Sqlite).await;
+    let p1 = free_port();
+    let t1 = cluster.start_with("t1", p1, &[], COOKIE, &pki.flags("t1", "ca"), None);
+    let t2 = cluster.start_with(
+        "t2",
+        free_port(),
+        &[&t1],
+        COOKIE,
+        &pki.flags("t2", "ca"),
+        None,
+    );
+    assert!(wait_members(&t1, &["t1", "t2"], Duration::from_secs(20)).await);
+
+    // Announcing t2 with a's certificate: closed, nothing answered.
+    let mut liar = tls_to(&pki, p1, "a").await;
+    liar.write_all(&name_frame("t2@127.0.0.1"))
+        .await
+        .expect("writes");
+    let answered = answer_of(&mut liar, Duration::from_secs(3)).await;
+    assert!(
+        answered.is_empty(),
+        "the node answered a name the certificate does not bear: {answered:?}"
+    );
+    // Announcing its own name: the handshake goes on (a status comes back).
+    let mut honest = tls_to(&pki, p1, "a").await;
+    honest
+        .write_all(&name_frame("a@127.0.0.1"))
+        .await
+        .expect("writes");
+    let answered = answer_of(&mut honest, Duration::from_secs(3)).await;
+    assert!(answered.len() > 8, "no handshake answer: {answered:?}");
+    drop(honest);
+    // t2's session was never disturbed.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(members(&t1).await, vec!["t1", "t2"]);
+    assert_eq!(members(&t2).await, vec!["t1", "t2"]);
+    cluster.finish(vec![t1, t2]).await;
+}
+
+/// The cluster port refuses TLS 1.2; before authentication it bounds the
+/// frame size and the time a peer may take, with or without TLS.
+#[tokio::test]
+async fn the_cluster_port_bounds_what_comes_before_authentication() {
+    let pki = Pki::new();
+    pki.ca("ca");
+    for n in ["t1", "a"] {
+        pki.node(n, "ca");
+    }
+    let cluster = Cluster::new(Backend::Sqlite).await;
+    let p1 = free_port();
+    let t1 = cluster.start_with("t1", p1, &[], COOKIE, &pki.flags("t1", "ca"), None);
+    let pp = free_port();
+    let plain = cluster.start("plain", pp, &[], COOKIE);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // TLS 1.2 only: no handshake.
+    {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(pki.path("ca.pem")).expect("ca"))
+            .expect("adds");
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS12])
+            .expect("TLS 1.2")
+            .with_root_certificates(roots)
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_file(pki.path("a.pem")).expect("cert")],
+                PrivateKeyDer::from_pem_file(pki.path("a.key")).expect("key"),
+            )
+            .expect("config");
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", p1))
+            .await
+            .expect("connects");
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+        let tls12 = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+            .connect(name, tcp)
+            .await;
+        assert!(tls12.is_err(), "a TLS 1.2 handshake was accepted");
+    }
+
+    for port in [p1, pp] {
+        let tls = port == p1;
+        // A first frame announced at 1 MiB: closed at once.
+        let huge = (1u64 << 20).to_be_bytes();
+        let closed_fast = if tls {
+            let mut s = tls_to(&pki, port, "a").await;
+            s.write_all(&huge).await.expect("writes");
+            let start = std::time::Instant::now();
+            answer_of(&mut s, Duration::from_secs(4)).await.is_empty()
+                && start.elapsed() < Duration::from_secs(2)
+        } else {
+            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("connects");
+            s.write_all(&huge).await.expect("writes");
+            let start = std::time::Instant::now();
+            answer_of(&mut s, Duration::from_secs(4)).await.is_empty()
+                && start.elapsed() < Duration::from_secs(2)
+        };
+        assert!(
+            closed_fast,
+            "an oversized first frame was read (TLS: {tls})"
+        );
+        // Silence: closed at the authentication deadline.
+        let start = std::time::Instant::now();
+        let within = sessiond::cluster::AUTH_DEADLINE + Duration::from_secs(3);
+        let closed = if tls {
+            let mut s = tls_to(&pki, port, "a").await;
+            let mut b = [0u8; 16];
+            matches!(
+                tokio::time::timeout(within, s.read(&mut b)).await,
+                Ok(Ok(0) | Err(_))
+            )
+        } else {
+            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("connects");
+            let mut b = [0u8; 16];
+            matches!(
+                tokio::time::timeout(within, s.read(&mut b)).await,
+                Ok(Ok(0) | Err(_))
+            )
+        };
+        assert!(
+            closed,
+            "a silent connection outlived the deadline (TLS: {tls})"
+        );
+        println!(
+            "a silent cluster connection (TLS: {tls}) was closed after {} ms",
+            start.elapsed().as_millis()
+        );
+    }
+    cluster.finish(vec![t1, plain]).await;
+}
+
+/// cert-manager's certificates for a StatefulSet's pods name them under
+/// the headless Service's domain, with no address: nodes given that domain
+/// join with them.
+#[tokio::test]
+async fn with_tls_statefulset_dns_names_are_accepted_under_the_cluster_domain() {
+    const DOMAIN: &str = "sessiond-peers.sessiond.svc.cluster.local";
+    let pki = Pki::new();
+    pki.ca("ca");
+    for n in ["sessiond-0", "sessiond-1"] {
+        pki.node_with_names(n, "ca", &format!("DNS:{n}.{DOMAIN}"));
+    }
+    let flags = |n: &str| {
+        let mut f = pki.flags(n, "ca");
+        f.extend(["--cluster-tls-domain".to_string(), DOMAIN.to_string()]);
+        f
+    };
+    let cluster = Cluster::new(Backend::Sqlite).await;
+    let n0 = cluster.start_with(
+        "sessiond-0",
+        free_port(),
+        &[],
+        COOKIE,
+        &flags("sessiond-0"),
+        None,
+    );
+    let n1 = cluster.start_with(
+        "sessiond-1",
+        free_port(),
+        &[&n0],
+        COOKIE,
+        &flags("sessiond-1"),
+        None,
+    );
+    for n in [&n0, &n1] {
+        assert!(
+            wait_members(n, &["sessiond-0", "sessiond-1"], Duration::from_secs(20)).await,
+            "{} sees {:?}",
+            n.name,
+            members(n).await
+        );
+    }
+    cluster.finish(vec![n0, n1]).await;
 }

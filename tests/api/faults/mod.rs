@@ -115,6 +115,12 @@ fn free_port(ip: std::net::Ipv4Addr) -> u16 {
 }
 
 fn node_spec(name: &str, db_url: &str, args: Vec<String>) -> Spec {
+    // The namespaces' links are private to the test.
+    let insecure: Vec<String> = if args.iter().any(|a| a == "--cluster-listen") {
+        vec!["--cluster-insecure".into()]
+    } else {
+        Vec::new()
+    };
     Spec {
         bin: BIN.into(),
         netns: None,
@@ -122,6 +128,7 @@ fn node_spec(name: &str, db_url: &str, args: Vec<String>) -> Spec {
         args: [
             vec!["--node-name".into(), name.into()],
             vec!["--cluster-cookie".into(), COOKIE.into()],
+            insecure,
             args,
         ]
         .concat(),
