@@ -10,6 +10,7 @@ mod deploy;
 mod epochs;
 mod faults;
 mod forward_auth;
+mod hangups;
 mod fuzz;
 mod hardening;
 mod helpers;
@@ -20,8 +21,10 @@ mod limiter_race;
 mod logs;
 mod metrics_lint;
 mod openapi;
+mod passwords;
 mod postgres;
 mod request_ids;
+mod revocations;
 mod secrets;
 mod sessions;
 #[cfg(feature = "simulate")]
