@@ -452,7 +452,11 @@ impl Attempt<'_> {
         };
         state.device_order.insert(place, self.account);
         state.bytes = state.bytes + after - before;
-        state.shed(now, self.limiter.limits.window, self.limiter.limits.max_bytes);
+        state.shed(
+            now,
+            self.limiter.limits.window,
+            self.limiter.limits.max_bytes,
+        );
     }
 }
 
@@ -635,7 +639,10 @@ mod tests {
     async fn an_attempt_whose_request_is_dropped_stays_counted() {
         let l = limiter();
         for i in 0..3 {
-            drop(l.reserve("a@x", Some(&format!("1.1.1.{i}"))).expect("let through"));
+            drop(
+                l.reserve("a@x", Some(&format!("1.1.1.{i}")))
+                    .expect("let through"),
+            );
         }
         assert!(l.reserve("a@x", Some("2.2.2.2")).is_err());
         let l = limiter();

@@ -98,9 +98,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("pw");
         write_secret_file(&path, "s3cret").expect("writes");
-        let mode = std::fs::metadata(&path).expect("exists").permissions().mode();
+        let mode = std::fs::metadata(&path)
+            .expect("exists")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(std::fs::read_to_string(&path).expect("reads"), "s3cret\n");
-        assert!(write_secret_file(&path, "other").is_err(), "never overwritten");
+        assert!(
+            write_secret_file(&path, "other").is_err(),
+            "never overwritten"
+        );
     }
 }

@@ -9,9 +9,9 @@ use warp::http::StatusCode;
 use sessiond_actors::Status;
 
 use super::models::*;
-use crate::usecases::users::PasswordAction;
 use super::reply::{no_content, user_json, Answer, Body};
 use super::{Caller, Ctx};
+use crate::usecases::users::PasswordAction;
 
 #[utoipa::path(
     post,

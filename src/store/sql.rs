@@ -471,14 +471,13 @@ where
             tx.commit().await?;
             return Ok(Err(oldest.unwrap_or(now)));
         }
-        let id: i64 = sqlx::query(
-            "INSERT INTO login_failures (account, at) VALUES ($1, $2) RETURNING id",
-        )
-        .bind(account)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("id")?;
+        let id: i64 =
+            sqlx::query("INSERT INTO login_failures (account, at) VALUES ($1, $2) RETURNING id")
+                .bind(account)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("id")?;
         tx.commit().await?;
         Ok(Ok(id))
     }

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use sessiond_actors::{Status, User};
 
-
 use crate::auth::{self, Claims, PasswordPool, Tokens};
 use crate::limiter::LoginLimiter;
 use crate::store::{Db, DbError, UserRow};
@@ -241,7 +240,9 @@ impl Login {
             let (db, id) = (self.db.clone(), row.id);
             tokio::spawn(async move {
                 match db.replace_password_hash(id, &stored, &new_hash).await {
-                    Ok(_) => tracing::info!(user = id, "password hash upgraded to today's parameters"),
+                    Ok(_) => {
+                        tracing::info!(user = id, "password hash upgraded to today's parameters")
+                    }
                     Err(e) => tracing::warn!(user = id, error = %e, "password hash not upgraded"),
                 }
             });

@@ -277,7 +277,11 @@ async fn the_first_administrators_email_and_password_file_are_configurable() {
             ("SESSIOND_ADMIN_PASSWORD_FILE", "secrets-admin"),
         ],
     );
-    assert!(server.printed.contains("root@example.test"), "{}", server.printed);
+    assert!(
+        server.printed.contains("root@example.test"),
+        "{}",
+        server.printed
+    );
     assert!(dir.path().join("secrets-admin").exists());
     let password = server.password.clone().expect("the generated password");
     let body = format!(r#"{{"email":"root@example.test","password":"{password}"}}"#);

@@ -68,7 +68,14 @@ async fn a_guess_whose_client_hangs_up_still_counts() {
         let app = std::sync::Arc::clone(&app);
         attack.push(tokio::spawn(async move {
             let guess = format!("wrong-guess-{i}");
-            hang_up(&app, STRANGER, ADMIN_EMAIL, &guess, Duration::from_millis(20)).await;
+            hang_up(
+                &app,
+                STRANGER,
+                ADMIN_EMAIL,
+                &guess,
+                Duration::from_millis(20),
+            )
+            .await;
         }));
     }
     let mut real = Vec::new();
@@ -89,7 +96,9 @@ async fn a_guess_whose_client_hangs_up_still_counts() {
     let r = login_from(&app, STRANGER, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     r.assert_error(429, "rate_limited");
     assert_eq!(
-        app.login("real@example.test", "real-password-1").await.status,
+        app.login("real@example.test", "real-password-1")
+            .await
+            .status,
         200
     );
 }

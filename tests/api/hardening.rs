@@ -244,7 +244,10 @@ async fn forced_refreshes_are_rate_limited() {
     }
     let limited = statuses.iter().filter(|s| **s == 429).count();
     assert!(limited >= 5, "{statuses:?}");
-    assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
     let r = app.refresh(&token, true).await;
     if r.status == 429 {
         r.assert_error(429, "rate_limited");

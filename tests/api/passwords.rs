@@ -16,7 +16,8 @@ use crate::on_both_stores;
 async fn a_long_password_of_wide_characters_logs_in() {
     let app = spawn_app().await;
     let password = "é".repeat(700);
-    app.create_user("wide@example.test", &password, "user").await;
+    app.create_user("wide@example.test", &password, "user")
+        .await;
     let r = app.login("wide@example.test", &password).await;
     assert_eq!(r.status, 200, "{}", r.text);
     // The limit is in characters on both sides.
@@ -53,9 +54,7 @@ async fn a_user_changes_their_password_and_their_other_sessions_end(backend: Bac
     assert_eq!(r.status, 200, "{}", r.text);
     let fresh = r.body["token"].as_str().expect("a new token").to_string();
     for old in [&laptop, &phone] {
-        app.session(old)
-            .await
-            .assert_error(401, "session_revoked");
+        app.session(old).await.assert_error(401, "session_revoked");
     }
     assert_eq!(app.session(&fresh).await.status, 200);
     app.login("self@example.test", "password-123")
@@ -80,7 +79,11 @@ async fn an_admin_resets_a_password_and_the_users_sessions_end(backend: Backend)
     .await
     .assert_error(403, "forbidden");
     let r = app
-        .admin("PUT", &format!("/api/admin/users/{id}/password"), Some(&body))
+        .admin(
+            "PUT",
+            &format!("/api/admin/users/{id}/password"),
+            Some(&body),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["email"], "reset@example.test");
@@ -90,7 +93,8 @@ async fn an_admin_resets_a_password_and_the_users_sessions_end(backend: Backend)
     app.login("reset@example.test", "password-123")
         .await
         .assert_error(401, "invalid_credentials");
-    app.login_ok("reset@example.test", "reset-password-789").await;
+    app.login_ok("reset@example.test", "reset-password-789")
+        .await;
     app.admin("PUT", "/api/admin/users/999999/password", Some(&body))
         .await
         .assert_error(404, "not_found");

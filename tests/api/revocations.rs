@@ -3,7 +3,6 @@
 //! ships between nodes and scans stays within its cap, and every token
 //! logged out stays revoked.
 
-
 use crate::helpers::*;
 use crate::on_both_stores;
 

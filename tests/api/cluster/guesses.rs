@@ -9,8 +9,8 @@ use super::*;
 use crate::helpers::Backend;
 
 async fn guess(node: &Node, n: usize) -> u16 {
-    let body = json!({"email": "admin@localhost", "password": format!("wrong-guess-{n}")})
-        .to_string();
+    let body =
+        json!({"email": "admin@localhost", "password": format!("wrong-guess-{n}")}).to_string();
     request(node, "POST", "/api/auth/login", None, Some(&body))
         .await
         .0
