@@ -290,7 +290,9 @@ impl Db {
                 (r.try_get(0).ok()?, r.try_get(1).ok()?, r.try_get(2).ok()?)
             }
             Db::Postgres { url, .. } => {
-                let mut c = sqlx::PgConnection::connect(url).await.ok()?;
+                let mut c = sessiond_testkit::postgres_db::connect_sessiond(url)
+                    .await
+                    .ok()?;
                 let r = sqlx::query(&sql).fetch_optional(&mut c).await.ok()??;
                 (r.try_get(0).ok()?, r.try_get(1).ok()?, r.try_get(2).ok()?)
             }
@@ -311,7 +313,7 @@ impl Db {
                 sqlx::query(&sql).execute(&mut c).await.map(|_| ())
             }
             Db::Postgres { url, .. } => {
-                let mut c = sqlx::PgConnection::connect(url)
+                let mut c = sessiond_testkit::postgres_db::connect_sessiond(url)
                     .await
                     .map_err(|e| e.to_string())?;
                 sqlx::query(&sql).execute(&mut c).await.map(|_| ())

@@ -35,7 +35,7 @@ use crate::usecases::login::Login;
 use crate::usecases::users::Users;
 use crate::usecases::Audit;
 
-pub use commands::add_user;
+pub use commands::{add_user, source as source_command};
 use first_admin::ensure_first_admin;
 pub use first_admin::FirstAdmin;
 pub use shutdown::shutdown_signal;
@@ -109,24 +109,36 @@ impl Application {
         if let Some(s) = &settings.jwt_secret {
             config::check_jwt_secret(s)?;
         }
+        let source = settings.source.resolve()?;
         let clock = Clock::new();
         let db = Db::connect(&settings.database_url, clock.clone())
             .await
             .with_context(|| "cannot open the database".to_string())?;
+        let db = match source.app() {
+            Some(app) => db.with_app_source(app.clone()).await?,
+            None => db,
+        };
         refuse_lease_off_beside_others(&settings, &db).await?;
 
         let tokens = crate::keys::tokens(&settings, &db, clock.clone()).await?;
 
-        let first_admin = ensure_first_admin(
-            &db,
-            &settings.admin_email,
-            settings
-                .admin_password
-                .as_ref()
-                .map(|p| p.expose().to_string()),
-            &settings.admin_password_file,
-        )
-        .await?;
+        // With the app's table, administrators are the app's users whose
+        // role is `admin`: sessiond makes none.
+        let first_admin = match source.password_login() {
+            true => {
+                ensure_first_admin(
+                    &db,
+                    &settings.admin_email,
+                    settings
+                        .admin_password
+                        .as_ref()
+                        .map(|p| p.expose().to_string()),
+                    &settings.admin_password_file,
+                )
+                .await?
+            }
+            false => None,
+        };
         let dummy_hash = auth::hash_password_blocking(auth::random_secret(24)).await?;
 
         let telemetry = Telemetry::new();

@@ -6,6 +6,7 @@
 //! a parser cannot make (secret and cookie lengths, the cluster's
 //! addresses and files) are in `validate`.
 
+mod source_command;
 mod validate;
 mod values;
 
@@ -19,6 +20,7 @@ use crate::http::server::{Limits as HttpLimits, MAX_CONNECTIONS};
 use crate::limiter::Limits as LoginLimits;
 use crate::logging::LogFormat;
 
+pub use source_command::{SourceCommand, SourceCommandArgs};
 pub(crate) use validate::{check_jwt_secret, cluster_settings};
 pub use validate::{MIN_CLUSTER_COOKIE, MIN_JWT_SECRET};
 use values::{parse_bytes, parse_duration, parse_on_off};
@@ -78,6 +80,12 @@ pub enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Serve the users of the application's own table: add or remove the
+    /// change capture on it (docs/adopting.md).
+    Source {
+        #[command(subcommand)]
+        command: SourceCommand,
     },
     /// Predict hit rate, database load and stale-role windows in virtual
     /// time, with the real session actors.
@@ -297,6 +305,8 @@ pub struct ServeArgs {
     pub admin_password_file: String,
     #[command(flatten)]
     pub forward_auth: crate::http::forward_auth::ForwardAuthArgs,
+    #[command(flatten)]
+    pub source: crate::source::SourceArgs,
 }
 
 #[derive(Clone, Args)]
@@ -351,6 +361,9 @@ pub struct Settings {
     /// How long a leaving node answers what still arrives.
     pub shutdown_grace: Duration,
     pub forward_auth: crate::http::forward_auth::ForwardAuthArgs,
+    /// Where users live (`--config`'s `[source]`, the `--source-*`
+    /// flags), resolved when the application is built.
+    pub source: crate::source::SourceArgs,
 }
 
 impl Settings {
@@ -398,6 +411,7 @@ impl Settings {
             },
             shutdown_grace: a.shutdown_grace.0,
             forward_auth: a.forward_auth,
+            source: a.source,
         }
     }
 }
@@ -426,6 +440,7 @@ impl Default for Settings {
             http: HttpLimits::default(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             forward_auth: Default::default(),
+            source: Default::default(),
         }
     }
 }
@@ -449,49 +464,4 @@ pub struct TlsFiles {
 }
 
 #[cfg(test)]
-mod tests {
-    use clap::{CommandFactory, FromArgMatches};
-
-    use super::*;
-
-    /// The flags left out give the settings [`Settings::default`] holds:
-    /// one set of defaults. (The environment is not read: the variables of
-    /// whoever runs the test are no defaults.)
-    #[test]
-    fn serve_without_flags_is_the_default_settings() {
-        let matches = Cli::command()
-            .mut_subcommand("serve", |c| c.mut_args(|a| a.env(None)))
-            .try_get_matches_from(["sessiond", "serve"])
-            .expect("`sessiond serve` parses");
-        let Ok(Cli {
-            command: Command::Serve(args),
-        }) = Cli::from_arg_matches(&matches)
-        else {
-            panic!("`sessiond serve` is the serve command");
-        };
-        let mut parsed = Settings::from_args(args);
-        let default = Settings::default();
-        // Not a flag: read from the environment alone.
-        parsed.admin_password = default.admin_password.clone();
-        assert_eq!(format!("{parsed:?}"), format!("{default:?}"));
-    }
-
-    /// Printing the settings prints none of the secrets they hold.
-    #[test]
-    fn settings_show_no_secret() {
-        let settings = Settings {
-            jwt_secret: Some("jwt-secret-that-must-not-show-0123456789".into()),
-            admin_password: Some("admin-password-that-must-not-show".into()),
-            cluster: Some(ClusterArgs {
-                listen: "127.0.0.1:0".into(),
-                join: vec![],
-                cookie: "cluster-cookie-that-must-not-show-0123".into(),
-                tls: None,
-            }),
-            ..Settings::default()
-        };
-        let shown = format!("{settings:?}");
-        assert!(!shown.contains("must-not-show"), "{shown}");
-        assert!(shown.contains("<redacted>"));
-    }
-}
+mod tests;

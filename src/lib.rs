@@ -24,6 +24,9 @@
 //! - [`store`]: the database (SQLite or PostgreSQL) behind one `Db` type; it is also the
 //!   actors' `UserStore`. Queries written once (`store/sql.rs`); per backend
 //!   only connect options, dialect and migrations.
+//! - [`source`]: where users live: sessiond's own table, or the app's own
+//!   user table (`--config`'s `[source]`), its start-up checks, and
+//!   `sessiond source install|uninstall` (the change-capture triggers).
 //! - [`limiter`]: login brute-force protection (per account, per address).
 //! - [`notify`]: PostgreSQL LISTEN/NOTIFY: changes made anywhere reach the cache.
 //! - [`metrics`]: metric names with their HELP text, the Prometheus recorder,
@@ -61,5 +64,6 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod perf;
+pub mod source;
 pub mod store;
 pub mod usecases;

@@ -21,6 +21,7 @@ async fn main() -> ExitCode {
         Command::User {
             command: UserCommand::Add(args),
         } => app::add_user(args).await,
+        Command::Source { command } => app::source_command(command).await,
         // Waiting for the simulator's process blocks: off the runtime.
         #[cfg(feature = "simulate")]
         Command::Simulate(args) => {

@@ -5,7 +5,8 @@ use anyhow::Context as _;
 
 use crate::auth;
 use crate::clock::Clock;
-use crate::config::UserAddArgs;
+use crate::config::{SourceCommand, UserAddArgs};
+use crate::source::Source;
 use crate::store::Db;
 use crate::usecases::users::{self, NewUser, UserError};
 
@@ -30,4 +31,48 @@ pub async fn add_user(args: UserAddArgs) -> anyhow::Result<()> {
         }
         Err(e) => Err(anyhow::anyhow!("{e}")).context("cannot create the user"),
     }
+}
+
+/// `sessiond source install|uninstall [--dry-run]`: adds the change
+/// capture to the app's user table, or removes every trace of it.
+pub async fn source(command: SourceCommand) -> anyhow::Result<()> {
+    let (install, args) = match command {
+        SourceCommand::Install(a) => (true, a),
+        SourceCommand::Uninstall(a) => (false, a),
+    };
+    let source = args.source.resolve()?;
+    let sql = match (&source, install) {
+        (Source::App(app), true) => app.install_sql(),
+        (_, false) => crate::source::uninstall_sql(),
+        (Source::Sessiond, true) => anyhow::bail!(
+            "no app source is configured: give --config with a [source] section, or \
+             --source-preset (sessiond's own users need no install)"
+        ),
+    };
+    if args.dry_run {
+        print!("{sql}");
+        return Ok(());
+    }
+    let db = Db::connect(&args.database.database_url, Clock::new())
+        .await
+        .context("cannot open the database")?;
+    let Some(pool) = db.postgres() else {
+        anyhow::bail!("the app source needs PostgreSQL (docs/adopting.md)");
+    };
+    if let (Source::App(app), true) = (&source, install) {
+        crate::source::check_schema(app, pool).await?;
+    }
+    let mut tx = pool.begin().await.context("cannot begin")?;
+    sqlx::raw_sql(&sql)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", crate::store::describe(&e)))?;
+    tx.commit().await.context("cannot commit")?;
+    match source.app() {
+        Some(app) if install => {
+            println!("installed the change capture on {}", app.qualified_table())
+        }
+        _ => println!("removed sessiond's change capture"),
+    }
+    Ok(())
 }

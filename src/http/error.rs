@@ -190,6 +190,7 @@ impl From<UserError> for ApiError {
             UserError::NotFound(_) => ApiError::NotFound(e.to_string()),
             UserError::EmailTaken | UserError::LastAdmin(_) => ApiError::Conflict(e.to_string()),
             UserError::Busy | UserError::Unconfirmed => ApiError::Unavailable(e.to_string()),
+            UserError::AppManaged(_) => ApiError::Forbidden(e.to_string()),
             UserError::Db(e) => ApiError::db(e),
             UserError::Internal(e) => ApiError::Internal(e),
         }
@@ -201,7 +202,9 @@ impl From<LoginError> for ApiError {
         match e {
             LoginError::RateLimited(wait) => ApiError::RateLimited(wait),
             LoginError::InvalidCredentials => ApiError::InvalidCredentials,
-            LoginError::Deactivated => ApiError::Forbidden(e.to_string()),
+            LoginError::Deactivated | LoginError::PasswordLoginOff => {
+                ApiError::Forbidden(e.to_string())
+            }
             LoginError::Busy => ApiError::Unavailable(e.to_string()),
             LoginError::Db(e) => ApiError::db(e),
             LoginError::Internal(e) => ApiError::Internal(e),

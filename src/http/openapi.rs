@@ -100,7 +100,10 @@ error_responses! {
         token lifetime, or an `aud` other than the configured one) or `session_revoked` (user \
         deactivated or deleted, token logged out or revoked).",
     InvalidCredentials => "`invalid_credentials`: wrong email or password.",
-    Forbidden => "`forbidden`: the caller's user does not have the admin role now.",
+    Forbidden => "`forbidden`: the caller's user does not have the admin role now; or users \
+        live in the application's own table, where sessiond only reads them (create, role, \
+        activate, deactivate and delete are the application's; get, invalidate and \
+        revoke-sessions work).",
     NotFound => "`not_found`: no user with this id.",
     Conflict => "`conflict`: a user with this email exists.",
     LastAdmin => "`conflict`: the user is the last active administrator; demoting, \

@@ -45,7 +45,7 @@ fn session_reply(ctx: &Ctx, a: &Authed) -> Response {
         (status = 200, description = "A new token and its user.", body = LoginJson),
         (status = 400, response = super::openapi::BadRequest),
         (status = 401, response = super::openapi::InvalidCredentials),
-        (status = 403, description = "`forbidden`: the account is deactivated.", body = super::error::ErrorBody),
+        (status = 403, description = "`forbidden`: the account is deactivated, or password login is off (users live in the application's own table: the application signs them in).", body = super::error::ErrorBody),
         (status = 413, response = super::openapi::PayloadTooLarge),
         (status = 415, response = super::openapi::UnsupportedMediaType),
         (status = 429, response = super::openapi::RateLimited),

@@ -8,6 +8,7 @@
 //! through, and each of its methods is a line or two that picks the backend;
 //! split, that one dispatch would be spread over files that each repeat it.
 
+mod app_source;
 mod lease;
 mod postgres;
 mod sql;
@@ -21,6 +22,8 @@ use sessiond_actors::{
 };
 
 use crate::clock::Clock;
+use crate::source::{AppSource, Queries};
+pub use postgres::{connect_options as postgres_connect_options, SCHEMA, SEARCH_PATH};
 use sql::SqlStore;
 pub use sql::{Guarded, Retired};
 
@@ -141,6 +144,14 @@ impl From<sqlx::Error> for WriteError {
 pub struct Db {
     backend: Backend,
     clock: Clock,
+    /// Set when users live in the app's own table (`crate::source`).
+    app: Option<Arc<AppStore>>,
+}
+
+/// An app source and the statements made from it.
+struct AppStore {
+    source: AppSource,
+    queries: Queries,
 }
 
 #[derive(Clone)]
@@ -171,7 +182,41 @@ impl Db {
         } else {
             anyhow::bail!("unsupported database URL (expected sqlite://… or postgres://…)")
         };
-        Ok(Db { backend, clock })
+        Ok(Db {
+            backend,
+            clock,
+            app: None,
+        })
+    }
+
+    /// This database with users read from the app's own table: checked
+    /// first (table, columns, id type, expressions, installed triggers),
+    /// so a mistake stops the start with a message naming it.
+    pub async fn with_app_source(mut self, source: AppSource) -> anyhow::Result<Db> {
+        let Some(pool) = self.postgres() else {
+            anyhow::bail!(
+                "[source] kind = \"app\" needs PostgreSQL: on SQLite sessiond serves its own \
+                 users only (docs/adopting.md)"
+            );
+        };
+        crate::source::check_before_serving(&source, pool).await?;
+        let queries = source.queries();
+        self.app = Some(Arc::new(AppStore { source, queries }));
+        Ok(self)
+    }
+
+    /// The app's user table, when users live there.
+    pub fn app_source(&self) -> Option<&AppSource> {
+        self.app.as_deref().map(|a| &a.source)
+    }
+
+    /// The PostgreSQL store and the app source's statements, when users
+    /// live in the app's table.
+    fn app_pg(&self) -> Option<(&SqlStore<sqlx::Postgres>, &Queries)> {
+        match (&self.backend, &self.app) {
+            (Backend::Postgres(p), Some(a)) => Some((p, &a.queries)),
+            _ => None,
+        }
     }
 
     pub fn clock(&self) -> &Clock {
@@ -206,6 +251,10 @@ impl Db {
     }
 
     pub async fn user(&self, id: i64) -> Result<Option<UserRow>, DbError> {
+        if let Some((pg, q)) = self.app_pg() {
+            let now = self.clock.now_ms();
+            return Ok(pg.app_user(q, id, now).await?.map(|(row, _, _)| row));
+        }
         dispatch!(self, s => s.user(id).await)
     }
 
@@ -251,6 +300,11 @@ impl Db {
     ) -> Result<Option<i64>, DbError> {
         let now = self.clock.now_ms();
         let kept_until = expires_ms.saturating_add(REVOCATION_SKEW_MS);
+        if let Some((pg, q)) = self.app_pg() {
+            return Ok(pg
+                .app_revoke_token(q, user_id, sid, kept_until, now)
+                .await?);
+        }
         let max = MAX_REVOKED_TOKENS as i64;
         dispatch!(self, s => s.revoke_token(user_id, sid, kept_until, now, max).await)
     }
@@ -317,6 +371,9 @@ impl Db {
     /// Revokes every token issued until now; returns the new version.
     pub async fn revoke_all(&self, user_id: i64) -> Result<Option<i64>, DbError> {
         let now = self.clock.now_ms();
+        if let Some((pg, q)) = self.app_pg() {
+            return Ok(pg.app_revoke_all(q, user_id, now).await?);
+        }
         dispatch!(self, s => s.revoke_all(user_id, now).await)
     }
 
@@ -372,6 +429,9 @@ impl Db {
     pub async fn fetch_state(&self, id: i64) -> Result<Fetched, StoreError> {
         let now = self.clock.now_ms();
         let row = tokio::time::timeout(FETCH_TIMEOUT, async {
+            if let Some((pg, q)) = self.app_pg() {
+                return pg.app_fetch_state(q, id, now).await.map_err(DbError::from);
+            }
             let row: Result<_, DbError> = dispatch!(self, s => s.fetch_state(id, now).await);
             row
         })

@@ -26,6 +26,9 @@ pub enum LoginError {
     InvalidCredentials,
     #[error("the account is deactivated")]
     Deactivated,
+    /// Users live in the app's own table: the app signs them in.
+    #[error("password login is off: users live in the application's own table, and the application signs them in")]
+    PasswordLoginOff,
     /// The password threads' queue is full.
     #[error("too many logins in progress; try again")]
     Busy,
@@ -79,6 +82,9 @@ impl Login {
         password: String,
         from: &Origin,
     ) -> Result<LoggedIn, LoginError> {
+        if self.db.app_source().is_some() {
+            return Err(LoginError::PasswordLoginOff);
+        }
         let email = email.trim().to_lowercase();
         let result = match self.check(&email, password, from.client.as_deref()).await {
             Ok(row) if row.status != Status::Active => Err(LoginError::Deactivated),
@@ -97,6 +103,9 @@ impl Login {
         password: String,
         from: &Origin,
     ) -> Result<(), LoginError> {
+        if self.db.app_source().is_some() {
+            return Err(LoginError::PasswordLoginOff);
+        }
         let result = self
             .check(email, password, from.client.as_deref())
             .await
@@ -139,7 +148,10 @@ impl Login {
                 Some(format!("retry after {} s", wait.as_secs())),
             ),
             // The service's trouble, not the caller's: logged where it arose.
-            LoginError::Busy | LoginError::Db(_) | LoginError::Internal(_) => {}
+            LoginError::Busy
+            | LoginError::Db(_)
+            | LoginError::Internal(_)
+            | LoginError::PasswordLoginOff => {}
         }
     }
 

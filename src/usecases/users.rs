@@ -41,6 +41,10 @@ pub enum UserError {
     /// The password threads' queue is full.
     #[error("too many password checks in progress; try again")]
     Busy,
+    /// Users live in the app's own table (named here): sessiond does not
+    /// write them.
+    #[error("users live in the application's table {0}: create, change and delete them there (sessiond sees every change); here only get, invalidate and revoke-sessions apply")]
+    AppManaged(String),
     #[error(transparent)]
     Db(#[from] DbError),
     /// The write was made, but this node could not make sure that no other
@@ -274,6 +278,15 @@ impl Users {
             .map_err(|e| UserError::Internal(anyhow::anyhow!("a write task failed: {e}")))?
     }
 
+    /// Refused when users live in the app's table: sessiond writes only
+    /// its own users.
+    fn own_users_only(&self) -> Result<(), UserError> {
+        match self.db.app_source() {
+            Some(app) => Err(UserError::AppManaged(app.qualified_table())),
+            None => Ok(()),
+        }
+    }
+
     /// Hashes on the password threads: argon2 takes tens of ms of CPU.
     async fn hash_password(&self, password: String) -> Result<String, UserError> {
         match self
@@ -300,6 +313,7 @@ impl Users {
         password: String,
         role: Option<String>,
     ) -> Result<UserRow, UserError> {
+        self.own_users_only()?;
         let new = NewUser::parse(email, password, role)?;
         let hash = self.hash_password(new.password.clone()).await?;
         let db = self.db.clone();
@@ -318,6 +332,7 @@ impl Users {
         id: i64,
         role: &str,
     ) -> Result<UserRow, UserError> {
+        self.own_users_only()?;
         validate_role(role)?;
         let (db, role) = (self.db.clone(), role.to_string());
         self.commit(by, Some(id), Some("user.role"), async move {
@@ -338,6 +353,7 @@ impl Users {
         id: i64,
         status: Status,
     ) -> Result<UserRow, UserError> {
+        self.own_users_only()?;
         let action = match status {
             Status::Active => "user.activate",
             Status::Deactivated => "user.deactivate",
@@ -359,6 +375,7 @@ impl Users {
     }
 
     pub async fn delete(&self, by: &Principal, id: i64) -> Result<(), UserError> {
+        self.own_users_only()?;
         let db = self.db.clone();
         self.commit(by, Some(id), Some("user.delete"), async move {
             guarded(id, db.delete_user(id).await?)?;
@@ -390,6 +407,11 @@ impl Users {
         password: String,
         action: PasswordAction,
     ) -> Result<UserRow, UserError> {
+        if self.db.app_source().is_some() {
+            return Err(UserError::Invalid(
+                "passwords are the application's own: change them there".into(),
+            ));
+        }
         validate_new_password(&password)?;
         let hash = self.hash_password(password).await?;
         let db = self.db.clone();

@@ -35,3 +35,14 @@ pub async fn drop(admin_url: &str, name: &str) {
             .await;
     }
 }
+
+/// A connection to a database sessiond serves that finds sessiond's tables
+/// by their bare names (`users`, `sessiond_changes`), as sessiond's own
+/// connections do: its schema first on the search path.
+pub async fn connect_sessiond(url: &str) -> Result<sqlx::PgConnection, sqlx::Error> {
+    let mut c = sqlx::PgConnection::connect(url).await?;
+    sqlx::query("SET search_path TO sessiond, public")
+        .execute(&mut c)
+        .await?;
+    Ok(c)
+}

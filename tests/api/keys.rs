@@ -317,7 +317,9 @@ async fn stored_secrets(backend: Backend, db_url: &str) -> Vec<String> {
                 .collect()
         }
         Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(db_url).await.expect("connects");
+            let mut c = sessiond_testkit::postgres_db::connect_sessiond(db_url)
+                .await
+                .expect("connects");
             sqlx::query(sql)
                 .fetch_all(&mut c)
                 .await

@@ -1,6 +1,7 @@
 //! End-to-end tests of sessiond: the real application (or the real binary)
 //! on port 0, a SQLite file per test, requests over real sockets.
 
+mod adopt;
 mod answers;
 mod audit;
 mod bad_input;
@@ -15,6 +16,7 @@ mod hangups;
 mod hardening;
 mod helpers;
 mod house;
+mod image;
 mod keys;
 mod last_admin;
 mod limiter_race;

@@ -17,7 +17,7 @@ async fn try_sql(app: &TestApp, sql: &str) -> Result<(), sqlx::Error> {
             c.execute(sql).await.map(|_| ())
         }
         Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&app.db_url).await?;
+            let mut c = sessiond_testkit::postgres_db::connect_sessiond(&app.db_url).await?;
             c.execute(sql).await.map(|_| ())
         }
     }

@@ -10,6 +10,7 @@
 //! node), `tls`, `leave` (graceful leave: a rolling restart under load)
 //! and `dns_join` (joining by a name that resolves to several nodes).
 
+mod adopt;
 mod cookie;
 mod dns_join;
 mod failures;
@@ -283,7 +284,7 @@ async fn add_users(cluster: &Cluster, n: usize) -> Vec<i64> {
             }
         }
         Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&cluster.db_url())
+            let mut c = sessiond_testkit::postgres_db::connect_sessiond(&cluster.db_url())
                 .await
                 .expect("connects");
             for i in 0..n {

@@ -17,8 +17,10 @@ const BYPASSED_ROLE: &str = "changed-by-hand";
 /// an operator restoring a row, or a bulk load, would): nothing logged,
 /// nothing announced, the version left as it was.
 async fn change_role_bypassing_triggers(db_url: &str, id: i64) {
-    use sqlx::{Connection, Executor};
-    let mut c = sqlx::PgConnection::connect(db_url).await.expect("connects");
+    use sqlx::Executor;
+    let mut c = sessiond_testkit::postgres_db::connect_sessiond(db_url)
+        .await
+        .expect("connects");
     let sql = format!(
         "BEGIN;
          SET LOCAL session_replication_role = replica;

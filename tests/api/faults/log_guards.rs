@@ -7,8 +7,9 @@ use crate::helpers::*;
 
 /// Runs `sql` outside the service; the database's error, if any.
 async fn try_sql(db_url: &str, sql: &str) -> Result<(), String> {
-    use sqlx::Connection;
-    let mut c = sqlx::PgConnection::connect(db_url).await.expect("connects");
+    let mut c = sessiond_testkit::postgres_db::connect_sessiond(db_url)
+        .await
+        .expect("connects");
     sqlx::query(sql)
         .execute(&mut c)
         .await
