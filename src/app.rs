@@ -37,7 +37,7 @@ use crate::usecases::Audit;
 
 pub use commands::{add_user, source as source_command};
 use first_admin::ensure_first_admin;
-pub use first_admin::{FirstAdmin, FIRST_ADMIN};
+pub use first_admin::FirstAdmin;
 pub use shutdown::shutdown_signal;
 use shutdown::{give_up_lease, leave};
 
@@ -136,7 +136,18 @@ impl Application {
         // With the app's table, administrators are the app's users whose
         // role is `admin`: sessiond makes none.
         let first_admin = match source.password_login() {
-            true => ensure_first_admin(&db, settings.admin_password.clone()).await?,
+            true => {
+                ensure_first_admin(
+                    &db,
+                    &settings.admin_email,
+                    settings
+                        .admin_password
+                        .as_ref()
+                        .map(|p| p.expose().to_string()),
+                    &settings.admin_password_file,
+                )
+                .await?
+            }
             false => None,
         };
         let dummy_hash = auth::hash_password_blocking(auth::random_secret(24)).await?;
@@ -345,7 +356,7 @@ impl Application {
     }
 
     /// Tells a person at a terminal where the service is and how to log in.
-    /// The generated password is printed here, once, and never logged.
+    /// A generated password is never printed: only the file it is in.
     pub fn print_welcome(&self) {
         // Written whole and errors ignored: a closed stdout must not take
         // the service down.
@@ -360,17 +371,20 @@ impl Application {
         }
         let login = |email: &str, password: &str| {
             format!(
-                "log in:\n  curl -s -X POST {url}/api/auth/login -H 'content-type: application/json' \\\n       -d '{{\"email\":\"{email}\",\"password\":\"{password}\"}}'\n"
+                "log in:\n  curl -s -X POST {url}/api/auth/login -H 'content-type: application/json' \\\n       -d '{{\"email\":\"{email}\",\"password\":\"'\"{password}\"'\"}}'\n"
             )
         };
         match &self.first_admin {
             Some(FirstAdmin {
                 email,
-                generated_password: Some(p),
+                password_file: Some(path),
             }) => {
-                out += &format!("created the first administrator {email} with password: {p}\n");
-                out += "(shown only now; set SESSIOND_ADMIN_PASSWORD to choose it instead)\n";
-                out += &login(email, p);
+                let path = path.display().to_string();
+                out += &format!(
+                    "created the first administrator {email}; its password is in the file {path}\n"
+                );
+                out += "(readable by this user only; set SESSIOND_ADMIN_PASSWORD to choose it instead)\n";
+                out += &login(email, &format!("$(cat {path})"));
             }
             Some(FirstAdmin { email, .. }) => {
                 out += &format!(

@@ -18,7 +18,9 @@ mod tokens;
 use rand::Rng;
 
 pub use keyset::{configured_kid, new_kid, KeySet, KeyStore, StoredKey, LEGACY_KID};
-pub use passwords::{hash_password, hash_password_blocking, verify_password_in, PasswordPool};
+pub use passwords::{
+    hash_password, hash_password_blocking, needs_rehash, verify_password_in, PasswordPool,
+};
 pub use tokens::{
     Claims, TokenError, TokenPolicy, Tokens, Verified, IAT_LEEWAY_SECS, ISSUER, KEY_RELOAD,
     UNKNOWN_KID_GAP,

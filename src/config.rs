@@ -18,7 +18,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use sessiond_actors::CacheConfig;
 
-use crate::http::client_addr::TrustedProxies;
+use crate::http::client_addr::{ClientIpHeader, TrustedProxies};
 use crate::http::server::{Limits as HttpLimits, MAX_CONNECTIONS};
 pub use crate::http::tls::TlsFiles as HttpsFiles;
 use crate::limiter::Limits as LoginLimits;
@@ -30,7 +30,7 @@ pub use validate::{
     estimated_bits, MIN_ADMIN_PASSWORD_BITS, MIN_CLUSTER_COOKIE, MIN_JWT_SECRET, MIN_SECRET_BITS,
 };
 use values::{parse_bytes, parse_duration, parse_on_off};
-pub use values::{Bytes, HumanDuration, OnOff};
+pub use values::{Bytes, HumanDuration, OnOff, Secret};
 
 /// `--listen`'s default.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -46,6 +46,10 @@ pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(30 * 86_400);
 pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 86_400);
 /// `--shutdown-grace`'s default.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// `--admin-email`'s default.
+pub const DEFAULT_ADMIN_EMAIL: &str = "admin@localhost";
+/// `--admin-password-file`'s default (in the working directory).
+pub const DEFAULT_ADMIN_PASSWORD_FILE: &str = "sessiond-admin-password";
 /// The node name of a node that runs alone.
 pub const DEFAULT_NODE_NAME: &str = "local";
 
@@ -57,7 +61,7 @@ pub struct DatabaseArgs {
     pub database_url: String,
 }
 
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(
     name = "sessiond",
     version,
@@ -68,7 +72,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once, at start
 pub enum Command {
     /// Run the HTTP service.
@@ -106,7 +110,7 @@ pub struct SimulateArgs {
     pub args: Vec<std::ffi::OsString>,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum UserCommand {
     /// Create a user.
     Add(UserAddArgs),
@@ -144,7 +148,7 @@ pub struct KeysRetireArgs {
     pub common: KeysArgs,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "SESSIOND_LISTEN", default_value = DEFAULT_LISTEN)]
@@ -294,6 +298,11 @@ pub struct ServeArgs {
         default_value = ""
     )]
     pub trusted_proxies: TrustedProxies,
+    /// The header the trusted proxies name the client in: the only one
+    /// read (the other is ignored whatever it says).
+    #[arg(long, env = "SESSIOND_CLIENT_IP_HEADER", value_enum,
+          default_value_t = ClientIpHeader::XForwardedFor)]
+    pub client_ip_header: ClientIpHeader,
     /// Close a connection that has not sent a whole request head in this long.
     #[arg(long, env = "SESSIOND_HEADER_TIMEOUT",
           default_value_t = HumanDuration(HttpLimits::DEFAULT_HEADER_TIMEOUT),
@@ -342,13 +351,23 @@ pub struct ServeArgs {
     #[arg(long, env = "SESSIOND_SHUTDOWN_GRACE",
           default_value_t = HumanDuration(DEFAULT_SHUTDOWN_GRACE), value_parser = parse_duration)]
     pub shutdown_grace: HumanDuration,
+    /// The email of the administrator created when the database has no
+    /// user (its password: SESSIOND_ADMIN_PASSWORD, else generated and
+    /// written to --admin-password-file).
+    #[arg(long, env = "SESSIOND_ADMIN_EMAIL", default_value = DEFAULT_ADMIN_EMAIL)]
+    pub admin_email: String,
+    /// Where a generated first administrator's password is written (a new
+    /// file, readable by this user only); the path is printed, never the
+    /// password.
+    #[arg(long, env = "SESSIOND_ADMIN_PASSWORD_FILE", default_value = DEFAULT_ADMIN_PASSWORD_FILE)]
+    pub admin_password_file: String,
     #[command(flatten)]
     pub forward_auth: crate::http::forward_auth::ForwardAuthArgs,
     #[command(flatten)]
     pub source: crate::source::SourceArgs,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct UserAddArgs {
     #[arg(long)]
     pub email: String,
@@ -362,7 +381,9 @@ pub struct UserAddArgs {
     pub database: DatabaseArgs,
 }
 
-/// What an application is built from: the serve flags, resolved.
+/// What an application is built from: the serve flags, resolved. Its
+/// `Debug` shows no secret (they are [`Secret`]s); the parsed command line
+/// has no `Debug` at all.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: String,
@@ -378,7 +399,7 @@ pub struct Settings {
     pub near_cache: bool,
     pub idle_timeout: Duration,
     pub max_sessions: usize,
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<Secret>,
     pub token_ttl: Duration,
     /// The `aud` tokens are issued with and must carry.
     pub jwt_audience: Option<String>,
@@ -389,8 +410,13 @@ pub struct Settings {
     pub login_limits: LoginLimits,
     pub audit_retention: Duration,
     /// The first administrator's password when the database has no user
-    /// (`SESSIOND_ADMIN_PASSWORD`); generated and printed when absent.
-    pub admin_password: Option<String>,
+    /// (`SESSIOND_ADMIN_PASSWORD`); generated and written to
+    /// `admin_password_file` when absent.
+    pub admin_password: Option<Secret>,
+    /// The first administrator's email (`--admin-email`).
+    pub admin_email: String,
+    /// Where a generated first administrator's password is written.
+    pub admin_password_file: String,
     pub trusted_proxies: TrustedProxies,
     /// Timeouts and connection cap of the HTTP front.
     pub http: HttpLimits,
@@ -416,7 +442,7 @@ impl Settings {
             near_cache: a.near_cache.0,
             idle_timeout: a.idle_timeout.0,
             max_sessions: usize::try_from(a.max_sessions).unwrap_or(usize::MAX),
-            jwt_secret: a.jwt_secret,
+            jwt_secret: a.jwt_secret.map(Secret::from),
             token_ttl: a.token_ttl.0,
             jwt_audience: a.jwt_audience.filter(|a| !a.is_empty()),
             node_name: a.node_name.unwrap_or_else(|| DEFAULT_NODE_NAME.to_string()),
@@ -431,7 +457,7 @@ impl Settings {
             cluster: a.cluster_listen.map(|listen| ClusterArgs {
                 listen,
                 join: a.join,
-                cookie: a.cluster_cookie.unwrap_or_default(),
+                cookie: Secret::from(a.cluster_cookie.unwrap_or_default()),
                 insecure: a.cluster_insecure,
                 tls: match (a.cluster_tls_cert, a.cluster_tls_key, a.cluster_tls_ca) {
                     (Some(cert), Some(key), Some(ca)) => Some(TlsFiles {
@@ -445,8 +471,11 @@ impl Settings {
             }),
             admin_password: std::env::var("SESSIOND_ADMIN_PASSWORD")
                 .ok()
-                .filter(|p| !p.is_empty()),
-            trusted_proxies: a.trusted_proxies,
+                .filter(|p| !p.is_empty())
+                .map(Secret::from),
+            admin_email: a.admin_email,
+            admin_password_file: a.admin_password_file,
+            trusted_proxies: a.trusted_proxies.with_header(a.client_ip_header),
             http: HttpLimits {
                 header_timeout: a.header_timeout.0,
                 idle_timeout: a.keep_alive_timeout.0,
@@ -486,6 +515,8 @@ impl Default for Settings {
             login_limits: LoginLimits::default(),
             audit_retention: DEFAULT_AUDIT_RETENTION,
             admin_password: None,
+            admin_email: DEFAULT_ADMIN_EMAIL.into(),
+            admin_password_file: DEFAULT_ADMIN_PASSWORD_FILE.into(),
             trusted_proxies: TrustedProxies::none(),
             http: HttpLimits::default(),
             tls: None,
@@ -496,12 +527,13 @@ impl Default for Settings {
     }
 }
 
-/// The cluster flags, as given.
+/// The cluster flags, as given (the cookie a [`Secret`]: never in
+/// `Debug`).
 #[derive(Debug, Clone)]
 pub struct ClusterArgs {
     pub listen: String,
     pub join: Vec<String>,
-    pub cookie: String,
+    pub cookie: Secret,
     pub tls: Option<TlsFiles>,
     /// Clear traffic allowed on a non-loopback address.
     pub insecure: bool,

@@ -64,8 +64,8 @@ async fn serve(settings: Settings, format: LogFormat) -> anyhow::Result<()> {
 }
 
 /// The welcome as one JSON line: where the service listens and, when this
-/// start created the first administrator, who (and the generated password,
-/// shown here once, as on a terminal).
+/// start created the first administrator, who (and the file holding a
+/// generated password, never the password).
 fn welcome_json(app: &Application) -> String {
     let mut fields = Map::new();
     fields.insert(
@@ -74,12 +74,15 @@ fn welcome_json(app: &Application) -> String {
     );
     if let Some(FirstAdmin {
         email,
-        generated_password,
+        password_file,
     }) = app.first_admin()
     {
         fields.insert("first_admin".into(), Value::from(email.as_str()));
-        if let Some(p) = generated_password {
-            fields.insert("first_admin_password".into(), Value::from(p.as_str()));
+        if let Some(path) = password_file {
+            fields.insert(
+                "first_admin_password_file".into(),
+                Value::from(path.display().to_string()),
+            );
         }
     }
     logging::json_line("INFO", "sessiond", "sessiond listening", fields)

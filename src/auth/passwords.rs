@@ -13,6 +13,28 @@ pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Er
         .hash_password(password.as_bytes(), &salt)?
         .to_string())
 }
+/// Whether a stored hash was made with other parameters than
+/// [`hash_password`] uses today (algorithm, version, memory, passes,
+/// lanes, output length): checked on a successful login, which then
+/// stores a new hash of the password it has in hand. A hash that cannot be
+/// read is left alone (it never verifies anyway).
+pub fn needs_rehash(hash: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let Ok(params) = argon2::Params::try_from(&parsed) else {
+        return false;
+    };
+    let today = argon2::Params::default();
+    let version = parsed.version.unwrap_or(0x13);
+    parsed.algorithm != argon2::Algorithm::Argon2id.ident()
+        || version != argon2::Version::V0x13 as u32
+        || params.m_cost() != today.m_cost()
+        || params.t_cost() != today.t_cost()
+        || params.p_cost() != today.p_cost()
+        || parsed.hash.map(|h| h.len()) != Some(today.output_len().unwrap_or(32))
+}
+
 /// [`hash_password`] on the blocking pool, for callers outside the
 /// [`PasswordPool`] (the first administrator, `sessiond user add`).
 pub async fn hash_password_blocking(password: String) -> anyhow::Result<String> {
@@ -71,12 +93,26 @@ impl PasswordPool {
         &self,
         f: impl FnOnce(&mut Vec<argon2::Block>) -> R + Send + 'static,
     ) -> Option<R> {
+        self.submit(f)?.await.ok()
+    }
+
+    /// Queues `f` for a pool thread and returns where its result comes;
+    /// `None` when the queue is full or the pool is gone. Work nobody waits
+    /// for is skipped: when the receiver is dropped before a thread takes
+    /// the job (a client that hung up), `f` never runs.
+    pub fn submit<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Vec<argon2::Block>) -> R + Send + 'static,
+    ) -> Option<tokio::sync::oneshot::Receiver<R>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |blocks| {
+            if tx.is_closed() {
+                return;
+            }
             let _ = tx.send(f(blocks));
         });
         self.jobs.try_send(job).ok()?;
-        rx.await.ok()
+        Some(rx)
     }
 }
 
@@ -143,6 +179,63 @@ mod tests {
         assert!(verify_password_in("correct horse", &h, &mut blocks));
         assert!(!verify_password_in("x", "not a hash", &mut blocks));
         assert_eq!(blocks.len(), 19 * 1024);
+    }
+
+    /// A job whose receiver is gone before a thread takes it never runs.
+    #[tokio::test]
+    async fn work_nobody_waits_for_is_skipped() {
+        let pool = PasswordPool::new(1);
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        // The one thread is held until `release` is sent.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let busy = pool.submit(move |_| {
+            let _ = held.recv();
+        });
+        let mut waiting = Vec::new();
+        for dropped in [true, false, true] {
+            let ran = std::sync::Arc::clone(&ran);
+            let rx = pool
+                .submit(move |_| {
+                    ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                })
+                .expect("queued");
+            if !dropped {
+                waiting.push(rx);
+            }
+        }
+        let _ = release.send(());
+        assert!(busy.expect("queued").await.is_ok());
+        for rx in waiting {
+            assert!(rx.await.is_ok());
+        }
+        assert!(pool.run(|_| ()).await.is_some());
+        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn hashes_with_other_parameters_need_a_new_hash() {
+        let today = hash_password("correct horse").expect("hashes");
+        assert!(!needs_rehash(&today));
+        let salt = SaltString::generate(&mut OsRng);
+        let weak = Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(8, 1, 1, None).expect("valid parameters"),
+        )
+        .hash_password(b"correct horse", &salt)
+        .expect("hashes")
+        .to_string();
+        assert!(needs_rehash(&weak));
+        let argon2i = Argon2::new(
+            argon2::Algorithm::Argon2i,
+            argon2::Version::V0x13,
+            argon2::Params::default(),
+        )
+        .hash_password(b"correct horse", &salt)
+        .expect("hashes")
+        .to_string();
+        assert!(needs_rehash(&argon2i));
+        assert!(!needs_rehash("not a hash"));
     }
 
     #[test]

@@ -154,7 +154,7 @@ pub(crate) async fn cluster_settings(
             .filter(|j| !j.trim().is_empty())
             .cloned()
             .collect(),
-        cookie: c.cookie.clone(),
+        cookie: c.cookie.expose().to_string(),
     })
 }
 

@@ -11,6 +11,7 @@ use sessiond_actors::Status;
 use super::models::*;
 use super::reply::{no_content, user_json, Answer, Body};
 use super::{Caller, Ctx};
+use crate::usecases::users::PasswordAction;
 
 #[utoipa::path(
     post,
@@ -129,6 +130,24 @@ user_route!(post "/api/admin/users/{id}/revoke-sessions",
     [(status = 204, description = "Tokens issued until now stop resolving."),],
     pub async fn revoke_sessions(ctx: Arc<Ctx>, id: String, caller: Caller) -> Answer {
         act(ctx, id, caller, Act::RevokeSessions).await
+    }
+);
+
+user_route!(put "/api/admin/users/{id}/password", body = PasswordResetRequest,
+    [
+        (status = 200, description = "The user; the new password holds and every token issued until now stops resolving, on every node.", body = UserJson),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+    ],
+    pub async fn reset_password(ctx: Arc<Ctx>, id: String, caller: Caller, body: Body) -> Answer {
+        let by = caller.admin(&ctx).await?;
+        let id = parse_user_id(&id)?;
+        let req: PasswordResetRequest = parse_json(&body?)?;
+        let row = ctx
+            .users
+            .set_password(&by, id, req.password, PasswordAction::Reset)
+            .await?;
+        Ok(user_json(StatusCode::OK, &row))
     }
 );
 

@@ -5,9 +5,12 @@
 //! address it received the request from, and everything to the left of
 //! the first untrusted hop was written by the client itself. So the chain
 //! is walked from the right, past trusted proxies, and the first hop that
-//! is not trusted is the client. `X-Forwarded-For` is read when present,
-//! else `Forwarded` (RFC 7239): a proxy must set the one it writes, and a
-//! chain that cannot be read counts as no chain (the peer is the client).
+//! is not trusted is the client. The one header read is the one the
+//! operator names (`--client-ip-header`: `X-Forwarded-For`, the default,
+//! or `Forwarded`, RFC 7239), the one the proxies write; the other is
+//! ignored, whatever it says (a client may send it too, and a proxy that
+//! does not know it passes it on untouched). A chain that cannot be read
+//! counts as no chain (the peer is the client).
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -80,13 +83,32 @@ impl FromStr for Cidr {
     }
 }
 
-/// The proxies whose forwarded addresses are believed (none by default).
+/// The header a trusted proxy names the client in (`--client-ip-header`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientIpHeader {
+    /// `X-Forwarded-For: client, proxy1, …`.
+    #[default]
+    #[value(name = "x-forwarded-for")]
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1, …` (RFC 7239).
+    #[value(name = "forwarded")]
+    Forwarded,
+}
+
+/// The proxies whose forwarded addresses are believed (none by default),
+/// and the header they write.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TrustedProxies(Vec<Cidr>);
+pub struct TrustedProxies(Vec<Cidr>, ClientIpHeader);
 
 impl TrustedProxies {
     pub fn none() -> TrustedProxies {
-        TrustedProxies(Vec::new())
+        TrustedProxies(Vec::new(), ClientIpHeader::default())
+    }
+
+    /// These proxies, naming the client in `header`.
+    pub fn with_header(mut self, header: ClientIpHeader) -> TrustedProxies {
+        self.1 = header;
+        self
     }
 
     pub fn is_empty(&self) -> bool {
@@ -103,7 +125,7 @@ impl TrustedProxies {
         if !self.contains(peer) {
             return peer;
         }
-        let hops = match forwarded_chain(headers) {
+        let hops = match forwarded_chain(headers, self.1) {
             Some(hops) if !hops.is_empty() => hops,
             _ => return peer,
         };
@@ -134,7 +156,7 @@ impl FromStr for TrustedProxies {
             .filter(|p| !p.trim().is_empty())
             .map(Cidr::from_str)
             .collect::<Result<Vec<_>, _>>()
-            .map(TrustedProxies)
+            .map(|list| TrustedProxies(list, ClientIpHeader::default()))
     }
 }
 
@@ -149,13 +171,12 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The forwarded hops, left to right, unparsed (`None`: an element that
-/// names no hop); `None` when the header is not text.
-fn forwarded_chain(headers: &HeaderMap) -> Option<Vec<Option<&str>>> {
-    let xff = headers.get_all("x-forwarded-for");
-    if xff.iter().next().is_some() {
+/// The forwarded hops of `header`, left to right, unparsed (`None`: an
+/// element that names no hop); `None` when the header is not text.
+fn forwarded_chain(headers: &HeaderMap, header: ClientIpHeader) -> Option<Vec<Option<&str>>> {
+    if header == ClientIpHeader::XForwardedFor {
         let mut hops = Vec::new();
-        for value in xff {
+        for value in headers.get_all("x-forwarded-for") {
             hops.extend(value.to_str().ok()?.split(',').map(Some));
         }
         return Some(hops);
@@ -282,18 +303,24 @@ mod tests {
 
     #[test]
     fn forwarded_header() {
-        let t = trusted("10.0.0.0/8");
+        let t = trusted("10.0.0.0/8").with_header(ClientIpHeader::Forwarded);
         let h = headers(&[(
             "forwarded",
             r#"for=1.1.1.1;proto=https, For="[2001:db8::9]:4711";by=10.0.0.2, for=10.0.0.9"#,
         )]);
         assert_eq!(t.client(ip("10.0.0.1"), &h), ip("2001:db8::9"));
-        // X-Forwarded-For wins when both are present.
+        // Only the header named is read, whatever the other says.
         let h = headers(&[
-            ("forwarded", "for=1.1.1.1"),
+            ("forwarded", "for=198.51.100.1"),
             ("x-forwarded-for", "203.0.113.3"),
         ]);
-        assert_eq!(t.client(ip("10.0.0.1"), &h), ip("203.0.113.3"));
+        assert_eq!(t.client(ip("10.0.0.1"), &h), ip("198.51.100.1"));
+        let xff = trusted("10.0.0.0/8");
+        assert_eq!(xff.client(ip("10.0.0.1"), &h), ip("203.0.113.3"));
+        // A Forwarded header alone is nothing to proxies that write
+        // X-Forwarded-For (a client could have sent it).
+        let h = headers(&[("forwarded", "for=198.51.100.1")]);
+        assert_eq!(xff.client(ip("10.0.0.1"), &h), ip("10.0.0.1"));
     }
 
     #[test]
@@ -312,6 +339,7 @@ mod tests {
             let h = headers(&[("x-forwarded-for", bad)]);
             assert_eq!(t.client(peer, &h), peer, "{bad:?}");
         }
+        let t = t.with_header(ClientIpHeader::Forwarded);
         let h = headers(&[("forwarded", "for=unknown")]);
         assert_eq!(t.client(peer, &h), peer);
         let h = headers(&[("forwarded", "proto=https")]);
@@ -324,6 +352,7 @@ mod tests {
         let t = trusted("10.0.0.0/8");
         let h = headers(&[("x-forwarded-for", "junk, 203.0.113.66, 10.0.0.4")]);
         assert_eq!(t.client(ip("10.0.0.1"), &h), ip("203.0.113.66"));
+        let t = t.with_header(ClientIpHeader::Forwarded);
         let h = headers(&[("forwarded", "for=junk, for=203.0.113.66")]);
         assert_eq!(t.client(ip("10.0.0.1"), &h), ip("203.0.113.66"));
     }

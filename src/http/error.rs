@@ -40,7 +40,8 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("the request body must be JSON, sent as Content-Type: application/json")]
     UnsupportedMediaType,
-    #[error("too many failed logins; try again in {} s", .0.as_secs())]
+    /// Too many failed logins, or forced refreshes of one user.
+    #[error("too many attempts; try again in {} s", .0.as_secs())]
     RateLimited(std::time::Duration),
     #[error("{0}")]
     Unavailable(String),
@@ -184,6 +185,7 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidToken(m) => ApiError::InvalidToken(m),
             AuthError::Revoked(r) => ApiError::SessionRevoked(r.message()),
             AuthError::NotAdmin { .. } => ApiError::Forbidden(e.to_string()),
+            AuthError::TooManyRefreshes(wait) => ApiError::RateLimited(wait),
             AuthError::Unavailable(e) => e.into(),
         }
     }

@@ -4,7 +4,7 @@
 //! records every request's metrics and access line. The listener
 //! ([`server`]) gives each request its id ([`request_id`]).
 //!
-//! - [`sessions`]: login, session, refresh, logout.
+//! - [`sessions`]: login, session, refresh, logout, password change.
 //! - [`admin`]: the routes under `/api/admin/users`.
 //! - [`handlers`]: the operations routes (perf, metrics, health, dashboard).
 //! - [`models`], [`reply`], [`error`]: JSON shapes in and out, errors.
@@ -255,6 +255,12 @@ pub fn routes_of(ctx: Arc<Ctx>, front: Front) -> BoxedFilter<(impl Reply,)> {
         .and(c.clone())
         .and(auth())
         .then(sessions::logout);
+    let password = warp::path!("api" / "auth" / "password")
+        .and(warp::post())
+        .and(c.clone())
+        .and(auth())
+        .and(body())
+        .then(sessions::change_password);
     // The methods of the requests a proxy checks (Envoy's check carries the
     // original request's); any other is 405, as on every route.
     let forward_methods = warp::get()
@@ -283,6 +289,8 @@ pub fn routes_of(ctx: Arc<Ctx>, front: Front) -> BoxedFilter<(impl Reply,)> {
         .or(refresh)
         .unify()
         .or(logout)
+        .unify()
+        .or(password)
         .unify()
         .map(done);
 
@@ -316,6 +324,15 @@ pub fn routes_of(ctx: Arc<Ctx>, front: Front) -> BoxedFilter<(impl Reply,)> {
         .and(auth())
         .and(body())
         .then(|id, ctx, auth, body| admin::set_role(ctx, id, auth, body));
+    let reset_password = users()
+        .and(warp::path::param::<String>())
+        .and(warp::path("password"))
+        .and(warp::path::end())
+        .and(warp::put())
+        .and(c.clone())
+        .and(auth())
+        .and(body())
+        .then(|id, ctx, auth, body| admin::reset_password(ctx, id, auth, body));
     let action = |name: &'static str| {
         users()
             .and(warp::path::param::<String>())
@@ -345,6 +362,8 @@ pub fn routes_of(ctx: Arc<Ctx>, front: Front) -> BoxedFilter<(impl Reply,)> {
         .or(invalidate)
         .unify()
         .or(revoke)
+        .unify()
+        .or(reset_password)
         .unify()
         .map(done);
 

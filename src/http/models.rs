@@ -93,6 +93,24 @@ pub struct CreateUserRequest {
     pub role: Option<String>,
 }
 
+/// A user's own password change.
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordChangeRequest {
+    #[schema(max_length = 1024)]
+    pub current_password: String,
+    /// 8 to 1024 characters.
+    #[schema(min_length = 8, max_length = 1024)]
+    pub new_password: String,
+}
+
+/// An admin's reset of a user's password.
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordResetRequest {
+    /// 8 to 1024 characters.
+    #[schema(min_length = 8, max_length = 1024)]
+    pub password: String,
+}
+
 #[derive(Deserialize, ToSchema)]
 pub struct RoleRequest {
     #[schema(pattern = "^[a-z0-9_-]{1,64}$", min_length = 1, max_length = 64)]

@@ -159,7 +159,8 @@ error_responses! {
     UnsupportedMediaType => "`unsupported_media_type`: a body whose `Content-Type` is not \
         `application/json`.",
     RateLimited => "`rate_limited`: too many failed logins for this account or from this \
-        address; `Retry-After` says when to try again.",
+        address (a guess whose client hangs up counts too); `Retry-After` says when to try \
+        again.",
     Unavailable => "`unavailable`: the database cannot be reached and no fresh record is \
         cached (or, for `/readyz`, the node is not ready). For a write, also `locked`: a row \
         the write needs was held by another transaction (one left open in the database) for \
@@ -276,6 +277,7 @@ impl Modify for BearerScheme {
         sessions::session,
         sessions::refresh_session,
         sessions::logout,
+        sessions::change_password,
         super::forward_auth::forward,
         admin::create_user,
         admin::get_user,
@@ -285,6 +287,7 @@ impl Modify for BearerScheme {
         admin::activate,
         admin::invalidate_user,
         admin::revoke_sessions,
+        admin::reset_password,
         h::perf,
         h::metrics,
         h::healthz,

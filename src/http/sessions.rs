@@ -1,4 +1,5 @@
-//! The routes of a token's holder: log in, resolve the session, log out.
+//! The routes of a token's holder: log in, resolve the session, log out,
+//! change the password.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use super::request_id::RequestId;
 use super::{Caller, Ctx};
 use crate::clock::rfc3339_ms;
 use crate::usecases::authenticate::Authed;
+use crate::usecases::login::LoggedIn;
+use crate::usecases::users::{validate_new_password, PasswordAction};
 
 fn session_reply(ctx: &Ctx, a: &Authed) -> Response {
     json(
@@ -58,15 +61,59 @@ pub async fn login(
     let req: LoginRequest = parse_json(&body?)?;
     let from = super::origin(client, request_id.as_ref());
     let done = ctx.login.login(&req.email, req.password, &from).await?;
-    Ok(json(
+    Ok(logged_in(&done))
+}
+
+fn logged_in(done: &LoggedIn) -> Response {
+    json(
         StatusCode::OK,
         &LoginJson {
-            token: done.token,
+            token: done.token.clone(),
             token_type: "Bearer",
             expires_at: rfc3339_ms(done.claims.exp.saturating_mul(1000)),
             user: UserJson::from(&done.user),
         },
-    ))
+    )
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/auth/password",
+    tag = "auth",
+    security(("bearer" = [])),
+    request_body = PasswordChangeRequest,
+    responses(
+        (status = 200, description = "The password is changed and every other token of the user stops resolving, on every node; a new token for the caller.", body = LoginJson),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, description = "`invalid_token` or `session_revoked` (see the bearer token's other routes), or `invalid_credentials`: the current password is wrong.", body = super::error::ErrorBody),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 429, response = super::openapi::RateLimited),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
+pub async fn change_password(ctx: Arc<Ctx>, caller: Caller, body: Body) -> Answer {
+    let a = ctx
+        .auth
+        .authenticate(caller.authorization(), Lookup::Resolve)
+        .await?;
+    let req: PasswordChangeRequest = parse_json(&body?)?;
+    validate_new_password(&req.new_password)?;
+    let from = caller.origin();
+    let user = &a.state.user;
+    ctx.login
+        .check_current_password(&user.email, req.current_password, &from)
+        .await?;
+    let row = ctx
+        .users
+        .set_password(
+            &caller.principal(&a),
+            user.id.clone(),
+            req.new_password,
+            PasswordAction::Change,
+        )
+        .await?;
+    Ok(logged_in(&ctx.login.issue(&row)?))
 }
 
 #[utoipa::path(
@@ -94,13 +141,14 @@ pub async fn session(ctx: Arc<Ctx>, caller: Caller) -> Answer {
     path = "/api/auth/refresh-session",
     tag = "auth",
     security(("bearer" = [])),
-    request_body(content = Option<RefreshRequest>, description = "Optional; `force` reads the database."),
+    request_body(content = Option<RefreshRequest>, description = "Optional; `force` reads the database (at most 5 forced refreshes per user per second)."),
     responses(
         (status = 200, description = "The token's user as of now.", body = SessionJson),
         (status = 400, response = super::openapi::BadRequest),
         (status = 401, response = super::openapi::Unauthorized),
         (status = 413, response = super::openapi::PayloadTooLarge),
         (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 429, description = "`rate_limited`: more forced refreshes of this user than allowed; `Retry-After` says when to try again.", body = super::error::ErrorBody),
         (status = 503, response = super::openapi::Unavailable),
     )
 )]

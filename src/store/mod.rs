@@ -47,6 +47,9 @@ pub const LOCK_TIMEOUT: Duration = Duration::from_millis(1000);
 /// clock runs behind still accepts the token. The skew allowed between
 /// nodes is the one `iat` is checked with.
 pub const REVOCATION_SKEW_MS: i64 = crate::auth::IAT_LEEWAY_SECS * 1000;
+/// The most unexpired logged-out token ids kept per user (see
+/// [`Db::revoke_token`]).
+pub const MAX_REVOKED_TOKENS: usize = 64;
 
 /// A user row as the admin API shows it. The own-users table numbers its
 /// users: a text id names no row of it.
@@ -335,6 +338,12 @@ impl Db {
     /// Records a logged-out token id until it cannot verify on any node
     /// (`expires_ms` plus [`REVOCATION_SKEW_MS`]); returns the user's new
     /// version, `None` if there is no such user.
+    ///
+    /// A user keeps at most [`MAX_REVOKED_TOKENS`] unexpired ids (every
+    /// lookup of the user loads, ships and scans them): the logout that
+    /// finds the list full revokes every token of the user issued until
+    /// then instead (a new session epoch) and empties the list. A
+    /// logged-out token never resolves again either way.
     pub async fn revoke_token(
         &self,
         user_id: &UserId,
@@ -351,7 +360,60 @@ impl Db {
         let Some(id) = user_id.as_int() else {
             return Ok(None);
         };
-        dispatch!(self, s => s.revoke_token(id, sid, kept_until, now).await)
+        let max = MAX_REVOKED_TOKENS as i64;
+        dispatch!(self, s => s.revoke_token(id, sid, kept_until, now, max).await)
+    }
+
+    /// Counts one stranger's login attempt against `account` in the
+    /// database every node shares, unless `limit` were counted within
+    /// `window`: `Ok(id)` (give it back with [`Db::release_login`]), or
+    /// `Err(wait)` until the oldest leaves the window.
+    pub async fn reserve_login(
+        &self,
+        account: &str,
+        window: std::time::Duration,
+        limit: usize,
+    ) -> Result<Result<i64, std::time::Duration>, DbError> {
+        let now = self.clock.now_ms();
+        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        let start = now.saturating_sub(window_ms);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let r: Result<Result<i64, i64>, DbError> =
+            dispatch!(self, s => s.reserve_login(account, start, limit, now).await);
+        Ok(r?.map_err(|oldest| {
+            let until = oldest.saturating_add(window_ms);
+            std::time::Duration::from_millis(u64::try_from(until - now).unwrap_or(0))
+        }))
+    }
+
+    /// Gives back a reservation of [`Db::reserve_login`].
+    pub async fn release_login(&self, id: i64) -> Result<(), DbError> {
+        dispatch!(self, s => s.release_login(id).await)
+    }
+
+    /// Replaces a password hash made with older parameters, if it is still
+    /// the stored one; true if replaced.
+    pub async fn replace_password_hash(
+        &self,
+        id: &UserId,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, DbError> {
+        let Some(id) = id.as_int() else {
+            return Ok(false);
+        };
+        let now = self.clock.now_ms();
+        dispatch!(self, s => s.replace_password_hash(id, old, new, now).await)
+    }
+
+    /// Sets a new password hash and revokes every token issued until now;
+    /// the changed user, none if there is no such user.
+    pub async fn set_password(&self, id: &UserId, hash: &str) -> Result<Option<UserRow>, DbError> {
+        let Some(id) = id.as_int() else {
+            return Ok(None);
+        };
+        let now = self.clock.now_ms();
+        dispatch!(self, s => s.set_password(id, hash, now).await)
     }
 
     /// Logs a change of `user_id` that drops every cached copy, without

@@ -318,6 +318,7 @@ where
         sid: &str,
         expires_ms: i64,
         now: i64,
+        max_kept: i64,
     ) -> Result<Option<i64>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let version = sqlx::query(
@@ -335,6 +336,35 @@ where
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+            let kept: i64 =
+                sqlx::query("SELECT COUNT(*) AS n FROM revoked_tokens WHERE user_id = $1")
+                    .bind(user_id)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("n")?;
+            if kept >= max_kept {
+                // The list is full: every token of the user issued until
+                // now is revoked at once (a new epoch), which covers this
+                // one and every one listed, so the list empties.
+                let version = sqlx::query(
+                    "UPDATE users SET tokens_valid_after = $1, session_epoch = session_epoch + 1,
+                            version = version + 1, updated_at = $2
+                      WHERE id = $3 RETURNING version",
+                )
+                .bind(now)
+                .bind(now)
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get::<i64, _>("version"))
+                .transpose()?;
+                sqlx::query("DELETE FROM revoked_tokens WHERE user_id = $1")
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                return Ok(version);
+            }
             sqlx::query(
                 "INSERT INTO revoked_tokens (sid, user_id, expires_at) VALUES ($1, $2, $3)
                  ON CONFLICT (sid) DO NOTHING",
@@ -366,6 +396,106 @@ where
         .await?
         .map(|r| r.try_get("version"))
         .transpose()
+    }
+
+    /// Replaces the password hash if it is still `old` (a change made
+    /// meanwhile wins); true if replaced.
+    pub(crate) async fn replace_password_hash(
+        &self,
+        id: i64,
+        old: &str,
+        new: &str,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        sqlx::query(
+            "UPDATE users SET password_hash = $1, version = version + 1, updated_at = $2
+             WHERE id = $3 AND password_hash = $4",
+        )
+        .bind(new)
+        .bind(now)
+        .bind(id)
+        .bind(old)
+        .execute(&self.pool)
+        .await
+        .map(|done| DB::rows_affected(&done) > 0)
+    }
+
+    /// Sets a new password hash and revokes every token issued until now,
+    /// in one statement; the changed user, none if there is no such user.
+    pub(crate) async fn set_password(
+        &self,
+        id: i64,
+        hash: &str,
+        now: i64,
+    ) -> Result<Option<UserRow>, sqlx::Error> {
+        let sql = format!(
+            "UPDATE users SET password_hash = $1, tokens_valid_after = $2,
+                    session_epoch = session_epoch + 1, version = version + 1, updated_at = $3
+              WHERE id = $4 RETURNING {USER_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(hash)
+            .bind(now)
+            .bind(now)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Self::user_row(&r)).transpose()
+    }
+
+    /// Counts one stranger's login attempt against `account` unless it
+    /// already has `limit` within the window (those at or after
+    /// `window_start`): the new row's id, or the time of the oldest
+    /// failure in the window. One lock (a settings row) orders every
+    /// node's reservations; expired rows go in the same transaction.
+    pub(crate) async fn reserve_login(
+        &self,
+        account: &str,
+        window_start: i64,
+        limit: i64,
+        now: i64,
+    ) -> Result<Result<i64, i64>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ('login_guard', '')
+             ON CONFLICT (key) DO UPDATE SET value = ''",
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM login_failures WHERE at < $1")
+            .bind(window_start)
+            .execute(&mut *tx)
+            .await?;
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS n, MIN(at) AS oldest FROM login_failures WHERE account = $1",
+        )
+        .bind(account)
+        .fetch_one(&mut *tx)
+        .await?;
+        let n: i64 = r.try_get("n")?;
+        if n >= limit {
+            let oldest: Option<i64> = r.try_get("oldest")?;
+            tx.commit().await?;
+            return Ok(Err(oldest.unwrap_or(now)));
+        }
+        let id: i64 =
+            sqlx::query("INSERT INTO login_failures (account, at) VALUES ($1, $2) RETURNING id")
+                .bind(account)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("id")?;
+        tx.commit().await?;
+        Ok(Ok(id))
+    }
+
+    /// Gives a reservation of [`Self::reserve_login`] back.
+    pub(crate) async fn release_login(&self, id: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM login_failures WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 
     pub(crate) async fn fetch_state(

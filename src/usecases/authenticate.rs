@@ -4,8 +4,10 @@
 //! why not ([`admit`]). Every route that takes a token goes through
 //! [`Authenticator::authenticate`]; admin routes add [`Authenticator::admin`].
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sessiond_actors::sync::MutexExt;
 
 use sessiond_actors::{Fetched, Lookup, ResolveError, Router, Served, Status, UserId, UserState};
 
@@ -27,6 +29,9 @@ pub enum AuthError {
     /// named for the audit trail, does not have).
     #[error("this route needs the admin role")]
     NotAdmin { id: UserId, email: String },
+    /// More forced refreshes of this user than [`ForceGate`] lets through.
+    #[error("too many forced refreshes of this user; try again in {} s", .0.as_secs())]
+    TooManyRefreshes(Duration),
     /// The record could not be read.
     #[error(transparent)]
     Unavailable(#[from] ResolveError),
@@ -114,11 +119,65 @@ impl Authed {
     }
 }
 
+/// Forced refreshes let through per user per second (a forced refresh
+/// reads the database whatever the cache holds).
+pub const FORCED_REFRESHES_PER_SECOND: u32 = 5;
+/// Slots of [`ForceGate`]: users share a slot when their ids meet modulo
+/// this, so its memory is fixed.
+const FORCE_SLOTS: usize = 4096;
+
+/// Forced refreshes are rate-limited per user: at most
+/// [`FORCED_REFRESHES_PER_SECOND`] per second (users whose ids share a
+/// slot share the allowance). Fixed memory, one short lock a forced
+/// refresh; plain lookups never touch it.
+pub struct ForceGate {
+    slots: Mutex<Vec<(Option<Instant>, u32)>>,
+}
+
+impl Default for ForceGate {
+    fn default() -> Self {
+        ForceGate {
+            slots: Mutex::new(vec![(None, 0); FORCE_SLOTS]),
+        }
+    }
+}
+
+impl ForceGate {
+    /// Whether one more forced refresh of `user` may read the database
+    /// now, or how long until one may.
+    pub fn admit(&self, user: &UserId) -> Result<(), Duration> {
+        use std::hash::{Hash, Hasher};
+        let now = Instant::now();
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        user.hash(&mut hasher);
+        let slot = (hasher.finish() % FORCE_SLOTS as u64) as usize;
+        let mut slots = self.slots.locked();
+        let Some((started, count)) = slots.get_mut(slot) else {
+            return Ok(());
+        };
+        let second = Duration::from_secs(1);
+        match started {
+            Some(t) if now.saturating_duration_since(*t) < second => {
+                if *count >= FORCED_REFRESHES_PER_SECOND {
+                    return Err(second.saturating_sub(now.saturating_duration_since(*t)));
+                }
+                *count += 1;
+            }
+            _ => {
+                *started = Some(now);
+                *count = 1;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Verifies tokens and resolves their users.
 pub struct Authenticator {
     tokens: Arc<Tokens>,
     router: Router,
     telemetry: Arc<Telemetry>,
+    force: ForceGate,
 }
 
 impl Authenticator {
@@ -127,6 +186,7 @@ impl Authenticator {
             tokens,
             router,
             telemetry,
+            force: ForceGate::default(),
         }
     }
 
@@ -138,6 +198,12 @@ impl Authenticator {
         lookup: Lookup,
     ) -> Result<Authed, AuthError> {
         let token = self.tokens.verify(bearer(header)?).await?;
+        if lookup == Lookup::ForceRefresh {
+            self.force.admit(&token.user_id).map_err(|wait| {
+                // Round up: a client told 0 s would retry at once.
+                AuthError::TooManyRefreshes(wait.max(Duration::from_secs(1)))
+            })?;
+        }
         let started = Instant::now();
         let result = self.router.resolve(&token.user_id, lookup).await;
         let outcome = match &result {
@@ -187,6 +253,20 @@ mod tests {
             session_epoch: 0,
             revoked_sids: sids.iter().map(|s| s.to_string()).collect(),
         }))
+    }
+
+    #[test]
+    fn forced_refreshes_are_limited_per_user() {
+        let gate = ForceGate::default();
+        for _ in 0..FORCED_REFRESHES_PER_SECOND {
+            assert!(gate.admit(&UserId::from(7)).is_ok());
+        }
+        let wait = gate.admit(&UserId::from(7)).expect_err("over the limit");
+        assert!(wait <= Duration::from_secs(1));
+        assert!(
+            gate.admit(&UserId::from(8)).is_ok(),
+            "another user has their own"
+        );
     }
 
     #[test]

@@ -12,9 +12,9 @@ use sessiond_actors::{Status, User};
 
 use crate::auth::{self, Claims, PasswordPool, Tokens};
 use crate::limiter::LoginLimiter;
-use crate::store::{Db, DbError};
+use crate::store::{Db, DbError, UserRow};
 
-use super::users::MAX_PASSWORD;
+use super::users::{normalize_email, password_length_ok_for_login};
 use super::{Audit, Origin};
 
 /// Why a login was refused. Messages are safe to show the caller.
@@ -86,67 +86,38 @@ impl Login {
             return Err(LoginError::PasswordLoginOff);
         }
         let email = email.trim().to_lowercase();
-        let result = self.check(&email, password, from.client.as_deref()).await;
-        let refused = |action, detail| self.audit.login_refused(&email, action, from, detail);
-        match &result {
-            Ok(done) => self.audit.logged_in(&done.user.id, &email, from),
-            Err(LoginError::InvalidCredentials) => refused("login.failure", None),
-            Err(LoginError::Deactivated) => {
-                refused("login.failure", Some("the account is deactivated".into()))
-            }
-            Err(LoginError::RateLimited(wait)) => refused(
-                "login.rate_limited",
-                Some(format!("retry after {} s", wait.as_secs())),
-            ),
-            // The service's trouble, not the caller's: logged where it arose.
-            Err(
-                LoginError::Busy
-                | LoginError::Db(_)
-                | LoginError::Internal(_)
-                | LoginError::PasswordLoginOff,
-            ) => {}
+        let result = match self.check(&email, password, from.client.as_deref()).await {
+            Ok(row) if row.status != Status::Active => Err(LoginError::Deactivated),
+            Ok(row) => self.issue(&row),
+            Err(e) => Err(e),
+        };
+        self.audit_login(&email, from, &result);
+        result
+    }
+
+    /// A user's own password, given again to change it: counted by the
+    /// limiter and audited as a login is.
+    pub async fn check_current_password(
+        &self,
+        email: &str,
+        password: String,
+        from: &Origin,
+    ) -> Result<(), LoginError> {
+        if self.db.app_source().is_some() {
+            return Err(LoginError::PasswordLoginOff);
+        }
+        let result = self
+            .check(email, password, from.client.as_deref())
+            .await
+            .map(|_| ());
+        if let Err(e) = &result {
+            self.audit_refusal(email, from, e);
         }
         result
     }
 
-    async fn check(
-        &self,
-        email: &str,
-        password: String,
-        client: Option<&str>,
-    ) -> Result<LoggedIn, LoginError> {
-        // Counted from here on: given back on success or when the password
-        // is never checked (an early return drops it).
-        let attempt = self
-            .limiter
-            .reserve(email, client)
-            .map_err(LoginError::RateLimited)?;
-        if password.len() > MAX_PASSWORD {
-            attempt.failed();
-            return Err(LoginError::InvalidCredentials);
-        }
-        let (row, hash) = match self.db.credentials(email).await? {
-            Some((row, hash)) => (Some(row), hash),
-            None => (None, self.dummy_hash.clone()),
-        };
-        // On the password threads (see `PasswordPool`): a flood of logins
-        // queues there instead of multiplying memory.
-        let ok = self
-            .passwords
-            .run(move |blocks| auth::verify_password_in(&password, &hash, blocks))
-            .await
-            .ok_or(LoginError::Busy)?;
-        let row = match row {
-            Some(row) if ok => row,
-            _ => {
-                attempt.failed();
-                return Err(LoginError::InvalidCredentials);
-            }
-        };
-        attempt.succeeded();
-        if row.status != Status::Active {
-            return Err(LoginError::Deactivated);
-        }
+    /// A new token for `row`'s user, at its current session epoch.
+    pub fn issue(&self, row: &UserRow) -> Result<LoggedIn, LoginError> {
         let (token, claims) = self
             .tokens
             .issue(&row.id, row.session_epoch)
@@ -157,4 +128,144 @@ impl Login {
             user: row.user(),
         })
     }
+
+    fn audit_login(&self, email: &str, from: &Origin, result: &Result<LoggedIn, LoginError>) {
+        match result {
+            Ok(done) => self.audit.logged_in(&done.user.id, email, from),
+            Err(e) => self.audit_refusal(email, from, e),
+        }
+    }
+
+    fn audit_refusal(&self, email: &str, from: &Origin, e: &LoginError) {
+        let refused = |action, detail| self.audit.login_refused(email, action, from, detail);
+        match e {
+            LoginError::InvalidCredentials => refused("login.failure", None),
+            LoginError::Deactivated => {
+                refused("login.failure", Some("the account is deactivated".into()))
+            }
+            LoginError::RateLimited(wait) => refused(
+                "login.rate_limited",
+                Some(format!("retry after {} s", wait.as_secs())),
+            ),
+            // The service's trouble, not the caller's: logged where it arose.
+            LoginError::Busy
+            | LoginError::Db(_)
+            | LoginError::Internal(_)
+            | LoginError::PasswordLoginOff => {}
+        }
+    }
+
+    async fn check(
+        &self,
+        email: &str,
+        password: String,
+        client: Option<&str>,
+    ) -> Result<UserRow, LoginError> {
+        // Refused before any password work, so never counted: no account
+        // has such an email or such a password, and a flood of these must
+        // not take the limiter's memory.
+        if !can_log_in(email, &password) {
+            return Err(LoginError::InvalidCredentials);
+        }
+        // Counted from here on, whatever happens to the request (a client
+        // that hangs up has spent its guess); given back on success or when
+        // this service cannot check the password.
+        let attempt = self
+            .limiter
+            .reserve(email, client)
+            .map_err(LoginError::RateLimited)?;
+        // A stranger's attempt also counts in the database every node
+        // shares: the nodes of a cluster together allow an account no more
+        // guesses per window than one node does.
+        let shared = if attempt.from_known_device() {
+            None
+        } else {
+            let limits = self.limiter.limits();
+            match self
+                .db
+                .reserve_login(email, limits.window, limits.per_account)
+                .await
+            {
+                Ok(Ok(id)) => Some(id),
+                Ok(Err(wait)) => {
+                    attempt.unchecked();
+                    return Err(LoginError::RateLimited(wait.max(Duration::from_secs(1))));
+                }
+                Err(e) => {
+                    attempt.unchecked();
+                    return Err(e.into());
+                }
+            }
+        };
+        let give_back = |db: &Db| {
+            if let Some(id) = shared {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = db.release_login(id).await {
+                        tracing::warn!(error = %e, "a login attempt was not given back");
+                    }
+                });
+            }
+        };
+        let (row, hash) = match self.db.credentials(email).await {
+            Ok(Some((row, hash))) => (Some(row), hash),
+            Ok(None) => (None, self.dummy_hash.clone()),
+            Err(e) => {
+                attempt.unchecked();
+                give_back(&self.db);
+                return Err(e.into());
+            }
+        };
+        // On the password threads (see `PasswordPool`): a flood of logins
+        // queues there instead of multiplying memory; a check whose request
+        // was dropped meanwhile is skipped. A hash made with other
+        // parameters than today's is made again while the password is at
+        // hand.
+        let known = row.is_some();
+        let stored = hash.clone();
+        let check = self.passwords.submit(move |blocks| {
+            let ok = auth::verify_password_in(&password, &hash, blocks);
+            let upgraded = (ok && known && auth::needs_rehash(&hash))
+                .then(|| auth::hash_password(&password).ok())
+                .flatten();
+            (ok, upgraded)
+        });
+        let checked = match check {
+            Some(check) => check.await.ok(),
+            None => None,
+        };
+        let Some((ok, upgraded)) = checked else {
+            attempt.unchecked();
+            give_back(&self.db);
+            return Err(LoginError::Busy);
+        };
+        let row = match row {
+            Some(row) if ok => row,
+            _ => {
+                attempt.failed();
+                return Err(LoginError::InvalidCredentials);
+            }
+        };
+        attempt.succeeded();
+        give_back(&self.db);
+        if let Some(new_hash) = upgraded {
+            let (db, id) = (self.db.clone(), row.id.clone());
+            tokio::spawn(async move {
+                match db.replace_password_hash(&id, &stored, &new_hash).await {
+                    Ok(_) => {
+                        tracing::info!(user = %id, "password hash upgraded to today's parameters")
+                    }
+                    Err(e) => tracing::warn!(user = %id, error = %e, "password hash not upgraded"),
+                }
+            });
+        }
+        Ok(row)
+    }
+}
+
+/// Whether `email` and `password` could be an account's at all: an email
+/// that is not one, or a password longer than any a user can set, fails
+/// without a password check and without being counted.
+fn can_log_in(email: &str, password: &str) -> bool {
+    password_length_ok_for_login(password) && normalize_email(email).is_ok()
 }

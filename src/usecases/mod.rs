@@ -69,12 +69,13 @@ const MAX_SENT: usize = 254;
 /// The audit trail: a structured log event (target `sessiond::audit`) and a
 /// row in the database. Never holds a password or a token.
 ///
-/// Admin actions and successful logins are always stored. Refusals (failed
-/// logins, lock-outs, 403s on admin routes) cost an attacker little, so a
-/// flood of them must not become a flood of database writes: each is
-/// always logged, but stored only within a budget, at most
-/// [`REFUSALS_PER_ADDRESS`] per client address and [`REFUSALS_IN_ALL`] in
-/// all per minute; how many were not stored is logged as the minute ends.
+/// Admin actions and successful logins are always logged and stored.
+/// Refusals (failed logins, lock-outs, 403s on admin routes) cost an
+/// attacker little, so a flood of them must not become a flood of database
+/// writes or of log lines: each is logged and stored only within a budget,
+/// at most [`REFUSALS_PER_ADDRESS`] per client address and
+/// [`REFUSALS_IN_ALL`] in all per minute; how many were left out is logged
+/// (one line) as the minute ends.
 /// Entries are written by tasks of their own (an admin write's audit is in
 /// its write task already), instrumented with the request's span.
 #[derive(Clone)]
@@ -167,8 +168,8 @@ impl Audit {
     }
 
     fn refused(&self, entry: AuditEntry) {
-        log(&entry);
         if self.budget.admit(entry.client.as_deref()) {
+            log(&entry);
             self.spawn_store(entry);
         }
     }
@@ -230,7 +231,7 @@ impl Budget {
                 tracing::warn!(
                     target: "sessiond::audit",
                     dropped = s.dropped,
-                    "refusals logged but not stored in the audit table (over the per-minute budget)"
+                    "refusals neither logged nor stored in the audit table (over the per-minute budget)"
                 );
             }
             *s = BudgetState {

@@ -17,7 +17,10 @@ use crate::store::{Db, DbError, Guarded, UserRow, WriteError};
 
 use super::{Audit, Principal};
 
+/// The longest password, in characters (Unicode scalar values), as
+/// counted at creation, on a change and at login alike.
 pub const MAX_PASSWORD: usize = 1024;
+/// The shortest new password, in characters.
 pub const MIN_PASSWORD: usize = 8;
 
 /// Why a user operation did not happen. Messages are safe to show the
@@ -99,6 +102,13 @@ pub fn normalize_email(email: &str) -> Result<String, UserError> {
     }
 }
 
+/// Whether a password sent to log in is within [`MAX_PASSWORD`]
+/// characters, counted as a new one is (a longer one cannot be right).
+pub fn password_length_ok_for_login(password: &str) -> bool {
+    // At most 4 bytes a character: only a long one needs counting.
+    password.len() <= MAX_PASSWORD || password.chars().count() <= MAX_PASSWORD
+}
+
 pub fn validate_new_password(password: &str) -> Result<(), UserError> {
     let n = password.chars().count();
     if (MIN_PASSWORD..=MAX_PASSWORD).contains(&n) {
@@ -171,6 +181,15 @@ impl<T> Written<T> {
             detail: None,
         }
     }
+}
+
+/// Whose password change [`Users::set_password`] makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PasswordAction {
+    /// An admin sets another user's (or their own) password.
+    Reset,
+    /// The user changes their own, having given the current one.
+    Change,
 }
 
 /// The user operations.
@@ -390,6 +409,43 @@ impl Users {
                 Ok(Written::new((), id, Fence::Version(version)))
             },
         )
+        .await
+    }
+
+    /// Sets user `id`'s password and revokes every token of the user issued
+    /// until now, on every node before this returns: an admin's reset
+    /// (`user.password_reset`), or the user's own change
+    /// (`user.password_change`, after the current password was checked),
+    /// whose caller then gets a new token. The changed user comes back
+    /// (with its new session epoch).
+    pub async fn set_password(
+        &self,
+        by: &Principal,
+        id: impl Into<UserId>,
+        password: String,
+        action: PasswordAction,
+    ) -> Result<UserRow, UserError> {
+        let id = id.into();
+        if self.db.app_source().is_some() {
+            return Err(UserError::Invalid(
+                "passwords are the application's own: change them there".into(),
+            ));
+        }
+        validate_new_password(&password)?;
+        let hash = self.hash_password(password).await?;
+        let db = self.db.clone();
+        let action = match action {
+            PasswordAction::Reset => "user.password_reset",
+            PasswordAction::Change => "user.password_change",
+        };
+        self.commit(by, Some(id.clone()), Some(action), async move {
+            let row = db
+                .set_password(&id, &hash)
+                .await?
+                .ok_or_else(|| UserError::NotFound(id.clone()))?;
+            let version = row.version;
+            Ok(Written::new(row, id, Fence::Version(version)))
+        })
         .await
     }
 

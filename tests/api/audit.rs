@@ -167,7 +167,7 @@ async fn entries_name_the_client_behind_a_trusted_proxy() {
 }
 
 /// Refusals are cheap to cause: a flood of them from one address is
-/// logged, but stored only up to the per-address budget.
+/// stored only up to the per-address budget.
 #[tokio::test]
 async fn a_flood_of_refusals_stores_a_bounded_number_of_rows() {
     let app = spawn_on(Backend::Sqlite, |s| s.login_limits.per_account = 1).await;
@@ -195,4 +195,50 @@ async fn a_flood_of_refusals_stores_a_bounded_number_of_rows() {
     })
     .await;
     app.stop().await;
+}
+
+/// A flood of failed logins is a bounded number of log lines too: the
+/// real binary, 4 × the per-address budget of failed logins, and the lines
+/// it wrote for them are counted.
+#[tokio::test]
+async fn a_flood_of_failed_logins_is_a_bounded_number_of_log_lines() {
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("sessiond.log");
+    let log_file = std::fs::File::create(&log).expect("log file");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        .args(["serve", "--listen", &addr, "--login-max-failures", "1"])
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("a.db").display()),
+        )
+        .env("SESSIOND_ADMIN_PASSWORD", "flood-admin-password")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log_file))
+        .spawn()
+        .expect("starts");
+    assert!(
+        sessiond_testkit::http::wait_accepting(&addr, Duration::from_secs(10)).await,
+        "the server did not start"
+    );
+    let flood = 4 * REFUSALS_PER_ADDRESS as usize;
+    let body = json!({"email": "target@example.test", "password": "guess-guess"}).to_string();
+    for _ in 0..flood {
+        call(&addr, "POST", "/api/auth/login", None, Some(&body)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).expect("reads the log");
+    let lines = text
+        .lines()
+        .filter(|l| l.contains("login.failure") || l.contains("login.rate_limited"))
+        .count();
+    assert_eq!(lines, REFUSALS_PER_ADDRESS as usize, "{text}");
 }

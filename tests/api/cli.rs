@@ -1,6 +1,7 @@
-//! The binary as a newcomer runs it: `serve` prints how to log in, the
-//! printed command works, SIGTERM stops it cleanly; `user add` creates a
-//! user that can log in.
+//! The binary as a newcomer runs it: `serve` prints how to log in and
+//! where the generated password is (a file only its owner reads; the
+//! password itself never on the terminal), SIGTERM stops it cleanly;
+//! `user add` creates a user that can log in.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -13,7 +14,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
 struct Server {
     child: Child,
     url: String,
+    /// The generated password, read from the file the welcome names.
     password: Option<String>,
+    /// Everything the welcome printed.
+    printed: String,
 }
 
 impl Drop for Server {
@@ -30,6 +34,8 @@ fn serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> Server {
         .current_dir(dir)
         .env_remove("DATABASE_URL")
         .env_remove("SESSIOND_ADMIN_PASSWORD")
+        .env_remove("SESSIOND_ADMIN_EMAIL")
+        .env_remove("SESSIOND_ADMIN_PASSWORD_FILE")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -48,15 +54,26 @@ fn serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> Server {
     });
     let mut url = None;
     let mut password = None;
+    let mut printed = String::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
             break;
         };
+        printed += &line;
+        printed.push('\n');
         if let Some(rest) = line.strip_prefix("sessiond listening on ") {
             url = Some(rest.trim().to_string());
         }
-        if let Some((_, p)) = line.split_once("with password: ") {
+        if let Some((_, path)) = line.split_once("its password is in the file ") {
+            let path = dir.join(path.trim());
+            let mode = std::os::unix::fs::PermissionsExt::mode(
+                &std::fs::metadata(&path)
+                    .expect("the password file exists")
+                    .permissions(),
+            );
+            assert_eq!(mode & 0o777, 0o600, "readable by its owner alone");
+            let p = std::fs::read_to_string(&path).expect("reads the password file");
             password = Some(p.trim().to_string());
         }
         if line.starts_with("log in") {
@@ -67,6 +84,7 @@ fn serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> Server {
         child,
         url: url.expect("prints where it listens"),
         password,
+        printed,
     }
 }
 
@@ -93,7 +111,12 @@ async fn serve_prints_a_working_login_and_stops_on_sigterm() {
     let password = server
         .password
         .clone()
-        .expect("prints the generated password");
+        .expect("names the file holding the generated password");
+    assert!(
+        !server.printed.contains(&password),
+        "the password itself is never printed: {}",
+        server.printed
+    );
     let body = format!(r#"{{"email":"admin@localhost","password":"{password}"}}"#);
     let (status, reply) = post_json(&server.url, "/api/auth/login", &body).await;
     assert_eq!(status, 200, "{reply}");
@@ -240,4 +263,31 @@ async fn user_add_creates_a_user_who_can_log_in() {
     .await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["user"]["role"], "editor");
+}
+
+/// `--admin-email` (or SESSIOND_ADMIN_EMAIL) names the first administrator;
+/// `--admin-password-file` where its generated password goes.
+#[tokio::test]
+async fn the_first_administrators_email_and_password_file_are_configurable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = serve(
+        dir.path(),
+        &[
+            ("SESSIOND_ADMIN_EMAIL", "Root@Example.Test"),
+            ("SESSIOND_ADMIN_PASSWORD_FILE", "secrets-admin"),
+        ],
+    );
+    assert!(
+        server.printed.contains("root@example.test"),
+        "{}",
+        server.printed
+    );
+    assert!(dir.path().join("secrets-admin").exists());
+    let password = server.password.clone().expect("the generated password");
+    let body = format!(r#"{{"email":"root@example.test","password":"{password}"}}"#);
+    let (status, reply) = post_json(&server.url, "/api/auth/login", &body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["user"]["role"], "admin");
+    let old = r#"{"email":"admin@localhost","password":"whatever-it-is"}"#;
+    assert_eq!(post_json(&server.url, "/api/auth/login", old).await.0, 401);
 }

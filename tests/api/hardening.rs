@@ -230,3 +230,32 @@ async fn a_login_flood_does_not_multiply_memory() {
     // Unbounded, 64 concurrent checks hold 64 × 19 MiB ≈ 1.2 GiB.
     assert!(grown_mib < 400, "RSS grew {grown_mib} MiB");
 }
+
+/// A forced refresh reads the database whatever the cache holds, so one
+/// user's are limited (5 a second): past that, 429 with `Retry-After`;
+/// plain refreshes are not limited.
+#[tokio::test]
+async fn forced_refreshes_are_rate_limited() {
+    let app = spawn_app().await;
+    let (_, token) = app.user_with_token("force@example.test", "user").await;
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(app.refresh(&token, true).await.status);
+    }
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert!(limited >= 5, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+    let r = app.refresh(&token, true).await;
+    if r.status == 429 {
+        r.assert_error(429, "rate_limited");
+        assert!(r.header("retry-after").is_some());
+    }
+    for _ in 0..10 {
+        assert_eq!(app.refresh(&token, false).await.status, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(app.refresh(&token, true).await.status, 200);
+}

@@ -174,3 +174,56 @@ async fn strangers_cannot_lock_the_owner_out_from_a_known_address() {
     );
     app.stop().await;
 }
+
+/// `--client-ip-header forwarded`: the client is read from `Forwarded`
+/// alone; an `X-Forwarded-For` beside it (which a client may have written
+/// and a proxy that writes `Forwarded` passes on) is never read.
+#[tokio::test]
+async fn only_the_header_the_operator_names_is_read() {
+    use sessiond::http::client_addr::ClientIpHeader;
+    let app = spawn_on(Backend::Sqlite, |s| {
+        s.trusted_proxies = "127.0.0.1/32"
+            .parse::<sessiond::http::client_addr::TrustedProxies>()
+            .expect("a valid list")
+            .with_header(ClientIpHeader::Forwarded);
+        s.login_limits.per_address = PER_ADDRESS;
+        s.login_limits.per_account = 10_000;
+    })
+    .await;
+    let email = new_user(&app, 90).await;
+    let send = |forwarded: &'static str, xff: &'static str, password: &'static str| {
+        let app = &app;
+        let email = email.clone();
+        async move {
+            let body = serde_json::json!({ "email": email, "password": password }).to_string();
+            let login = Request {
+                method: "POST",
+                path: "/api/auth/login",
+                token: None,
+                body: Some(&body),
+            };
+            request_from(
+                app.addr,
+                PROXY,
+                login,
+                &[("forwarded", forwarded), ("x-forwarded-for", xff)],
+            )
+            .await
+            .status
+        }
+    };
+    // Failures whose X-Forwarded-For changes every time: Forwarded counts.
+    for xff in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
+        assert_eq!(send("for=198.51.100.7", xff, "wrong-password").await, 401);
+    }
+    assert_eq!(
+        send("for=198.51.100.7", "203.0.113.4", "password-123").await,
+        429,
+        "the address named in Forwarded is held off"
+    );
+    assert_eq!(
+        send("for=198.51.100.8", "203.0.113.1", "password-123").await,
+        200,
+        "another Forwarded address is not"
+    );
+}

@@ -153,6 +153,33 @@ impl SessiondClient {
         .map(|_| ())
     }
 
+    /// `POST /api/auth/password`: the token's user changes their own
+    /// password (the current one is checked, and counted as a login is).
+    /// Every other token of the user stops resolving; the answer holds a
+    /// new token for the caller. Not retried once sent.
+    pub async fn change_password(
+        &self,
+        token: &str,
+        current_password: &str,
+        new_password: &str,
+    ) -> Result<Login, SessiondError> {
+        let body = serde_json::json!({
+            "current_password": current_password,
+            "new_password": new_password,
+        })
+        .to_string();
+        let answer = self
+            .call(
+                Method::POST,
+                "/api/auth/password",
+                Some(token),
+                Some(body),
+                Retry::Unsent,
+            )
+            .await?;
+        json(&answer)
+    }
+
     /// Resolves an `Authorization` header's bearer token. A header that is
     /// missing or not `Bearer <token>` is refused without a call, as sessiond
     /// would refuse it.

@@ -106,10 +106,18 @@ export type SessiondAuthOptions = {
   sessionTimeoutMs?: number;
   /**
    * The end user's address for a sign-in, from the request Auth.js hands
-   * `authorize`. Default: its `X-Forwarded-For` (Next.js sets it to the peer's
-   * address when the request has none). Answer `null` to send none.
+   * `authorize`. Default: the hop of its `X-Forwarded-For` that your own
+   * proxies appended (see `proxyHops`), or none. Answer `null` to send none.
    */
   clientAddress?: (request: Request | undefined) => string | null | undefined;
+  /**
+   * How many proxies of yours stand in front of the app and append to
+   * `X-Forwarded-For` (a load balancer, a CDN): the default `clientAddress`
+   * passes on the hop the outermost of them appended, the `proxyHops`-th
+   * from the right. Default 0: no address is passed, since without a proxy
+   * of yours every hop may have been written by the browser itself.
+   */
+  proxyHops?: number;
   /**
    * Called when sessiond could not answer (down, slow, its database down):
    * the request is denied but the user stays signed in. The error carries
@@ -183,8 +191,13 @@ export function sessiondAuth(client: SessiondClient, options: SessiondAuthOption
   }
   const errors = signInErrors(options.CredentialsSignin);
   const sessionTimeoutMs = options.sessionTimeoutMs ?? 1000;
+  const proxyHops = options.proxyHops ?? 0;
+  if (!Number.isInteger(proxyHops) || proxyHops < 0) {
+    throw new TypeError("sessiondAuth: proxyHops is a whole number of proxies, 0 or more");
+  }
   const clientAddress =
-    options.clientAddress ?? ((request: Request | undefined) => request?.headers?.get("x-forwarded-for"));
+    options.clientAddress ??
+    ((request: Request | undefined) => appendedHop(request?.headers?.get("x-forwarded-for"), proxyHops));
   const onUnavailable =
     options.onUnavailable ??
     ((e: SessiondError) => console.warn(`sessiond: session not resolved (${e.code}): ${e.message}`));
@@ -329,4 +342,17 @@ export function hasRole(
   const user = session?.user as { role?: unknown; status?: unknown } | null | undefined;
   if (!user || user.status !== "active" || typeof user.role !== "string") return false;
   return roles.length === 0 || roles.includes(user.role);
+}
+
+/**
+ * The hop of an `X-Forwarded-For` value that the outermost of `hops`
+ * proxies appended: the `hops`-th from the right (hops left of it may have
+ * been written by the browser). None for 0 hops or a shorter chain.
+ */
+export function appendedHop(header: string | null | undefined, hops: number): string | null {
+  if (hops < 1 || typeof header !== "string") return null;
+  const entries = header.split(",").map((h) => h.trim());
+  if (entries.length < hops) return null;
+  const hop = entries[entries.length - hops];
+  return hop === undefined || hop === "" ? null : hop;
 }

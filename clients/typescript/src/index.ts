@@ -368,6 +368,30 @@ export class SessiondClient {
     );
   }
 
+  /**
+   * `POST /api/auth/password`: the token's user changes their own password
+   * (the current one is checked, and counted as a login is). Every other
+   * token of the user stops resolving; the result holds a new token for
+   * the caller.
+   */
+  async changePassword(
+    token: string,
+    currentPassword: string,
+    newPassword: string,
+    options?: CallOptions,
+  ): Promise<LoginResult> {
+    return this.call<LoginResult>(
+      {
+        method: "POST",
+        path: "/api/auth/password",
+        token: checkToken(token),
+        body: { current_password: currentPassword, new_password: newPassword },
+        retry: "unsent",
+      },
+      options,
+    );
+  }
+
   // ---- administration (the token's user must have the role `admin`) ----
 
   /** `POST /api/admin/users` → the new user (201). */
@@ -422,6 +446,20 @@ export class SessiondClient {
   async invalidate(adminToken: string, id: UserId, options?: CallOptions): Promise<void> {
     await this.call<void>(
       { method: "POST", path: userPath(id, "invalidate"), token: checkToken(adminToken), retry: "idempotent", empty: true },
+      options,
+    );
+  }
+
+  /** `PUT /api/admin/users/{id}/password`: a new password; the user's tokens stop resolving. */
+  async resetPassword(adminToken: string, id: number, password: string, options?: CallOptions): Promise<User> {
+    return this.call<User>(
+      {
+        method: "PUT",
+        path: userPath(id, "password"),
+        token: checkToken(adminToken),
+        body: { password },
+        retry: "unsent",
+      },
       options,
     );
   }

@@ -89,7 +89,7 @@ describe("next-auth and @auth/core with sessiondAuth, against sessiond", () => {
     assert.ok(browser.hasSessionCookie());
   });
 
-  test("the end user's address reaches sessiond as X-Forwarded-For at sign-in", async () => {
+  test("by default no address is passed at sign-in: X-Forwarded-For may be the browser's", async () => {
     const u = await newUser("editor");
     const browser = new Browser(app, { ip: "203.0.113.42" });
     fetchLog.calls.length = 0;
@@ -97,8 +97,23 @@ describe("next-auth and @auth/core with sessiondAuth, against sessiond", () => {
     const logins = fetchLog.calls.filter((c) => c.path === "/api/auth/login");
     assert.deepEqual(
       logins.map((c) => c.forwardedFor),
+      [null],
+    );
+  });
+
+  test("with proxyHops, only the hop the app's own proxy appended reaches sessiond", async () => {
+    const u = await newUser("editor");
+    const own = makeApp(client, { proxyHops: 1 });
+    // The browser wrote 6.6.6.6 itself; the app's proxy appended 203.0.113.42.
+    const browser = new Browser(own, { ip: "6.6.6.6, 203.0.113.42" });
+    fetchLog.calls.length = 0;
+    assert.equal((await browser.signIn(u.email, u.password)).pathname, "/");
+    const logins = fetchLog.calls.filter((c) => c.path === "/api/auth/login");
+    assert.deepEqual(
+      logins.map((c) => c.forwardedFor),
       ["203.0.113.42"],
     );
+    assert.throws(() => makeApp(client, { proxyHops: -1 }), TypeError);
   });
 
   test("clientAddress replaces the address read from the request; null sends none", async () => {

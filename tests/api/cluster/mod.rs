@@ -3,7 +3,8 @@
 //! failures (kill -9, SIGSTOP), a wrong cookie, membership changes.
 //!
 //! This file starts nodes and talks to them; the tests are `failures`
-//! (ownership, forwarding, SIGSTOP, kill -9, rejoin), `membership` (the
+//! (ownership, forwarding, SIGSTOP, kill -9, rejoin), `guesses` (failed
+//! logins counted once for the cluster), `membership` (the
 //! nodes run the actors crate's membership policy), `near` (near copies
 //! on non-owners), `cookie`, `notify` (PostgreSQL changes reach every
 //! node), `tls`, `leave` (graceful leave: a rolling restart under load)
@@ -13,6 +14,7 @@ mod adopt;
 mod cookie;
 mod dns_join;
 mod failures;
+mod guesses;
 mod leave;
 mod membership;
 mod near;
