@@ -38,6 +38,9 @@ pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(30 * 86_400);
 pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 86_400);
 /// `--shutdown-grace`'s default.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// `appkey rotate --grace`'s default: how long a rotated key's previous
+/// secret is still accepted.
+pub const DEFAULT_APPKEY_GRACE: Duration = Duration::from_secs(86_400);
 /// The node name of a node that runs alone.
 pub const DEFAULT_NODE_NAME: &str = "local";
 
@@ -69,6 +72,12 @@ pub enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Manage app credentials: keys an application's server uses to mint
+    /// sessions for users it signed in itself, or to call the admin routes.
+    Appkey {
+        #[command(subcommand)]
+        command: AppKeyCommand,
     },
     /// Manage users.
     User {
@@ -109,6 +118,59 @@ pub enum KeysCommand {
     /// than --token-ttl ago), or the named key at once (its tokens stop
     /// resolving within 5 s). The active key cannot be retired.
     Retire(KeysRetireArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppKeyCommand {
+    /// Create a key and print it once (on stdout, alone on its line): only
+    /// a hash of it is stored.
+    Create(AppKeyCreateArgs),
+    /// List the keys: id, name, scopes, state (never a secret).
+    List(AppKeyListArgs),
+    /// Give a key a new secret, printed once; the previous secret keeps
+    /// working for --grace, so the app switches without a failed request.
+    Rotate(AppKeyRotateArgs),
+    /// Revoke a key: every node refuses it from its next request.
+    Revoke(AppKeyIdArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AppKeyCreateArgs {
+    /// A name for people: which app holds the key.
+    #[arg(long)]
+    pub name: String,
+    /// What the key may do: `mint` (POST /api/sessions), `admin` (the
+    /// admin routes); comma-separated or repeated.
+    #[arg(long = "scope", value_name = "mint|admin[,..]", required = true)]
+    pub scopes: Vec<String>,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AppKeyListArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AppKeyRotateArgs {
+    /// The key's id (as `appkey list` shows it).
+    pub id: String,
+    /// How long the previous secret is still accepted (`0`: not at all).
+    #[arg(long, default_value_t = HumanDuration(DEFAULT_APPKEY_GRACE),
+          value_parser = parse_duration)]
+    pub grace: HumanDuration,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AppKeyIdArgs {
+    /// The key's id (as `appkey list` shows it).
+    pub id: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 #[derive(Debug, Clone, Args)]

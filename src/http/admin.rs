@@ -16,7 +16,7 @@ use super::{Caller, Ctx};
     post,
     path = "/api/admin/users",
     tag = "admin",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("appKey" = [])),
     request_body = CreateUserRequest,
     responses(
         (status = 201, description = "The new user.", body = UserJson, links(
@@ -58,7 +58,7 @@ macro_rules! user_route {
             path = $path,
             tag = "admin",
             params(("id" = i64, Path, minimum = 1, description = "The user id.")),
-            security(("bearer" = [])),
+            security(("bearer" = []), ("appKey" = [])),
             $(request_body = $body,)?
             responses($($answers)* super::openapi::AdminUserErrors)
         )]

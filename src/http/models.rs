@@ -72,6 +72,14 @@ pub struct LoginRequest {
     pub password: String,
 }
 
+/// `POST /api/sessions`: whose token an app key mints.
+#[derive(Deserialize, ToSchema)]
+pub struct MintRequest {
+    /// A user the app signed in itself (by any method).
+    #[schema(minimum = 1)]
+    pub user_id: i64,
+}
+
 #[derive(Deserialize, Default, ToSchema)]
 pub struct RefreshRequest {
     #[serde(default)]
