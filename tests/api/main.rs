@@ -2,6 +2,7 @@
 //! on port 0, a SQLite file per test, requests over real sockets.
 
 mod answers;
+mod appkeys;
 mod audit;
 mod bad_input;
 mod cli;
