@@ -124,6 +124,25 @@ impl SessiondClient {
         json(&answer)
     }
 
+    /// `POST /api/sessions` with an app key (`sdk_…`, scope `mint`):
+    /// sessiond's token for a user the app signed in itself (OAuth, magic
+    /// link, passkey), in the shape of a login's answer. An unknown user is
+    /// `not_found`, a deactivated one `forbidden`, a revoked or wrong key
+    /// `invalid_token`. Keep the key on the server.
+    pub async fn mint_session(&self, app_key: &str, user_id: i64) -> Result<Login, SessiondError> {
+        let body = serde_json::json!({ "user_id": user_id }).to_string();
+        let answer = self
+            .call(
+                Method::POST,
+                "/api/sessions",
+                Some(app_key),
+                Some(body),
+                Retry::Idempotent,
+            )
+            .await?;
+        json(&answer)
+    }
+
     /// `POST /api/auth/logout`: the token stops resolving at once.
     pub async fn logout(&self, token: &str) -> Result<(), SessiondError> {
         self.call(
