@@ -279,9 +279,8 @@ pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
         .and(auth())
         .and(body())
         .then(appkeys::mint);
+    // Minting after the session routes: a session lookup never tries it.
     let auth_routes = login
-        .or(mint)
-        .unify()
         .or(session)
         .unify()
         .or(forward)
@@ -289,6 +288,8 @@ pub fn routes(ctx: Arc<Ctx>) -> BoxedFilter<(impl Reply,)> {
         .or(refresh)
         .unify()
         .or(logout)
+        .unify()
+        .or(mint)
         .unify()
         .map(done);
 
