@@ -19,6 +19,7 @@ const DASHBOARD: &str = "deploy/grafana/sessiond.json";
 const UNIT: &str = "deploy/systemd/sessiond.service";
 const UNIT_ENV: &str = "deploy/systemd/sessiond.env.example";
 const KUBERNETES: &str = "deploy/kubernetes";
+const COMPOSE: &str = "compose.yaml";
 
 /// Metrics of the contract (src/metrics/names.rs) that sessiond does not export yet
 /// (none today). A name listed here makes the test fail once it is
@@ -36,6 +37,14 @@ const OTHER_VARIABLES: &[(&str, &str)] = &[
     (
         "POD_IP",
         "Kubernetes: only expanded into SESSIOND_CLUSTER_LISTEN",
+    ),
+    (
+        "SESSIOND_RUST_IMAGE",
+        "compose.yaml: the image the Dockerfile's build stage starts from",
+    ),
+    (
+        "SESSIOND_RUNTIME_IMAGE",
+        "compose.yaml: the image the Dockerfile's run stage starts from",
     ),
 ];
 
@@ -357,15 +366,13 @@ async fn dashboard_and_rules_query_only_exported_metrics() {
 /// promtool, unless it is not installed (CI installs it, so there its
 /// absence fails).
 fn promtool() -> Option<&'static str> {
-    if Command::new("promtool").arg("--version").output().is_ok() {
-        return Some("promtool");
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "promtool is not installed, and CI must run it (Debian: the prometheus package)"
-    );
-    eprintln!("SKIPPED: promtool not installed");
-    None
+    crate::helpers::tool_present(
+        "promtool",
+        "--version",
+        "the alert rules' and dashboard's checks",
+        "apt-get install prometheus",
+    )
+    .then_some("promtool")
 }
 
 #[track_caller]
@@ -545,6 +552,37 @@ fn deployment_files_use_only_serve_flags_and_variables() {
         }
     }
     assert_eq!(serves, 1, "one container runs `sessiond serve`");
+
+    // compose.yaml: the sessiond service's command (one JSON list) and its
+    // environment's names (the other services' are theirs).
+    let whole = read(COMPOSE);
+    let compose: String = whole
+        .lines()
+        .skip_while(|l| *l != "  sessiond:")
+        .enumerate()
+        .take_while(|(i, l)| *i == 0 || l.starts_with("   "))
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
+    assert!(!compose.is_empty(), "{COMPOSE}: a service named sessiond");
+    let command: Vec<String> = compose
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("command:"))
+        .flat_map(|l| serde_json::from_str::<Vec<String>>(l.trim()).unwrap_or_default())
+        .collect();
+    assert_eq!(
+        command.first().map(String::as_str),
+        Some("serve"),
+        "{COMPOSE}: the sessiond service runs `sessiond serve` (a JSON list)"
+    );
+    let environment: Vec<String> = compose
+        .lines()
+        .filter_map(|l| l.trim().split_once(": "))
+        .map(|(name, _)| name.to_string())
+        .filter(|n| n.starts_with("SESSIOND_") || n == "DATABASE_URL")
+        .collect();
+    let mut variables = sessiond_variables(&compose);
+    variables.extend(environment);
+    check(COMPOSE, flags_of(&command.join(" ")), variables);
     let unknown: BTreeSet<String> = unknown.into_iter().collect();
     assert!(
         unknown.is_empty(),

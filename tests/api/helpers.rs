@@ -460,3 +460,29 @@ pub(crate) async fn audit_when(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Whether `program` runs here (`program version_arg` exits 0). CI
+/// installs every tool a test needs, so there its absence fails the test;
+/// elsewhere the test is skipped with a message (to stderr directly: the
+/// harness would swallow `eprintln!`), never silently.
+pub(crate) fn tool_present(program: &str, version_arg: &str, what: &str, install: &str) -> bool {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let present = Command::new(program)
+        .arg(version_arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !present {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{program} not installed, and CI must run {what} ({install})"
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: {program} not installed; {what} did not run ({install})"
+        );
+    }
+    present
+}

@@ -15,6 +15,7 @@ mod fuzz;
 mod hardening;
 mod helpers;
 mod house;
+mod image;
 mod keys;
 mod last_admin;
 mod limiter_race;
