@@ -73,7 +73,7 @@ done
 echo "== sessiond at $base"
 
 # 3. Two administrator tokens: one for every operation, one for logout
-#    (which revokes the token it is sent with).
+#    (which revokes the token it is sent with); and an app key for minting.
 login() {
   SESSIOND_ADMIN_PASSWORD="$admin_password" python3 - "$base" <<'PY'
 import json, os, sys, urllib.request
@@ -88,6 +88,9 @@ PY
 }
 read -r admin_id token < <(login)
 read -r _ logout_token < <(login)
+# An app key with the mint scope, for POST /api/sessions.
+app_key=$("$bin" appkey create --name fuzz --scope mint \
+  --database-url "sqlite://$work/db/sessiond.db" 2>/dev/null)
 
 # 4. The fuzzer. One worker: with two threads, hypothesis on Python 3.11 trips
 #    over a CPython ast bug (a runtime error, not a finding).
@@ -97,6 +100,7 @@ started=$(date +%s)
 status=0
 # (Run from the temp dir: schemathesis keeps a cache in its working directory.)
 (cd "$work" && SESSIOND_FUZZ_TOKEN="$token" SESSIOND_FUZZ_LOGOUT_TOKEN="$logout_token" \
+  SESSIOND_FUZZ_APP_KEY="$app_key" \
   SESSIOND_FUZZ_ADMIN_ID="$admin_id" \
   PYTHONPATH="$root/scripts" PYTHONDONTWRITEBYTECODE=1 SCHEMATHESIS_HOOKS=fuzz_hooks \
   "$venv/bin/schemathesis" --config-file "$root/scripts/schemathesis.toml" \

@@ -30,6 +30,7 @@ use crate::http::{self, Ctx};
 use crate::limiter::LoginLimiter;
 use crate::metrics::Telemetry;
 use crate::store::Db;
+use crate::usecases::appkeys::AppKeys;
 use crate::usecases::authenticate::Authenticator;
 use crate::usecases::login::Login;
 use crate::usecases::users::Users;
@@ -212,6 +213,12 @@ impl Application {
         let audit = Audit::new(db.clone(), clock.clone());
         let ctx = Arc::new(Ctx {
             auth: Authenticator::new(Arc::clone(&tokens), router.clone(), Arc::clone(&telemetry)),
+            appkeys: AppKeys::new(
+                db.clone(),
+                router.clone(),
+                Arc::clone(&tokens),
+                audit.clone(),
+            ),
             login: Login::new(
                 db.clone(),
                 tokens,

@@ -9,6 +9,7 @@
 //! Kept whole: the serve flags are one table (`sessiond serve --help`),
 //! each beside its help text and default; split, the table would be too.
 
+mod commands;
 mod source_command;
 mod validate;
 mod values;
@@ -24,6 +25,7 @@ pub use crate::http::tls::TlsFiles as HttpsFiles;
 use crate::limiter::Limits as LoginLimits;
 use crate::logging::LogFormat;
 
+pub use commands::*;
 pub use source_command::{SourceCommand, SourceCommandArgs};
 pub(crate) use validate::{check_jwt_secret, check_not_weak, cluster_settings};
 pub use validate::{
@@ -82,6 +84,12 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manage app credentials: keys an application's server uses to mint
+    /// sessions for users it signed in itself, or to call the admin routes.
+    Appkey {
+        #[command(subcommand)]
+        command: AppKeyCommand,
+    },
     /// Manage users.
     User {
         #[command(subcommand)]
@@ -108,44 +116,6 @@ pub enum Command {
 pub struct SimulateArgs {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<std::ffi::OsString>,
-}
-
-#[derive(Subcommand)]
-pub enum UserCommand {
-    /// Create a user.
-    Add(UserAddArgs),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum KeysCommand {
-    /// List the signing keys: id, creation time, state (never a secret).
-    List(KeysArgs),
-    /// Make a new active signing key; the previous one keeps verifying the
-    /// tokens it signed. Every node signs with the new key within 5 s.
-    Rotate(KeysArgs),
-    /// Remove the keys whose tokens have all expired (rotated out more
-    /// than --token-ttl ago), or the named key at once (its tokens stop
-    /// resolving within 5 s). The active key cannot be retired.
-    Retire(KeysRetireArgs),
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct KeysArgs {
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-    /// The token lifetime `serve` runs with: how long a rotated-out key
-    /// still verifies live tokens.
-    #[arg(long, env = "SESSIOND_TOKEN_TTL", default_value_t = HumanDuration(DEFAULT_TOKEN_TTL),
-          value_parser = parse_duration)]
-    pub token_ttl: HumanDuration,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct KeysRetireArgs {
-    /// The key to retire now (default: every key no longer needed).
-    pub kid: Option<String>,
-    #[command(flatten)]
-    pub common: KeysArgs,
 }
 
 #[derive(Clone, Args)]
@@ -365,20 +335,6 @@ pub struct ServeArgs {
     pub forward_auth: crate::http::forward_auth::ForwardAuthArgs,
     #[command(flatten)]
     pub source: crate::source::SourceArgs,
-}
-
-#[derive(Clone, Args)]
-pub struct UserAddArgs {
-    #[arg(long)]
-    pub email: String,
-    /// The password (or set SESSIOND_USER_PASSWORD to keep it out of the
-    /// process list).
-    #[arg(long, env = "SESSIOND_USER_PASSWORD", hide_env_values = true)]
-    pub password: String,
-    #[arg(long, default_value = "user")]
-    pub role: String,
-    #[command(flatten)]
-    pub database: DatabaseArgs,
 }
 
 /// What an application is built from: the serve flags, resolved. Its

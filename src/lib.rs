@@ -21,6 +21,7 @@
 //! - [`auth`]: HS256 tokens with a pinned algorithm and key ids (the tokens, the key
 //!   set), and argon2id passwords with their thread pool, one file each.
 //! - [`keys`]: the signing keys a node starts with; `sessiond keys list|rotate|retire`.
+//! - [`appkeys`]: `sessiond appkey create|list|rotate|revoke`: app credentials.
 //! - [`store`]: the database (SQLite or PostgreSQL) behind one `Db` type; it is also the
 //!   actors' `UserStore`. Queries written once (`store/sql.rs`); per backend
 //!   only connect options, dialect and migrations.
@@ -54,6 +55,7 @@
 //! `sessiond-actors` crate.
 
 pub mod app;
+pub mod appkeys;
 pub mod auth;
 pub mod clock;
 pub mod cluster;

@@ -18,6 +18,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(Settings::from_args(args), format).await,
         Command::Keys { command } => sessiond::keys::run(command).await,
+        Command::Appkey { command } => sessiond::appkeys::run(command).await,
         Command::User {
             command: UserCommand::Add(args),
         } => app::add_user(args).await,

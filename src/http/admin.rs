@@ -17,7 +17,7 @@ use crate::usecases::users::PasswordAction;
     post,
     path = "/api/admin/users",
     tag = "admin",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("appKey" = [])),
     request_body = CreateUserRequest,
     responses(
         (status = 201, description = "The new user.", body = UserJson, links(
@@ -59,7 +59,7 @@ macro_rules! user_route {
             path = $path,
             tag = "admin",
             params(("id" = super::openapi::UserIdSchema, Path, description = "The user id: an integer, or a text id such as a UUID.")),
-            security(("bearer" = [])),
+            security(("bearer" = []), ("appKey" = [])),
             $(request_body = $body,)?
             responses($($answers)* super::openapi::AdminUserErrors)
         )]

@@ -12,6 +12,7 @@ use warp::{Rejection, Reply};
 use sessiond_actors::{ResolveError, StoreError};
 
 use crate::store::DbError;
+use crate::usecases::appkeys::{AppKeyError, MintError};
 use crate::usecases::authenticate::AuthError;
 use crate::usecases::login::LoginError;
 use crate::usecases::users::UserError;
@@ -220,6 +221,27 @@ impl From<LoginError> for ApiError {
             LoginError::Busy => ApiError::Unavailable(e.to_string()),
             LoginError::Db(e) => ApiError::db(e),
             LoginError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<AppKeyError> for ApiError {
+    fn from(e: AppKeyError) -> Self {
+        match e {
+            AppKeyError::Invalid => ApiError::InvalidToken(e.to_string()),
+            AppKeyError::MissingScope(_) => ApiError::Forbidden(e.to_string()),
+            AppKeyError::Unavailable(e) => ResolveError::Store(e).into(),
+        }
+    }
+}
+
+impl From<MintError> for ApiError {
+    fn from(e: MintError) -> Self {
+        match e {
+            MintError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            MintError::Deactivated => ApiError::Forbidden(e.to_string()),
+            MintError::Unavailable(e) => e.into(),
+            MintError::Internal(e) => ApiError::Internal(e),
         }
     }
 }

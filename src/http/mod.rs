@@ -6,10 +6,12 @@
 //!
 //! - [`sessions`]: login, session, refresh, logout, password change.
 //! - [`admin`]: the routes under `/api/admin/users`.
+//! - [`appkeys`]: `POST /api/sessions`, an app key minting a user's token.
 //! - [`handlers`]: the operations routes (perf, metrics, health, dashboard).
 //! - [`models`], [`reply`], [`error`]: JSON shapes in and out, errors.
 
 pub mod admin;
+pub mod appkeys;
 pub mod client_addr;
 mod conns;
 pub mod drain;
@@ -41,7 +43,8 @@ use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::metrics::Telemetry;
 use crate::store::Db;
-use crate::usecases::authenticate::{AuthError, Authed, Authenticator};
+use crate::usecases::appkeys::{self as app_keys, AppKeys, Scope};
+use crate::usecases::authenticate::{bearer, AuthError, Authed, Authenticator};
 use crate::usecases::login::Login;
 use crate::usecases::users::Users;
 use crate::usecases::{Audit, Origin, Principal};
@@ -61,6 +64,8 @@ pub struct Ctx {
     pub auth: Authenticator,
     pub login: Login,
     pub users: Users,
+    /// App credentials: checked on each use; minting.
+    pub appkeys: AppKeys,
     /// The audit trail (also held by `login` and `users`).
     pub audit: Audit,
     /// Whose forwarded client addresses are believed.
@@ -97,19 +102,46 @@ impl Caller {
         authed.principal(self.origin())
     }
 
-    /// The caller, who must be an admin. A caller who is not is refused
-    /// (403) and the refusal audited: who, and which route.
+    /// `METHOD /path`, as audit entries name a route.
+    pub fn route(&self) -> String {
+        format!("{} {}", self.method, self.path.as_str())
+    }
+
+    /// The caller, who must be an admin: a user with the admin role now,
+    /// or an app key with the `admin` scope. A caller who is not is refused
+    /// (403) and the refusal audited: who, and which route. An app key's
+    /// every use is audited (`appkey.admin`, with the route).
     pub async fn admin(&self, ctx: &Ctx) -> Result<Principal, ApiError> {
+        if let Some(key) = self.app_key() {
+            let origin = self.origin();
+            let route = self.route();
+            let key = ctx
+                .appkeys
+                .check(key, Scope::Admin, &route, &origin)
+                .await?;
+            ctx.audit
+                .app_key_used(&key, "appkey.admin", None, Some(route), &origin);
+            return Ok(Principal::app_key(&key, origin));
+        }
         match ctx.auth.admin(self.authorization()).await {
             Ok(authed) => Ok(self.principal(&authed)),
             Err(AuthError::NotAdmin { id, email }) => {
-                let route = format!("{} {}", self.method, self.path.as_str());
+                let route = self.route();
                 let who = Principal::new(id.clone(), email.clone(), self.origin());
                 ctx.audit.forbidden(&who, &route);
                 Err(AuthError::NotAdmin { id, email }.into())
             }
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+impl Caller {
+    /// The bearer credential when it is an app key (`sdk_…`).
+    pub fn app_key(&self) -> Option<&str> {
+        bearer(self.authorization())
+            .ok()
+            .filter(|c| app_keys::is_app_key(c))
     }
 }
 
@@ -281,6 +313,13 @@ pub fn routes_of(ctx: Arc<Ctx>, front: Front) -> BoxedFilter<(impl Reply,)> {
         .and(warp::header::headers_cloned())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .then(forward_auth::forward);
+    let mint = warp::path!("api" / "sessions")
+        .and(warp::post())
+        .and(c.clone())
+        .and(auth())
+        .and(body())
+        .then(appkeys::mint);
+    // Minting after the session routes: a session lookup never tries it.
     let auth_routes = login
         .or(session)
         .unify()
@@ -291,6 +330,8 @@ pub fn routes_of(ctx: Arc<Ctx>, front: Front) -> BoxedFilter<(impl Reply,)> {
         .or(logout)
         .unify()
         .or(password)
+        .unify()
+        .or(mint)
         .unify()
         .map(done);
 

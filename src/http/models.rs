@@ -74,6 +74,16 @@ pub struct LoginRequest {
     pub password: String,
 }
 
+/// `POST /api/sessions`: whose token an app key mints.
+#[derive(Deserialize, ToSchema)]
+pub struct MintRequest {
+    /// A user the app signed in itself (by any method): its id as the
+    /// app spells it (an integer, or a text id such as a UUID).
+    #[serde(deserialize_with = "crate::ids::deserialize")]
+    #[schema(value_type = UserIdSchema)]
+    pub user_id: UserId,
+}
+
 #[derive(Deserialize, Default, ToSchema)]
 pub struct RefreshRequest {
     #[serde(default)]

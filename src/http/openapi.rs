@@ -147,10 +147,13 @@ error_responses! {
         token lifetime, or an `aud` other than the configured one) or `session_revoked` (user \
         deactivated or deleted, token logged out or revoked).",
     InvalidCredentials => "`invalid_credentials`: wrong email or password.",
-    Forbidden => "`forbidden`: the caller's user does not have the admin role now; or users \
-        live in the application's own table, where sessiond only reads them (create, role, \
-        activate, deactivate and delete are the application's; get, invalidate and \
-        revoke-sessions work).",
+    InvalidAppKey => "`invalid_token`: no app key, or one that is malformed, unknown, revoked, \
+        or whose secret is wrong (a previous secret after its rotation's grace period). \
+        Every refusal is audited.",
+    Forbidden => "`forbidden`: the caller's user does not have the admin role now, or the \
+        caller's app key does not have the `admin` scope; or users live in the application's \
+        own table, where sessiond only reads them (create, role, activate, deactivate and \
+        delete are the application's; get, invalidate and revoke-sessions work).",
     NotFound => "`not_found`: no user with this id.",
     Conflict => "`conflict`: a user with this email exists.",
     LastAdmin => "`conflict`: the user is the last active administrator; demoting, \
@@ -241,7 +244,8 @@ impl Modify for RequestIdHeader {
     }
 }
 
-/// The bearer scheme every `security(("bearer" = []))` refers to.
+/// The schemes `security(("bearer" = []))` and `security(("appKey" = []))`
+/// refer to.
 struct BearerScheme;
 
 impl Modify for BearerScheme {
@@ -257,6 +261,22 @@ impl Modify for BearerScheme {
                         "A token from `POST /api/auth/login`: an HS256 JWT whose header's \
                          `kid` names the signing key. Admin routes need a token whose user has \
                          the admin role now.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "appKey",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("sdk_<id>_<secret>")
+                    .description(Some(
+                        "An app credential from `sessiond appkey create`, for an app's own \
+                         server: the `mint` scope mints sessions (`POST /api/sessions`), the \
+                         `admin` scope calls the admin routes. Checked against the database on \
+                         every use (a revocation holds on every node from the next request); \
+                         every use and every refusal is audited.",
                     ))
                     .build(),
             ),
@@ -278,6 +298,7 @@ impl Modify for BearerScheme {
         sessions::refresh_session,
         sessions::logout,
         sessions::change_password,
+        super::appkeys::mint,
         super::forward_auth::forward,
         admin::create_user,
         admin::get_user,
@@ -301,6 +322,7 @@ impl Modify for BearerScheme {
             BadRequest,
             Unauthorized,
             InvalidCredentials,
+            InvalidAppKey,
             Forbidden,
             NotFound,
             Conflict,
@@ -314,7 +336,7 @@ impl Modify for BearerScheme {
     modifiers(&BearerScheme, &RequestIdHeader),
     tags(
         (name = "auth", description = "Logging in and resolving sessions."),
-        (name = "admin", description = "User administration: admin tokens only."),
+        (name = "admin", description = "User administration: admin tokens, or app keys with the `admin` scope."),
         (name = "ops", description = "Health, readiness, metrics, the dashboard.")
     )
 )]

@@ -88,6 +88,26 @@ pub struct SigningKeyRow {
     pub rotated_at: Option<i64>,
 }
 
+/// An app credential as stored (`sessiond appkey`): never the secret, only
+/// its hash.
+#[derive(Clone, Debug)]
+pub struct AppKeyRow {
+    /// The public part of the key (`sdk_<id>_<secret>`).
+    pub id: String,
+    pub name: String,
+    /// Comma-separated scopes (`mint`, `admin`).
+    pub scopes: String,
+    pub secret_hash: String,
+    /// The secret before the last rotation, accepted until `previous_until`.
+    pub previous_hash: Option<String>,
+    /// Unix ms.
+    pub previous_until: Option<i64>,
+    /// Unix ms.
+    pub created_at: i64,
+    pub rotated_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
 /// One audited event (an admin action, a login, a refusal), as the audit
 /// trail keeps it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -473,6 +493,48 @@ impl Db {
     /// Deletes the keys rotated out at or before `before` (unix ms).
     pub async fn retire_signing_keys_before(&self, before: i64) -> Result<Vec<String>, DbError> {
         dispatch!(self, s => s.retire_signing_keys_before(before).await)
+    }
+
+    /// Stores a new app key (its secret's hash only).
+    pub async fn create_app_key(
+        &self,
+        id: &str,
+        name: &str,
+        scopes: &str,
+        secret_hash: &str,
+    ) -> Result<(), DbError> {
+        let now = self.clock.now_ms();
+        dispatch!(self, s => s.create_app_key(id, name, scopes, secret_hash, now).await)
+    }
+
+    /// One app key, read from the database on every use (bounded like a
+    /// fetch): a revocation is seen by every node from its next request.
+    pub async fn app_key(&self, id: &str) -> Result<Option<AppKeyRow>, StoreError> {
+        self.bounded(async { dispatch!(self, s => s.app_key(id).await) })
+            .await
+    }
+
+    /// Every app key, oldest first.
+    pub async fn app_keys(&self) -> Result<Vec<AppKeyRow>, DbError> {
+        dispatch!(self, s => s.app_keys().await)
+    }
+
+    /// A new secret for key `id`; the current one is accepted until
+    /// `previous_until` (unix ms). False: no such key, or it is revoked.
+    pub async fn rotate_app_key(
+        &self,
+        id: &str,
+        secret_hash: &str,
+        previous_until: i64,
+    ) -> Result<bool, DbError> {
+        let now = self.clock.now_ms();
+        dispatch!(self, s => s.rotate_app_key(id, secret_hash, previous_until, now).await)
+    }
+
+    /// Revokes key `id`. False: no such key, or it was revoked already.
+    pub async fn revoke_app_key(&self, id: &str) -> Result<bool, DbError> {
+        let now = self.clock.now_ms();
+        dispatch!(self, s => s.revoke_app_key(id, now).await)
     }
 
     /// Appends an admin action to the audit trail.

@@ -11,9 +11,12 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 
 use sessiond_actors::{Status, UserId, UserState};
 
-use super::{state_from, AuditEntry, Changed, SigningKeyRow, UserRow, WriteError};
+use super::{state_from, AppKeyRow, AuditEntry, Changed, SigningKeyRow, UserRow, WriteError};
 
 const USER_COLUMNS: &str = "id, email, role, status, version, session_epoch";
+
+const APP_KEY_COLUMNS: &str = "id, name, scopes, secret_hash, previous_hash, previous_until,
+                               created_at, rotated_at, revoked_at";
 
 /// The outcome of a write that must leave an active administrator.
 #[derive(Debug)]
@@ -680,5 +683,96 @@ where
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|r| r.try_get("kid")).collect()
+    }
+
+    fn app_key_row(r: &DB::Row) -> Result<AppKeyRow, sqlx::Error> {
+        Ok(AppKeyRow {
+            id: r.try_get("id")?,
+            name: r.try_get("name")?,
+            scopes: r.try_get("scopes")?,
+            secret_hash: r.try_get("secret_hash")?,
+            previous_hash: r.try_get("previous_hash")?,
+            previous_until: r.try_get("previous_until")?,
+            created_at: r.try_get("created_at")?,
+            rotated_at: r.try_get("rotated_at")?,
+            revoked_at: r.try_get("revoked_at")?,
+        })
+    }
+
+    pub(crate) async fn create_app_key(
+        &self,
+        id: &str,
+        name: &str,
+        scopes: &str,
+        secret_hash: &str,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO app_keys (id, name, scopes, secret_hash, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(scopes)
+        .bind(secret_hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    /// One key by its id: a primary-key read, made on every use.
+    pub(crate) async fn app_key(&self, id: &str) -> Result<Option<AppKeyRow>, sqlx::Error> {
+        let sql = format!("SELECT {APP_KEY_COLUMNS} FROM app_keys WHERE id = $1");
+        sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| Self::app_key_row(&r))
+            .transpose()
+    }
+
+    pub(crate) async fn app_keys(&self) -> Result<Vec<AppKeyRow>, sqlx::Error> {
+        let sql = format!("SELECT {APP_KEY_COLUMNS} FROM app_keys ORDER BY created_at, id");
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(Self::app_key_row).collect()
+    }
+
+    /// A new secret for a key that is not revoked; the current one is
+    /// accepted until `previous_until`. False when there is no such key
+    /// (or it is revoked).
+    pub(crate) async fn rotate_app_key(
+        &self,
+        id: &str,
+        secret_hash: &str,
+        previous_until: i64,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE app_keys SET previous_hash = secret_hash, previous_until = $1,
+                    secret_hash = $2, rotated_at = $3
+              WHERE id = $4 AND revoked_at IS NULL",
+        )
+        .bind(previous_until)
+        .bind(secret_hash)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(DB::rows_affected(&done) > 0)
+    }
+
+    /// Revokes a key: no secret of it is accepted any more. False when
+    /// there is no such key or it was revoked already.
+    pub(crate) async fn revoke_app_key(&self, id: &str, now: i64) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE app_keys SET revoked_at = $1, previous_hash = NULL, previous_until = NULL
+              WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(DB::rows_affected(&done) > 0)
     }
 }

@@ -5,11 +5,14 @@
 //! - [`authenticate`]: token → revocation rule → the caller's current record.
 //! - [`login`]: credentials → a new token (limiter, password check), every
 //!   outcome that says something about the account audited.
+//! - [`appkeys`]: app credentials: checking a key on each use, minting a
+//!   session for a user an app signed in itself.
 //! - [`users`]: the admin writes and logout, each run as write → invalidate
 //!   → audit; and the validation of what a user is made of.
 //! - [`Audit`] (here): the audit trail, and the budget that keeps a flood
 //!   of refusals from becoming a flood of rows.
 
+pub mod appkeys;
 pub mod authenticate;
 pub mod login;
 pub mod users;
@@ -34,11 +37,13 @@ pub struct Origin {
     pub request_id: Option<String>,
 }
 
-/// Who did something: the authenticated caller, the address the request
-/// came from and the request's id.
+/// Who did something: the authenticated caller (a user, or an app key),
+/// the address the request came from and the request's id.
 #[derive(Clone, Debug)]
 pub struct Principal {
-    pub id: UserId,
+    /// The caller's user; none for an app key.
+    pub id: Option<UserId>,
+    /// The caller's email, or `appkey:ID` for an app key.
     pub email: String,
     pub client: Option<String>,
     /// Carried explicitly: an admin write finishes in a task of its own,
@@ -49,8 +54,18 @@ pub struct Principal {
 impl Principal {
     pub fn new(id: UserId, email: String, origin: Origin) -> Principal {
         Principal {
-            id,
+            id: Some(id),
             email,
+            client: origin.client,
+            request_id: origin.request_id,
+        }
+    }
+
+    /// An app key as the caller.
+    pub fn app_key(key: &appkeys::AppKey, origin: Origin) -> Principal {
+        Principal {
+            id: None,
+            email: key.actor(),
             client: origin.client,
             request_id: origin.request_id,
         }
@@ -104,7 +119,7 @@ impl Audit {
     ) {
         let entry = AuditEntry {
             at: self.clock.now_ms(),
-            actor_id: Some(by.id.clone()),
+            actor_id: by.id.clone(),
             actor_email: Some(by.email.clone()),
             action: action.to_string(),
             target_id: target,
@@ -138,12 +153,35 @@ impl Audit {
             request_id: who.request_id.clone(),
         };
         let entry = self.entry(
-            Some(who.id.clone()),
+            who.id.clone(),
             &who.email,
             "admin.forbidden",
             &origin,
             Some(bounded(route)),
         );
+        self.refused(entry);
+    }
+
+    /// A use of an app key (`appkey.mint`, `appkey.admin`): always stored,
+    /// as a login is, by a task of its own.
+    pub fn app_key_used(
+        &self,
+        key: &appkeys::AppKey,
+        action: &str,
+        target: Option<UserId>,
+        detail: Option<String>,
+        from: &Origin,
+    ) {
+        let mut entry = self.entry(None, &key.actor(), action, from, detail);
+        entry.target_id = target;
+        log(&entry);
+        self.spawn_store(entry);
+    }
+
+    /// A refused app key (`appkey.invalid`: unknown, revoked, wrong
+    /// secret; a missing scope): stored within the refusals' budget.
+    pub fn app_key_refused(&self, actor: &str, action: &str, why: &str, from: &Origin) {
+        let entry = self.entry(None, actor, action, from, Some(bounded(why)));
         self.refused(entry);
     }
 

@@ -3,6 +3,7 @@
 
 mod adopt;
 mod answers;
+mod appkeys;
 mod audit;
 mod bad_input;
 mod cli;

@@ -11,7 +11,7 @@ use hyper::{Body, Method, Request, StatusCode, Uri};
 use serde::Deserialize;
 
 use crate::connect::Connector;
-use crate::{Login, Session, SessiondError};
+use crate::{Login, Session, SessiondError, UserId};
 
 /// The largest answer read from sessiond (its answers are far smaller).
 const MAX_ANSWER: usize = 64 * 1024;
@@ -133,6 +133,29 @@ impl SessiondClient {
                 Method::POST,
                 "/api/auth/login",
                 None,
+                Some(body),
+                Retry::Idempotent,
+            )
+            .await?;
+        json(&answer)
+    }
+
+    /// `POST /api/sessions` with an app key (`sdk_…`, scope `mint`):
+    /// sessiond's token for a user the app signed in itself (OAuth, magic
+    /// link, passkey), in the shape of a login's answer. An unknown user is
+    /// `not_found`, a deactivated one `forbidden`, a revoked or wrong key
+    /// `invalid_token`. Keep the key on the server.
+    pub async fn mint_session(
+        &self,
+        app_key: &str,
+        user_id: impl Into<UserId>,
+    ) -> Result<Login, SessiondError> {
+        let body = serde_json::json!({ "user_id": user_id.into() }).to_string();
+        let answer = self
+            .call(
+                Method::POST,
+                "/api/sessions",
+                Some(app_key),
                 Some(body),
                 Retry::Idempotent,
             )

@@ -263,3 +263,38 @@ async fn an_unreachable_sessiond_denies_the_request() {
         "unavailable",
     );
 }
+
+#[tokio::test]
+async fn an_app_key_mints_a_session_for_a_user_the_app_signed_in() {
+    let app = spawn_app().await;
+    let (id, _) = app.user_with_token("minted@example.test", "editor").await;
+    let sessiond = app.client();
+    let key = app.app_key("mint").await;
+    let minted = sessiond.mint_session(&key, id).await.expect("mints");
+    assert_eq!(
+        (minted.user.id, minted.token_type.as_str()),
+        (id.into(), "Bearer")
+    );
+    let s = sessiond.session(&minted.token).await.expect("resolves");
+    assert_eq!(s.user.role, "editor");
+
+    let refused = |r: Result<_, SessiondError>| {
+        let e = r.expect_err("refused");
+        (e.status.as_u16(), e.code)
+    };
+    assert_eq!(
+        refused(sessiond.mint_session(&key, 9_999).await),
+        (404, "not_found".to_string())
+    );
+    let admin_only = app.app_key("admin").await;
+    assert_eq!(
+        refused(sessiond.mint_session(&admin_only, id).await),
+        (403, "forbidden".to_string())
+    );
+    let forged = format!("{}x", key);
+    assert_eq!(
+        refused(sessiond.mint_session(&forged, id).await),
+        (401, "invalid_token".to_string())
+    );
+    app.stop().await;
+}

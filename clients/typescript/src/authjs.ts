@@ -17,6 +17,12 @@
  * });
  * ```
  *
+ * Any other provider (OAuth, email, passkey) works too: on sign-in, `jwt()`
+ * gets the adapter's user from Auth.js and mints sessiond's token for its id
+ * with the client's app key (`new SessiondClient({ baseUrl, appKey })`, an
+ * app key with the `mint` scope; server side only). From then on every
+ * request is resolved with sessiond as for a credentials sign-in.
+ *
  * No import of Auth.js: the parameter types below are the parts of Auth.js's
  * that the callbacks read, so they fit `NextAuth({ callbacks })` as they are,
  * and Auth.js's `CredentialsSignin` is handed in, so that the sign-in errors
@@ -73,7 +79,9 @@ export type SessiondAuthSession = {
 /** The part of Auth.js's `jwt()` parameters that is read. */
 export type JwtParams = {
   token: { [claim: string]: unknown; sub?: string };
-  user?: { id?: string | null } | null;
+  user?: { id?: string | number | null } | null;
+  /** Present on sign-in: which provider signed the user in. */
+  account?: { provider?: string; type?: string } | null;
   trigger?: "signIn" | "signUp" | "update";
 };
 
@@ -252,8 +260,29 @@ export function sessiondAuth(client: SessiondClient, options: SessiondAuthOption
   }
 
   /**
-   * Auth.js calls `jwt()` on sign-in (with `user`, straight after
-   * `authorize`) and then on every request that reads the session
+   * A sign-in through any provider but this helper's `authorize`: sessiond's
+   * token for the adapter's user id, minted with the client's app key.
+   * A user sessiond refuses (unknown, deactivated) is not signed in
+   * (`null`: Auth.js sets no cookie); sessiond unreachable, or no app key,
+   * is an error (Auth.js's error page): the user may try again.
+   */
+  async function minted(userId: string | number | null | undefined): Promise<SessiondJWT | null> {
+    if (userId === null || userId === undefined || userId === "") {
+      throw new Error("sessiondAuth: the signed-in user has no id (configure an Auth.js adapter)");
+    }
+    try {
+      const r = await client.mintSession(userId);
+      return { sub: String(r.user.id), sessiondToken: r.token };
+    } catch (e) {
+      if (e instanceof SessiondError && (e.code === "not_found" || e.code === "forbidden")) return null;
+      throw e;
+    }
+  }
+
+  /**
+   * Auth.js calls `jwt()` on sign-in (with `user`: straight after
+   * `authorize`, or the adapter's user for any other provider, which is
+   * then minted sessiond's token) and then on every request that reads the session
    * (`auth()`, middleware/proxy, `/api/auth/session`), where the token is
    * resolved with sessiond. Answers `null`, which makes Auth.js delete the
    * cookie, when sessiond says the token no longer resolves. With
@@ -263,11 +292,10 @@ export function sessiondAuth(client: SessiondClient, options: SessiondAuthOption
   async function jwt({ token, user, trigger }: JwtParams): Promise<SessiondJWT | null> {
     if (user) {
       const sessiondToken = (user as { sessiondToken?: unknown }).sessiondToken;
-      if (typeof sessiondToken !== "string") {
-        throw new Error("sessiondAuth: the user did not sign in through sessiondAuth(...).authorize");
-      }
-      // sessiond has just answered the login; the next request resolves it.
-      return { sub: String(user.id ?? ""), sessiondToken };
+      // sessiond has just answered the login (or the minting); the next
+      // request resolves it.
+      if (typeof sessiondToken === "string") return { sub: String(user.id ?? ""), sessiondToken };
+      return minted(user.id);
     }
     const sessiondToken = token["sessiondToken"];
     if (typeof sessiondToken !== "string") return null;

@@ -164,6 +164,12 @@ export interface ClientOptions {
   retryDelayMs?: number;
   /** The `fetch` to use. Default: the global one. */
   fetch?: typeof fetch;
+  /**
+   * An app key (`sdk_…`, from `sessiond appkey create --scope mint`) for
+   * {@link SessiondClient.mintSession}. Server side only: a key must never
+   * reach a browser.
+   */
+  appKey?: string;
 }
 
 /** Options of one call. */
@@ -307,6 +313,7 @@ export class SessiondClient {
   private readonly retries: number;
   private readonly retryDelayMs: number;
   private readonly fetchImpl: typeof fetch;
+  private readonly appKey: string | undefined;
 
   constructor(options: ClientOptions) {
     const base = String(options.baseUrl);
@@ -322,6 +329,7 @@ export class SessiondClient {
       throw new TypeError("SessiondClient: no fetch (Node 18+ has one; else pass options.fetch)");
     }
     this.fetchImpl = f;
+    this.appKey = options.appKey;
   }
 
   // ---- sessions -------------------------------------------------------
@@ -336,6 +344,26 @@ export class SessiondClient {
     const xff = forwardedFor(options?.clientAddress);
     if (xff !== undefined) call.forwardedFor = xff;
     return this.call<LoginResult>(call, options);
+  }
+
+  /**
+   * `POST /api/sessions` with the client's `appKey` (scope `mint`):
+   * sessiond's token for a user your app signed in itself (OAuth, magic
+   * link, passkey), in the shape of a login's answer. Refused for an unknown
+   * user (`not_found`) or a deactivated one (`forbidden`); a revoked or
+   * wrong key is `invalid_token`. Retried after network errors, as a login:
+   * at worst a token nobody holds is issued.
+   */
+  async mintSession(userId: number | string, options?: CallOptions): Promise<LoginResult> {
+    if (this.appKey === undefined) {
+      throw new TypeError("SessiondClient: mintSession needs an app key: new SessiondClient({ baseUrl, appKey })");
+    }
+    // Ids as Auth.js adapters hand them (strings): integers are sent as numbers.
+    const id = typeof userId === "string" && /^[1-9][0-9]{0,14}$/.test(userId) ? Number(userId) : userId;
+    return this.call<LoginResult>(
+      { method: "POST", path: "/api/sessions", token: checkToken(this.appKey), body: { user_id: id }, retry: "idempotent" },
+      options,
+    );
   }
 
   /** `GET /api/auth/session`: the token's user as of now. */

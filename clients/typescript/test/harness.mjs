@@ -25,7 +25,7 @@ export function sessiondBinary() {
 /**
  * Starts sessiond; resolves once it printed its URL.
  * @param {{ cacheTtl?: string, args?: string[] }} [options] `args`: more `serve` flags
- * @returns {Promise<{ url: string, stop: () => Promise<void>, logs: () => string }>}
+ * @returns {Promise<{ url: string, databaseUrl: string, stop: () => Promise<void>, logs: () => string }>}
  */
 export async function startSessiond(options = {}) {
   const bin = sessiondBinary();
@@ -33,13 +33,8 @@ export async function startSessiond(options = {}) {
     throw new Error(`no sessiond binary at ${bin}: run \`cargo build --bin sessiond\` or set SESSIOND_BIN`);
   }
   const dir = mkdtempSync(path.join(tmpdir(), "sessiond-ts-"));
-  const args = [
-    "serve",
-    "--listen",
-    "127.0.0.1:0",
-    "--database-url",
-    `sqlite://${path.join(dir, "sessiond.db")}`,
-  ];
+  const databaseUrl = `sqlite://${path.join(dir, "sessiond.db")}`;
+  const args = ["serve", "--listen", "127.0.0.1:0", "--database-url", databaseUrl];
   if (options.cacheTtl) args.push("--cache-ttl", options.cacheTtl);
   if (options.args) args.push(...options.args);
   const child = spawn(bin, args, {
@@ -82,6 +77,7 @@ export async function startSessiond(options = {}) {
 
   return {
     url,
+    databaseUrl,
     logs: () => stderr,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
@@ -106,5 +102,21 @@ export async function closedPort() {
       const { port } = /** @type {import("node:net").AddressInfo} */ (server.address());
       server.close(() => resolve(port));
     });
+  });
+}
+
+/**
+ * `sessiond appkey create --name NAME --scope SCOPES` on a database: the key
+ * it prints (once).
+ */
+export async function createAppKey(databaseUrl, name, scopes) {
+  const { execFile } = await import("node:child_process");
+  return new Promise((resolve, reject) => {
+    execFile(
+      sessiondBinary(),
+      ["appkey", "create", "--name", name, "--scope", scopes, "--database-url", databaseUrl],
+      { env: { PATH: process.env.PATH ?? "", RUST_LOG: "warn" } },
+      (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout.trim())),
+    );
   });
 }

@@ -7,6 +7,7 @@ import util from "node:util";
 
 import NextAuth, { CredentialsSignin } from "next-auth";
 import Credentials from "next-auth/providers/credentials";
+import Nodemailer from "next-auth/providers/nodemailer";
 import { decode } from "next-auth/jwt";
 import { NextRequest } from "next/server.js";
 
@@ -45,6 +46,85 @@ export function makeApp(client, helperOptions = {}) {
     logger: { error: (e) => logged.push(e), warn: () => {}, debug: () => {} },
   });
   return { handlers, auth, helper, logged, unavailable };
+}
+
+/**
+ * `NextAuth()` with the email (Nodemailer) provider, an adapter and
+ * sessiond's callbacks: no credentials at all. The message is not sent: its
+ * link goes to `outbox`, where the test reads it as the user would.
+ */
+export function makeEmailApp(client, adapter) {
+  const logged = [];
+  const outbox = [];
+  const helper = sessiondAuth(client, { CredentialsSignin, onUnavailable: () => {} });
+  const { handlers, auth } = NextAuth({
+    secret: SECRET,
+    trustHost: true,
+    adapter,
+    providers: [
+      Nodemailer({
+        server: "smtp://127.0.0.1:9",
+        from: "app@example.test",
+        sendVerificationRequest: async ({ identifier, url }) => {
+          outbox.push({ to: identifier, url });
+        },
+      }),
+    ],
+    session: { strategy: "jwt" },
+    callbacks: helper.callbacks,
+    events: helper.events,
+    pages: { signIn: "/login" },
+    logger: { error: (e) => logged.push(e), warn: () => {}, debug: () => {} },
+  });
+  return { handlers, auth, helper, logged, outbox };
+}
+
+/**
+ * An Auth.js adapter whose users are sessiond's own (made through the admin
+ * API), kept in memory with the verification tokens: the adapter's user id
+ * is sessiond's. `users` is the table, `add(id, email)` registers one.
+ */
+export function memoryAdapter(client, adminToken) {
+  const users = new Map();
+  const tokens = new Map();
+  const byEmail = (email) => [...users.values()].find((u) => u.email === email) ?? null;
+  return {
+    users,
+    add(id, email) {
+      users.set(String(id), { id: String(id), email, emailVerified: null });
+    },
+    async createUser(u) {
+      const made = await client.createUser(adminToken, { email: u.email, password: "not-used-by-email-sign-in" });
+      const user = { id: String(made.id), email: made.email, emailVerified: u.emailVerified ?? null };
+      users.set(user.id, user);
+      return user;
+    },
+    async getUser(id) {
+      return users.get(String(id)) ?? null;
+    },
+    async getUserByEmail(email) {
+      return byEmail(email);
+    },
+    async updateUser(u) {
+      const user = { ...users.get(String(u.id)), ...u };
+      users.set(String(u.id), user);
+      return user;
+    },
+    async getUserByAccount() {
+      return null;
+    },
+    async linkAccount() {},
+    async createVerificationToken(t) {
+      tokens.set(`${t.identifier}\n${t.token}`, t);
+      return t;
+    },
+    async useVerificationToken({ identifier, token }) {
+      const key = `${identifier}\n${token}`;
+      const t = tokens.get(key) ?? null;
+      tokens.delete(key);
+      return t;
+    },
+  };
 }
 
 /** A browser of one end user (`ip` is what Next.js puts in X-Forwarded-For). */
@@ -110,6 +190,20 @@ export class Browser {
       password,
       callbackUrl: ORIGIN + "/",
     });
+    return new URL(res.headers.get("location") ?? "", ORIGIN);
+  }
+
+  /**
+   * The email sign-in: asks for the link, then follows it from `outbox` as
+   * the user would. Answers where Auth.js redirects to at the end.
+   */
+  async signInEmail(email, outbox) {
+    const csrfToken = await this.csrfToken();
+    const sent = outbox.length;
+    await this.postForm("/api/auth/signin/nodemailer", { csrfToken, email, callbackUrl: ORIGIN + "/" });
+    if (outbox.length !== sent + 1) throw new Error("no sign-in link was sent");
+    const link = new URL(outbox[outbox.length - 1].url);
+    const res = await this.get(link.pathname + link.search);
     return new URL(res.headers.get("location") ?? "", ORIGIN);
   }
 

@@ -2,15 +2,17 @@
 //! sharing one SQLite file: ownership, forwarding, broadcast invalidation,
 //! failures (kill -9, SIGSTOP), a wrong cookie, membership changes.
 //!
-//! This file starts nodes and talks to them; the tests are `failures`
-//! (ownership, forwarding, SIGSTOP, kill -9, rejoin), `guesses` (failed
-//! logins counted once for the cluster), `membership` (the
+//! This file starts nodes and talks to them; the tests are `adopt` (users
+//! in the app's own tables), `appkeys` (a revoked app key on every node),
+//! `failures` (ownership, forwarding, SIGSTOP, kill -9, rejoin), `guesses`
+//! (failed logins counted once for the cluster), `membership` (the
 //! nodes run the actors crate's membership policy), `near` (near copies
 //! on non-owners), `cookie`, `notify` (PostgreSQL changes reach every
 //! node), `tls`, `leave` (graceful leave: a rolling restart under load)
 //! and `dns_join` (joining by a name that resolves to several nodes).
 
 mod adopt;
+mod appkeys;
 mod cookie;
 mod dns_join;
 mod failures;

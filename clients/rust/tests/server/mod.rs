@@ -19,6 +19,7 @@ const PASSWORD: &str = "password-123";
 
 pub(crate) struct TestApp {
     pub(crate) addr: SocketAddr,
+    db: sessiond::store::Db,
     admin_token: String,
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -36,12 +37,14 @@ pub(crate) async fn spawn_app() -> TestApp {
     };
     let app = Application::build(settings).await.expect("sessiond builds");
     let addr = app.addr();
+    let db = app.ctx().db.clone();
     let (stop, stopped) = oneshot::channel::<()>();
     let done = tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
     }));
     let mut app = TestApp {
         addr,
+        db,
         admin_token: String::new(),
         stop: Some(stop),
         done: Some(done),
@@ -84,6 +87,16 @@ impl TestApp {
         assert_eq!(r.status, 201, "create user: {}", r.text);
         let id = r.body["id"].as_i64().expect("id");
         (id, self.login(email, PASSWORD).await)
+    }
+
+    /// A new app key with `scopes` (as `sessiond appkey create` stores one).
+    pub(crate) async fn app_key(&self, scopes: &str) -> String {
+        let new = sessiond::usecases::appkeys::NewKey::generate();
+        self.db
+            .create_app_key(&new.id, "client tests", scopes, &new.hash)
+            .await
+            .expect("stores the key");
+        new.key
     }
 
     /// Stops sessiond the way SIGTERM does and waits for it.
