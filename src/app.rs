@@ -2,6 +2,10 @@
 //! until a shutdown signal. Tests build it on port 0 with a database of
 //! their own and drive it over a real socket.
 //!
+//! Kept whole: the wiring of one application, read in the order it
+//! starts (store, actors, lease keeper, cluster, HTTP front); split, that
+//! order would be spread over several files.
+//!
 //! Here the wiring (store, actors, lease keeper, cluster, HTTP front, in
 //! one readable sequence) and the run; the first administrator, leaving
 //! and the `user add` command have files of their own. The flags are

@@ -1,5 +1,9 @@
 //! Login brute-force protection.
 //!
+//! Kept whole: the three buckets, the device memory and the byte budget are
+//! one state under one lock, changed together by every attempt; a third
+//! of the file is the tests that drive them together.
+//!
 //! # The policy
 //!
 //! Failed logins are counted over a sliding window (`--login-window`, 15
@@ -48,10 +52,6 @@
 //! thousand checked guesses within one window. Entries are kept in recency
 //! order (an ordered map beside the hash map), so shedding takes entries
 //! off the front, a few per request, and never walks the whole state.
-//!
-//! Kept whole: the three buckets, the device memory and the byte budget are
-//! one state under one lock, changed together by every attempt; a third
-//! of the file is the tests that drive them together.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap, VecDeque};

@@ -1,5 +1,8 @@
 //! `sessiond simulate`'s flags (the `sessiond-sim` executable's) and the
 //! value types they parse into.
+//!
+//! Kept whole: every flag of the simulator is one clap struct, beside
+//! the value types it parses into.
 
 use std::fmt;
 use std::path::PathBuf;

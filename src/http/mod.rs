@@ -4,6 +4,9 @@
 //! records every request's metrics and access line. The listener
 //! ([`server`]) gives each request its id ([`request_id`]).
 //!
+//! Kept whole: the route table and the caller every route extracts are
+//! one place to read which routes exist and what each is given.
+//!
 //! - [`sessions`]: login, session, refresh, logout, password change.
 //! - [`admin`]: the routes under `/api/admin/users`.
 //! - [`appkeys`]: `POST /api/sessions`, an app key minting a user's token.

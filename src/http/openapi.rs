@@ -6,6 +6,9 @@
 //! `tests/api/openapi.rs` holds this description against the live router,
 //! both ways.
 //!
+//! Kept whole: the document's one list of paths, schemas and reusable
+//! answers; split, a route could be served and left out of the list.
+//!
 //! The same description answers `Allow` on a 405 ([`allowed_methods`]), so
 //! what the router advertises and what the document says are one list.
 

@@ -341,7 +341,7 @@ where
                 .await?;
             let kept: i64 =
                 sqlx::query("SELECT COUNT(*) AS n FROM revoked_tokens WHERE user_id = $1")
-                    .bind(user_id)
+                    .bind(user_id.to_string())
                     .fetch_one(&mut *tx)
                     .await?
                     .try_get("n")?;
@@ -362,7 +362,7 @@ where
                 .map(|r| r.try_get::<i64, _>("version"))
                 .transpose()?;
                 sqlx::query("DELETE FROM revoked_tokens WHERE user_id = $1")
-                    .bind(user_id)
+                    .bind(user_id.to_string())
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;

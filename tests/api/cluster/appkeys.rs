@@ -63,8 +63,7 @@ async fn a_revoked_app_key_is_refused_on_every_node_from_the_next_request() {
     }
 
     // Six refusals audited (each node stores its own).
-    use sqlx::Connection;
-    let mut c = sqlx::PgConnection::connect(&cluster.db_url())
+    let mut c = sessiond_testkit::postgres_db::connect_sessiond(&cluster.db_url())
         .await
         .expect("connects");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

@@ -414,7 +414,10 @@ impl Pair {
         let took = sent.elapsed();
         match r.status {
             s if s == ok => (Written::Acked, took),
-            503 => (Written::Refused, took),
+            503 => {
+                eprintln!("{change:?} of user {id} refused: {}", r.body);
+                (Written::Refused, took)
+            }
             s => panic!("{change:?} of user {id}: {s} {} after {took:?}", r.body),
         }
     }
