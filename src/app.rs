@@ -126,6 +126,13 @@ impl Application {
             )?;
         }
         let source = settings.source.resolve()?;
+        // The cluster's settings are checked before anything is written
+        // (the first administrator, its password file): a node that cannot
+        // start leaves nothing behind.
+        let cluster_settings = match &settings.cluster {
+            Some(c) => Some(config::cluster_settings(&settings.node_name, c).await?),
+            None => None,
+        };
         let clock = Clock::new();
         let db = Db::connect(&settings.database_url, clock.clone())
             .await
@@ -166,10 +173,6 @@ impl Application {
             call_timeout: CacheConfig::DEFAULT_CALL_TIMEOUT,
             lease: (!settings.lease.is_zero()).then_some(settings.lease),
             near: settings.near_cache,
-        };
-        let cluster_settings = match &settings.cluster {
-            Some(c) => Some(config::cluster_settings(&settings.node_name, c).await?),
-            None => None,
         };
         let link = cluster_settings
             .as_ref()
