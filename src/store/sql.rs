@@ -74,6 +74,14 @@ pub(crate) struct SqlStore<DB: Database> {
     pub(super) pool: Pool<DB>,
 }
 
+/// Revokes every token of user `$3` issued until `$1` (a new session
+/// epoch) and bumps its version; `$2` is the time of the change. Shared by
+/// revoke-all and by the logout that finds the revoked list full.
+const REVOKE_ALL: &str =
+    "UPDATE users SET tokens_valid_after = $1, session_epoch = session_epoch + 1,
+        version = version + 1, updated_at = $2
+  WHERE id = $3 RETURNING version";
+
 impl<DB> SqlStore<DB>
 where
     DB: Dialect,
@@ -349,18 +357,14 @@ where
                 // The list is full: every token of the user issued until
                 // now is revoked at once (a new epoch), which covers this
                 // one and every one listed, so the list empties.
-                let version = sqlx::query(
-                    "UPDATE users SET tokens_valid_after = $1, session_epoch = session_epoch + 1,
-                            version = version + 1, updated_at = $2
-                      WHERE id = $3 RETURNING version",
-                )
-                .bind(now)
-                .bind(now)
-                .bind(user_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.try_get::<i64, _>("version"))
-                .transpose()?;
+                let version = sqlx::query(REVOKE_ALL)
+                    .bind(now)
+                    .bind(now)
+                    .bind(user_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|r| r.try_get::<i64, _>("version"))
+                    .transpose()?;
                 sqlx::query("DELETE FROM revoked_tokens WHERE user_id = $1")
                     .bind(user_id.to_string())
                     .execute(&mut *tx)
@@ -387,18 +391,14 @@ where
         user_id: i64,
         now: i64,
     ) -> Result<Option<i64>, sqlx::Error> {
-        sqlx::query(
-            "UPDATE users SET tokens_valid_after = $1, session_epoch = session_epoch + 1,
-                    version = version + 1, updated_at = $2
-             WHERE id = $3 RETURNING version",
-        )
-        .bind(now)
-        .bind(now)
-        .bind(user_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(|r| r.try_get("version"))
-        .transpose()
+        sqlx::query(REVOKE_ALL)
+            .bind(now)
+            .bind(now)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get("version"))
+            .transpose()
     }
 
     /// Replaces the password hash if it is still `old` (a change made
