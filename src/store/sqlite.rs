@@ -21,6 +21,27 @@ impl Dialect for Sqlite {
     }
 }
 
+/// Creates a missing database file readable and writable by this user
+/// only (0600): the file holds password hashes, sessions and the signing
+/// keys. SQLite gives the `-wal` and `-shm` files it makes later the mode
+/// of the database file, so they are 0600 too. An existing file keeps its
+/// mode (the operator's choice).
+fn create_private(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::ErrorKind;
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    match open.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(anyhow::anyhow!(
+            "cannot create the database file {}: {e}",
+            path.display()
+        )),
+    }
+}
+
 pub(crate) async fn connect(url: &str) -> anyhow::Result<SqlStore<Sqlite>> {
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
     let options = SqliteConnectOptions::from_str(url)?
@@ -41,6 +62,7 @@ pub(crate) async fn connect(url: &str) -> anyhow::Result<SqlStore<Sqlite>> {
         MIGRATOR.run(&pool).await?;
         return Ok(SqlStore::new(pool));
     }
+    create_private(options.get_filename())?;
     // Migrations wait for another process's write as long as before; every
     // other statement waits at most LOCK_TIMEOUT for the write lock.
     let migrating = SqlitePoolOptions::new()
