@@ -55,6 +55,29 @@ pub const DEFAULT_ADMIN_PASSWORD_FILE: &str = "sessiond-admin-password";
 /// The node name of a node that runs alone.
 pub const DEFAULT_NODE_NAME: &str = "local";
 
+/// The key-encryption key of the signing keys at rest, for `serve` and
+/// `keys`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KekArgs {
+    /// A file holding the key that encrypts the signing keys in the
+    /// database (AES-256-GCM): 32 random bytes as base64 or hex, made with
+    /// `openssl rand -base64 32`. Keys stored in clear are encrypted when
+    /// `serve` starts with it; every node needs the same file. Without
+    /// it, signing keys are stored in clear (a warning says so).
+    #[arg(long, env = "SESSIOND_KEY_ENCRYPTION_KEY_FILE", value_name = "FILE")]
+    pub key_encryption_key_file: Option<String>,
+    /// The key-encryption key being replaced (repeatable): keys encrypted
+    /// with it are still read, and `sessiond keys rewrap` encrypts them
+    /// with --key-encryption-key-file.
+    #[arg(
+        long,
+        env = "SESSIOND_PREVIOUS_KEY_ENCRYPTION_KEY_FILE",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub previous_key_encryption_key_file: Vec<String>,
+}
+
 /// The database, for every command that opens it.
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
@@ -177,6 +200,8 @@ pub struct ServeArgs {
     /// `sessiond keys rotate`.
     #[arg(long, env = "SESSIOND_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    #[command(flatten)]
+    pub key_encryption: KekArgs,
     /// Lifetime of issued tokens; a token whose `exp − iat` is longer is
     /// refused.
     #[arg(long, env = "SESSIOND_TOKEN_TTL", default_value_t = HumanDuration(DEFAULT_TOKEN_TTL),
@@ -356,6 +381,8 @@ pub struct Settings {
     pub idle_timeout: Duration,
     pub max_sessions: usize,
     pub jwt_secret: Option<Secret>,
+    /// The key-encryption key files of the stored signing keys.
+    pub key_encryption: KekArgs,
     pub token_ttl: Duration,
     /// The `aud` tokens are issued with and must carry.
     pub jwt_audience: Option<String>,
@@ -399,6 +426,7 @@ impl Settings {
             idle_timeout: a.idle_timeout.0,
             max_sessions: usize::try_from(a.max_sessions).unwrap_or(usize::MAX),
             jwt_secret: a.jwt_secret.map(Secret::from),
+            key_encryption: a.key_encryption,
             token_ttl: a.token_ttl.0,
             jwt_audience: a.jwt_audience.filter(|a| !a.is_empty()),
             node_name: a.node_name.unwrap_or_else(|| DEFAULT_NODE_NAME.to_string()),
@@ -464,6 +492,7 @@ impl Default for Settings {
             idle_timeout: CacheConfig::DEFAULT_IDLE_TIMEOUT,
             max_sessions: CacheConfig::DEFAULT_MAX_SESSIONS,
             jwt_secret: None,
+            key_encryption: KekArgs::default(),
             token_ttl: DEFAULT_TOKEN_TTL,
             jwt_audience: None,
             node_name: DEFAULT_NODE_NAME.into(),

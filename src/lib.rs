@@ -63,6 +63,7 @@ pub mod config;
 pub mod duration;
 pub mod http;
 pub mod ids;
+pub mod kek;
 pub mod keys;
 pub mod limiter;
 pub mod logging;

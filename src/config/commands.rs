@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::values::{parse_duration, HumanDuration};
-use super::{DatabaseArgs, DEFAULT_TOKEN_TTL};
+use super::{DatabaseArgs, KekArgs, DEFAULT_TOKEN_TTL};
 
 /// `appkey rotate --grace`'s default: how long a rotated key's previous
 /// secret is still accepted.
@@ -81,12 +81,19 @@ pub enum KeysCommand {
     /// than --token-ttl ago), or the named key at once (its tokens stop
     /// resolving within 5 s). The active key cannot be retired.
     Retire(KeysRetireArgs),
+    /// Encrypt every signing key with --key-encryption-key-file: keys in
+    /// clear and keys encrypted with a --previous-key-encryption-key-file.
+    /// Run it after every node was restarted with both files; then the
+    /// previous file can go.
+    Rewrap(KeysArgs),
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct KeysArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub key_encryption: KekArgs,
     /// The token lifetime `serve` runs with: how long a rotated-out key
     /// still verifies live tokens.
     #[arg(long, env = "SESSIOND_TOKEN_TTL", default_value_t = HumanDuration(DEFAULT_TOKEN_TTL),

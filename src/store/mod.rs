@@ -485,6 +485,16 @@ impl Db {
         dispatch!(self, s => s.rotate_signing_key(kid, secret, now).await)
     }
 
+    /// Replaces key `kid`'s stored value if it is still `old`.
+    pub async fn reseal_signing_key(
+        &self,
+        kid: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, DbError> {
+        dispatch!(self, s => s.reseal_signing_key(kid, old, new).await)
+    }
+
     /// Deletes a key that does not sign.
     pub async fn retire_signing_key(&self, kid: &str) -> Result<Retired, DbError> {
         dispatch!(self, s => s.retire_signing_key(kid).await)

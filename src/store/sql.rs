@@ -651,6 +651,24 @@ where
         Ok(previous)
     }
 
+    /// Replaces the stored value of key `kid` if it is still `old` (a
+    /// concurrent rewrap or retirement wins); true if replaced.
+    pub(crate) async fn reseal_signing_key(
+        &self,
+        kid: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let done =
+            sqlx::query("UPDATE signing_keys SET secret = $3 WHERE kid = $1 AND secret = $2")
+                .bind(kid)
+                .bind(old)
+                .bind(new)
+                .execute(&self.pool)
+                .await?;
+        Ok(DB::rows_affected(&done) > 0)
+    }
+
     /// Deletes the key `kid` unless it is the active one.
     pub(crate) async fn retire_signing_key(&self, kid: &str) -> Result<Retired, sqlx::Error> {
         let gone = sqlx::query("DELETE FROM signing_keys WHERE kid = $1 AND state <> 'active'")
