@@ -1,7 +1,7 @@
 //! Login brute-force protection.
 //!
-//! Kept whole: the three buckets, the device memory and the byte budget are
-//! one state under one lock, changed together by every attempt; a third
+//! Kept whole: the three buckets and the byte budget are one state under
+//! one lock, changed together by every attempt; a third
 //! of the file is the tests that drive them together.
 //!
 //! # The policy
@@ -18,11 +18,17 @@
 //!   this node's; the login use case also counts strangers' attempts in
 //!   the database every node shares (`Db::reserve_login`), so a cluster
 //!   allows an account no more than one node does.
-//! - **a known device of an account**: an address that logged in to the
-//!   account successfully within `DEVICE_MEMORY` (30 days) — OWASP's
-//!   "device cookie", keyed by the client address (as resolved through
-//!   `--trusted-proxies`). It has a bucket of its own of the same size, so
-//!   strangers who exhaust theirs do not lock the owner out from there.
+//! - **a known device of an account**: a login that presents a valid
+//!   device token of the account — OWASP's "device cookie": every
+//!   successful login is answered with a new one (`device` in the answer),
+//!   signed with the token signing keys, valid for [`DEVICE_MEMORY`] (30
+//!   days) on every node and across restarts, and bound to the account.
+//!   Each device has a bucket of its own of the same size
+//!   (`--login-max-failures`), so strangers who exhaust theirs do not lock
+//!   the owner out, and a device that fails that often waits like a
+//!   stranger (its token is locked out for the window). A device token
+//!   that does not check (forged, expired, another account's) is ignored:
+//!   the login is a stranger's.
 //! - **an address**, across accounts: `--login-max-failures-per-address`
 //!   (100) per window. IPv6 addresses count by their /64, which one host
 //!   usually holds whole.
@@ -64,12 +70,9 @@ use std::time::Duration;
 use sessiond_actors::sync::MutexExt;
 use tokio::time::Instant;
 
-/// How long a successful login keeps its address a known device of the
-/// account.
+/// How long the device token a successful login is answered with keeps
+/// its holder a known device of the account.
 pub const DEVICE_MEMORY: Duration = Duration::from_secs(30 * 86_400);
-
-/// Known devices kept per account (the most recent).
-const DEVICES_PER_ACCOUNT: usize = 4;
 
 /// The limits (all configurable from the command line).
 #[derive(Clone, Debug)]
@@ -113,7 +116,8 @@ type Tag = u64;
 enum Key {
     /// Failures against an account from addresses it does not know.
     Strangers(Tag),
-    /// Failures against an account from one of its known devices.
+    /// Failures against an account from one of its known devices (the
+    /// device token's id).
     Device(Tag, Tag),
     /// Failures from one address, across accounts.
     Address(Tag),
@@ -130,25 +134,12 @@ struct Bucket {
     place: Place,
 }
 
-/// One account's known devices with their last successful login, and the
-/// account's place in the devices' recency order.
-struct Devices {
-    list: Vec<(Tag, Instant)>,
-    place: Place,
-}
-
 /// What one failure bucket costs, besides its timestamps: the map entry
 /// and the recency entry.
 const ENTRY_BYTES: usize = size_of::<(Key, Bucket)>() + size_of::<(Place, Key)>() + 1;
-/// What one account's known devices cost, besides the list itself.
-const DEVICES_BYTES: usize = size_of::<(Tag, Devices)>() + size_of::<(Place, Tag)>() + 1;
 
 fn bucket_bytes(times: &VecDeque<Instant>) -> usize {
     ENTRY_BYTES + times.capacity() * size_of::<Instant>()
-}
-
-fn devices_bytes(capacity: usize) -> usize {
-    DEVICES_BYTES + capacity * size_of::<(Tag, Instant)>()
 }
 
 #[derive(Default)]
@@ -156,12 +147,9 @@ struct State {
     buckets: HashMap<Key, Bucket>,
     /// The buckets, least recently touched first.
     bucket_order: BTreeMap<Place, Key>,
-    devices: HashMap<Tag, Devices>,
-    /// The accounts with known devices, least recently logged in first.
-    device_order: BTreeMap<Place, Tag>,
     /// Makes each [`Place`] unique.
     seq: u64,
-    /// Bytes held, as counted by `bucket_bytes` and `devices_bytes`.
+    /// Bytes held, as counted by `bucket_bytes`.
     bytes: usize,
 }
 
@@ -215,34 +203,20 @@ impl State {
         }
     }
 
-    fn drop_devices(&mut self, account: Tag) {
-        if let Some(devices) = self.devices.remove(&account) {
-            self.device_order.remove(&devices.place);
-            self.bytes -= devices_bytes(devices.list.capacity());
-        }
-    }
-
     /// Sheds entries until the bytes held are within `max_bytes`, in this
-    /// order: buckets whose last failure left the window, accounts whose
-    /// devices are all forgotten, then the least recently failed bucket
-    /// (whatever its count: when full, the limiter sheds rather than
-    /// refuses), then the account that logged in least recently. Each step
+    /// order: the least recently failed bucket first (those whose failures
+    /// left the window, then the others whatever their count: when full,
+    /// the limiter sheds rather than refuses). Each step
     /// takes one entry off the front of an ordered map, so a request pays
     /// for what it sheds and never for a walk of the whole state.
-    fn shed(&mut self, now: Instant, window: Duration, max_bytes: usize) -> usize {
+    fn shed(&mut self, max_bytes: usize) -> usize {
         let mut shed = 0;
         while self.bytes > max_bytes {
-            let bucket = self.bucket_order.first_key_value().map(|(p, k)| (p.0, *k));
-            let account = self.device_order.first_key_value().map(|(p, a)| (p.0, *a));
-            let expired = |at: Instant, life: Duration| now.saturating_duration_since(at) >= life;
-            match (bucket, account) {
-                (Some((at, key)), _) if expired(at, window) => self.drop_bucket(&key),
-                (_, Some((at, account))) if expired(at, DEVICE_MEMORY) => {
-                    self.drop_devices(account)
-                }
-                (Some((_, key)), _) => self.drop_bucket(&key),
-                (None, Some((_, account))) => self.drop_devices(account),
-                (None, None) => break,
+            // The least recently touched bucket goes first: it is the one
+            // whose failures left the window first.
+            match self.bucket_order.first_key_value().map(|(_, k)| *k) {
+                Some(key) => self.drop_bucket(&key),
+                None => break,
             }
             shed += 1;
         }
@@ -294,31 +268,33 @@ impl LoginLimiter {
     }
 
     /// Reserves one attempt for this login, or `Err(retry_after)` when it
-    /// must be refused without even checking the password.
+    /// must be refused without even checking the password. `device` is the
+    /// id of a device token of this account the login presented, already
+    /// checked (`Tokens::device_id`): the attempt counts in that device's
+    /// bucket instead of the strangers'.
     ///
     /// The attempt counts as a failure from this moment, under the same lock
     /// as the check: concurrent logins cannot all pass the check before any
     /// of them is counted (the password check takes far longer than the
     /// check). The reservation is given back on success, or when the
     /// service could not check the password (see [`Attempt`]).
-    pub fn reserve(&self, account: &str, address: Option<&str>) -> Result<Attempt<'_>, Duration> {
+    pub fn reserve(
+        &self,
+        account: &str,
+        address: Option<&str>,
+        device: Option<&str>,
+    ) -> Result<Attempt<'_>, Duration> {
         let account = self.account_tag(account);
         let address = address.map(|a| self.address_tag(a));
+        let device = device.map(|d| self.hasher.hash_one((4u8, d)));
         let mut state = self.state.locked();
         // Read under the lock, so reservations are recorded in time order.
         let now = Instant::now();
         let window = self.limits.window;
-        let known = address.is_some_and(|a| {
-            state.devices.get(&account).is_some_and(|d| {
-                d.list
-                    .iter()
-                    .any(|(d, at)| *d == a && now.saturating_duration_since(*at) < DEVICE_MEMORY)
-            })
-        });
         let mut keys = Vec::with_capacity(2);
-        match (known, address) {
-            (true, Some(a)) => keys.push(Key::Device(account, a)),
-            _ => keys.push(Key::Strangers(account)),
+        match device {
+            Some(d) => keys.push(Key::Device(account, d)),
+            None => keys.push(Key::Strangers(account)),
         }
         if let Some(a) = address {
             keys.push(Key::Address(a));
@@ -349,20 +325,17 @@ impl LoginLimiter {
         for key in &keys {
             state.push(*key, now);
         }
-        state.shed(now, window, self.limits.max_bytes);
+        state.shed(self.limits.max_bytes);
         Ok(Attempt {
             limiter: self,
             keys,
-            account,
-            address,
             at: now,
         })
     }
 
-    /// Buckets and accounts with known devices tracked now.
+    /// Buckets tracked now.
     pub fn tracked(&self) -> usize {
-        let state = self.state.locked();
-        state.buckets.len() + state.devices.len()
+        self.state.locked().buckets.len()
     }
 
     /// Bytes held now, as counted against `max_bytes`.
@@ -372,16 +345,13 @@ impl LoginLimiter {
 }
 
 /// One reserved login attempt. Say how it ended: [`Attempt::failed`]
-/// keeps it counted, [`Attempt::succeeded`] gives it back and makes the
-/// address a known device of the account, [`Attempt::unchecked`] gives it
+/// keeps it counted, [`Attempt::succeeded`] gives it back, [`Attempt::unchecked`] gives it
 /// back when the service could not check the password (a full queue, a
 /// database error). Dropped without any of them (the request was dropped:
 /// a client that hung up), it stays counted as a failure.
 pub struct Attempt<'a> {
     limiter: &'a LoginLimiter,
     keys: Vec<Key>,
-    account: Tag,
-    address: Option<Tag>,
     at: Instant,
 }
 
@@ -404,59 +374,14 @@ impl Attempt<'_> {
     /// The password was wrong: the reservation stays as the failure.
     pub fn failed(self) {}
 
-    /// The password was right: the reservation is given back, and the
-    /// address becomes (or stays) a known device of the account. The
-    /// strangers' count stays: it bounds guesses per hour.
+    /// The password was right: the reservation is given back (the login
+    /// is answered with a device token). The strangers' count stays: it
+    /// bounds guesses per hour.
     pub fn succeeded(self) {
         let mut state = self.limiter.state.locked();
         for key in &self.keys {
             state.release(key, self.at);
         }
-        let Some(address) = self.address else {
-            return;
-        };
-        let now = Instant::now();
-        let place = state.place(now);
-        let state = &mut *state;
-        let (before, after) = match state.devices.get_mut(&self.account) {
-            Some(devices) => {
-                let before = devices_bytes(devices.list.capacity());
-                let list = &mut devices.list;
-                if let Some(seen) = list.iter_mut().find(|(d, _)| *d == address) {
-                    seen.1 = now;
-                } else {
-                    if list.len() >= DEVICES_PER_ACCOUNT {
-                        // Forget the device that logged in least recently.
-                        if let Some(i) = list
-                            .iter()
-                            .enumerate()
-                            .min_by_key(|(_, (_, at))| *at)
-                            .map(|(i, _)| i)
-                        {
-                            list.swap_remove(i);
-                        }
-                    }
-                    list.push((address, now));
-                }
-                state.device_order.remove(&devices.place);
-                devices.place = place;
-                (before, devices_bytes(devices.list.capacity()))
-            }
-            None => {
-                let mut list = Vec::with_capacity(DEVICES_PER_ACCOUNT);
-                list.push((address, now));
-                let after = devices_bytes(list.capacity());
-                state.devices.insert(self.account, Devices { list, place });
-                (0, after)
-            }
-        };
-        state.device_order.insert(place, self.account);
-        state.bytes = state.bytes + after - before;
-        state.shed(
-            now,
-            self.limiter.limits.window,
-            self.limiter.limits.max_bytes,
-        );
     }
 }
 
@@ -474,7 +399,9 @@ mod tests {
     }
 
     fn fail(l: &LoginLimiter, account: &str, address: Option<&str>) {
-        l.reserve(account, address).expect("let through").failed();
+        l.reserve(account, address, None)
+            .expect("let through")
+            .failed();
     }
 
     #[tokio::test(start_paused = true)]
@@ -483,12 +410,15 @@ mod tests {
         for _ in 0..3 {
             fail(&l, "a@x", Some("1.1.1.1"));
         }
-        let wait = l.reserve("a@x", Some("2.2.2.2")).err().expect("held off");
+        let wait = l
+            .reserve("a@x", Some("2.2.2.2"), None)
+            .err()
+            .expect("held off");
         assert!(wait <= Duration::from_secs(60) && wait >= Duration::from_secs(59));
         // Other accounts are unaffected (from another address).
-        assert!(l.reserve("b@x", Some("3.3.3.3")).is_ok());
+        assert!(l.reserve("b@x", Some("3.3.3.3"), None).is_ok());
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert!(l.reserve("a@x", Some("2.2.2.2")).is_ok());
+        assert!(l.reserve("a@x", Some("2.2.2.2"), None).is_ok());
     }
 
     #[tokio::test(start_paused = true)]
@@ -497,31 +427,31 @@ mod tests {
         // Three let through and not yet settled: the fourth is refused.
         let held: Vec<Attempt<'_>> = (0..3)
             .map(|i| {
-                l.reserve("a@x", Some(&format!("1.1.1.{i}")))
+                l.reserve("a@x", Some(&format!("1.1.1.{i}")), None)
                     .expect("let through")
             })
             .collect();
-        assert!(l.reserve("a@x", Some("2.2.2.2")).is_err());
+        assert!(l.reserve("a@x", Some("2.2.2.2"), None).is_err());
         // One given back unchecked frees one place ...
         let mut held = held.into_iter();
         if let Some(a) = held.next() {
             a.unchecked();
         }
         let again = l
-            .reserve("a@x", Some("2.2.2.2"))
+            .reserve("a@x", Some("2.2.2.2"), None)
             .expect("a place was freed");
-        assert!(l.reserve("a@x", Some("2.2.2.3")).is_err());
-        // ... a success gives it back and makes the address known ...
+        assert!(l.reserve("a@x", Some("2.2.2.3"), None).is_err());
+        // ... a success gives it back (and earns a device token) ...
         again.succeeded();
         for a in held {
             a.failed();
         }
-        assert!(l.reserve("a@x", Some("2.2.2.2")).is_ok());
+        assert!(l.reserve("a@x", Some("2.2.2.2"), Some("dev-1")).is_ok());
         // ... while the strangers' count stays where the failures left it
         // (two): one more stranger, and they are held off.
         fail(&l, "a@x", Some("2.2.2.4"));
-        assert!(l.reserve("a@x", Some("2.2.2.5")).is_err());
-        assert!(l.reserve("a@x", Some("2.2.2.2")).is_ok());
+        assert!(l.reserve("a@x", Some("2.2.2.5"), None).is_err());
+        assert!(l.reserve("a@x", Some("2.2.2.2"), Some("dev-1")).is_ok());
     }
 
     #[tokio::test(start_paused = true)]
@@ -530,8 +460,8 @@ mod tests {
         for i in 0..5 {
             fail(&l, &format!("u{i}@x"), Some("9.9.9.9"));
         }
-        assert!(l.reserve("fresh@x", Some("9.9.9.9")).is_err());
-        assert!(l.reserve("fresh@x", Some("8.8.8.8")).is_ok());
+        assert!(l.reserve("fresh@x", Some("9.9.9.9"), None).is_err());
+        assert!(l.reserve("fresh@x", Some("8.8.8.8"), None).is_ok());
     }
 
     #[tokio::test(start_paused = true)]
@@ -544,42 +474,42 @@ mod tests {
                 Some(&format!("2001:db8:1:2::{i:x}")),
             );
         }
-        assert!(l.reserve("fresh@x", Some("2001:db8:1:2:ffff::9")).is_err());
-        assert!(l.reserve("fresh@x", Some("2001:db8:1:3::1")).is_ok());
+        assert!(l
+            .reserve("fresh@x", Some("2001:db8:1:2:ffff::9"), None)
+            .is_err());
+        assert!(l.reserve("fresh@x", Some("2001:db8:1:3::1"), None).is_ok());
         // A mapped IPv4 address is that IPv4 address.
         for i in 0..5 {
             fail(&l, &format!("v{i}@x"), Some("::ffff:10.0.0.1"));
         }
-        assert!(l.reserve("fresh2@x", Some("10.0.0.1")).is_err());
+        assert!(l.reserve("fresh2@x", Some("10.0.0.1"), None).is_err());
     }
 
     /// (b): strangers who exhaust an account's count do not lock out its
-    /// owner from an address that logged in to it before; the owner's
-    /// address has a count of its own.
+    /// owner's device (whatever its address); the device has a count of
+    /// its own, and another device of the account has another.
     #[tokio::test(start_paused = true)]
     async fn the_owner_is_not_locked_out_by_strangers() {
         let l = limiter();
-        l.reserve("a@x", Some("5.5.5.5"))
-            .expect("let through")
-            .succeeded();
         for i in 0..3 {
             fail(&l, "a@x", Some(&format!("6.6.6.{i}")));
         }
         assert!(
-            l.reserve("a@x", Some("7.7.7.7")).is_err(),
+            l.reserve("a@x", Some("6.6.6.9"), None).is_err(),
             "strangers held off"
         );
-        tokio::time::advance(Duration::from_secs(30)).await;
-        l.reserve("a@x", Some("5.5.5.5"))
+        // The owner, from the strangers' own address even.
+        l.reserve("a@x", Some("6.6.6.0"), Some("dev-a"))
             .expect("the owner's device is let through")
             .succeeded();
-        // The device's own count: three typos and it waits too.
+        // The device's own count: three typos and it waits too ...
         for _ in 0..3 {
-            fail(&l, "a@x", Some("5.5.5.5"));
+            let a = l.reserve("a@x", Some("5.5.5.5"), Some("dev-a"));
+            a.expect("let through").failed();
         }
-        assert!(l.reserve("a@x", Some("5.5.5.5")).is_err());
-        // A device is the account's, not everyone's.
-        assert!(l.reserve("b@x", Some("5.5.5.5")).is_ok());
+        assert!(l.reserve("a@x", Some("5.5.5.5"), Some("dev-a")).is_err());
+        // ... while another device of the account is let through.
+        assert!(l.reserve("a@x", Some("5.5.5.5"), Some("dev-b")).is_ok());
     }
 
     /// (a): with the default limits, strangers spread over as many
@@ -591,7 +521,7 @@ mod tests {
         let mut checked = 0;
         for s in 0..3600u32 {
             let address = format!("10.{}.{}.{}", s >> 16, (s >> 8) & 255, s & 255);
-            if let Ok(a) = l.reserve("victim@x", Some(&address)) {
+            if let Ok(a) = l.reserve("victim@x", Some(&address), None) {
                 checked += 1;
                 a.failed();
             }
@@ -617,6 +547,7 @@ mod tests {
                 .reserve(
                     &format!("u{i}@x"),
                     Some(&format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255)),
+                    None,
                 )
                 .expect("never refused for want of memory");
             attempt.failed();
@@ -630,7 +561,7 @@ mod tests {
         for _ in 0..2 {
             fail(&l, "u19999@x", Some("1.2.3.4"));
         }
-        assert!(l.reserve("u19999@x", Some("1.2.3.5")).is_err());
+        assert!(l.reserve("u19999@x", Some("1.2.3.5"), None).is_err());
     }
 
     /// An attempt dropped unsaid (its request dropped: a client that hung
@@ -640,18 +571,18 @@ mod tests {
         let l = limiter();
         for i in 0..3 {
             drop(
-                l.reserve("a@x", Some(&format!("1.1.1.{i}")))
+                l.reserve("a@x", Some(&format!("1.1.1.{i}")), None)
                     .expect("let through"),
             );
         }
-        assert!(l.reserve("a@x", Some("2.2.2.2")).is_err());
+        assert!(l.reserve("a@x", Some("2.2.2.2"), None).is_err());
         let l = limiter();
         for i in 0..3 {
-            l.reserve("a@x", Some(&format!("1.1.1.{i}")))
+            l.reserve("a@x", Some(&format!("1.1.1.{i}")), None)
                 .expect("let through")
                 .unchecked();
         }
-        assert!(l.reserve("a@x", Some("2.2.2.2")).is_ok());
+        assert!(l.reserve("a@x", Some("2.2.2.2"), None).is_ok());
     }
 
     #[tokio::test(start_paused = true)]
@@ -667,7 +598,7 @@ mod tests {
     async fn bytes_go_back_to_zero_when_attempts_are_given_back() {
         let l = limiter();
         let held: Vec<_> = (0..50)
-            .map(|i| l.reserve(&format!("u{i}@x"), Some(&format!("1.1.{i}.1"))))
+            .map(|i| l.reserve(&format!("u{i}@x"), Some(&format!("1.1.{i}.1")), None))
             .collect();
         assert!(l.bytes() > 0);
         for a in held {

@@ -57,6 +57,37 @@ pub struct Claims {
     pub sep: Option<i64>,
 }
 
+/// The audience of device tokens: a session token never names it, and
+/// a device token (which names no `sid`) never passes as a session token.
+pub const DEVICE_AUDIENCE: &str = "sessiond-device";
+
+/// The claims of a device token (OWASP's "device cookie"): issued on a
+/// successful login, presented on the account's later logins, which are
+/// then counted apart from strangers' (see `crate::limiter`).
+#[derive(Debug, Serialize, Deserialize)]
+struct DeviceClaims {
+    iss: String,
+    aud: String,
+    /// A hash of the account's email (the email itself is not in the token).
+    acct: String,
+    /// The device's id: random, what its failures are counted under.
+    dev: String,
+    iat: i64,
+    exp: i64,
+}
+
+/// The hash of an account's (normalized) email a device token names.
+fn account_hash(email: &str) -> String {
+    let d = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        format!("sessiond device\0{email}").as_bytes(),
+    );
+    d.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A token that passed every check.
 #[derive(Clone, Debug)]
 pub struct Verified {
@@ -103,6 +134,7 @@ pub struct Tokens {
     store: Option<Arc<dyn KeyStore>>,
     configured: Option<Vec<u8>>,
     validation: Validation,
+    device_validation: Validation,
     policy: TokenPolicy,
     clock: Clock,
 }
@@ -158,6 +190,12 @@ impl Tokens {
         // Expiry is checked against `clock`, not the system time.
         validation.validate_exp = false;
         validation.leeway = 0;
+        let mut device_validation = Validation::new(Algorithm::HS256);
+        device_validation.set_issuer(&[ISSUER]);
+        device_validation.set_audience(&[DEVICE_AUDIENCE]);
+        device_validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        device_validation.validate_exp = false;
+        device_validation.leeway = 0;
         Tokens {
             keys: RwLock::new(Arc::new(keys)),
             generation: AtomicU64::new(0),
@@ -165,6 +203,7 @@ impl Tokens {
             store,
             configured,
             validation,
+            device_validation,
             policy,
             clock,
         }
@@ -257,6 +296,47 @@ impl Tokens {
         header.kid = Some(keys.signing_kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, &keys.signing)?;
         Ok((token, claims))
+    }
+
+    /// A new device token for the account `email` (normalized), valid for
+    /// `life`, signed with the key that signs sessions.
+    pub fn issue_device(
+        &self,
+        email: &str,
+        life: Duration,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let now_ms = self.clock.now_ms();
+        let claims = DeviceClaims {
+            iss: ISSUER.to_string(),
+            aud: DEVICE_AUDIENCE.to_string(),
+            acct: account_hash(email),
+            dev: new_sid(now_ms),
+            iat: now_ms.div_euclid(1000),
+            exp: (now_ms + life.as_millis() as i64).div_euclid(1000),
+        };
+        let keys = self.keys();
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(keys.signing_kid.clone());
+        jsonwebtoken::encode(&header, &claims, &keys.signing)
+    }
+
+    /// The device id of `token` if it is a valid, unexpired device token
+    /// of the account `email`, checked with the keys this node holds
+    /// (never a reload: a stranger's junk costs no database read).
+    pub fn device_id(&self, token: &str, email: &str) -> Option<String> {
+        if token.len() > 2048 {
+            return None;
+        }
+        let keys = self.keys();
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        let key = keys.verifying.get(header.kid.as_deref()?)?;
+        let c = jsonwebtoken::decode::<DeviceClaims>(token, key, &self.device_validation)
+            .ok()?
+            .claims;
+        let now = self.clock.now_secs();
+        let fresh = c.exp > now && c.iat <= now.saturating_add(IAT_LEEWAY_SECS);
+        (fresh && c.acct == account_hash(email) && !c.dev.is_empty() && c.dev.len() <= 64)
+            .then_some(c.dev)
     }
 
     /// Checks a token; a key id this node does not know makes it reload
@@ -377,6 +457,27 @@ mod tests {
     }
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    /// A device token names its account and expires; it is no session
+    /// token, and a session token is no device token.
+    #[test]
+    fn device_tokens_are_bound_to_their_account_and_to_nothing_else() {
+        let clock = Clock::new();
+        let t = tokens(&clock);
+        let device = t
+            .issue_device("a@example.test", Duration::from_secs(60))
+            .expect("issues");
+        let id = t.device_id(&device, "a@example.test").expect("checks");
+        assert_eq!(id.len(), 32);
+        assert_eq!(t.device_id(&device, "b@example.test"), None);
+        assert_eq!(t.verify_known(&device).err(), Some(TokenError::Invalid));
+        let (session, _) = t.issue(&UserId::from(1), 0).expect("issues");
+        assert_eq!(t.device_id(&session, "a@example.test"), None);
+        let other = Tokens::new(b"another-secret-another-secret!!", Duration::from_secs(60), clock.clone());
+        assert_eq!(other.device_id(&device, "a@example.test"), None);
+        clock.advance(Duration::from_secs(61));
+        assert_eq!(t.device_id(&device, "a@example.test"), None);
+    }
 
     /// A token with these claims and header, signed with `secret`.
     fn forge(secret: &[u8], kid: Option<&str>, claims: serde_json::Value) -> String {

@@ -49,6 +49,7 @@ pub async fn mint(ctx: Arc<Ctx>, caller: Caller, body: Body) -> Answer {
             token_type: "Bearer",
             expires_at: rfc3339_ms(done.claims.exp.saturating_mul(1000)),
             user: UserJson::from(&done.user),
+            device: None,
         },
     ))
 }

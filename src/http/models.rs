@@ -66,12 +66,24 @@ pub struct LoginJson<'a> {
     #[schema(format = DateTime)]
     pub expires_at: String,
     pub user: UserJson<'a>,
+    /// On a password login: a new device token for this account (30 days).
+    /// Keep it with the device (a cookie of its own) and send it with the
+    /// account's next logins: while strangers' failures hold the account
+    /// off, logins that present it are counted apart and let through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
+    /// The device token an earlier login of this account was answered
+    /// with, if any. One that does not check (expired, another account's,
+    /// forged) is ignored: the login counts as a stranger's.
+    #[serde(default)]
+    #[schema(max_length = 2048)]
+    pub device: Option<String>,
 }
 
 /// `POST /api/sessions`: whose token an app key mints.

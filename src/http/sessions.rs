@@ -60,7 +60,10 @@ pub async fn login(
 ) -> Answer {
     let req: LoginRequest = parse_json(&body?)?;
     let from = super::origin(client, request_id.as_ref());
-    let done = ctx.login.login(&req.email, req.password, &from).await?;
+    let done = ctx
+        .login
+        .login(&req.email, req.password, req.device.as_deref(), &from)
+        .await?;
     Ok(logged_in(&done))
 }
 
@@ -72,6 +75,7 @@ fn logged_in(done: &LoggedIn) -> Response {
             token_type: "Bearer",
             expires_at: rfc3339_ms(done.claims.exp.saturating_mul(1000)),
             user: UserJson::from(&done.user),
+            device: done.device.clone(),
         },
     )
 }

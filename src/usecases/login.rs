@@ -3,7 +3,9 @@
 //! outcome; an unknown email costs as much as a known one. Every outcome
 //! that says something about the account (success, wrong credentials, a
 //! deactivated account, a lock-out) is audited with the email tried and
-//! the client's address, never the password.
+//! the client's address, never the password. A successful login is
+//! answered with a device token; presented on the account's later logins,
+//! it lets them through when strangers are held off (`crate::limiter`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +13,7 @@ use std::time::Duration;
 use sessiond_actors::{Status, User};
 
 use crate::auth::{self, Claims, PasswordPool, Tokens};
-use crate::limiter::LoginLimiter;
+use crate::limiter::{LoginLimiter, DEVICE_MEMORY};
 use crate::store::{Db, DbError, UserRow};
 
 use super::users::{normalize_email, password_length_ok_for_login};
@@ -43,6 +45,8 @@ pub struct LoggedIn {
     pub token: String,
     pub claims: Claims,
     pub user: User,
+    /// A new device token, on a password login.
+    pub device: Option<String>,
 }
 
 pub struct Login {
@@ -75,20 +79,34 @@ impl Login {
         }
     }
 
-    /// `from.client` is the caller's address, which the limiter counts too.
+    /// `from.client` is the caller's address, which the limiter counts
+    /// too; `device` the device token an earlier login of this account was
+    /// answered with, if the caller has one.
     pub async fn login(
         &self,
         email: &str,
         password: String,
+        device: Option<&str>,
         from: &Origin,
     ) -> Result<LoggedIn, LoginError> {
         if self.db.app_source().is_some() {
             return Err(LoginError::PasswordLoginOff);
         }
         let email = email.trim().to_lowercase();
-        let result = match self.check(&email, password, from.client.as_deref()).await {
+        let device = device.and_then(|d| self.tokens.device_id(d, &email));
+        let checked = self
+            .check(&email, password, from.client.as_deref(), device.as_deref())
+            .await;
+        let result = match checked {
             Ok(row) if row.status != Status::Active => Err(LoginError::Deactivated),
-            Ok(row) => self.issue(&row),
+            Ok(row) => self.issue(&row).and_then(|mut done| {
+                done.device = Some(
+                    self.tokens
+                        .issue_device(&email, DEVICE_MEMORY)
+                        .map_err(|e| LoginError::Internal(e.into()))?,
+                );
+                Ok(done)
+            }),
             Err(e) => Err(e),
         };
         self.audit_login(&email, from, &result);
@@ -107,7 +125,7 @@ impl Login {
             return Err(LoginError::PasswordLoginOff);
         }
         let result = self
-            .check(email, password, from.client.as_deref())
+            .check(email, password, from.client.as_deref(), None)
             .await
             .map(|_| ());
         if let Err(e) = &result {
@@ -126,6 +144,7 @@ impl Login {
             token,
             claims,
             user: row.user(),
+            device: None,
         })
     }
 
@@ -160,6 +179,7 @@ impl Login {
         email: &str,
         password: String,
         client: Option<&str>,
+        device: Option<&str>,
     ) -> Result<UserRow, LoginError> {
         // Refused before any password work, so never counted: no account
         // has such an email or such a password, and a flood of these must
@@ -172,7 +192,7 @@ impl Login {
         // this service cannot check the password.
         let attempt = self
             .limiter
-            .reserve(email, client)
+            .reserve(email, client, device)
             .map_err(LoginError::RateLimited)?;
         // A stranger's attempt also counts in the database every node
         // shares: the nodes of a cluster together allow an account no more

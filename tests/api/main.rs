@@ -4,11 +4,13 @@
 mod adopt;
 mod answers;
 mod appkeys;
+mod at_rest;
 mod audit;
 mod bad_input;
 mod cli;
 mod cluster;
 mod deploy;
+mod devices;
 mod epochs;
 mod faults;
 mod forward_auth;

@@ -136,9 +136,10 @@ async fn the_audit_trail_records_the_forwarded_client() {
 
 /// The account lock-out policy seen from outside: strangers on many
 /// addresses get at most the account's limit of guesses checked, and do
-/// not lock the owner out from an address the owner logged in from.
+/// not lock the owner out of the device the owner logged in with (its
+/// device token; the address alone is no device).
 #[tokio::test]
-async fn strangers_cannot_lock_the_owner_out_from_a_known_address() {
+async fn strangers_cannot_lock_the_owner_out_of_a_known_device() {
     const PER_ACCOUNT: usize = 3;
     let app = spawn_on(Backend::Sqlite, |s| {
         s.trusted_proxies = "127.0.0.1/32".parse().expect("a valid list");
@@ -148,10 +149,28 @@ async fn strangers_cannot_lock_the_owner_out_from_a_known_address() {
     .await;
     let email = new_user(&app, 900).await;
     let owner = Some("198.51.100.7");
-    assert_eq!(
-        login_from(&app, PROXY, owner, &email, "password-123").await,
-        200
-    );
+    let with_device = |device: &str| {
+        serde_json::json!({ "email": email, "password": "password-123", "device": device })
+            .to_string()
+    };
+    let first = with_device("");
+    let first = request_from(
+        app.addr,
+        PROXY,
+        Request {
+            method: "POST",
+            path: "/api/auth/login",
+            token: None,
+            body: Some(&first),
+        },
+        &[("x-forwarded-for", "198.51.100.7")],
+    )
+    .await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let device = first.body["device"]
+        .as_str()
+        .expect("a device token")
+        .to_string();
     let mut checked = 0;
     for i in 0..40 {
         let stranger = format!("203.0.113.{i}");
@@ -167,11 +186,26 @@ async fn strangers_cannot_lock_the_owner_out_from_a_known_address() {
         login_from(&app, PROXY, Some("192.0.2.1"), &email, "password-123").await,
         429
     );
-    // ... but the owner's known address is let in.
+    // ... so does the owner's address alone ...
     assert_eq!(
         login_from(&app, PROXY, owner, &email, "password-123").await,
-        200
+        429
     );
+    // ... but the owner's device is let in.
+    let known = with_device(&device);
+    let known = request_from(
+        app.addr,
+        PROXY,
+        Request {
+            method: "POST",
+            path: "/api/auth/login",
+            token: None,
+            body: Some(&known),
+        },
+        &[("x-forwarded-for", "198.51.100.7")],
+    )
+    .await;
+    assert_eq!(known.status, 200, "{}", known.text);
     app.stop().await;
 }
 

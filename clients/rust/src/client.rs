@@ -127,7 +127,24 @@ impl SessiondClient {
 
     /// `POST /api/auth/login`.
     pub async fn login(&self, email: &str, password: &str) -> Result<Login, SessiondError> {
-        let body = serde_json::json!({ "email": email, "password": password }).to_string();
+        self.login_with_device(email, password, None).await
+    }
+
+    /// `POST /api/auth/login` with the device token an earlier login of
+    /// this account answered ([`Login::device`]), relayed for the device
+    /// that holds it: its logins are let through while strangers' failures
+    /// hold the account off.
+    pub async fn login_with_device(
+        &self,
+        email: &str,
+        password: &str,
+        device: Option<&str>,
+    ) -> Result<Login, SessiondError> {
+        let body = match device {
+            Some(d) => serde_json::json!({ "email": email, "password": password, "device": d }),
+            None => serde_json::json!({ "email": email, "password": password }),
+        }
+        .to_string();
         let answer = self
             .call(
                 Method::POST,

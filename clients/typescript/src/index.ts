@@ -50,6 +50,13 @@ export interface LoginResult {
   /** The token's expiry, RFC 3339. */
   expires_at: string;
   user: User;
+  /**
+   * On a password login: a device token for this account (30 days). Keep
+   * it with the end user's device (a cookie of its own) and pass it as
+   * `device` to the account's next logins: while strangers' failed guesses
+   * hold the account off, those logins are let through.
+   */
+  device?: string;
 }
 
 /** The body of `POST /api/admin/users`. */
@@ -189,6 +196,12 @@ export interface LoginOptions extends CallOptions {
    * addresses are dropped with everything to their left (see the README).
    */
   clientAddress?: string | null;
+  /**
+   * The device token an earlier login of this account answered with
+   * (`LoginResult.device`), relayed from the end user's device. One that
+   * does not check is ignored (the login counts as a stranger's).
+   */
+  device?: string | null;
 }
 
 export interface RefreshOptions extends CallOptions {
@@ -340,7 +353,9 @@ export class SessiondClient {
    * `rate_limited` with `retryAfter` in seconds.
    */
   async login(email: string, password: string, options?: LoginOptions): Promise<LoginResult> {
-    const call: Call = { method: "POST", path: "/api/auth/login", body: { email, password }, retry: "idempotent" };
+    const body: Record<string, string> = { email, password };
+    if (options?.device) body.device = options.device;
+    const call: Call = { method: "POST", path: "/api/auth/login", body, retry: "idempotent" };
     const xff = forwardedFor(options?.clientAddress);
     if (xff !== undefined) call.forwardedFor = xff;
     return this.call<LoginResult>(call, options);
