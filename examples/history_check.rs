@@ -10,7 +10,19 @@
 //! ```text
 //! cargo build && sudo target/debug/examples/history_check [--duration 60s]
 //!     [--seed N] [--postgres postgres://postgres@127.0.0.1:5432/test]
+//!     [--adopt]
 //! ```
+//!
+//! With `--adopt` (PostgreSQL only) the users live in the application's
+//! own table, Better Auth's `user` (string ids, `role`, `banned`), adopted
+//! with `sessiond source install --source-preset better-auth`; tokens are
+//! minted as the app mints them. The writer changes the app's rows in SQL,
+//! as the app's ORM would (a new role, a ban, an unban), and logs tokens
+//! out through sessiond. A change made in SQL is acknowledged by nobody:
+//! the promise is that every node serves it within one lease
+//! (`--lease`, 2 s) of its commit, so such a write counts as acknowledged
+//! one lease after its COMMIT returned. Answers that showed the old record
+//! inside that lease (NOTIFY late or lost) are counted apart, not stale.
 //!
 //! Needs root (network namespaces) and the `sessiond` binary of the same
 //! build (`--bin`, `SESSIOND_BIN`, or next to this example's directory).
@@ -250,6 +262,60 @@ struct Args {
     /// Pause between admin writes.
     #[arg(long, default_value = "150ms", value_parser = humantime::parse_duration)]
     write_every: Duration,
+    /// Users in the app's own table (Better Auth's schema), changed in SQL
+    /// (needs `--postgres`).
+    #[arg(long, requires = "postgres")]
+    adopt: bool,
+}
+
+/// The nodes' lease (their default): how long after its commit a change
+/// made in SQL is promised on every node.
+const LEASE: Duration = Duration::from_secs(2);
+
+/// Better Auth's `user` table with its admin plugin, as its migration
+/// makes it on PostgreSQL.
+const BETTER_AUTH_USER: &str = r#"CREATE TABLE public."user" (
+    "id" text NOT NULL PRIMARY KEY,
+    "name" text NOT NULL,
+    "email" text NOT NULL UNIQUE,
+    "emailVerified" boolean NOT NULL,
+    "image" text,
+    "createdAt" timestamptz DEFAULT CURRENT_TIMESTAMP NOT NULL,
+    "updatedAt" timestamptz DEFAULT CURRENT_TIMESTAMP NOT NULL,
+    "role" text,
+    "banned" boolean,
+    "banReason" text,
+    "banExpires" timestamptz
+)"#;
+
+/// A 32-character id as Better Auth makes them.
+fn better_auth_id(rng: &mut StdRng) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    (0..32)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// A token for the app's user `sub`, as the app mints it.
+fn app_token(sub: &str, rng: &mut StdRng) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let sid = format!(
+        "{:012x}{:020x}",
+        now as u64 & 0xffff_ffff_ffff,
+        rng.gen::<u64>()
+    );
+    let claims = json!({
+        "sub": sub, "sid": sid, "iat": now / 1000, "exp": now / 1000 + 3600, "iss": "sessiond"
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap_or_else(|e| fail(format!("cannot sign a token: {e}")))
 }
 
 const SECRET: &str = "history-check-secret-0123456789-abcdefgh";
@@ -279,6 +345,49 @@ enum Db {
 }
 
 impl Db {
+    /// The app user's role, status (as the better-auth preset reads them)
+    /// and version, straight from the database.
+    async fn app_row(&self, sub: &str) -> Option<(String, String, i64)> {
+        use sqlx::Row;
+        let Db::Postgres { url, .. } = self else {
+            return None;
+        };
+        let mut c = sessiond_testkit::postgres_db::connect_sessiond(url)
+            .await
+            .ok()?;
+        let sql = format!(
+            r#"SELECT COALESCE(u."role", 'user'), {},
+                      COALESCE(s.version, 0)::bigint
+                 FROM public."user" u LEFT JOIN sessiond.source_users s ON s.user_id = u."id"
+                WHERE u."id" = $1"#,
+            sessiond::source::BETTER_AUTH_STATUS
+                .replace("\"banned\"", "u.\"banned\"")
+                .replace("\"banExpires\"", "u.\"banExpires\"")
+        );
+        let r = sqlx::query(&sql)
+            .bind(sub)
+            .fetch_optional(&mut c)
+            .await
+            .ok()??;
+        Some((r.try_get(0).ok()?, r.try_get(1).ok()?, r.try_get(2).ok()?))
+    }
+
+    /// Runs one statement on the app's table, as the app's ORM would.
+    async fn app_write(&self, sql: &str, sub: &str) -> Result<(), String> {
+        let Db::Postgres { url, .. } = self else {
+            return Err("not PostgreSQL".into());
+        };
+        let mut c = sessiond_testkit::postgres_db::connect_sessiond(url)
+            .await
+            .map_err(|e| e.to_string())?;
+        sqlx::query(sql)
+            .bind(sub)
+            .execute(&mut c)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     /// The user's role, status and version, straight from the database.
     async fn row(&self, id: i64) -> Option<(String, String, i64)> {
         use sqlx::{Connection, Row};
@@ -345,6 +454,8 @@ struct Run {
     writes: Mutex<Vec<Write>>,
     stop: AtomicBool,
     sent: AtomicU64,
+    /// With `--adopt`: user `n`'s id in the app's table is `subs[n - 1]`.
+    subs: Vec<String>,
 }
 
 impl Run {
@@ -536,6 +647,91 @@ async fn writer(run: Arc<Run>, db: Arc<Db>, users: Vec<(i64, String)>, seed: u64
     }
 }
 
+/// The writer of `--adopt`: a new role or a ban or unban written in SQL
+/// to the app's table, or a logout through sessiond (then the clients get
+/// a new token). A SQL write counts as acknowledged one lease after its
+/// COMMIT returned (its kind starts with `sql-`).
+async fn app_writer(run: Arc<Run>, db: Arc<Db>, seed: u64, every: Duration) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut seq = 0u64;
+    while !run.stopped() {
+        tokio::time::sleep(every).await;
+        let id = rng.gen_range(1..=run.subs.len() as i64);
+        let sub = run.subs[id as usize - 1].clone();
+        let Some((prev_role, prev_status, _)) = db.app_row(&sub).await else {
+            continue;
+        };
+        let Some((token_gen, user_token)) = run.token(id) else {
+            continue;
+        };
+        seq += 1;
+        let pick = rng.gen_range(0..100);
+        let sql = if prev_status == "deactivated" {
+            Some((
+                "sql-unban",
+                r#"UPDATE public."user" SET "banned" = false, "updatedAt" = now() WHERE "id" = $1"#
+                    .to_string(),
+            ))
+        } else if pick < 70 {
+            Some((
+                "sql-role",
+                format!(
+                    r#"UPDATE public."user" SET "role" = 'r{seq}', "updatedAt" = now() WHERE "id" = $1"#
+                ),
+            ))
+        } else if pick < 85 {
+            Some(("sql-ban", r#"UPDATE public."user" SET "banned" = true, "banReason" = 'history', "updatedAt" = now() WHERE "id" = $1"#.to_string()))
+        } else {
+            None
+        };
+        let sent = run.clock.now();
+        let (kind, acked, revokes) = match sql {
+            Some((kind, sql)) => {
+                let done = db.app_write(&sql, &sub).await;
+                let lease_us = LEASE.as_micros() as u64;
+                (
+                    kind,
+                    done.is_ok().then(|| run.clock.now() + lease_us),
+                    false,
+                )
+            }
+            None => {
+                let via = rng.gen_range(0..NODES);
+                let a = run
+                    .http
+                    .call(
+                        &run.addrs[via],
+                        "POST",
+                        "/api/auth/logout",
+                        Some(&user_token),
+                        None,
+                    )
+                    .await;
+                ("logout", (a.status == 204).then(|| run.clock.now()), true)
+            }
+        };
+        // Single writer: the version right after is this write's.
+        let new_version = match acked {
+            Some(_) => db.app_row(&sub).await.map(|(_, _, v)| v),
+            None => None,
+        };
+        run.writes.locked().push(Write {
+            sent,
+            acked,
+            user: id,
+            kind: kind.to_string(),
+            new_version,
+            prev_role,
+            prev_status,
+            revokes_gen: revokes.then_some(token_gen),
+        });
+        if revokes {
+            let t = app_token(&sub, &mut rng);
+            run.tokens.write_locked().insert(id, (token_gen + 1, t));
+        }
+    }
+}
+
 #[derive(Default, Debug)]
 struct FaultCounts {
     partition: u32,
@@ -715,7 +911,9 @@ async fn main() {
     println!(
         "history_check: seed {seed}, {} on {}, {} users, {} clients per node",
         humantime::format_duration(args.duration),
-        if args.postgres.is_some() {
+        if args.adopt {
+            "PostgreSQL, users in the app's table (Better Auth's schema)"
+        } else if args.postgres.is_some() {
             "PostgreSQL"
         } else {
             "SQLite"
@@ -770,9 +968,16 @@ async fn run_checked(
     hosts: &[Host],
     db: Arc<Db>,
 ) -> Result<i32, String> {
+    let adopt = args.adopt;
     let mut relays: Vec<Relay> = Vec::new();
     let mut nodes = Vec::new();
     let names: Vec<String> = (1..=NODES).map(|i| format!("h{i}")).collect();
+    let mut rng = StdRng::seed_from_u64(seed ^ 0xadd0);
+    let subs: Vec<String> = if args.adopt {
+        adopt_users(&db, bin, args.users, &mut rng).await?
+    } else {
+        Vec::new()
+    };
     for (i, host) in hosts.iter().enumerate() {
         let url = match &*db {
             Db::Sqlite { url, .. } => url.clone(),
@@ -804,6 +1009,9 @@ async fn run_checked(
             // The namespaces' links are private to the run.
             "--cluster-insecure".into(),
         ];
+        if adopt {
+            args.extend(["--source-preset".into(), "better-auth".into()]);
+        }
         for (j, other) in hosts.iter().enumerate() {
             if j != i {
                 args.extend([
@@ -820,9 +1028,11 @@ async fn run_checked(
             env: vec![
                 ("DATABASE_URL".into(), url),
                 ("SESSIOND_JWT_SECRET".into(), SECRET.into()),
-                ("SESSIOND_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
                 ("RUST_LOG".into(), "error".into()),
-            ],
+            ]
+            .into_iter()
+            .chain((!adopt).then(|| ("SESSIOND_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into())))
+            .collect(),
         };
         nodes.push(Mutex::new(Sessiond::start(spec)?));
     }
@@ -852,12 +1062,22 @@ async fn run_checked(
         writes: Mutex::default(),
         stop: AtomicBool::new(false),
         sent: AtomicU64::new(0),
+        subs: subs.clone(),
     });
-    let Some(admin) = run.login("admin@localhost", ADMIN_PASSWORD, 0).await else {
-        return Err("the administrator cannot log in".into());
-    };
     let mut users = Vec::new();
-    for i in 0..args.users {
+    for (i, sub) in subs.iter().enumerate() {
+        let n = i as i64 + 1;
+        lock_w(&run.tokens).insert(n, (1, app_token(sub, &mut rng)));
+        users.push((n, sub.clone()));
+    }
+    let admin = if args.adopt {
+        String::new()
+    } else {
+        run.login("admin@localhost", ADMIN_PASSWORD, 0)
+            .await
+            .ok_or("the administrator cannot log in")?
+    };
+    for i in 0..if args.adopt { 0 } else { args.users } {
         let email = format!("h{i}@example.test");
         let body = json!({"email": email, "password": USER_PASSWORD, "role": "r0"}).to_string();
         let a = run
@@ -899,13 +1119,22 @@ async fn run_checked(
             ));
         }
     }
-    tasks.spawn(writer(
-        Arc::clone(&run),
-        Arc::clone(&db),
-        users,
-        seed ^ 0x5eed,
-        args.write_every,
-    ));
+    if args.adopt {
+        tasks.spawn(app_writer(
+            Arc::clone(&run),
+            Arc::clone(&db),
+            seed ^ 0x5eed,
+            args.write_every,
+        ));
+    } else {
+        tasks.spawn(writer(
+            Arc::clone(&run),
+            Arc::clone(&db),
+            users,
+            seed ^ 0x5eed,
+            args.write_every,
+        ));
+    }
     // The fault schedule borrows the hosts: it runs beside the progress
     // loop, in this task.
     let fault_run = faults(
@@ -977,6 +1206,30 @@ async fn run_checked(
         "faults injected: {} partitions, {} pauses, {} kill -9 and restart, {} database cuts, {} isolations (peers and database), {} database clock steps forward, {} back (each with a node cut off)",
         c.partition, c.pause, c.kill, c.db_cut, c.isolate, c.clock_forward, c.clock_back
     );
+    if args.adopt {
+        // The same history with each SQL write acknowledged at its COMMIT:
+        // answers that showed the old record inside the lease it is given.
+        let lease_us = LEASE.as_micros() as u64;
+        let at_commit: Vec<Write> = writes
+            .iter()
+            .cloned()
+            .map(|mut w| {
+                if w.kind.starts_with("sql-") {
+                    w.acked = w.acked.map(|a| a.saturating_sub(lease_us));
+                }
+                w
+            })
+            .collect();
+        let early = history::check(&reads, &at_commit);
+        let sql = writes
+            .iter()
+            .filter(|w| w.kind.starts_with("sql-") && w.acked.is_some())
+            .count();
+        println!(
+            "SQL writes to the app's table: {sql} committed; answers showing the old record after a COMMIT, inside its lease (allowed): {}",
+            early.len()
+        );
+    }
     println!("stale answers: {}", violations.len());
     if let Some(v) = violations.first() {
         println!(
@@ -1004,6 +1257,54 @@ async fn run_checked(
         return Ok(1);
     }
     Ok(0)
+}
+
+/// `--adopt`: Better Auth's `user` table with `n` users in the fresh
+/// database, and sessiond's capture installed on it; their ids.
+async fn adopt_users(
+    db: &Db,
+    bin: &str,
+    n: usize,
+    rng: &mut StdRng,
+) -> Result<Vec<String>, String> {
+    let Db::Postgres { url, .. } = db else {
+        return Err("--adopt needs --postgres".into());
+    };
+    let mut c = sessiond_testkit::postgres_db::connect_sessiond(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    sqlx::query(BETTER_AUTH_USER)
+        .execute(&mut c)
+        .await
+        .map_err(|e| format!("cannot make the app's table: {e}"))?;
+    let mut subs = Vec::new();
+    for i in 0..n {
+        let sub = better_auth_id(rng);
+        sqlx::query(
+            r#"INSERT INTO public."user" ("id", "name", "email", "emailVerified", "role", "banned")
+               VALUES ($1, $2, $3, true, 'user', false)"#,
+        )
+        .bind(&sub)
+        .bind(format!("H{i}"))
+        .bind(format!("h{i}@app.test"))
+        .execute(&mut c)
+        .await
+        .map_err(|e| format!("cannot add a user: {e}"))?;
+        subs.push(sub);
+    }
+    let out = std::process::Command::new(bin)
+        .args(["source", "install", "--source-preset", "better-auth"])
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .map_err(|e| format!("cannot run {bin}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "source install failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(subs)
 }
 
 fn lock_w<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {

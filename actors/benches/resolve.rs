@@ -12,6 +12,12 @@
 //! 2. The cold stampede: 10,000 concurrent lookups of one uncached user →
 //!    how many store queries (must be 1) and the latency those callers see.
 //!
+//! 3. With `RESOLVE_IDS=int,text`, instead of 1 and 2: resolves per second
+//!    by integer ids against 32-character text ids (as Better Auth makes
+//!    them), each lookup parsing the id from its text form as a request
+//!    parses its token's `sub`, both routers in the same alternating
+//!    rounds; the ratio text ÷ int.
+//!
 //! Knobs (environment): `RESOLVE_SECS` (seconds per measured cell, default
 //! 0.5), `RESOLVE_ROUNDS` (default 3, the median is reported),
 //! `RESOLVE_USERS` (default `1000,100000`), `RESOLVE_CALLERS` (default
@@ -27,9 +33,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sessiond_actors::memory::MemoryStore;
+use sessiond_actors::memory::{text_id, MemoryStore};
 use sessiond_actors::stats;
-use sessiond_actors::{CacheConfig, Fetched, LeaseKeeper, Lookup, NoopObserver, Router, UserStore};
+use sessiond_actors::{
+    CacheConfig, Fetched, LeaseKeeper, Lookup, NoopObserver, Router, UserId, UserStore,
+};
 
 /// Lookups each caller makes between two yields to the scheduler: callers
 /// are tasks that interleave, as requests of a server do.
@@ -90,6 +98,9 @@ enum Cache {
     Actors(Router),
     MokaFuture(moka::future::Cache<i64, Fetched>, Arc<MemoryStore>),
     MokaSync(moka::sync::Cache<i64, Fetched>),
+    /// The router, user `n` named by `spelled[n - 1]` and parsed on
+    /// every lookup.
+    ActorsSpelled(Router, Arc<Vec<String>>),
 }
 
 impl Cache {
@@ -113,6 +124,15 @@ impl Cache {
             // The floor: a plain synchronous hit (every user was loaded
             // beforehand), what a lookup costs with no loader at all.
             Cache::MokaSync(cache) => cache.get(&id).expect("warmed"),
+            Cache::ActorsSpelled(router, spelled) => {
+                let uid = UserId::parse(&spelled[id as usize - 1]).expect("a valid id");
+                let served = router
+                    .resolve(uid, Lookup::Resolve)
+                    .await
+                    .expect("resolves");
+                debug_assert!(served.hit);
+                served.fetched
+            }
         }
     }
 }
@@ -152,6 +172,81 @@ async fn build(kind: &str, users: usize) -> Cache {
             Cache::MokaSync(cache)
         }
     }
+}
+
+/// A router over `users` users named by integer ids (`text` false) or
+/// 32-character text ids, looked up by their text form.
+async fn build_spelled(users: usize, text: bool) -> Cache {
+    let spelled: Vec<String> = (1..=users as u64)
+        .map(|n| {
+            if text {
+                text_id(n).to_string()
+            } else {
+                n.to_string()
+            }
+        })
+        .collect();
+    let store = MemoryStore::new();
+    for s in &spelled {
+        store.put(UserId::parse(s).expect("a valid id"), "user");
+    }
+    let router = Router::start(
+        config(users),
+        Arc::new(store.clone()),
+        Arc::new(NoopObserver),
+        "bench",
+    )
+    .await
+    .expect("the router starts");
+    let mut keeper =
+        LeaseKeeper::new(router.clone(), Arc::new(store)).expect("the router has a lease");
+    assert!(keeper.renew().await.expect("granted"), "the lease is held");
+    Cache::ActorsSpelled(router, Arc::new(spelled))
+}
+
+/// Section 3: integer against text ids, side by side.
+async fn run_ids(user_sizes: &[usize], caller_counts: &[usize], rounds: usize, secs: f64) {
+    println!(
+        "## Resolves per second by id kind, the id parsed per lookup (median of {rounds} rounds of {secs} s, alternating)\n"
+    );
+    println!("| users | callers | integer ids | text ids (32 chars) | text ÷ integer |");
+    println!("|---:|---:|---:|---:|---:|");
+    let mut worst = f64::INFINITY;
+    for &users in user_sizes {
+        let caches = [
+            build_spelled(users, false).await,
+            build_spelled(users, true).await,
+        ];
+        for c in &caches {
+            warm(c, users).await;
+        }
+        for &callers in caller_counts {
+            let mut rates: Vec<Vec<f64>> = vec![Vec::new(); 2];
+            for round in 0..rounds {
+                let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+                for i in order {
+                    rates[i].push(throughput(&caches[i], users, callers, secs).await.0);
+                }
+            }
+            let m: Vec<f64> = rates.into_iter().map(median).collect();
+            worst = worst.min(m[1] / m[0]);
+            println!(
+                "| {users} | {callers} | {} | {} | {:.2} |",
+                fmt_rate(m[0]),
+                fmt_rate(m[1]),
+                m[1] / m[0]
+            );
+        }
+        for c in &caches {
+            if let Cache::ActorsSpelled(r, _) = c {
+                r.stop().await;
+            }
+        }
+    }
+    println!(
+        "\n- text ÷ integer, lowest: {worst:.2} (target ≥ 0.90): {}",
+        if worst >= 0.9 { "met" } else { "MISSED" }
+    );
 }
 
 /// Every user looked up once, 64 at a time, so every later lookup is a hit.
@@ -356,6 +451,10 @@ async fn run() {
     let caller_counts = env_list("RESOLVE_CALLERS", &[1, 8, 64]);
     let stampede_callers: usize = env_or("STAMPEDE_CALLERS", 10_000);
     let stampede_latency: u64 = env_or("STAMPEDE_LATENCY_MS", 2);
+    if std::env::var("RESOLVE_IDS").is_ok_and(|v| v.contains("text")) {
+        run_ids(&user_sizes, &caller_counts, rounds, secs).await;
+        return;
+    }
 
     // First, while nothing else has run on this runtime.
     let actor_queries = run_stampede(stampede_callers, stampede_latency).await;

@@ -83,12 +83,16 @@ impl SnapshotCell {
         self.state.write_locked()
     }
 
-    /// The published record if it is still fresh at `now` and was fetched
-    /// since the registry's last flush (`flush`, its current count).
+    /// The published record if it is still fresh at `now` (younger than
+    /// the TTL, and than the instant it changes by itself, if it says one)
+    /// and was fetched since the registry's last flush (`flush`, its
+    /// current count).
     pub(crate) fn fresh(&self, now: Instant, ttl: Duration, flush: u64) -> Option<Cached> {
         let guard = self.read();
         let cached = guard.cached.as_ref()?;
-        if cached.flush == flush && now.saturating_duration_since(cached.fetched_at) < ttl {
+        if cached.flush == flush
+            && now.saturating_duration_since(cached.fetched_at) < cached.fetched.fresh_for(ttl)
+        {
             Some(cached.clone())
         } else {
             None
@@ -198,5 +202,52 @@ impl SnapshotCell {
 
     pub(crate) fn last_actor_ms(&self) -> u64 {
         self.last_actor_ms.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::record::{Status, User, UserState};
+
+    fn record(changes_in_ms: Option<u32>) -> Fetched {
+        Fetched::Found(Arc::new(UserState {
+            user: User {
+                id: 1.into(),
+                email: "a@example.test".into(),
+                role: "user".into(),
+                status: Status::Deactivated,
+            },
+            version: 1,
+            tokens_valid_after_ms: 0,
+            session_epoch: 0,
+            revoked_sids: Vec::new(),
+            changes_in_ms,
+        }))
+    }
+
+    #[test]
+    fn a_record_that_changes_by_itself_is_served_until_then_only() {
+        let ttl = Duration::from_secs(300);
+        let at = Instant::now();
+        for (changes_in, fresh_at_1s, fresh_at_3s) in [
+            (None, true, true),
+            (Some(2_000), true, false),
+            (Some(0), false, false),
+        ] {
+            let cell = SnapshotCell::new(0);
+            assert_eq!(
+                cell.publish(&record(changes_in), (0, 0), 0, at, true),
+                Ok(())
+            );
+            let fresh = |after: u64| {
+                cell.fresh(at + Duration::from_secs(after), ttl, 0)
+                    .is_some()
+            };
+            assert_eq!(fresh(1), fresh_at_1s, "{changes_in:?}");
+            assert_eq!(fresh(3), fresh_at_3s, "{changes_in:?}");
+        }
     }
 }

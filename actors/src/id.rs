@@ -4,8 +4,10 @@
 //!
 //! One rule decides the representation, so that two ids are equal exactly
 //! when their text forms are: the canonical decimal form of an `i64` (no
-//! sign but `-`, no leading zero) is kept as an integer, without an
-//! allocation; anything else valid is kept as shared text.
+//! sign but `-`, no leading zero) is kept as an integer; any other valid
+//! id of up to [`INLINE_LEN`] bytes (UUIDs, cuids, nanoids, Better Auth's)
+//! is kept inline; a longer one as shared text. Only the last allocates:
+//! parsing the id of a request's token costs no allocation.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -15,8 +17,12 @@ use std::sync::Arc;
 /// The longest text id, in bytes.
 pub const MAX_USER_ID_LEN: usize = 128;
 
-/// A user id: immutable, cheap to clone (an integer, or a reference count
-/// on shared text). Build one with [`UserId::parse`] or from an `i64`.
+/// The longest text id kept inline, in bytes: a UUID's 36 and more.
+pub const INLINE_LEN: usize = 38;
+
+/// A user id: immutable, cheap to clone (an integer, up to
+/// [`INLINE_LEN`] bytes of text inline, or a reference count on shared
+/// text). Build one with [`UserId::parse`] or from an `i64`.
 ///
 /// Text ids are 1 to [`MAX_USER_ID_LEN`] bytes of ASCII letters, digits and
 /// `-_.~:@+=`, with at least one letter or digit (so no id is `.` or
@@ -28,6 +34,11 @@ pub struct UserId(Repr);
 #[derive(Clone, PartialEq, Eq)]
 enum Repr {
     Int(i64),
+    /// `len` bytes of text, the rest zero (so derived equality holds).
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_LEN],
+    },
     Text(Arc<str>),
 }
 
@@ -45,8 +56,41 @@ pub enum UserIdError {
 
 /// Whether `b` may appear in a text id.
 #[inline]
-fn is_id_byte(b: u8) -> bool {
+const fn is_id_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':' | b'@' | b'+' | b'=')
+}
+
+/// Each byte's class in a text id: 0 not allowed, [`SYMBOL`] allowed,
+/// [`SYMBOL`] | [`ALNUM`] a letter or digit. One table look-up a byte, no
+/// branch: a text id is checked on every request that names one.
+const SYMBOL: u8 = 1;
+const ALNUM: u8 = 2;
+static ID_BYTES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() {
+            t[b] = SYMBOL | ALNUM;
+        } else if is_id_byte(c) {
+            t[b] = SYMBOL;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// Whether every byte of `s` may appear in a text id and one at least is
+/// a letter or digit.
+#[inline]
+fn valid_text(s: &[u8]) -> bool {
+    let (mut all, mut any) = (SYMBOL | ALNUM, 0u8);
+    for &b in s {
+        let c = ID_BYTES[b as usize];
+        all &= c | ALNUM;
+        any |= c;
+    }
+    all & SYMBOL != 0 && any & ALNUM != 0
 }
 
 /// The integer `s` is the canonical decimal form of, if any.
@@ -79,10 +123,36 @@ impl UserId {
         if s.len() > MAX_USER_ID_LEN {
             return Err(UserIdError::TooLong);
         }
-        if !s.bytes().all(is_id_byte) || !s.bytes().any(|b| b.is_ascii_alphanumeric()) {
+        if !valid_text(s.as_bytes()) {
             return Err(UserIdError::BadChar);
         }
+        if s.len() <= INLINE_LEN {
+            let mut bytes = [0u8; INLINE_LEN];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            return Ok(UserId(Repr::Inline {
+                len: s.len() as u8,
+                bytes,
+            }));
+        }
         Ok(UserId(Repr::Text(Arc::from(s))))
+    }
+
+    /// The stored text of a text id.
+    #[inline]
+    fn text(&self) -> Option<&str> {
+        match &self.0 {
+            Repr::Int(_) => None,
+            // Only valid ids (ASCII) are ever stored.
+            Repr::Inline { len, bytes } => std::str::from_utf8(&bytes[..usize::from(*len)]).ok(),
+            Repr::Text(s) => Some(s),
+        }
+    }
+
+    /// Whether the text is shared (an id longer than [`INLINE_LEN`]): a
+    /// copy of it is then a reference, not the bytes.
+    #[inline]
+    pub fn is_shared(&self) -> bool {
+        matches!(self.0, Repr::Text(_))
     }
 
     /// The integer, for an integer id.
@@ -90,7 +160,7 @@ impl UserId {
     pub fn as_int(&self) -> Option<i64> {
         match &self.0 {
             Repr::Int(n) => Some(*n),
-            Repr::Text(_) => None,
+            _ => None,
         }
     }
 
@@ -98,21 +168,18 @@ impl UserId {
     /// `Display` or [`UserId::with_str`]).
     #[inline]
     pub fn as_text(&self) -> Option<&str> {
-        match &self.0 {
-            Repr::Int(_) => None,
-            Repr::Text(s) => Some(s),
-        }
+        self.text()
     }
 
     /// Runs `f` on the text form, without allocating (an integer is
     /// written on the stack).
     pub fn with_str<R>(&self, f: impl FnOnce(&str) -> R) -> R {
-        match &self.0 {
-            Repr::Text(s) => f(s),
-            Repr::Int(n) => {
+        match (&self.0, self.text()) {
+            (Repr::Int(n), _) => {
                 let mut buf = IntBuf::new();
                 f(buf.format(*n))
             }
+            (_, t) => f(t.unwrap_or_default()),
         }
     }
 
@@ -123,7 +190,7 @@ impl UserId {
     pub(crate) fn placement_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
         match &self.0 {
             Repr::Int(n) => f(&n.to_le_bytes()),
-            Repr::Text(s) => f(s.as_bytes()),
+            _ => f(self.text().unwrap_or_default().as_bytes()),
         }
     }
 }
@@ -185,7 +252,7 @@ impl Hash for UserId {
         // they need not hash alike.
         match &self.0 {
             Repr::Int(n) => state.write_i64(*n),
-            Repr::Text(s) => state.write(s.as_bytes()),
+            _ => state.write(self.text().unwrap_or_default().as_bytes()),
         }
     }
 }
@@ -193,10 +260,7 @@ impl Hash for UserId {
 impl Ord for UserId {
     /// The order of the text forms, byte by byte.
     fn cmp(&self, other: &Self) -> Ordering {
-        match (&self.0, &other.0) {
-            (Repr::Text(a), Repr::Text(b)) => a.as_bytes().cmp(b.as_bytes()),
-            _ => self.with_str(|a| other.with_str(|b| a.as_bytes().cmp(b.as_bytes()))),
-        }
+        self.with_str(|a| other.with_str(|b| a.as_bytes().cmp(b.as_bytes())))
     }
 }
 
@@ -210,7 +274,7 @@ impl fmt::Display for UserId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             Repr::Int(n) => fmt::Display::fmt(n, f),
-            Repr::Text(s) => f.write_str(s),
+            _ => f.write_str(self.text().unwrap_or_default()),
         }
     }
 }
@@ -219,7 +283,7 @@ impl fmt::Debug for UserId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             Repr::Int(n) => fmt::Debug::fmt(n, f),
-            Repr::Text(s) => fmt::Debug::fmt(&**s, f),
+            _ => fmt::Debug::fmt(self.text().unwrap_or_default(), f),
         }
     }
 }
@@ -307,8 +371,16 @@ mod tests {
     }
 
     #[test]
-    fn an_id_is_two_words() {
-        // The integer sits beside a null text pointer: no tag word.
-        assert_eq!(std::mem::size_of::<UserId>(), 16);
+    fn an_id_is_five_words_and_short_text_is_inline() {
+        assert_eq!(std::mem::size_of::<UserId>(), 40);
+        let uuid = "550e8400-e29b-41d4-a716-446655440000";
+        let better_auth = "Zx9kQ2mN7pL4vR8sT1wY3uE6iO0aB5cD";
+        let long = "x".repeat(INLINE_LEN + 1);
+        for (s, shared) in [(uuid, false), (better_auth, false), (long.as_str(), true)] {
+            let id = UserId::parse(s).ok();
+            assert_eq!(id.as_ref().map(UserId::is_shared), Some(shared), "{s}");
+            assert_eq!(id.as_ref().and_then(UserId::as_text), Some(s));
+            assert_eq!(id.map(|i| i.to_string()).as_deref(), Some(s));
+        }
     }
 }

@@ -122,7 +122,7 @@ pub mod sync;
 mod view;
 
 pub use config::CacheConfig;
-pub use id::{UserId, UserIdError, MAX_USER_ID_LEN};
+pub use id::{UserId, UserIdError, INLINE_LEN, MAX_USER_ID_LEN};
 pub use keeper::{LeaseKeeper, DEFAULT_CATCH_UP};
 pub use lease::{Acks, Changes, Holder, Lease, LeaseStore, Unconfirmed};
 pub use link::{Link, LinkError};

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::id::UserId;
 
@@ -66,6 +67,26 @@ pub struct UserState {
     /// Token ids logged out and not yet expired. Kept small: a row leaves the
     /// table once its token would have expired anyway.
     pub revoked_sids: Vec<String>,
+    /// The record stops being true this many milliseconds after it was
+    /// read, with no write to say so: a ban that ends at a set instant
+    /// (Better Auth's `banExpires`), anything time-based in an app
+    /// source's role or status. Counted by the store's own clock at the
+    /// read, so no node's clock is compared with the store's. The cache
+    /// serves the record no longer than this (nor than its TTL). `None`:
+    /// only a write changes it.
+    pub changes_in_ms: Option<u32>,
+}
+
+impl UserState {
+    /// How long after it was read this record may be served: the TTL, or
+    /// less if the record changes by itself sooner.
+    #[inline]
+    pub fn fresh_for(&self, ttl: Duration) -> Duration {
+        match self.changes_in_ms {
+            None => ttl,
+            Some(ms) => ttl.min(Duration::from_millis(u64::from(ms))),
+        }
+    }
 }
 
 /// What a fetch found: the user, or the fact that no such user exists
@@ -83,6 +104,16 @@ impl Fetched {
         match self {
             Fetched::Found(s) => s.version,
             Fetched::Missing => i64::MAX,
+        }
+    }
+
+    /// How long after it was read this answer may be served, given the
+    /// cache's TTL ([`UserState::fresh_for`]).
+    #[inline]
+    pub fn fresh_for(&self, ttl: Duration) -> Duration {
+        match self {
+            Fetched::Found(s) => s.fresh_for(ttl),
+            Fetched::Missing => ttl,
         }
     }
 }

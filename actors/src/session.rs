@@ -55,10 +55,10 @@ fn retry_delay(refusals: u32) -> Duration {
 }
 
 /// The fetched record with its id sharing the session's (the registry
-/// key's) text, when it is the same id: a text id is then kept once per
-/// cached user, not once in the key and again in the record.
+/// key's) text, when it is the same id: a long text id is then kept once
+/// per cached user, not once in the key and again in the record.
 fn share_id(mut fetched: Fetched, id: &UserId) -> Fetched {
-    if id.as_text().is_some() {
+    if id.is_shared() {
         if let Fetched::Found(state) = &mut fetched {
             if let Some(s) = Arc::get_mut(state) {
                 if s.user.id == *id {

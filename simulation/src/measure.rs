@@ -498,6 +498,7 @@ mod tests {
             tokens_valid_after_ms: 0,
             session_epoch: 0,
             revoked_sids: Vec::new(),
+            changes_in_ms: None,
         });
         let served = Ok(Served {
             fetched: sessiond_actors::Fetched::Found(record),

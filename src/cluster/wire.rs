@@ -73,6 +73,11 @@ pub(crate) struct WireUser {
     #[serde(default)]
     pub session_epoch: i64,
     pub revoked_sids: Vec<String>,
+    /// The record changes by itself this long after the owner read it
+    /// (`UserState::changes_in_ms`); absent when it does not, and from an
+    /// older node's answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes_in_ms: Option<u32>,
 }
 
 /// `lease_ms`: the answering node's lease length (its `--lease`), so the
@@ -133,6 +138,7 @@ impl ResolveReply {
                     tokens_valid_after_ms: u.tokens_valid_after_ms,
                     session_epoch: u.session_epoch,
                     revoked_sids: u.revoked_sids.clone(),
+                    changes_in_ms: u.changes_in_ms,
                 },
                 hit: s.hit,
                 age_ms,
@@ -182,6 +188,7 @@ impl ResolveReply {
                     tokens_valid_after_ms: user.tokens_valid_after_ms,
                     session_epoch: user.session_epoch,
                     revoked_sids: user.revoked_sids,
+                    changes_in_ms: user.changes_in_ms,
                 })),
                 hit,
                 age: Duration::from_millis(age_ms),
@@ -209,6 +216,7 @@ mod tests {
                 tokens_valid_after_ms: 0,
                 session_epoch: 0,
                 revoked_sids: Vec::new(),
+                changes_in_ms: None,
             },
             hit: true,
             age_ms: 0,

@@ -38,6 +38,9 @@ impl<'a> From<&'a User> for UserJson<'a> {
 pub struct CacheJson<'a> {
     pub hit: bool,
     pub age_ms: u64,
+    /// How long after it was read this node serves the record: the cache
+    /// TTL, or less when the record changes by itself sooner (a ban that
+    /// ends at a set instant).
     pub ttl_ms: u64,
     pub version: i64,
     /// The node that owns the user (and answered, or whose answer this

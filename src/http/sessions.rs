@@ -27,7 +27,7 @@ fn session_reply(ctx: &Ctx, a: &Authed) -> Response {
             cache: CacheJson {
                 hit: a.served.hit,
                 age_ms: a.served.age.as_millis() as u64,
-                ttl_ms: ctx.router.config().ttl.as_millis() as u64,
+                ttl_ms: a.state.fresh_for(ctx.router.config().ttl).as_millis() as u64,
                 version: a.state.version,
                 node: a.served.node.as_deref().unwrap_or(ctx.router.node()),
                 near: a.served.near,

@@ -115,6 +115,16 @@ pub async fn check_schema(app: &AppSource, pool: &PgPool) -> anyhow::Result<()> 
             anyhow::bail!("[source] {what} fails on {table}: {}", describe(&err));
         }
     }
+    if let Some(at) = &app.changes_at {
+        let sql = format!("SELECT ({at})::timestamptz AS v FROM {table} LIMIT {SAMPLE_ROWS}");
+        if let Err(err) = sqlx::query(&sql).fetch_all(pool).await {
+            anyhow::bail!(
+                "[source] changes_at_sql `{at}` fails on {table} (it must give a timestamp or \
+                 NULL): {}",
+                describe(&err)
+            );
+        }
+    }
     let sql = format!(
         "SELECT DISTINCT status FROM ({} LIMIT {SAMPLE_ROWS}) a
           WHERE status NOT IN ('active', 'deactivated')",

@@ -84,6 +84,12 @@ pub struct SourceArgs {
     /// `deactivated`.
     #[arg(long, env = "SESSIOND_SOURCE_STATUS_SQL")]
     pub source_status_sql: Option<String>,
+    /// A SQL expression over the user's row giving the instant (a
+    /// timestamp) at which its role or status changes by itself, with no
+    /// write (a ban's end), or NULL: a node serves a cached record no
+    /// later than that. `none` for a table with nothing time-based.
+    #[arg(long, env = "SESSIOND_SOURCE_CHANGES_AT_SQL")]
+    pub source_changes_at_sql: Option<String>,
 }
 
 /// Where users live.
@@ -131,6 +137,9 @@ pub struct AppSource {
     pub email: Expr,
     pub role: Expr,
     pub status: Expr,
+    /// A SQL expression over the row: the instant (timestamp) its role or
+    /// status changes by itself, or NULL. `None`: nothing time-based.
+    pub changes_at: Option<String>,
 }
 
 /// Where this deployment's users live.
@@ -173,6 +182,7 @@ struct Section {
     role_sql: Option<String>,
     status_column: Option<String>,
     status_sql: Option<String>,
+    changes_at_sql: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -215,6 +225,7 @@ impl Section {
             self.status_column.clone_from(&a.source_status_column);
             self.status_sql.clone_from(&a.source_status_sql);
         }
+        over(&mut self.changes_at_sql, &a.source_changes_at_sql);
         self
     }
 }
@@ -225,6 +236,7 @@ struct Defaults {
     id_type: &'static str,
     role: Expr,
     status: Expr,
+    changes_at: Option<&'static str>,
 }
 
 fn preset_defaults(p: Preset) -> Option<Defaults> {
@@ -234,12 +246,14 @@ fn preset_defaults(p: Preset) -> Option<Defaults> {
             id_type: "integer",
             role: Expr::Column("role".into()),
             status: Expr::Sql("'active'".into()),
+            changes_at: None,
         }),
         Preset::BetterAuth => Some(Defaults {
             table: "user",
             id_type: "text",
             role: Expr::Sql("COALESCE(\"role\", 'user')".into()),
             status: Expr::Sql(BETTER_AUTH_STATUS.into()),
+            changes_at: Some(BETTER_AUTH_CHANGES_AT),
         }),
         Preset::Custom => None,
     }
@@ -248,6 +262,10 @@ fn preset_defaults(p: Preset) -> Option<Defaults> {
 /// Better Auth's admin plugin: `banned` with an optional `banExpires`;
 /// a ban in force is a deactivated account.
 pub const BETTER_AUTH_STATUS: &str = "CASE WHEN \"banned\" IS TRUE AND (\"banExpires\" IS NULL OR \"banExpires\" > now()) THEN 'deactivated' ELSE 'active' END";
+
+/// When a Better Auth ban in force ends by itself: its `banExpires`.
+pub const BETTER_AUTH_CHANGES_AT: &str =
+    "CASE WHEN \"banned\" IS TRUE AND \"banExpires\" > now() THEN \"banExpires\" END";
 
 fn expr(column: Option<String>, sql: Option<String>, key: &str) -> anyhow::Result<Option<Expr>> {
     match (column, sql) {
@@ -320,6 +338,18 @@ impl SourceArgs {
                 (None, Some(d)) => d.status.clone(),
                 (None, None) => return Err(missing("status_column")),
             },
+            // Given: that expression (`none`: nothing); not given: the
+            // preset's. A custom status or role that reads the clock
+            // should give one (docs/adopting.md).
+            changes_at: match section.changes_at_sql {
+                Some(s) if s.trim().eq_ignore_ascii_case("none") => None,
+                Some(s) if s.trim().is_empty() => anyhow::bail!("[source] changes_at_sql is empty"),
+                Some(s) => Some(s),
+                None => defaults
+                    .as_ref()
+                    .and_then(|d| d.changes_at)
+                    .map(str::to_string),
+            },
         };
         for (key, value) in [
             ("schema", &app.schema),
@@ -354,6 +384,16 @@ mod tests {
         assert_eq!(app.id_type, "text");
         assert_eq!(app.role, Expr::Column("kind".into()));
         assert_eq!(app.status, Expr::Sql(BETTER_AUTH_STATUS.into()));
+        assert_eq!(app.changes_at.as_deref(), Some(BETTER_AUTH_CHANGES_AT));
+        let off = SourceArgs {
+            source_preset: Some(Preset::BetterAuth),
+            source_changes_at_sql: Some("none".into()),
+            ..Default::default()
+        };
+        let Ok(Source::App(app)) = off.resolve() else {
+            panic!("an app source");
+        };
+        assert_eq!(app.changes_at, None);
         let custom = SourceArgs {
             source_kind: Some(Kind::App),
             source_table: Some("accounts".into()),

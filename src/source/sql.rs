@@ -45,7 +45,9 @@ $drop$;";
 #[derive(Debug, Clone)]
 pub(crate) struct Queries {
     /// `$1` now (unix ms), `$2` the id (text): email, role, status,
-    /// version, session_epoch, tokens_valid_after, revoked.
+    /// version, session_epoch, tokens_valid_after, revoked, changes_in_ms
+    /// (milliseconds from now, by the database's clock, until the record
+    /// changes by itself; NULL: never).
     pub fetch: String,
     /// `$1` the id (text): one row if the user exists.
     pub exists: String,
@@ -69,20 +71,22 @@ impl AppSource {
         }
     }
 
-    /// The app's part of a user's record: uid (text), email, role, status.
-    /// A NULL email reads as empty, a NULL role as `user`, a NULL status
-    /// as `active`.
+    /// The app's part of a user's record: uid (text), email, role, status,
+    /// changes_at (timestamptz or NULL). A NULL email reads as empty, a
+    /// NULL role as `user`, a NULL status as `active`.
     pub(crate) fn record_select(&self) -> String {
         format!(
             "SELECT {id}::text AS uid,
                     COALESCE(({email})::text, '') AS email,
                     COALESCE(({role})::text, 'user') AS role,
-                    COALESCE(({status})::text, 'active') AS status
+                    COALESCE(({status})::text, 'active') AS status,
+                    ({changes_at})::timestamptz AS changes_at
                FROM {table}",
             id = self.id(),
             email = Self::sql_of(&self.email),
             role = Self::sql_of(&self.role),
             status = Self::sql_of(&self.status),
+            changes_at = self.changes_at.as_deref().unwrap_or("NULL"),
             table = self.qualified_table(),
         )
     }
@@ -96,7 +100,10 @@ impl AppSource {
                         COALESCE(s.session_epoch, 0) AS session_epoch,
                         COALESCE(s.tokens_valid_after, 0) AS tokens_valid_after,
                         (SELECT string_agg(r.sid, ',') FROM sessiond.source_revoked_tokens r
-                          WHERE r.user_id = a.uid AND r.expires_at > $1) AS revoked
+                          WHERE r.user_id = a.uid AND r.expires_at > $1) AS revoked,
+                        CASE WHEN a.changes_at > now()
+                             THEN FLOOR(EXTRACT(EPOCH FROM (a.changes_at - now())) * 1000)::bigint
+                        END AS changes_in_ms
                    FROM ({record} WHERE {by_id}) a
                    LEFT JOIN sessiond.source_users s ON s.user_id = a.uid",
                 record = self.record_select(),

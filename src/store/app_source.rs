@@ -23,6 +23,23 @@ const BUMP: &str = "INSERT INTO sessiond.source_users AS s
             tokens_valid_after = CASE WHEN $3 THEN $2 ELSE s.tokens_valid_after END
      RETURNING version";
 
+/// A row of the fetch: the user, its revoke-all watermark, its revoked
+/// token ids.
+fn app_row(
+    id: &UserId,
+    r: &sqlx::postgres::PgRow,
+) -> Result<(UserRow, i64, Option<String>), sqlx::Error> {
+    let row = UserRow {
+        id: id.clone(),
+        email: r.try_get("email")?,
+        role: r.try_get("role")?,
+        status: Status::parse(&r.try_get::<String, _>("status")?),
+        version: r.try_get("version")?,
+        session_epoch: r.try_get("session_epoch")?,
+    };
+    Ok((row, r.try_get("tokens_valid_after")?, r.try_get("revoked")?))
+}
+
 impl SqlStore<Postgres> {
     pub(crate) async fn app_user(
         &self,
@@ -38,19 +55,7 @@ impl SqlStore<Postgres> {
         else {
             return Ok(None);
         };
-        let row = UserRow {
-            id: id.clone(),
-            email: r.try_get("email")?,
-            role: r.try_get("role")?,
-            status: Status::parse(&r.try_get::<String, _>("status")?),
-            version: r.try_get("version")?,
-            session_epoch: r.try_get("session_epoch")?,
-        };
-        Ok(Some((
-            row,
-            r.try_get("tokens_valid_after")?,
-            r.try_get("revoked")?,
-        )))
+        app_row(id, &r).map(Some)
     }
 
     pub(crate) async fn app_fetch_state(
@@ -59,23 +64,37 @@ impl SqlStore<Postgres> {
         id: &UserId,
         now: i64,
     ) -> Result<Option<UserState>, sqlx::Error> {
-        Ok(self
-            .app_user(q, id, now)
+        let Some(r) = sqlx::query(&q.fetch)
+            .bind(now)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
             .await?
-            .map(|(row, after, revoked)| state_from(row, after, revoked)))
+        else {
+            return Ok(None);
+        };
+        let (row, after, revoked) = app_row(id, &r)?;
+        let mut state = state_from(row, after, revoked);
+        state.changes_in_ms = r
+            .try_get::<Option<i64>, _>("changes_in_ms")?
+            .map(|ms| u32::try_from(ms.max(0)).unwrap_or(u32::MAX));
+        Ok(Some(state))
     }
 
     /// One change of the user made by sessiond (a logout, a revoke-all):
     /// in one transaction, the user must exist in the app's table, its
-    /// version rises, `also` runs, and the change is logged and announced
-    /// as the capture triggers do. `None`: no such user.
+    /// version rises, the token id `revoked` is listed, and the change is
+    /// logged and announced as the capture triggers do. A user keeps at
+    /// most `max_kept` unexpired ids, as sessiond's own users do: the
+    /// logout that finds the list full revokes every token of the user
+    /// issued until now instead (a new session epoch) and empties the
+    /// list. `None`: no such user.
     async fn app_change(
         &self,
         q: &Queries,
         id: &UserId,
         now: i64,
         revoke_all: bool,
-        revoked: Option<(&str, i64)>,
+        revoked: Option<(&str, i64, i64)>,
     ) -> Result<Option<i64>, sqlx::Error> {
         let uid = id.to_string();
         let mut tx = self.pool.begin().await?;
@@ -86,14 +105,8 @@ impl SqlStore<Postgres> {
         if exists.is_none() {
             return Ok(None);
         }
-        let version: i64 = sqlx::query(BUMP)
-            .bind(&uid)
-            .bind(now)
-            .bind(revoke_all)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("version")?;
-        if let Some((sid, kept_until)) = revoked {
+        let mut full = false;
+        if let Some((_, _, max_kept)) = revoked {
             sqlx::query(
                 "DELETE FROM sessiond.source_revoked_tokens WHERE user_id = $1 AND expires_at <= $2",
             )
@@ -101,6 +114,29 @@ impl SqlStore<Postgres> {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            let kept: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM sessiond.source_revoked_tokens WHERE user_id = $1",
+            )
+            .bind(&uid)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+            full = kept >= max_kept;
+        }
+        let version: i64 = sqlx::query(BUMP)
+            .bind(&uid)
+            .bind(now)
+            .bind(revoke_all || full)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("version")?;
+        if full {
+            // The new epoch covers this token and every one listed.
+            sqlx::query("DELETE FROM sessiond.source_revoked_tokens WHERE user_id = $1")
+                .bind(&uid)
+                .execute(&mut *tx)
+                .await?;
+        } else if let Some((sid, kept_until, _)) = revoked {
             sqlx::query(
                 "INSERT INTO sessiond.source_revoked_tokens (sid, user_id, expires_at)
                  VALUES ($1, $2, $3) ON CONFLICT (sid) DO NOTHING",
@@ -140,8 +176,9 @@ impl SqlStore<Postgres> {
         sid: &str,
         kept_until: i64,
         now: i64,
+        max_kept: i64,
     ) -> Result<Option<i64>, sqlx::Error> {
-        self.app_change(q, id, now, false, Some((sid, kept_until)))
+        self.app_change(q, id, now, false, Some((sid, kept_until, max_kept)))
             .await
     }
 }

@@ -372,15 +372,15 @@ impl Db {
     ) -> Result<Option<i64>, DbError> {
         let now = self.clock.now_ms();
         let kept_until = expires_ms.saturating_add(REVOCATION_SKEW_MS);
+        let max = MAX_REVOKED_TOKENS as i64;
         if let Some((pg, q)) = self.app_pg() {
             return Ok(pg
-                .app_revoke_token(q, user_id, sid, kept_until, now)
+                .app_revoke_token(q, user_id, sid, kept_until, now, max)
                 .await?);
         }
         let Some(id) = user_id.as_int() else {
             return Ok(None);
         };
-        let max = MAX_REVOKED_TOKENS as i64;
         dispatch!(self, s => s.revoke_token(id, sid, kept_until, now, max).await)
     }
 
@@ -758,5 +758,6 @@ pub(crate) fn state_from(
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect(),
+        changes_in_ms: None,
     }
 }

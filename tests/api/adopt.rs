@@ -18,7 +18,7 @@ use sessiond::config::Settings;
 use sessiond::source::{Preset, SourceArgs};
 
 use crate::helpers::{
-    drop_postgres_database, fresh_postgres_database, spawn_at, Backend, ADMIN_EMAIL,
+    drop_postgres_database, fresh_postgres_database, spawn_at, Backend, ReplyExt, ADMIN_EMAIL,
     ADMIN_PASSWORD, SECRET,
 };
 
@@ -435,5 +435,91 @@ pg_test!(
         );
         app.stop().await;
         drop_postgres_database(&name).await;
+    }
+);
+
+/// A token for app user `sub` under session epoch `sep`, as an app mints
+/// it (token id `sid`).
+fn app_token(sub: &str, sid: &str, sep: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &json!({"sub": sub, "sid": sid, "iat": now, "exp": now + 600, "iss": "sessiond", "sep": sep}),
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("signs")
+}
+
+/// The user's session epoch as sessiond keeps it for an app user.
+async fn epoch(c: &mut sqlx::PgConnection, sub: &str) -> i64 {
+    sqlx::query_scalar::<_, i64>(
+        "SELECT COALESCE(MAX(session_epoch), 0)::bigint FROM sessiond.source_users
+          WHERE user_id = $1",
+    )
+    .bind(sub)
+    .fetch_one(c)
+    .await
+    .expect("reads the epoch")
+}
+
+pg_test!(
+    an_app_users_logged_out_tokens_are_capped_as_sessionds_own_are,
+    {
+        const MAX: usize = sessiond::store::MAX_REVOKED_TOKENS;
+        let (url, name) = authjs_database().await;
+        install(&url);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let app = spawn_at(Backend::Postgres, url.clone(), Some(name), dir, |s| {
+            s.source = SourceArgs {
+                source_preset: Some(Preset::Authjs),
+                ..Default::default()
+            }
+        })
+        .await;
+        let mut c = sqlx::PgConnection::connect(&url).await.expect("connects");
+        let id: i32 = sqlx::query_scalar("SELECT id FROM public.users WHERE email = 'a@app.test'")
+            .fetch_one(&mut c)
+            .await
+            .expect("reads");
+        let sub = id.to_string();
+        let mut logged_out = Vec::new();
+        for i in 0..(2 * MAX + 10) {
+            let token = app_token(&sub, &format!("cap-{i:04}"), epoch(&mut c, &sub).await);
+            let r = app
+                .request("POST", "/api/auth/logout", Some(&token), None)
+                .await;
+            assert_eq!(r.status, 204, "logout {i}: {}", r.text);
+            logged_out.push(token);
+            let kept: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM sessiond.source_revoked_tokens WHERE user_id = $1",
+            )
+            .bind(&sub)
+            .fetch_one(&mut c)
+            .await
+            .expect("counts");
+            assert!(
+                kept <= MAX as i64,
+                "{kept} revocations kept after {} logouts",
+                i + 1
+            );
+        }
+        assert!(
+            epoch(&mut c, &sub).await >= 2,
+            "a full list starts a new epoch"
+        );
+        // Every token logged out stays revoked; a new one resolves.
+        for token in &logged_out {
+            app.session(token)
+                .await
+                .assert_error(401, "session_revoked");
+        }
+        let fresh = app_token(&sub, "cap-fresh", epoch(&mut c, &sub).await);
+        let r = app.session(&fresh).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        drop(c);
+        app.stop().await;
     }
 );

@@ -34,6 +34,12 @@ use serde_json::{json, Value};
 use crate::helpers::{call, drop_postgres_database, outside_sql, Backend, SharedDb};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
+
+/// The binary the nodes run: this build's, or `SESSIOND_TEST_NODE_BIN`
+/// (a release build, for the measurements run with `--ignored`).
+fn node_bin() -> String {
+    std::env::var("SESSIOND_TEST_NODE_BIN").unwrap_or_else(|_| BIN.to_string())
+}
 const SECRET: &str = "cluster-test-secret-0123456789-abcdefgh";
 const COOKIE: &str = "cluster-test-cookie-0123456789-abcdefgh";
 const ADMIN_PASSWORD: &str = "admin-password-for-tests";
@@ -117,10 +123,10 @@ impl Cluster {
     /// Starts a node as `spec` says and waits until it listens.
     fn launch(&self, spec: Launch<'_>) -> Node {
         let mut cmd = match spec.wrapper.split_first() {
-            None => Command::new(BIN),
+            None => Command::new(node_bin()),
             Some((first, rest)) => {
                 let mut c = Command::new(first);
-                c.args(rest).arg(BIN);
+                c.args(rest).arg(node_bin());
                 c
             }
         };
