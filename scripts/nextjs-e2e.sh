@@ -80,6 +80,20 @@ mkdir -p "$app/vendor"
 
 step "install the example"
 cd "$app"
+# One download for the client's tests and the examples: node_modules starts
+# as hard links to the client's (next, react, next-auth, better-auth, pg,
+# ... at the same versions), and npm only adds and removes the difference.
+# The hidden lockfile is left out: npm rewrites it in place, which would
+# write through a link into the client's tree (it removes a package by
+# unlinking, which leaves the client's copy whole). Across file systems,
+# a plain install.
+if [ -d "$root/clients/typescript/node_modules" ] && [ ! -e node_modules ]; then
+  if cp -al "$root/clients/typescript/node_modules" node_modules 2>/dev/null; then
+    rm -f node_modules/.package-lock.json
+  else
+    rm -rf node_modules
+  fi
+fi
 npm install --no-audit --no-fund --loglevel=error
 if [ -n "${NEXTJS_E2E_NEXT:-}" ]; then
   npm install --no-audit --no-fund --loglevel=error "next@${NEXTJS_E2E_NEXT}"
