@@ -38,6 +38,7 @@ import { APIError, createAuthMiddleware, getSessionFromCtx, isAPIError } from "b
 import type { BetterAuthPlugin } from "better-auth";
 
 import { SessiondClient, SessiondError, type ErrorCode } from "./index.js";
+import { nodeFetch } from "./node-transport.js";
 
 /** Better Auth's session, as `auth.api.getSession` answers it. */
 export type BetterAuthSession = {
@@ -114,7 +115,10 @@ export type SessiondSessionsOptions = {
    * The error carries no token. Default: `console.warn` of its code and message.
    */
   onUnavailable?: (error: SessiondError) => void;
-  /** The `fetch` to use. Default: the global one. */
+  /**
+   * The `fetch` to use. Default: one made on `node:http` with a keep-alive
+   * agent under Node, the global `fetch` elsewhere.
+   */
   fetch?: typeof fetch;
 };
 
@@ -223,8 +227,10 @@ export function sessiondSessions(options: SessiondSessionsOptions) {
     timeoutMs,
     retries: 1,
     retryDelayMs: 0,
+    // One call per request that reads the session: Node's own HTTP client
+    // with a keep-alive agent (Node's global fetch costs more CPU per call).
+    fetch: options.fetch ?? nodeFetch(),
   };
-  if (options.fetch !== undefined) clientOptions.fetch = options.fetch;
   const client = new SessiondClient(clientOptions);
   const onUnavailable =
     options.onUnavailable ??
