@@ -75,6 +75,11 @@ pub struct UserState {
     /// serves the record no longer than this (nor than its TTL). `None`:
     /// only a write changes it.
     pub changes_in_ms: Option<u32>,
+    /// What the store read beside the record for the application, opaque
+    /// to the cache (JSON text; with Better Auth: the user's row and its
+    /// session rows). Cached, invalidated and forwarded with the record;
+    /// `None` for most stores.
+    pub attached: Option<Arc<str>>,
 }
 
 impl UserState {

@@ -499,6 +499,7 @@ mod tests {
             session_epoch: 0,
             revoked_sids: Vec::new(),
             changes_in_ms: None,
+            attached: None,
         });
         let served = Ok(Served {
             fetched: sessiond_actors::Fetched::Found(record),

@@ -78,6 +78,10 @@ pub(crate) struct WireUser {
     /// older node's answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes_in_ms: Option<u32>,
+    /// What the owner's store read beside the record (Better Auth's rows);
+    /// absent when none, and from an older node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attached: Option<String>,
 }
 
 /// `lease_ms`: the answering node's lease length (its `--lease`), so the
@@ -139,6 +143,7 @@ impl ResolveReply {
                     session_epoch: u.session_epoch,
                     revoked_sids: u.revoked_sids.clone(),
                     changes_in_ms: u.changes_in_ms,
+                    attached: u.attached.as_deref().map(str::to_owned),
                 },
                 hit: s.hit,
                 age_ms,
@@ -189,6 +194,7 @@ impl ResolveReply {
                     session_epoch: user.session_epoch,
                     revoked_sids: user.revoked_sids,
                     changes_in_ms: user.changes_in_ms,
+                    attached: user.attached.map(Arc::from),
                 })),
                 hit,
                 age: Duration::from_millis(age_ms),
@@ -217,6 +223,7 @@ mod tests {
                 session_epoch: 0,
                 revoked_sids: Vec::new(),
                 changes_in_ms: None,
+                attached: None,
             },
             hit: true,
             age_ms: 0,

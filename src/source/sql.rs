@@ -33,7 +33,7 @@ BEGIN
           JOIN pg_proc p ON p.oid = tg.tgfoid
           JOIN pg_namespace n ON n.oid = p.pronamespace
          WHERE n.nspname = 'sessiond'
-           AND p.proname IN ('source_capture', 'source_no_truncate')
+           AND p.proname IN ('source_capture', 'source_no_truncate', 'source_capture_session')
            AND NOT tg.tgisinternal
     LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
@@ -91,7 +91,9 @@ impl AppSource {
         )
     }
 
-    pub(crate) fn queries(&self) -> Queries {
+    /// The statements, the fetch also reading `attached` (an expression
+    /// over `a.uid` giving text; NULL without one).
+    pub(crate) fn queries_with(&self, attached: Option<&str>) -> Queries {
         let by_id = format!("{} = $2::{}", self.id(), self.id_type);
         Queries {
             fetch: format!(
@@ -103,10 +105,12 @@ impl AppSource {
                           WHERE r.user_id = a.uid AND r.expires_at > $1) AS revoked,
                         CASE WHEN a.changes_at > now()
                              THEN FLOOR(EXTRACT(EPOCH FROM (a.changes_at - now())) * 1000)::bigint
-                        END AS changes_in_ms
+                        END AS changes_in_ms,
+                        {attached} AS attached
                    FROM ({record} WHERE {by_id}) a
                    LEFT JOIN sessiond.source_users s ON s.user_id = a.uid",
                 record = self.record_select(),
+                attached = attached.unwrap_or("NULL::text"),
             ),
             exists: format!(
                 "SELECT 1 AS one FROM {} WHERE {} = $1::{}",
@@ -163,7 +167,11 @@ BEFORE TRUNCATE ON {table}
 FOR EACH STATEMENT EXECUTE FUNCTION sessiond.source_no_truncate();
 ",
             body = self.capture_body(),
-        )
+        ) + &self
+            .better_auth
+            .as_ref()
+            .map(crate::betterauth::session_install_sql)
+            .unwrap_or_default()
     }
 }
 
@@ -176,7 +184,9 @@ pub fn uninstall_sql() -> String {
 {DROP_ALL_CAPTURE_TRIGGERS}
 
 DROP FUNCTION IF EXISTS {CAPTURE_FUNCTION}();
-"
+DROP FUNCTION IF EXISTS {session}();
+",
+        session = crate::betterauth::SESSION_CAPTURE_FUNCTION
     )
 }
 

@@ -24,11 +24,12 @@ const BUMP: &str = "INSERT INTO sessiond.source_users AS s
      RETURNING version";
 
 /// A row of the fetch: the user, its revoke-all watermark, its revoked
-/// token ids.
+/// token ids, what the store read beside it (Better Auth's rows).
+#[allow(clippy::type_complexity)]
 fn app_row(
     id: &UserId,
     r: &sqlx::postgres::PgRow,
-) -> Result<(UserRow, i64, Option<String>), sqlx::Error> {
+) -> Result<(UserRow, i64, Option<String>, Option<String>), sqlx::Error> {
     let row = UserRow {
         id: id.clone(),
         email: r.try_get("email")?,
@@ -37,7 +38,12 @@ fn app_row(
         version: r.try_get("version")?,
         session_epoch: r.try_get("session_epoch")?,
     };
-    Ok((row, r.try_get("tokens_valid_after")?, r.try_get("revoked")?))
+    Ok((
+        row,
+        r.try_get("tokens_valid_after")?,
+        r.try_get("revoked")?,
+        r.try_get("attached")?,
+    ))
 }
 
 impl SqlStore<Postgres> {
@@ -46,7 +52,7 @@ impl SqlStore<Postgres> {
         q: &Queries,
         id: &UserId,
         now: i64,
-    ) -> Result<Option<(UserRow, i64, Option<String>)>, sqlx::Error> {
+    ) -> Result<Option<(UserRow, i64, Option<String>, Option<String>)>, sqlx::Error> {
         let Some(r) = sqlx::query(&q.fetch)
             .bind(now)
             .bind(id.to_string())
@@ -72,8 +78,8 @@ impl SqlStore<Postgres> {
         else {
             return Ok(None);
         };
-        let (row, after, revoked) = app_row(id, &r)?;
-        let mut state = state_from(row, after, revoked);
+        let (row, after, revoked, attached) = app_row(id, &r)?;
+        let mut state = state_from(row, after, revoked, attached);
         state.changes_in_ms = r
             .try_get::<Option<i64>, _>("changes_in_ms")?
             .map(|ms| u32::try_from(ms.max(0)).unwrap_or(u32::MAX));

@@ -253,6 +253,7 @@ mod tests {
             session_epoch: 0,
             revoked_sids: sids.iter().map(|s| s.to_string()).collect(),
             changes_in_ms: None,
+            attached: None,
         }))
     }
 

@@ -7,6 +7,7 @@ mod appkeys;
 mod at_rest;
 mod audit;
 mod bad_input;
+mod better_auth;
 mod cli;
 mod cluster;
 mod deploy;

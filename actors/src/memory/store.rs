@@ -82,6 +82,7 @@ impl MemoryStore {
             session_epoch: 0,
             revoked_sids: Vec::new(),
             changes_in_ms: None,
+            attached: None,
         });
         change(state);
         state.version += 1;

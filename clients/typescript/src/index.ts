@@ -229,6 +229,10 @@ interface Call {
   retry: RetryPolicy;
   /** The answer has no body (204, 202). */
   empty?: boolean;
+  /** More request headers (the Better Auth credential, already checked). */
+  headers?: Record<string, string>;
+  /** Receives the answer's `Set-Cookie` values (success answers only). */
+  setCookie?: (values: string[]) => void;
 }
 
 /** Network error codes that prove the request never left this process. */
@@ -521,6 +525,47 @@ export class SessiondClient {
     );
   }
 
+  /**
+   * `GET /api/better-auth/get-session`: Better Auth's session, resolved by
+   * sessiond from the app's own session cookie (`cookie`, holding only the
+   * session-token cookie) or bearer token (`authorization`). Answers
+   * Better Auth's `{ session, user }` as sent (dates as ISO strings) and
+   * the `Set-Cookie` values sessiond sent (a slid expiry). Throws
+   * `invalid_token` / `session_revoked` when it does not resolve. Most
+   * apps use `@sessiond/client/better-auth` instead.
+   */
+  async betterAuthSession(
+    credential: { cookie?: string; authorization?: string },
+    options?: CallOptions,
+  ): Promise<{ data: { session: Record<string, unknown>; user: Record<string, unknown> }; setCookie: string[] }> {
+    const headers: Record<string, string> = {};
+    if (credential.cookie !== undefined) headers["cookie"] = credential.cookie;
+    if (credential.authorization !== undefined) headers["authorization"] = credential.authorization;
+    let setCookie: string[] = [];
+    const data = await this.call<{ session: Record<string, unknown>; user: Record<string, unknown> }>(
+      {
+        method: "GET",
+        path: "/api/better-auth/get-session",
+        headers,
+        retry: "idempotent",
+        setCookie: (values) => {
+          setCookie = values;
+        },
+      },
+      options,
+    );
+    if (
+      data === null ||
+      typeof data.session !== "object" ||
+      data.session === null ||
+      typeof data.user !== "object" ||
+      data.user === null
+    ) {
+      throw new SessiondError("unexpected_response", 200, "sessiond answered no Better Auth session and user");
+    }
+    return { data, setCookie };
+  }
+
   // ---- transport ------------------------------------------------------
 
   private async call<T>(call: Call, options?: CallOptions): Promise<T> {
@@ -562,6 +607,7 @@ export class SessiondClient {
     const headers: Record<string, string> = { accept: "application/json" };
     if (call.token !== undefined) headers["authorization"] = `Bearer ${call.token}`;
     if (call.forwardedFor !== undefined) headers["x-forwarded-for"] = call.forwardedFor;
+    if (call.headers !== undefined) Object.assign(headers, call.headers);
     let body: string | undefined;
     if (call.body !== undefined) {
       headers["content-type"] = "application/json";
@@ -597,7 +643,12 @@ export class SessiondClient {
         const f = failed(e);
         throw f instanceof NetworkFailure ? new NetworkFailure(f.cause, false) : f;
       }
-      return interpret(res.status, text, call.empty === true, res.headers.get("retry-after"));
+      const value = interpret(res.status, text, call.empty === true, res.headers.get("retry-after"));
+      if (call.setCookie !== undefined) {
+        const values = typeof res.headers.getSetCookie === "function" ? res.headers.getSetCookie() : [];
+        if (values.length > 0) call.setCookie(values);
+      }
+      return value;
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);

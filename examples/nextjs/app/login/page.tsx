@@ -5,6 +5,7 @@ import { helper, signIn } from "@/auth";
 /** What each sign-in failure tells the user (`?error=…&code=…`, as Auth.js redirects). */
 function explain(error: string | undefined, code: string | undefined, retryAfter: string | undefined): string | null {
   if (!error) return null;
+  if (error === "Verification") return "That sign-in link has expired or was already used: ask for a new one.";
   if (error !== "CredentialsSignin") return `Sign-in failed (${error}).`;
   if (code === "rate_limited") {
     return `Too many failed sign-ins: try again ${retryAfter ? `in ${retryAfter} s` : "later"}.`;
@@ -47,6 +48,17 @@ export default async function Login({
         <input name="email" type="email" placeholder="email" required />
         <input name="password" type="password" placeholder="password" required />
         <button type="submit">Sign in</button>
+      </form>
+      <h2>Or get a sign-in link by email</h2>
+      <form
+        action={async (form: FormData) => {
+          "use server";
+          // Auth.js emails the link, then shows /api/auth/verify-request.
+          await signIn("nodemailer", { email: form.get("email"), redirectTo: "/" });
+        }}
+      >
+        <input name="email" type="email" placeholder="email" required />
+        <button type="submit">Email me a link</button>
       </form>
     </main>
   );
