@@ -473,7 +473,11 @@ mod tests {
         assert_eq!(t.verify_known(&device).err(), Some(TokenError::Invalid));
         let (session, _) = t.issue(&UserId::from(1), 0).expect("issues");
         assert_eq!(t.device_id(&session, "a@example.test"), None);
-        let other = Tokens::new(b"another-secret-another-secret!!", Duration::from_secs(60), clock.clone());
+        let other = Tokens::new(
+            b"another-secret-another-secret!!",
+            Duration::from_secs(60),
+            clock.clone(),
+        );
         assert_eq!(other.device_id(&device, "a@example.test"), None);
         clock.advance(Duration::from_secs(61));
         assert_eq!(t.device_id(&device, "a@example.test"), None);

@@ -117,6 +117,38 @@ async fn a_valid_token_hands_the_handler_its_session() {
     app.stop().await;
 }
 
+/// The device token a login answers, relayed with the next logins: let
+/// through while strangers' failures hold the account off.
+#[tokio::test]
+async fn a_device_token_is_relayed() {
+    let app = spawn_app().await;
+    app.user_with_token("dev@example.com", "user").await;
+    let sessiond = app.client();
+    let first = sessiond
+        .login("dev@example.com", "password-123")
+        .await
+        .expect("login");
+    let device = first.device.expect("a device token");
+    for _ in 0..10 {
+        let e = sessiond
+            .login("dev@example.com", "a-wrong-guess")
+            .await
+            .expect_err("refused");
+        assert_eq!(e.status.as_u16(), 401);
+    }
+    let e = sessiond
+        .login("dev@example.com", "password-123")
+        .await
+        .expect_err("strangers are held off");
+    assert_eq!(e.code.as_str(), "rate_limited");
+    let again = sessiond
+        .login_with_device("dev@example.com", "password-123", Some(&device))
+        .await
+        .expect("the device is let through");
+    assert!(again.device.is_some_and(|d| d != device));
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_role_change_is_seen_at_once() {
     let app = spawn_app().await;
