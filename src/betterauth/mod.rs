@@ -138,7 +138,11 @@ impl BetterAuth {
     }
 }
 
-fn duration(key: &str, flag: Option<Duration>, file: Option<String>) -> anyhow::Result<Option<Duration>> {
+fn duration(
+    key: &str,
+    flag: Option<Duration>,
+    file: Option<String>,
+) -> anyhow::Result<Option<Duration>> {
     if flag.is_some() {
         return Ok(flag);
     }
@@ -157,7 +161,9 @@ fn read_secret_file(path: &Path) -> anyhow::Result<Secret> {
             path.display()
         )
     })?;
-    Ok(Secret::from(text.trim_end_matches(['\r', '\n']).to_string()))
+    Ok(Secret::from(
+        text.trim_end_matches(['\r', '\n']).to_string(),
+    ))
 }
 
 impl BetterAuthArgs {
@@ -267,7 +273,11 @@ mod tests {
             secret: Some(Secret::from("short")),
             ..ba.clone()
         };
-        let e = short.secret().err().map(|e| e.to_string()).unwrap_or_default();
+        let e = short
+            .secret()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("at least 32"), "{e}");
         assert!(format!("{short:?}").contains("redacted"));
         assert!(!format!("{short:?}").contains("short\""));

@@ -98,7 +98,6 @@ fn iso(ms: i64) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-
 impl BetterAuthSessions {
     /// Built when the database serves Better Auth's sessions.
     pub fn new(db: &crate::store::Db, router: Router, clock: Clock) -> Option<BetterAuthSessions> {
@@ -126,7 +125,13 @@ impl BetterAuthSessions {
         authorization: Option<&str>,
         cookie_headers: impl Iterator<Item = &'a str>,
     ) -> Result<Credential, BaError> {
-        credential(&self.ba, self.secret.expose(), authorization, cookie_headers).map_err(|r| {
+        credential(
+            &self.ba,
+            self.secret.expose(),
+            authorization,
+            cookie_headers,
+        )
+        .map_err(|r| {
             BaError::InvalidToken(match r {
                 Refused::Missing => "no Better Auth session cookie or bearer token",
                 Refused::Forged => "the Better Auth session token's signature does not check",
@@ -260,8 +265,9 @@ impl BetterAuthSessions {
                     return Err(BaError::Revoked("no such session"));
                 };
                 let text: String = row.try_get("o")?;
-                let s: SessionRow = serde_json::from_str(&text)
-                    .map_err(|e| BaError::Db(format!("Better Auth's session does not read: {e}")))?;
+                let s: SessionRow = serde_json::from_str(&text).map_err(|e| {
+                    BaError::Db(format!("Better Auth's session does not read: {e}"))
+                })?;
                 Ok((s.row, user_row, s.exp, user))
             }
             Ok(Found::NotHeld { full: false }) => {

@@ -63,9 +63,7 @@ impl SqlStore<Postgres> {
         Ok(self
             .app_user(q, id, now)
             .await?
-            .map(|(row, after, revoked, attached)| {
-                state_from(row, after, revoked, attached)
-            }))
+            .map(|(row, after, revoked, attached)| state_from(row, after, revoked, attached)))
     }
 
     /// One change of the user made by sessiond (a logout, a revoke-all):
