@@ -24,9 +24,9 @@ use crate::helpers::{drop_postgres_database, fresh_postgres_database, SECRET};
 const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/adopt");
 /// The fixture app's `secret` (tests/fixtures/adopt/better-auth.mjs).
-const BA_SECRET: &str = "fixture-secret-0123456789abcdef-0123456789";
+pub(crate) const BA_SECRET: &str = "fixture-secret-0123456789abcdef-0123456789";
 
-fn node_present() -> bool {
+pub(crate) fn node_present() -> bool {
     let what = "the Better Auth session tests with the real Better Auth";
     crate::helpers::tool_present("node", "--version", what, "apt-get install nodejs")
         && crate::helpers::tool_present("npm", "--version", what, "apt-get install npm")
@@ -48,7 +48,7 @@ fn fixtures_ready() {
 }
 
 /// Better Auth's own API, under node.
-fn ba(url: &str, args: &[&str]) -> String {
+pub(crate) fn ba(url: &str, args: &[&str]) -> String {
     fixtures_ready();
     let out = Process::new("node")
         .arg("better-auth.mjs")
@@ -65,7 +65,7 @@ fn ba(url: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn cli(url: &str, args: &[&str]) -> (bool, String) {
+pub(crate) fn cli(url: &str, args: &[&str]) -> (bool, String) {
     let out = Process::new(BIN)
         .args(args)
         .env("DATABASE_URL", url)
@@ -174,12 +174,12 @@ async fn better_auth_database() -> (String, String) {
     (url, name)
 }
 
-async fn psql(url: &str, sql: &str) {
+pub(crate) async fn psql(url: &str, sql: &str) {
     let mut c = sqlx::PgConnection::connect(url).await.expect("connects");
     sqlx::raw_sql(sql).execute(&mut c).await.expect("runs");
 }
 
-async fn scalar(url: &str, sql: &str) -> String {
+pub(crate) async fn scalar(url: &str, sql: &str) -> String {
     let mut c = sqlx::PgConnection::connect(url).await.expect("connects");
     sqlx::query_scalar::<_, String>(sql)
         .fetch_one(&mut c)
