@@ -218,9 +218,12 @@ impl Application {
                 .max(2),
         ));
         let audit = Audit::new(db.clone(), clock.clone());
-        let better_auth =
-            crate::betterauth::BetterAuthSessions::new(&db, router.clone(), clock.clone())
-                .map(Arc::new);
+        let better_auth = crate::usecases::better_auth::BetterAuthSessions::new(
+            &db,
+            router.clone(),
+            clock.clone(),
+        )
+        .map(Arc::new);
         let ctx = Arc::new(Ctx {
             auth: Authenticator::new(Arc::clone(&tokens), router.clone(), Arc::clone(&telemetry)),
             appkeys: AppKeys::new(

@@ -1,9 +1,11 @@
-//! Credential to answer: the session token's user is found (a hint kept
-//! per node, else the database), the user's record and session rows come
-//! from the user's actor (on the owner node, through the cache), and the
-//! session row with this token is checked (expiry) and refreshed as Better
-//! Auth refreshes it. A hint is only a guess: the answer always comes from
-//! the actor's rows.
+//! Better Auth's `getSession`, answered by sessiond (docs/better-auth.md).
+//! `cookie`: the signed cookie and bearer token, as Better Auth and
+//! `better-call` make them. Here, credential to answer: the session
+//! token's user is found (a hint kept per node, else the database), the
+//! user's record and session rows come from the user's actor (on the owner
+//! node, through the cache), and the session row with this token is
+//! checked (expiry) and refreshed as Better Auth refreshes it. A hint is
+//! only a guess: the answer always comes from the actor's rows.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,10 +18,12 @@ use sqlx::Row;
 use sessiond_actors::sync::MutexExt;
 use sessiond_actors::{Fetched, Lookup, ResolveError, Router, Status, UserId};
 
-use super::cookie::{credential, signed_value, Credential, Refused};
-use super::{BetterAuth, Statements};
+mod cookie;
+
+pub use cookie::{credential, sign, signed_value, Credential, Refused};
+
 use crate::clock::Clock;
-use crate::config::Secret;
+use crate::source::better_auth::{BetterAuth, Secret, Statements};
 
 /// Token hints kept per node; the map is emptied when it is full.
 const MAX_HINTS: usize = 100_000;
