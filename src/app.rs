@@ -218,7 +218,7 @@ impl Application {
                 .max(2),
         ));
         let audit = Audit::new(db.clone(), clock.clone());
-        let better_auth = crate::betterauth::BetterAuthSessions::new(
+        let better_auth = crate::usecases::better_auth::BetterAuthSessions::new(
             &db,
             router.clone(),
             clock.clone(),

@@ -9,7 +9,7 @@ use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use super::error::ApiError;
 use super::reply::{json, Answer};
 use super::{Caller, Ctx};
-use crate::betterauth::BaError;
+use crate::usecases::better_auth::BaError;
 
 impl From<BaError> for ApiError {
     fn from(e: BaError) -> Self {

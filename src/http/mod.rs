@@ -10,6 +10,8 @@
 //! - [`sessions`]: login, session, refresh, logout, password change.
 //! - [`admin`]: the routes under `/api/admin/users`.
 //! - [`appkeys`]: `POST /api/sessions`, an app key minting a user's token.
+//! - [`better_auth`]: `GET /api/better-auth/get-session`, Better Auth's
+//!   own session cookie answered (docs/better-auth.md).
 //! - [`handlers`]: the operations routes (perf, metrics, health, dashboard).
 //! - [`models`], [`reply`], [`error`]: JSON shapes in and out, errors.
 
@@ -79,7 +81,7 @@ pub struct Ctx {
     /// The forward-auth route's cookie and identity headers.
     pub forward_auth: forward_auth::ForwardAuthArgs,
     /// Better Auth's sessions, when `[better_auth]` is on.
-    pub better_auth: Option<Arc<crate::betterauth::BetterAuthSessions>>,
+    pub better_auth: Option<Arc<crate::usecases::better_auth::BetterAuthSessions>>,
 }
 
 /// Who is calling: the `Authorization` header, the client address, the

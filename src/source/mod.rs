@@ -9,6 +9,7 @@
 //! a node serves are in `check`. `sessiond source install|uninstall`
 //! runs the SQL (the application's commands).
 
+pub mod better_auth;
 mod check;
 mod sql;
 
@@ -21,7 +22,7 @@ pub use check::check_schema;
 pub use sql::uninstall_sql;
 pub(crate) use sql::{ident, Queries};
 
-use crate::betterauth::{BetterAuth, BetterAuthArgs};
+use better_auth::{BetterAuth, BetterAuthArgs};
 
 /// Everything a node checks of an app source before it serves: the
 /// table, columns, id type and expressions, and the installed triggers.
@@ -33,8 +34,8 @@ pub(crate) async fn check_before_serving(
     check::check_installed(app, pool).await?;
     if let Some(ba) = &app.better_auth {
         ba.secret()?;
-        crate::betterauth::check_session_table(ba, pool).await?;
-        crate::betterauth::check_installed(ba, pool).await?;
+        better_auth::check_session_table(ba, pool).await?;
+        better_auth::check_installed(ba, pool).await?;
     }
     Ok(())
 }
@@ -203,11 +204,11 @@ struct Section {
 #[serde(deny_unknown_fields)]
 struct File {
     source: Option<Section>,
-    better_auth: Option<crate::betterauth::Section>,
+    better_auth: Option<better_auth::Section>,
 }
 
 impl Section {
-    fn read(path: &Path) -> anyhow::Result<(Section, Option<crate::betterauth::Section>)> {
+    fn read(path: &Path) -> anyhow::Result<(Section, Option<better_auth::Section>)> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             anyhow::anyhow!("cannot read the configuration {}: {e}", path.display())
         })?;

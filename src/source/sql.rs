@@ -170,7 +170,7 @@ FOR EACH STATEMENT EXECUTE FUNCTION sessiond.source_no_truncate();
         ) + &self
             .better_auth
             .as_ref()
-            .map(crate::betterauth::session_install_sql)
+            .map(super::better_auth::session_install_sql)
             .unwrap_or_default()
     }
 }
@@ -186,7 +186,7 @@ pub fn uninstall_sql() -> String {
 DROP FUNCTION IF EXISTS {CAPTURE_FUNCTION}();
 DROP FUNCTION IF EXISTS {session}();
 ",
-        session = crate::betterauth::SESSION_CAPTURE_FUNCTION
+        session = super::better_auth::SESSION_CAPTURE_FUNCTION
     )
 }
 

@@ -206,7 +206,7 @@ struct AppStore {
     source: AppSource,
     queries: Queries,
     /// Better Auth's session statements, when `[better_auth]` is on.
-    better_auth: Option<crate::betterauth::Statements>,
+    better_auth: Option<crate::source::better_auth::Statements>,
 }
 
 #[derive(Clone)]
@@ -256,7 +256,9 @@ impl Db {
         };
         crate::source::check_before_serving(&source, pool).await?;
         let better_auth = match &source.better_auth {
-            Some(ba) => Some(crate::betterauth::Statements::make(&source, ba, pool).await?),
+            Some(ba) => {
+                Some(crate::source::better_auth::Statements::make(&source, ba, pool).await?)
+            }
             None => None,
         };
         let queries = source.queries_with(better_auth.as_ref().map(|b| b.attached.as_str()));
@@ -273,8 +275,8 @@ impl Db {
     pub(crate) fn better_auth(
         &self,
     ) -> Option<(
-        &crate::betterauth::BetterAuth,
-        &crate::betterauth::Statements,
+        &crate::source::better_auth::BetterAuth,
+        &crate::source::better_auth::Statements,
         &sqlx::PgPool,
     )> {
         let app = self.app.as_deref()?;

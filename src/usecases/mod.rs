@@ -14,6 +14,7 @@
 
 pub mod appkeys;
 pub mod authenticate;
+pub mod better_auth;
 pub mod login;
 pub mod users;
 

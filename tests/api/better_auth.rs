@@ -24,9 +24,9 @@ use crate::helpers::{drop_postgres_database, fresh_postgres_database, SECRET};
 const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/adopt");
 /// The fixture app's `secret` (tests/fixtures/adopt/better-auth.mjs).
-const BA_SECRET: &str = "fixture-secret-0123456789abcdef-0123456789";
+pub(crate) const BA_SECRET: &str = "fixture-secret-0123456789abcdef-0123456789";
 
-fn node_present() -> bool {
+pub(crate) fn node_present() -> bool {
     let what = "the Better Auth session tests with the real Better Auth";
     crate::helpers::tool_present("node", "--version", what, "apt-get install nodejs")
         && crate::helpers::tool_present("npm", "--version", what, "apt-get install npm")
@@ -48,7 +48,7 @@ fn fixtures_ready() {
 }
 
 /// Better Auth's own API, under node.
-fn ba(url: &str, args: &[&str]) -> String {
+pub(crate) fn ba(url: &str, args: &[&str]) -> String {
     fixtures_ready();
     let out = Process::new("node")
         .arg("better-auth.mjs")
@@ -65,7 +65,7 @@ fn ba(url: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn cli(url: &str, args: &[&str]) -> (bool, String) {
+pub(crate) fn cli(url: &str, args: &[&str]) -> (bool, String) {
     let out = Process::new(BIN)
         .args(args)
         .env("DATABASE_URL", url)
@@ -155,7 +155,11 @@ async fn better_auth_database() -> (String, String) {
     ba(&url, &["signup", "boss@app.test"]);
     ba(&url, &["signup", "a@app.test"]);
     ba(&url, &["signup", "b@app.test"]);
-    psql(&url, "UPDATE \"user\" SET role = 'admin' WHERE email = 'boss@app.test'").await;
+    psql(
+        &url,
+        "UPDATE \"user\" SET role = 'admin' WHERE email = 'boss@app.test'",
+    )
+    .await;
     let (ok, out) = cli(
         &url,
         &[
@@ -170,12 +174,12 @@ async fn better_auth_database() -> (String, String) {
     (url, name)
 }
 
-async fn psql(url: &str, sql: &str) {
+pub(crate) async fn psql(url: &str, sql: &str) {
     let mut c = sqlx::PgConnection::connect(url).await.expect("connects");
     sqlx::raw_sql(sql).execute(&mut c).await.expect("runs");
 }
 
-async fn scalar(url: &str, sql: &str) -> String {
+pub(crate) async fn scalar(url: &str, sql: &str) -> String {
     let mut c = sqlx::PgConnection::connect(url).await.expect("connects");
     sqlx::query_scalar::<_, String>(sql)
         .fetch_one(&mut c)
@@ -222,113 +226,147 @@ macro_rules! pg_test {
     };
 }
 
-pg_test!(a_better_auth_cookie_is_answered_as_better_auth_answers_it, {
-    let (url, name) = better_auth_database().await;
-    let node = Node::start(&url, |_| {}).await;
-    let cookie = ba(&url, &["signin", "a@app.test"]);
-    assert!(cookie.starts_with("better-auth.session_token="), "{cookie}");
-    let r = node.cookie(&cookie).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.header("cache-control"), Some("no-store"));
-    assert_eq!(r.header("set-cookie"), None, "a fresh session is not refreshed");
-    // Better Auth's own getSession, field for field.
-    let theirs: Value = serde_json::from_str(&ba(&url, &["get-session", &cookie])).expect("json");
-    assert_eq!(r.body, theirs, "sessiond's answer differs from Better Auth's");
-    assert_eq!(r.body["user"]["email"], "a@app.test");
-    assert_eq!(r.body["user"]["role"], "user");
-    assert!(r.body["session"]["expiresAt"]
-        .as_str()
-        .is_some_and(|d| d.ends_with('Z') && d.len() == 24));
+pg_test!(
+    a_better_auth_cookie_is_answered_as_better_auth_answers_it,
+    {
+        let (url, name) = better_auth_database().await;
+        let node = Node::start(&url, |_| {}).await;
+        let cookie = ba(&url, &["signin", "a@app.test"]);
+        assert!(cookie.starts_with("better-auth.session_token="), "{cookie}");
+        let r = node.cookie(&cookie).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+        assert_eq!(
+            r.header("set-cookie"),
+            None,
+            "a fresh session is not refreshed"
+        );
+        // Better Auth's own getSession, field for field.
+        let theirs: Value =
+            serde_json::from_str(&ba(&url, &["get-session", &cookie])).expect("json");
+        assert_eq!(
+            r.body, theirs,
+            "sessiond's answer differs from Better Auth's"
+        );
+        assert_eq!(r.body["user"]["email"], "a@app.test");
+        assert_eq!(r.body["user"]["role"], "user");
+        assert!(r.body["session"]["expiresAt"]
+            .as_str()
+            .is_some_and(|d| d.ends_with('Z') && d.len() == 24));
 
-    // A tampered value, a made-up signature, no credential at all.
-    let (cname, value) = cookie.split_once('=').expect("name=value");
-    let mut tampered = value.to_string();
-    tampered.replace_range(0..1, if value.starts_with('A') { "B" } else { "A" });
-    node.cookie(&format!("{cname}={tampered}"))
-        .await
-        .assert_error_code(401, "invalid_token");
-    node.cookie("better-auth.session_token=abc.def")
-        .await
-        .assert_error_code(401, "invalid_token");
-    node.get(&[]).await.assert_error_code(401, "invalid_token");
-    // The __Secure- name (an app on HTTPS) is the same session.
-    let r = node.cookie(&format!("__Secure-{cookie}")).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-
-    // Bearer: the signed value, URL-encoded or not, and the bare token.
-    let token = r.body["session"]["token"].as_str().expect("token").to_string();
-    let bearer = format!("Bearer {value}");
-    assert_eq!(node.get(&[("Authorization", &bearer)]).await.status, 200);
-    let decoded = value.replace("%2B", "+").replace("%2F", "/").replace("%3D", "=");
-    let bearer = format!("Bearer {decoded}");
-    assert_eq!(node.get(&[("Authorization", &bearer)]).await.status, 200);
-    let bare = format!("Bearer {token}");
-    assert_eq!(node.get(&[("Authorization", &bare)]).await.status, 200);
-    let forged = format!("Bearer {token}.{}", &decoded[token.len() + 1..].replace('A', "B"));
-    if forged != bearer {
-        node.get(&[("Authorization", &forged)])
+        // A tampered value, a made-up signature, no credential at all.
+        let (cname, value) = cookie.split_once('=').expect("name=value");
+        let mut tampered = value.to_string();
+        tampered.replace_range(0..1, if value.starts_with('A') { "B" } else { "A" });
+        node.cookie(&format!("{cname}={tampered}"))
             .await
             .assert_error_code(401, "invalid_token");
-    }
+        node.cookie("better-auth.session_token=abc.def")
+            .await
+            .assert_error_code(401, "invalid_token");
+        node.get(&[]).await.assert_error_code(401, "invalid_token");
+        // The __Secure- name (an app on HTTPS) is the same session.
+        let r = node.cookie(&format!("__Secure-{cookie}")).await;
+        assert_eq!(r.status, 200, "{}", r.text);
 
-    // Expired (Better Auth's rule: expiresAt < now) and a deleted user.
-    psql(
+        // Bearer: the signed value, URL-encoded or not, and the bare token.
+        let token = r.body["session"]["token"]
+            .as_str()
+            .expect("token")
+            .to_string();
+        let bearer = format!("Bearer {value}");
+        assert_eq!(node.get(&[("Authorization", &bearer)]).await.status, 200);
+        let decoded = value
+            .replace("%2B", "+")
+            .replace("%2F", "/")
+            .replace("%3D", "=");
+        let bearer = format!("Bearer {decoded}");
+        assert_eq!(node.get(&[("Authorization", &bearer)]).await.status, 200);
+        let bare = format!("Bearer {token}");
+        assert_eq!(node.get(&[("Authorization", &bare)]).await.status, 200);
+        let forged = format!(
+            "Bearer {token}.{}",
+            &decoded[token.len() + 1..].replace('A', "B")
+        );
+        if forged != bearer {
+            node.get(&[("Authorization", &forged)])
+                .await
+                .assert_error_code(401, "invalid_token");
+        }
+
+        // Expired (Better Auth's rule: expiresAt < now) and a deleted user.
+        psql(
         &url,
         &format!("UPDATE session SET \"expiresAt\" = now() - interval '1 second' WHERE token = '{token}'"),
     )
     .await;
-    until(&node, &cookie, revoked).await;
-    let other = ba(&url, &["signin", "b@app.test"]);
-    assert_eq!(node.cookie(&other).await.status, 200);
-    psql(&url, "DELETE FROM \"user\" WHERE email = 'b@app.test'").await;
-    until(&node, &other, revoked).await;
-    node.stop().await;
-    drop_postgres_database(&name).await;
-});
+        until(&node, &cookie, revoked).await;
+        let other = ba(&url, &["signin", "b@app.test"]);
+        assert_eq!(node.cookie(&other).await.status, 200);
+        psql(&url, "DELETE FROM \"user\" WHERE email = 'b@app.test'").await;
+        until(&node, &other, revoked).await;
+        node.stop().await;
+        drop_postgres_database(&name).await;
+    }
+);
 
-pg_test!(better_auth_writes_and_psql_are_seen_from_the_next_request, {
-    let (url, name) = better_auth_database().await;
-    let node = Node::start(&url, |_| {}).await;
-    let id = scalar(&url, "SELECT id FROM \"user\" WHERE email = 'a@app.test'").await;
+pg_test!(
+    better_auth_writes_and_psql_are_seen_from_the_next_request,
+    {
+        let (url, name) = better_auth_database().await;
+        let node = Node::start(&url, |_| {}).await;
+        let id = scalar(&url, "SELECT id FROM \"user\" WHERE email = 'a@app.test'").await;
 
-    // signOut
-    let c1 = ba(&url, &["signin", "a@app.test"]);
-    assert_eq!(node.cookie(&c1).await.status, 200);
-    ba(&url, &["signout", &c1]);
-    until(&node, &c1, revoked).await;
+        // signOut
+        let c1 = ba(&url, &["signin", "a@app.test"]);
+        assert_eq!(node.cookie(&c1).await.status, 200);
+        ba(&url, &["signout", &c1]);
+        until(&node, &c1, revoked).await;
 
-    // revokeSession (of another session of the same user)
-    let c2 = ba(&url, &["signin", "a@app.test"]);
-    let c3 = ba(&url, &["signin", "a@app.test"]);
-    let t3 = node.cookie(&c3).await.body["session"]["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
-    assert_eq!(node.cookie(&c2).await.status, 200);
-    ba(&url, &["revoke-session", &c2, &t3]);
-    until(&node, &c3, revoked).await;
-    assert_eq!(node.cookie(&c2).await.status, 200, "the other one stays");
+        // revokeSession (of another session of the same user)
+        let c2 = ba(&url, &["signin", "a@app.test"]);
+        let c3 = ba(&url, &["signin", "a@app.test"]);
+        let t3 = node.cookie(&c3).await.body["session"]["token"]
+            .as_str()
+            .expect("token")
+            .to_string();
+        assert_eq!(node.cookie(&c2).await.status, 200);
+        ba(&url, &["revoke-session", &c2, &t3]);
+        until(&node, &c3, revoked).await;
+        assert_eq!(node.cookie(&c2).await.status, 200, "the other one stays");
 
-    // A psql DELETE of the row.
-    psql(&url, &format!("DELETE FROM session WHERE \"userId\" = '{id}'")).await;
-    until(&node, &c2, revoked).await;
+        // A psql DELETE of the row.
+        psql(
+            &url,
+            &format!("DELETE FROM session WHERE \"userId\" = '{id}'"),
+        )
+        .await;
+        until(&node, &c2, revoked).await;
 
-    // setRole (admin plugin), then banUser (which also deletes sessions).
-    let c4 = ba(&url, &["signin", "a@app.test"]);
-    assert_eq!(node.cookie(&c4).await.body["user"]["role"], "user");
-    ba(&url, &["set-role", "boss@app.test", &id, "editor"]);
-    until(&node, &c4, |r| r.status == 200 && r.body["user"]["role"] == "editor").await;
-    ba(&url, &["ban", "boss@app.test", &id]);
-    until(&node, &c4, revoked).await;
-    // A ban by hand, sessions kept: refused all the same.
-    ba(&url, &["unban", "boss@app.test", &id]);
-    let c5 = ba(&url, &["signin", "a@app.test"]);
-    assert_eq!(node.cookie(&c5).await.status, 200);
-    psql(&url, &format!("UPDATE \"user\" SET banned = true WHERE id = '{id}'")).await;
-    until(&node, &c5, revoked).await;
-    node.stop().await;
-    drop_postgres_database(&name).await;
-});
+        // setRole (admin plugin), then banUser (which also deletes sessions).
+        let c4 = ba(&url, &["signin", "a@app.test"]);
+        assert_eq!(node.cookie(&c4).await.body["user"]["role"], "user");
+        ba(&url, &["set-role", "boss@app.test", &id, "editor"]);
+        until(&node, &c4, |r| {
+            r.status == 200 && r.body["user"]["role"] == "editor"
+        })
+        .await;
+        ba(&url, &["ban", "boss@app.test", &id]);
+        until(&node, &c4, revoked).await;
+        // A ban by hand, sessions kept: refused all the same.
+        ba(&url, &["unban", "boss@app.test", &id]);
+        let c5 = ba(&url, &["signin", "a@app.test"]);
+        assert_eq!(node.cookie(&c5).await.status, 200);
+        psql(
+            &url,
+            &format!("UPDATE \"user\" SET banned = true WHERE id = '{id}'"),
+        )
+        .await;
+        until(&node, &c5, revoked).await;
+        node.stop().await;
+        drop_postgres_database(&name).await;
+    }
+);
 
 pg_test!(answers_come_from_memory_and_invalidate_confirms_a_write, {
     let (url, name) = better_auth_database().await;
@@ -345,11 +383,16 @@ pg_test!(answers_come_from_memory_and_invalidate_confirms_a_write, {
     )
     .await;
     for _ in 0..5 {
-        assert_eq!(node.cookie(&cookie).await.status, 200, "answered from memory");
+        assert_eq!(
+            node.cookie(&cookie).await.status,
+            200,
+            "answered from memory"
+        );
     }
     // ...until the app confirms its write with an admin app key, by
     // Better Auth's text id: answered only once every holder applied it.
-    let key = crate::appkeys::appkey_cli(&url, &["create", "--name", "ba", "--scope", "admin"]).await;
+    let key =
+        crate::appkeys::appkey_cli(&url, &["create", "--name", "ba", "--scope", "admin"]).await;
     let path = format!("/api/admin/users/{id}/invalidate");
     let req = format!(
         "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -359,80 +402,86 @@ pg_test!(answers_come_from_memory_and_invalidate_confirms_a_write, {
         .await
         .expect("an answer");
     assert!(r.status < 300, "invalidate: {} {}", r.status, r.text);
-    assert!(revoked(&node.cookie(&cookie).await), "the next request sees it");
+    assert!(
+        revoked(&node.cookie(&cookie).await),
+        "the next request sees it"
+    );
     node.stop().await;
     drop_postgres_database(&name).await;
 });
 
-pg_test!(the_sliding_refresh_writes_the_row_once_and_sets_the_cookie, {
-    let (url, name) = better_auth_database().await;
-    let node = Node::start(&url, |_| {}).await;
-    let cookie = ba(&url, &["signin", "a@app.test"]);
-    let token = node.cookie(&cookie).await.body["session"]["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
-    // As if issued 2 days ago: expiresAt - 7d + 1d <= now.
-    psql(
-        &url,
-        &format!(
-            "UPDATE session SET \"expiresAt\" = now() + interval '5 days',
+pg_test!(
+    the_sliding_refresh_writes_the_row_once_and_sets_the_cookie,
+    {
+        let (url, name) = better_auth_database().await;
+        let node = Node::start(&url, |_| {}).await;
+        let cookie = ba(&url, &["signin", "a@app.test"]);
+        let token = node.cookie(&cookie).await.body["session"]["token"]
+            .as_str()
+            .expect("token")
+            .to_string();
+        // As if issued 2 days ago: expiresAt - 7d + 1d <= now.
+        psql(
+            &url,
+            &format!(
+                "UPDATE session SET \"expiresAt\" = now() + interval '5 days',
                                 \"updatedAt\" = now() - interval '2 days' WHERE token = '{token}'"
-        ),
-    )
-    .await;
-    let r = until(&node, &cookie, |r| {
-        r.status == 200 && r.header("set-cookie").is_some()
-    })
-    .await;
-    let set = r.header("set-cookie").unwrap_or_default().to_string();
-    let (name_value, _) = set.split_once(';').unwrap_or_default();
-    assert_eq!(name_value, cookie, "the same signed cookie is set again");
-    assert!(
-        set.ends_with("; Max-Age=604800; Path=/; HttpOnly; SameSite=Lax"),
-        "{set}"
-    );
-    let stored = scalar(
+            ),
+        )
+        .await;
+        let r = until(&node, &cookie, |r| {
+            r.status == 200 && r.header("set-cookie").is_some()
+        })
+        .await;
+        let set = r.header("set-cookie").unwrap_or_default().to_string();
+        let (name_value, _) = set.split_once(';').unwrap_or_default();
+        assert_eq!(name_value, cookie, "the same signed cookie is set again");
+        assert!(
+            set.ends_with("; Max-Age=604800; Path=/; HttpOnly; SameSite=Lax"),
+            "{set}"
+        );
+        let stored = scalar(
         &url,
         &format!(
             "SELECT to_char(\"expiresAt\" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM session WHERE token = '{token}'"
         ),
     )
     .await;
-    assert_eq!(r.body["session"]["expiresAt"], stored.as_str());
-    let days: f64 = scalar(
+        assert_eq!(r.body["session"]["expiresAt"], stored.as_str());
+        let days: f64 = scalar(
         &url,
         &format!("SELECT (extract(epoch FROM \"expiresAt\" - now()) / 86400)::text FROM session WHERE token = '{token}'"),
     )
     .await
     .parse()
     .unwrap_or(0.0);
-    assert!(days > 6.9, "expiresAt is now + 7 days: {days}");
-    // Written once: the next requests (from memory or not) set no cookie
-    // and leave the row as it is.
-    for _ in 0..20 {
-        let r = node.cookie(&cookie).await;
-        assert_eq!(r.status, 200, "{}", r.text);
-        assert_eq!(r.header("set-cookie"), None);
-        assert_eq!(r.body["session"]["expiresAt"], stored.as_str());
-    }
-    // The __Secure- cookie is set again Secure.
-    psql(
+        assert!(days > 6.9, "expiresAt is now + 7 days: {days}");
+        // Written once: the next requests (from memory or not) set no cookie
+        // and leave the row as it is.
+        for _ in 0..20 {
+            let r = node.cookie(&cookie).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            assert_eq!(r.header("set-cookie"), None);
+            assert_eq!(r.body["session"]["expiresAt"], stored.as_str());
+        }
+        // The __Secure- cookie is set again Secure.
+        psql(
         &url,
         &format!("UPDATE session SET \"expiresAt\" = now() + interval '5 days' WHERE token = '{token}'"),
     )
     .await;
-    let secure = format!("__Secure-{cookie}");
-    let r = until(&node, &secure, |r| r.header("set-cookie").is_some()).await;
-    assert!(
-        r.header("set-cookie")
-            .is_some_and(|c| c.starts_with(&secure) && c.contains("; Secure;")),
-        "{:?}",
-        r.header("set-cookie")
-    );
-    node.stop().await;
-    drop_postgres_database(&name).await;
-});
+        let secure = format!("__Secure-{cookie}");
+        let r = until(&node, &secure, |r| r.header("set-cookie").is_some()).await;
+        assert!(
+            r.header("set-cookie")
+                .is_some_and(|c| c.starts_with(&secure) && c.contains("; Secure;")),
+            "{:?}",
+            r.header("set-cookie")
+        );
+        node.stop().await;
+        drop_postgres_database(&name).await;
+    }
+);
 
 pg_test!(misconfigurations_are_refused_at_start, {
     let (url, name) = better_auth_database().await;
@@ -466,10 +515,16 @@ pg_test!(misconfigurations_are_refused_at_start, {
     let e = refused(Box::new(|s| s.source.source_preset = Some(Preset::Authjs))).await;
     assert!(e.contains("only served with the better-auth preset"), "{e}");
     // The user table's triggers alone (an install without [better_auth]).
-    let (ok, out) = cli(&url, &["source", "install", "--source-preset", "better-auth"]);
+    let (ok, out) = cli(
+        &url,
+        &["source", "install", "--source-preset", "better-auth"],
+    );
     assert!(ok, "{out}");
     let e = refused(Box::new(|_| {})).await;
-    assert!(e.contains("not installed on Better Auth's session table"), "{e}");
+    assert!(
+        e.contains("not installed on Better Auth's session table"),
+        "{e}"
+    );
     drop_postgres_database(&name).await;
 });
 
@@ -491,7 +546,10 @@ fn dry_run_prints_the_session_table_trigger_and_uninstall_drops_it() {
         out.contains("CREATE TRIGGER sessiond_capture_session\nAFTER INSERT OR UPDATE OR DELETE ON \"public\".\"session\""),
         "{out}"
     );
-    assert!(out.contains("sessiond.source_changed(OLD.\"userId\"::text, false)"), "{out}");
+    assert!(
+        out.contains("sessiond.source_changed(OLD.\"userId\"::text, false)"),
+        "{out}"
+    );
     let (ok, out) = cli(
         "postgres://nobody@127.0.0.1:1/none",
         &["source", "uninstall", "--dry-run"],

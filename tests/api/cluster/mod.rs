@@ -3,7 +3,8 @@
 //! failures (kill -9, SIGSTOP), a wrong cookie, membership changes.
 //!
 //! This file starts nodes and talks to them; the tests are `adopt` (users
-//! in the app's own tables), `appkeys` (a revoked app key on every node),
+//! in the app's own tables), `better_auth` (Better Auth's own sessions),
+//! `appkeys` (a revoked app key on every node),
 //! `failures` (ownership, forwarding, SIGSTOP, kill -9, rejoin), `guesses`
 //! (failed logins counted once for the cluster), `membership` (the
 //! nodes run the actors crate's membership policy), `near` (near copies
@@ -13,6 +14,7 @@
 
 mod adopt;
 mod appkeys;
+mod better_auth;
 mod cookie;
 mod dns_join;
 mod failures;

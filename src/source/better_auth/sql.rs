@@ -17,7 +17,14 @@ pub(crate) const SESSION_CAPTURE_TRIGGER: &str = "sessiond_capture_session";
 const SESSION_TRUNCATE_TRIGGER: &str = "sessiond_no_truncate_session";
 
 /// The session table's columns Better Auth's core needs.
-const SESSION_COLUMNS: [&str; 6] = ["id", "token", "userId", "expiresAt", "createdAt", "updatedAt"];
+const SESSION_COLUMNS: [&str; 6] = [
+    "id",
+    "token",
+    "userId",
+    "expiresAt",
+    "createdAt",
+    "updatedAt",
+];
 
 /// The body of the session table's capture function: a session row
 /// written is a change of its user (the old one's and the new one's).

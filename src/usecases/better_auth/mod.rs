@@ -1,9 +1,11 @@
-//! Credential to answer: the session token's user is found (a hint kept
-//! per node, else the database), the user's record and session rows come
-//! from the user's actor (on the owner node, through the cache), and the
-//! session row with this token is checked (expiry) and refreshed as Better
-//! Auth refreshes it. A hint is only a guess: the answer always comes from
-//! the actor's rows.
+//! Better Auth's `getSession`, answered by sessiond (docs/better-auth.md).
+//! `cookie`: the signed cookie and bearer token, as Better Auth and
+//! `better-call` make them. Here, credential to answer: the session
+//! token's user is found (a hint kept per node, else the database), the
+//! user's record and session rows come from the user's actor (on the owner
+//! node, through the cache), and the session row with this token is
+//! checked (expiry) and refreshed as Better Auth refreshes it. A hint is
+//! only a guess: the answer always comes from the actor's rows.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,10 +18,12 @@ use sqlx::Row;
 use sessiond_actors::sync::MutexExt;
 use sessiond_actors::{Fetched, Lookup, ResolveError, Router, Status, UserId};
 
-use super::cookie::{credential, signed_value, Credential, Refused};
-use super::{BetterAuth, Statements};
+mod cookie;
+
+pub use cookie::{credential, sign, signed_value, Credential, Refused};
+
 use crate::clock::Clock;
-use crate::config::Secret;
+use crate::source::better_auth::{BetterAuth, Secret, Statements};
 
 /// Token hints kept per node; the map is emptied when it is full.
 const MAX_HINTS: usize = 100_000;
@@ -98,7 +102,6 @@ fn iso(ms: i64) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-
 impl BetterAuthSessions {
     /// Built when the database serves Better Auth's sessions.
     pub fn new(db: &crate::store::Db, router: Router, clock: Clock) -> Option<BetterAuthSessions> {
@@ -126,7 +129,13 @@ impl BetterAuthSessions {
         authorization: Option<&str>,
         cookie_headers: impl Iterator<Item = &'a str>,
     ) -> Result<Credential, BaError> {
-        credential(&self.ba, self.secret.expose(), authorization, cookie_headers).map_err(|r| {
+        credential(
+            &self.ba,
+            self.secret.expose(),
+            authorization,
+            cookie_headers,
+        )
+        .map_err(|r| {
             BaError::InvalidToken(match r {
                 Refused::Missing => "no Better Auth session cookie or bearer token",
                 Refused::Forged => "the Better Auth session token's signature does not check",
@@ -260,8 +269,9 @@ impl BetterAuthSessions {
                     return Err(BaError::Revoked("no such session"));
                 };
                 let text: String = row.try_get("o")?;
-                let s: SessionRow = serde_json::from_str(&text)
-                    .map_err(|e| BaError::Db(format!("Better Auth's session does not read: {e}")))?;
+                let s: SessionRow = serde_json::from_str(&text).map_err(|e| {
+                    BaError::Db(format!("Better Auth's session does not read: {e}"))
+                })?;
                 Ok((s.row, user_row, s.exp, user))
             }
             Ok(Found::NotHeld { full: false }) => {

@@ -1,19 +1,13 @@
-//! Better Auth's own sessions, resolved by sessiond (docs/better-auth.md):
-//! with the `better-auth` source preset and a `[better_auth]` section,
-//! `GET /api/better-auth/get-session` reads Better Auth's signed session
-//! cookie (or its bearer token), finds the session among the rows the
-//! user's actor holds beside the user's record, and answers Better Auth's
-//! `getSession` body, refreshing the session as Better Auth does.
+//! Better Auth's own sessions (docs/better-auth.md): with the
+//! `better-auth` source preset and a `[better_auth]` section, the user's
+//! actor holds Better Auth's session rows beside the user's record, and
+//! `GET /api/better-auth/get-session` answers Better Auth's signed cookie
+//! from them (the use case: `crate::usecases::better_auth`).
 //!
 //! - here: the configuration (`[better_auth]` and its flags);
-//! - `cookie`: the signed cookie and bearer token, as Better Auth and
-//!   `better-call` make them;
 //! - `sql`: the statements made from the schema (the rows read with the
-//!   user, the refresh, the session table's capture triggers);
-//! - `resolve`: the use case, credential to answer.
+//!   user, the refresh, the session table's capture trigger and checks).
 
-mod cookie;
-mod resolve;
 mod sql;
 
 use std::path::{Path, PathBuf};
@@ -22,10 +16,6 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 
-use crate::config::Secret;
-
-pub use cookie::{credential, sign, signed_value, Credential, Refused};
-pub use resolve::{Answer, BaError, BetterAuthSessions};
 pub(crate) use sql::{
     check_installed, check_session_table, install_sql as session_install_sql, Statements,
     SESSION_CAPTURE_FUNCTION,
@@ -41,6 +31,35 @@ pub const DEFAULT_COOKIE_PREFIX: &str = "better-auth";
 pub const MIN_SECRET: usize = 32;
 /// The session rows kept in memory per user by default.
 pub const DEFAULT_MAX_SESSIONS_PER_USER: usize = 64;
+
+/// The app's Better Auth secret: never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret(s)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret(s.to_string())
+    }
+}
 
 /// The `[better_auth]` flags; each overrides the same key of the file's
 /// section. Any of them (or the section) turns the route on.
@@ -114,8 +133,8 @@ impl BetterAuth {
     pub fn qualified_session_table(&self) -> String {
         format!(
             "{}.{}",
-            crate::source::ident(&self.schema),
-            crate::source::ident(&self.session_table)
+            super::ident(&self.schema),
+            super::ident(&self.session_table)
         )
     }
 
@@ -138,7 +157,11 @@ impl BetterAuth {
     }
 }
 
-fn duration(key: &str, flag: Option<Duration>, file: Option<String>) -> anyhow::Result<Option<Duration>> {
+fn duration(
+    key: &str,
+    flag: Option<Duration>,
+    file: Option<String>,
+) -> anyhow::Result<Option<Duration>> {
     if flag.is_some() {
         return Ok(flag);
     }
@@ -157,7 +180,9 @@ fn read_secret_file(path: &Path) -> anyhow::Result<Secret> {
             path.display()
         )
     })?;
-    Ok(Secret::from(text.trim_end_matches(['\r', '\n']).to_string()))
+    Ok(Secret::from(
+        text.trim_end_matches(['\r', '\n']).to_string(),
+    ))
 }
 
 impl BetterAuthArgs {
@@ -267,7 +292,11 @@ mod tests {
             secret: Some(Secret::from("short")),
             ..ba.clone()
         };
-        let e = short.secret().err().map(|e| e.to_string()).unwrap_or_default();
+        let e = short
+            .secret()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("at least 32"), "{e}");
         assert!(format!("{short:?}").contains("redacted"));
         assert!(!format!("{short:?}").contains("short\""));
