@@ -218,6 +218,9 @@ impl Application {
                 .max(2),
         ));
         let audit = Audit::new(db.clone(), clock.clone());
+        let better_auth =
+            crate::betterauth::BetterAuthSessions::new(&db, router.clone(), clock.clone())
+                .map(Arc::new);
         let ctx = Arc::new(Ctx {
             auth: Authenticator::new(Arc::clone(&tokens), router.clone(), Arc::clone(&telemetry)),
             appkeys: AppKeys::new(
@@ -244,6 +247,7 @@ impl Application {
             trusted_proxies: settings.trusted_proxies.clone(),
             drain: http::drain::Drain::new(),
             forward_auth: settings.forward_auth.clone(),
+            better_auth,
         });
 
         let listen = tokio::net::lookup_host(&settings.listen)

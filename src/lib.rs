@@ -57,6 +57,7 @@
 pub mod app;
 pub mod appkeys;
 pub mod auth;
+pub mod betterauth;
 pub mod clock;
 pub mod cluster;
 pub mod config;

@@ -66,6 +66,11 @@ pub struct UserState {
     /// Token ids logged out and not yet expired. Kept small: a row leaves the
     /// table once its token would have expired anyway.
     pub revoked_sids: Vec<String>,
+    /// What the store read beside the record for the application, opaque
+    /// to the cache (JSON text; with Better Auth: the user's row and its
+    /// session rows). Cached, invalidated and forwarded with the record;
+    /// `None` for most stores.
+    pub attached: Option<Arc<str>>,
 }
 
 /// What a fetch found: the user, or the fact that no such user exists

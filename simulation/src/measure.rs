@@ -498,6 +498,7 @@ mod tests {
             tokens_valid_after_ms: 0,
             session_epoch: 0,
             revoked_sids: Vec::new(),
+            attached: None,
         });
         let served = Ok(Served {
             fetched: sessiond_actors::Fetched::Found(record),

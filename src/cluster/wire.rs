@@ -73,6 +73,10 @@ pub(crate) struct WireUser {
     #[serde(default)]
     pub session_epoch: i64,
     pub revoked_sids: Vec<String>,
+    /// What the owner's store read beside the record (Better Auth's rows);
+    /// absent when none, and from an older node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attached: Option<String>,
 }
 
 /// `lease_ms`: the answering node's lease length (its `--lease`), so the
@@ -133,6 +137,7 @@ impl ResolveReply {
                     tokens_valid_after_ms: u.tokens_valid_after_ms,
                     session_epoch: u.session_epoch,
                     revoked_sids: u.revoked_sids.clone(),
+                    attached: u.attached.as_deref().map(str::to_owned),
                 },
                 hit: s.hit,
                 age_ms,
@@ -182,6 +187,7 @@ impl ResolveReply {
                     tokens_valid_after_ms: user.tokens_valid_after_ms,
                     session_epoch: user.session_epoch,
                     revoked_sids: user.revoked_sids,
+                    attached: user.attached.map(Arc::from),
                 })),
                 hit,
                 age: Duration::from_millis(age_ms),
@@ -209,6 +215,7 @@ mod tests {
                 tokens_valid_after_ms: 0,
                 session_epoch: 0,
                 revoked_sids: Vec::new(),
+                attached: None,
             },
             hit: true,
             age_ms: 0,

@@ -15,6 +15,7 @@
 
 pub mod admin;
 pub mod appkeys;
+pub mod better_auth;
 pub mod client_addr;
 mod conns;
 pub mod drain;
@@ -77,6 +78,8 @@ pub struct Ctx {
     pub drain: Arc<drain::Drain>,
     /// The forward-auth route's cookie and identity headers.
     pub forward_auth: forward_auth::ForwardAuthArgs,
+    /// Better Auth's sessions, when `[better_auth]` is on.
+    pub better_auth: Option<Arc<crate::betterauth::BetterAuthSessions>>,
 }
 
 /// Who is calling: the `Authorization` header, the client address, the
@@ -316,6 +319,12 @@ pub fn routes_of(ctx: Arc<Ctx>, front: Front) -> BoxedFilter<(impl Reply,)> {
         .and(warp::header::headers_cloned())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .then(forward_auth::forward);
+    let better_auth = warp::path!("api" / "better-auth" / "get-session")
+        .and(warp::get())
+        .and(c.clone())
+        .and(auth())
+        .and(warp::header::headers_cloned())
+        .then(better_auth::get_session);
     let mint = warp::path!("api" / "sessions")
         .and(warp::post())
         .and(c.clone())
@@ -333,6 +342,8 @@ pub fn routes_of(ctx: Arc<Ctx>, front: Front) -> BoxedFilter<(impl Reply,)> {
         .or(logout)
         .unify()
         .or(password)
+        .unify()
+        .or(better_auth)
         .unify()
         .or(mint)
         .unify()

@@ -303,6 +303,7 @@ impl Modify for BearerScheme {
         sessions::change_password,
         super::appkeys::mint,
         super::forward_auth::forward,
+        super::better_auth::get_session,
         admin::create_user,
         admin::get_user,
         admin::delete_user,
@@ -339,6 +340,7 @@ impl Modify for BearerScheme {
     modifiers(&BearerScheme, &RequestIdHeader),
     tags(
         (name = "auth", description = "Logging in and resolving sessions."),
+        (name = "better-auth", description = "Better Auth's own sessions, resolved from the cache (docs/better-auth.md)."),
         (name = "admin", description = "User administration: admin tokens, or app keys with the `admin` scope."),
         (name = "ops", description = "Health, readiness, metrics, the dashboard.")
     )

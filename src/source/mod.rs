@@ -19,7 +19,9 @@ use serde::Deserialize;
 
 pub use check::check_schema;
 pub use sql::uninstall_sql;
-pub(crate) use sql::Queries;
+pub(crate) use sql::{ident, Queries};
+
+use crate::betterauth::{BetterAuth, BetterAuthArgs};
 
 /// Everything a node checks of an app source before it serves: the
 /// table, columns, id type and expressions, and the installed triggers.
@@ -28,7 +30,13 @@ pub(crate) async fn check_before_serving(
     pool: &sqlx::PgPool,
 ) -> anyhow::Result<()> {
     check::check_schema(app, pool).await?;
-    check::check_installed(app, pool).await
+    check::check_installed(app, pool).await?;
+    if let Some(ba) = &app.better_auth {
+        ba.secret()?;
+        crate::betterauth::check_session_table(ba, pool).await?;
+        crate::betterauth::check_installed(ba, pool).await?;
+    }
+    Ok(())
 }
 
 /// The source flags; each overrides the same key of the file's
@@ -84,6 +92,9 @@ pub struct SourceArgs {
     /// `deactivated`.
     #[arg(long, env = "SESSIOND_SOURCE_STATUS_SQL")]
     pub source_status_sql: Option<String>,
+    /// Better Auth's own sessions (`[better_auth]`; docs/better-auth.md).
+    #[command(flatten)]
+    pub better_auth: BetterAuthArgs,
 }
 
 /// Where users live.
@@ -131,6 +142,9 @@ pub struct AppSource {
     pub email: Expr,
     pub role: Expr,
     pub status: Expr,
+    /// Better Auth's sessions served too (`[better_auth]`; only with the
+    /// `better-auth` preset).
+    pub better_auth: Option<BetterAuth>,
 }
 
 /// Where this deployment's users live.
@@ -179,17 +193,18 @@ struct Section {
 #[serde(deny_unknown_fields)]
 struct File {
     source: Option<Section>,
+    better_auth: Option<crate::betterauth::Section>,
 }
 
 impl Section {
-    fn read(path: &Path) -> anyhow::Result<Section> {
+    fn read(path: &Path) -> anyhow::Result<(Section, Option<crate::betterauth::Section>)> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             anyhow::anyhow!("cannot read the configuration {}: {e}", path.display())
         })?;
         let file: File = toml::from_str(&text).map_err(|e| {
             anyhow::anyhow!("the configuration {} is not valid: {e}", path.display())
         })?;
-        Ok(file.source.unwrap_or_default())
+        Ok((file.source.unwrap_or_default(), file.better_auth))
     }
 
     /// The flags given, over the file's keys.
@@ -265,11 +280,11 @@ impl SourceArgs {
     /// preset's values for what both leave out. A key missing with no
     /// preset to supply it, or a contradiction, is an error naming it.
     pub fn resolve(&self) -> anyhow::Result<Source> {
-        let section = match &self.config {
+        let (section, ba_section) = match &self.config {
             Some(path) => Section::read(path)?,
-            None => Section::default(),
-        }
-        .with_flags(self);
+            None => (Section::default(), None),
+        };
+        let section = section.with_flags(self);
         let kind = match (section.kind, section.preset) {
             (Some(k), _) => k,
             (None, Some(_)) => Kind::App,
@@ -277,6 +292,12 @@ impl SourceArgs {
             (None, None) => Kind::Sessiond,
         };
         if kind == Kind::Sessiond {
+            if self.better_auth.resolve(ba_section, "public")?.is_some() {
+                anyhow::bail!(
+                    "[better_auth] needs the app's Better Auth tables as the source: set \
+                     preset = \"better-auth\" in [source] (or --source-preset better-auth)"
+                );
+            }
             if section.preset.is_some() || section.table.is_some() {
                 anyhow::bail!(
                     "[source] kind is \"sessiond\" (sessiond's own users) but a preset or a table \
@@ -295,7 +316,8 @@ impl SourceArgs {
         };
         let role = expr(section.role_column, section.role_sql, "role")?;
         let status = expr(section.status_column, section.status_sql, "status")?;
-        let app = AppSource {
+        let mut app = AppSource {
+            better_auth: None,
             preset,
             schema: section.schema.unwrap_or_else(|| "public".into()),
             table: match (section.table, &defaults) {
@@ -330,6 +352,13 @@ impl SourceArgs {
             if value.trim().is_empty() {
                 anyhow::bail!("[source] {key} is empty");
             }
+        }
+        app.better_auth = self.better_auth.resolve(ba_section, &app.schema)?;
+        if app.better_auth.is_some() && preset != Preset::BetterAuth {
+            anyhow::bail!(
+                "[better_auth] is only served with the better-auth preset: set preset = \
+                 \"better-auth\" in [source] (or --source-preset better-auth)"
+            );
         }
         Ok(Source::App(app))
     }

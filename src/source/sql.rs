@@ -33,7 +33,7 @@ BEGIN
           JOIN pg_proc p ON p.oid = tg.tgfoid
           JOIN pg_namespace n ON n.oid = p.pronamespace
          WHERE n.nspname = 'sessiond'
-           AND p.proname IN ('source_capture', 'source_no_truncate')
+           AND p.proname IN ('source_capture', 'source_no_truncate', 'source_capture_session')
            AND NOT tg.tgisinternal
     LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
@@ -87,7 +87,9 @@ impl AppSource {
         )
     }
 
-    pub(crate) fn queries(&self) -> Queries {
+    /// The statements, the fetch also reading `attached` (an expression
+    /// over `a.uid` giving text; NULL without one).
+    pub(crate) fn queries_with(&self, attached: Option<&str>) -> Queries {
         let by_id = format!("{} = $2::{}", self.id(), self.id_type);
         Queries {
             fetch: format!(
@@ -96,10 +98,12 @@ impl AppSource {
                         COALESCE(s.session_epoch, 0) AS session_epoch,
                         COALESCE(s.tokens_valid_after, 0) AS tokens_valid_after,
                         (SELECT string_agg(r.sid, ',') FROM sessiond.source_revoked_tokens r
-                          WHERE r.user_id = a.uid AND r.expires_at > $1) AS revoked
+                          WHERE r.user_id = a.uid AND r.expires_at > $1) AS revoked,
+                        {attached} AS attached
                    FROM ({record} WHERE {by_id}) a
                    LEFT JOIN sessiond.source_users s ON s.user_id = a.uid",
                 record = self.record_select(),
+                attached = attached.unwrap_or("NULL::text"),
             ),
             exists: format!(
                 "SELECT 1 AS one FROM {} WHERE {} = $1::{}",
@@ -156,7 +160,11 @@ BEFORE TRUNCATE ON {table}
 FOR EACH STATEMENT EXECUTE FUNCTION sessiond.source_no_truncate();
 ",
             body = self.capture_body(),
-        )
+        ) + &self
+            .better_auth
+            .as_ref()
+            .map(crate::betterauth::session_install_sql)
+            .unwrap_or_default()
     }
 }
 
@@ -169,7 +177,9 @@ pub fn uninstall_sql() -> String {
 {DROP_ALL_CAPTURE_TRIGGERS}
 
 DROP FUNCTION IF EXISTS {CAPTURE_FUNCTION}();
-"
+DROP FUNCTION IF EXISTS {session}();
+",
+        session = crate::betterauth::SESSION_CAPTURE_FUNCTION
     )
 }
 

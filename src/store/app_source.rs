@@ -29,7 +29,7 @@ impl SqlStore<Postgres> {
         q: &Queries,
         id: &UserId,
         now: i64,
-    ) -> Result<Option<(UserRow, i64, Option<String>)>, sqlx::Error> {
+    ) -> Result<Option<(UserRow, i64, Option<String>, Option<String>)>, sqlx::Error> {
         let Some(r) = sqlx::query(&q.fetch)
             .bind(now)
             .bind(id.to_string())
@@ -50,6 +50,7 @@ impl SqlStore<Postgres> {
             row,
             r.try_get("tokens_valid_after")?,
             r.try_get("revoked")?,
+            r.try_get("attached")?,
         )))
     }
 
@@ -62,7 +63,7 @@ impl SqlStore<Postgres> {
         Ok(self
             .app_user(q, id, now)
             .await?
-            .map(|(row, after, revoked)| state_from(row, after, revoked)))
+            .map(|(row, after, revoked, attached)| state_from(row, after, revoked, attached)))
     }
 
     /// One change of the user made by sessiond (a logout, a revoke-all):

@@ -205,6 +205,8 @@ pub struct Db {
 struct AppStore {
     source: AppSource,
     queries: Queries,
+    /// Better Auth's session statements, when `[better_auth]` is on.
+    better_auth: Option<crate::betterauth::Statements>,
 }
 
 #[derive(Clone)]
@@ -253,9 +255,34 @@ impl Db {
             );
         };
         crate::source::check_before_serving(&source, pool).await?;
-        let queries = source.queries();
-        self.app = Some(Arc::new(AppStore { source, queries }));
+        let better_auth = match &source.better_auth {
+            Some(ba) => Some(crate::betterauth::Statements::make(&source, ba, pool).await?),
+            None => None,
+        };
+        let queries = source.queries_with(better_auth.as_ref().map(|b| b.attached.as_str()));
+        self.app = Some(Arc::new(AppStore {
+            source,
+            queries,
+            better_auth,
+        }));
         Ok(self)
+    }
+
+    /// Better Auth's configuration, statements and the pool, when
+    /// `[better_auth]` is on.
+    pub(crate) fn better_auth(
+        &self,
+    ) -> Option<(
+        &crate::betterauth::BetterAuth,
+        &crate::betterauth::Statements,
+        &sqlx::PgPool,
+    )> {
+        let app = self.app.as_deref()?;
+        Some((
+            app.source.better_auth.as_ref()?,
+            app.better_auth.as_ref()?,
+            self.postgres()?,
+        ))
     }
 
     /// The app's user table, when users live there.
@@ -309,7 +336,7 @@ impl Db {
     pub async fn user(&self, id: &UserId) -> Result<Option<UserRow>, DbError> {
         if let Some((pg, q)) = self.app_pg() {
             let now = self.clock.now_ms();
-            return Ok(pg.app_user(q, id, now).await?.map(|(row, _, _)| row));
+            return Ok(pg.app_user(q, id, now).await?.map(|(row, _, _, _)| row));
         }
         let Some(id) = id.as_int() else {
             return Ok(None);
@@ -736,6 +763,7 @@ pub(crate) fn state_from(
     row: UserRow,
     tokens_valid_after_ms: i64,
     revoked: Option<String>,
+    attached: Option<String>,
 ) -> UserState {
     UserState {
         user: row.user(),
@@ -748,5 +776,6 @@ pub(crate) fn state_from(
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect(),
+        attached: attached.map(Arc::from),
     }
 }

@@ -525,6 +525,7 @@ where
             Self::user_row(&r)?,
             r.try_get("tokens_valid_after")?,
             r.try_get("revoked")?,
+            None,
         )))
     }
 

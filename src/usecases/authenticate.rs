@@ -252,6 +252,7 @@ mod tests {
             tokens_valid_after_ms: after,
             session_epoch: 0,
             revoked_sids: sids.iter().map(|s| s.to_string()).collect(),
+            attached: None,
         }))
     }
 

@@ -6,6 +6,7 @@ mod answers;
 mod appkeys;
 mod audit;
 mod bad_input;
+mod better_auth;
 mod cli;
 mod cluster;
 mod deploy;

@@ -81,6 +81,7 @@ impl MemoryStore {
             tokens_valid_after_ms: 0,
             session_epoch: 0,
             revoked_sids: Vec::new(),
+            attached: None,
         });
         change(state);
         state.version += 1;
