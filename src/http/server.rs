@@ -44,7 +44,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use hyper::server::conn::Http;
+use hyper::{Body, Request};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
@@ -165,10 +167,13 @@ pub async fn serve<F>(
         let progress = Arc::new(Progress::default());
         let io = Guarded::new(stream, &limits, Arc::clone(&progress));
         let tls = tls.as_ref().map(|t| t.acceptor.clone());
-        let service = service.clone();
+        let mut service = service.clone();
         let trusted = Arc::clone(&trusted);
         let drain = Arc::clone(&drain);
-        let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::Body>| {
+        // Called in place for each request: no clone of the routes, and the
+        // routes' future is wrapped once (a map and the span), not moved
+        // into another future of its own.
+        let svc = hyper::service::service_fn(move |mut req: Request<Body>| {
             progress.heads.fetch_add(1, Ordering::AcqRel);
             drain.request(req.uri().path());
             let client = ClientAddr(trusted.client(peer.ip(), req.headers()));
@@ -181,18 +186,19 @@ pub async fn serve<F>(
             let extensions = req.extensions_mut();
             extensions.insert(client);
             extensions.insert(id);
-            let mut service = service.clone();
             let answer = span.in_scope(|| hyper::service::Service::call(&mut service, req));
             let progress = Arc::clone(&progress);
-            async move {
-                let mut response = answer.await?;
-                progress.answered.fetch_add(1, Ordering::AcqRel);
-                if let Some(v) = header {
-                    response.headers_mut().insert(request_id::HEADER_NAME, v);
-                }
-                Ok::<_, std::convert::Infallible>(response)
-            }
-            .instrument(span)
+            answer
+                .map(move |answered| {
+                    answered.map(|mut response| {
+                        progress.answered.fetch_add(1, Ordering::AcqRel);
+                        if let Some(v) = header {
+                            response.headers_mut().insert(request_id::HEADER_NAME, v);
+                        }
+                        response
+                    })
+                })
+                .instrument(span)
         });
         let http = Arc::clone(&http);
         let mut stop = stop_rx.clone();

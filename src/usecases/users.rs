@@ -210,8 +210,8 @@ impl Users {
         }
     }
 
-    /// Runs `write`, then invalidates what it made stale on every node, then
-    /// records `action` in the audit trail (none: not audited). `about` is
+    /// Runs `write`, then invalidates what it made stale on every node while
+    /// it records `action` in the audit trail (none: not audited). `about` is
     /// the user the write is about when known before it runs (not so for a
     /// new user).
     ///
@@ -240,7 +240,7 @@ impl Users {
         let task = tokio::spawn(tracing::Instrument::instrument(
             async move {
                 match write.await {
-                    Ok(w) => {
+                    Ok(mut w) => {
                         // Acknowledged only once no node can answer with the
                         // old record (docs/freshness.md §3.5).
                         let api = InvalidationSource::Api;
@@ -249,15 +249,28 @@ impl Users {
                             Fence::Everything => Some(None),
                             Fence::Nothing => None,
                         };
-                        let confirmed = match fence {
-                            Some(v) => router.invalidate_confirmed(&w.target, v, api, &db).await,
-                            None => Ok(()),
+                        let confirm = async {
+                            match fence {
+                                Some(v) => {
+                                    router.invalidate_confirmed(&w.target, v, api, &db).await
+                                }
+                                None => Ok(()),
+                            }
                         };
-                        if let Some(action) = action {
-                            audit
-                                .record(&by, action, Some(w.target.clone()), w.detail)
-                                .await;
-                        }
+                        // The audit entry is written while the other nodes
+                        // confirm, not after: both are done before the
+                        // answer, and neither waits for the other's round
+                        // trip (the entry's commit is not part of what the
+                        // confirmation fences).
+                        let detail = w.detail.take();
+                        let record = async {
+                            if let Some(action) = action {
+                                audit
+                                    .record(&by, action, Some(w.target.clone()), detail)
+                                    .await;
+                            }
+                        };
+                        let (confirmed, ()) = tokio::join!(confirm, record);
                         match confirmed {
                             Ok(()) => Ok(w.value),
                             Err(e) => {
