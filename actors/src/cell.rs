@@ -225,6 +225,7 @@ mod tests {
             session_epoch: 0,
             revoked_sids: Vec::new(),
             changes_in_ms,
+            attached: None,
         }))
     }
 

@@ -158,6 +158,8 @@ pub struct AppSource {
 }
 
 /// Where this deployment's users live.
+// Made once at start and kept behind the store: its size is no cost.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Source {
     /// sessiond's own table (the default).
