@@ -1,8 +1,8 @@
 /**
  * A `fetch` for the client's calls to sessiond made with Node's own
  * `node:http`/`node:https` and a keep-alive agent: on the session path of
- * every request, Node's global `fetch` (undici) costs the app markedly more
- * CPU per call than `node:http` does (see BENCHMARKS.md). Only what the
+ * every request, Node's global `fetch` (undici) cost the app more per call
+ * than `node:http` in a quick comparison against a stub server. Only what the
  * client reads of a `Response` is provided: `status`, `headers.get`,
  * `headers.getSetCookie` and `text()`.
  *

@@ -85,7 +85,7 @@ export function sessiondCli(databaseUrl, args) {
   });
 }
 
-export const PRESET = ["--source-preset", "better-auth"];
+export const PRESET = ["--source-preset", "better-auth", "--better-auth"];
 
 /**
  * One node: `serve` on a free port, clustered with `join`. Resolves once it

@@ -2,7 +2,9 @@
 // auth.api.*, admin and bearer plugins) on PostgreSQL, adopted by three
 // real sessiond nodes: getSession answers what auth.api.getSession answers;
 // after each call that ends or changes sessions returns, no node answers
-// the old state (every node is polled during and after the call); forged,
+// the old state (every node is polled during and after the call, with the
+// nodes' NOTIFY cut off so that only the plugin's confirmation can make it
+// so); forged,
 // tampered, expired and deleted answer null with the API's codes; sessiond
 // down or slow answers null within the timeout and keeps the cookie.
 
@@ -45,6 +47,7 @@ before(async () => {
 });
 
 after(async () => {
+  resumeListeners();
   await Promise.all(nodes.map((n) => n.stop()));
   await pool?.end();
   await db?.drop();
@@ -213,7 +216,29 @@ describe("getSession", () => {
   });
 });
 
-describe("the plugin: no node answers the old state once the call returned", () => {
+/**
+ * Stops (SIGSTOP) or resumes the database server processes holding the
+ * nodes' LISTEN connections: with NOTIFY cut off, a node learns of a change
+ * only from the lease's change log (within a lease), so only the plugin's
+ * confirmation makes the call wait for every node.
+ */
+let stopped = [];
+async function stopListeners() {
+  const { rows } = await pool.query(
+    `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'sessiond-listen'`,
+  );
+  assert.equal(rows.length, nodes.length, "one listener per node");
+  stopped = rows.map((r) => r.pid);
+  for (const pid of stopped) process.kill(pid, "SIGSTOP");
+}
+function resumeListeners() {
+  for (const pid of stopped) process.kill(pid, "SIGCONT");
+  stopped = [];
+}
+
+describe("the plugin: no node answers the old state once the call returned (NOTIFY cut off)", () => {
+  before(stopListeners);
+  after(resumeListeners);
   test("signOut", async () => {
     const u = await signUp();
     const a = await signIn(u.email);
