@@ -223,6 +223,17 @@ describe("getSession", () => {
  * confirmation makes the call wait for every node.
  */
 let stopped = [];
+// However the run ends, no database server process is left stopped: a
+// stopped backend would hold every later DROP DATABASE on this server.
+process.on("exit", () => {
+  for (const pid of stopped) {
+    try {
+      process.kill(pid, "SIGCONT");
+    } catch {
+      // already gone
+    }
+  }
+});
 async function stopListeners() {
   const { rows } = await pool.query(
     `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'sessiond-listen'`,
