@@ -28,7 +28,8 @@ fn root() -> PathBuf {
 }
 
 /// Every file under `dir` (recursively) whose name ends with one of `exts`,
-/// sorted; build output, dependencies and VCS data are skipped.
+/// sorted; build output, dependencies, the vendored advisories (others'
+/// text) and VCS data are skipped.
 fn files(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -42,7 +43,7 @@ fn files(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
             if p.is_dir() {
                 if !matches!(
                     name.as_str(),
-                    "target" | "node_modules" | ".git" | ".next" | "dist"
+                    "target" | "node_modules" | ".git" | ".next" | "dist" | "advisory-db"
                 ) {
                     stack.push(p);
                 }
