@@ -110,7 +110,7 @@ pub struct Login {
     pub user: User,
     /// On a password login: a device token for this account. Keep it with
     /// the device and pass it to the account's next
-    /// [`Client::login_with_device`](crate::Client::login_with_device):
+    /// [`SessiondClient::login_with_device`](crate::SessiondClient::login_with_device):
     /// while strangers' failed guesses hold the account off, such logins
     /// are let through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
