@@ -166,24 +166,13 @@ fn check_id_kind(app: &AppSource, actual: &str) -> anyhow::Result<()> {
 /// configuration installs (the same id column).
 pub(crate) async fn check_installed(app: &AppSource, pool: &PgPool) -> anyhow::Result<()> {
     let table = app.qualified_table();
-    let row = sqlx::query(
-        "SELECT p.prosrc
-           FROM pg_trigger tg
-           JOIN pg_proc p ON p.oid = tg.tgfoid
-          WHERE tg.tgrelid = to_regclass($1) AND tg.tgname = $2",
-    )
-    .bind(&table)
-    .bind(CAPTURE_TRIGGER)
-    .fetch_optional(pool)
-    .await?;
-    let Some(row) = row else {
+    let Some(body) = trigger_function_source(pool, &table, CAPTURE_TRIGGER).await? else {
         anyhow::bail!(
             "the change-capture triggers are not installed on {table}: without them a change \
              made by the app would not reach the nodes' caches. Run `sessiond source install` \
              with this configuration (`--dry-run` prints the SQL to review)"
         );
     };
-    let body: String = row.try_get("prosrc")?;
     if body != app.capture_body() {
         anyhow::bail!(
             "the change-capture triggers on {table} were installed for another configuration \
@@ -191,6 +180,29 @@ pub(crate) async fn check_installed(app: &AppSource, pool: &PgPool) -> anyhow::R
         );
     }
     Ok(())
+}
+
+/// The source of the function the trigger `name` on `table` runs, or
+/// `None` when no such trigger is installed.
+pub(super) async fn trigger_function_source(
+    pool: &PgPool,
+    table: &str,
+    name: &str,
+) -> anyhow::Result<Option<String>> {
+    let row = sqlx::query(
+        "SELECT p.prosrc
+           FROM pg_trigger tg
+           JOIN pg_proc p ON p.oid = tg.tgfoid
+          WHERE tg.tgrelid = to_regclass($1) AND tg.tgname = $2",
+    )
+    .bind(table)
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    Ok(match row {
+        Some(row) => Some(row.try_get("prosrc")?),
+        None => None,
+    })
 }
 
 /// A database error as a message (the database's own words).

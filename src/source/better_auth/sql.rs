@@ -125,24 +125,16 @@ pub(crate) async fn check_session_table(ba: &BetterAuth, pool: &PgPool) -> anyho
 /// The capture trigger is on the session table with this body.
 pub(crate) async fn check_installed(ba: &BetterAuth, pool: &PgPool) -> anyhow::Result<()> {
     let table = ba.qualified_session_table();
-    let row = sqlx::query(
-        "SELECT p.prosrc
-           FROM pg_trigger tg
-           JOIN pg_proc p ON p.oid = tg.tgfoid
-          WHERE tg.tgrelid = to_regclass($1) AND tg.tgname = $2",
-    )
-    .bind(&table)
-    .bind(SESSION_CAPTURE_TRIGGER)
-    .fetch_optional(pool)
-    .await?;
-    let Some(row) = row else {
+    let Some(body) =
+        crate::source::check::trigger_function_source(pool, &table, SESSION_CAPTURE_TRIGGER)
+            .await?
+    else {
         anyhow::bail!(
             "the change-capture trigger is not installed on Better Auth's session table {table}: \
              without it a sign-out or a revoked session would not reach the nodes' caches. Run \
              `sessiond source install` with this configuration (`--dry-run` prints the SQL)"
         );
     };
-    let body: String = row.try_get("prosrc")?;
     if body != capture_body() {
         anyhow::bail!(
             "the change-capture trigger on {table} was installed by another version: run \
