@@ -411,6 +411,51 @@ pg_test!(answers_come_from_memory_and_invalidate_confirms_a_write, {
 });
 
 pg_test!(
+    a_session_made_after_an_unban_is_answered_before_the_change_arrives,
+    {
+        let (url, name) = better_auth_database().await;
+        let node = Node::start(&url, |_| {}).await;
+        let id = scalar(&url, "SELECT id FROM \"user\" WHERE email = 'a@app.test'").await;
+        let c1 = ba(&url, &["signin", "a@app.test"]);
+        assert_eq!(node.cookie(&c1).await.status, 200);
+        // Banned by hand, sessions kept: the node holds the banned record.
+        psql(
+            &url,
+            &format!("UPDATE \"user\" SET banned = true WHERE id = '{id}'"),
+        )
+        .await;
+        until(&node, &c1, revoked).await;
+        // Unbanned, and signed in again, with neither change reaching the node
+        // (as when both land before the notification does).
+        psql(
+            &url,
+            "ALTER TABLE \"user\" DISABLE TRIGGER sessiond_capture;
+         ALTER TABLE session DISABLE TRIGGER sessiond_capture_session;",
+        )
+        .await;
+        psql(
+            &url,
+            &format!("UPDATE \"user\" SET banned = false WHERE id = '{id}'"),
+        )
+        .await;
+        let c2 = ba(&url, &["signin", "a@app.test"]);
+        psql(
+            &url,
+            "ALTER TABLE \"user\" ENABLE TRIGGER sessiond_capture;
+         ALTER TABLE session ENABLE TRIGGER sessiond_capture_session;",
+        )
+        .await;
+        // The new session is not among the rows the banned record holds: it
+        // was made after that read, so it is answered from a fresh one.
+        let r = node.cookie(&c2).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["user"]["banned"], false);
+        node.stop().await;
+        drop_postgres_database(&name).await;
+    }
+);
+
+pg_test!(
     the_sliding_refresh_writes_the_row_once_and_sets_the_cookie,
     {
         let (url, name) = better_auth_database().await;

@@ -173,14 +173,17 @@ impl BetterAuthSessions {
     }
 
     /// The session with `token` in what the actor serves.
+    ///
+    /// A ban refuses only the sessions the record holds: a session it does
+    /// not hold was made after the record was read, so after any ban the
+    /// record shows (an app that unbans a user and signs them in again may
+    /// do both before the change reaches this node), and is answered from a
+    /// fresh read instead.
     fn find(fetched: &Fetched, token: &str) -> Result<Found, BaError> {
         let state = match fetched {
             Fetched::Missing => return Err(BaError::Revoked("the user no longer exists")),
             Fetched::Found(s) => s,
         };
-        if state.user.status != Status::Active {
-            return Err(BaError::Revoked("the user is banned"));
-        }
         let Some(text) = state.attached.as_deref() else {
             return Err(BaError::Db(
                 "the user's record was read without Better Auth's rows".into(),
@@ -193,6 +196,9 @@ impl BetterAuthSessions {
         };
         for s in attached.sessions {
             if s.row.get("token").and_then(Value::as_str) == Some(token) {
+                if state.user.status != Status::Active {
+                    return Err(BaError::Revoked("the user is banned"));
+                }
                 return Ok(Found::Row(s.row, user, s.exp));
             }
         }
@@ -249,7 +255,14 @@ impl BetterAuthSessions {
         match Self::find(&served.fetched, token) {
             Ok(Found::Row(s, u, exp)) => Ok((s, u, exp, user)),
             Ok(Found::NotHeld { full: true }) => {
-                // Beyond the rows kept: read this one.
+                // Beyond the rows kept: read this one, if the user (as
+                // just read) may have sessions at all.
+                if let Fetched::Found(st) = &served.fetched {
+                    if st.user.status != Status::Active {
+                        self.forget(token);
+                        return Err(BaError::Revoked("the user is banned"));
+                    }
+                }
                 let Some(user_row) = (match &served.fetched {
                     Fetched::Found(st) => st
                         .attached
