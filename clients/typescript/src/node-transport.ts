@@ -13,7 +13,7 @@
  *   for an `https:` sessiond. Only what the client reads of a `Response` is
  *   provided: `status`, `headers.get`, `headers.getSetCookie` and `text()`.
  *
- * Both are loaded lazily, by a dynamic import, so that the module still
+ * Both are loaded lazily (see {@link builtin}), so that the module still
  * loads where there is no `node:net`/`node:http` (there, the global `fetch`
  * is used).
  */
@@ -61,11 +61,26 @@ class NodeAnswerHeaders {
 
 const dynamicImport = (name: string): Promise<unknown> => import(name);
 
+/**
+ * A Node built-in module: by `process.getBuiltinModule` where Node has it
+ * (20.16+, 22.3+), which bundlers leave alone (Next.js's replaces an
+ * `import()` of a computed name by one that always throws, which left its
+ * server code on the global `fetch`), else by a dynamic import.
+ */
+async function builtin(name: string): Promise<unknown> {
+  const p = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  if (typeof p?.getBuiltinModule === "function") {
+    const m = p.getBuiltinModule(name);
+    if (m !== undefined && m !== null) return m;
+  }
+  return dynamicImport(name);
+}
+
 async function load(protocol: string): Promise<Transport | null> {
   const g = globalThis as { process?: { versions?: { node?: string } } };
   if (typeof g.process?.versions?.node !== "string") return null;
   try {
-    const m = (await dynamicImport(protocol === "https:" ? "node:https" : "node:http")) as {
+    const m = (await builtin(protocol === "https:" ? "node:https" : "node:http")) as {
       default?: HttpModule;
     } & HttpModule;
     const module = m.default ?? m;
@@ -522,7 +537,7 @@ export async function nodeHttpPool(url: URL): Promise<NodeHttpPool | null> {
   const g = globalThis as { process?: { versions?: { node?: string } }; Buffer?: BufferStatic };
   if (typeof g.process?.versions?.node !== "string" || g.Buffer === undefined) return null;
   try {
-    const m = (await dynamicImport("node:net")) as { default?: NetModule } & NetModule;
+    const m = (await builtin("node:net")) as { default?: NetModule } & NetModule;
     const net = m.default ?? m;
     const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
     return new NodeHttpPool(net, g.Buffer, host, url.port === "" ? 80 : Number(url.port));
