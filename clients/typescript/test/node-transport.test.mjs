@@ -1,7 +1,8 @@
 // The Better Auth module's own Node transport (pooled `node:net` sockets and
 // a minimal HTTP/1.1 answer parser) against a scripted server: framings
 // (Content-Length, chunked, until close, 1xx, 204), answers split anywhere,
-// kept-alive and closed connections, timeouts, refused connections; and
+// kept-alive and closed connections, timeouts, requests waiting past the
+// connection limit, refused connections; and
 // `sessiondSessions` on it: the request it writes, a kept-alive connection
 // closed by sessiond retried once on a new one, Set-Cookie values handed on,
 // answers that are not sessiond's.
@@ -10,7 +11,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 
-import { nodeHttpPool } from "../dist/node-transport.js";
+import { NodeHttpPool, nodeHttpPool } from "../dist/node-transport.js";
 import { sessiondSessions } from "../dist/better-auth.js";
 import { closedPort } from "./harness.mjs";
 
@@ -51,9 +52,11 @@ function scripted() {
     steps,
     requests,
     connections: () => connections,
+    url: "",
     async listen() {
       await new Promise((r) => server.listen(0, "127.0.0.1", r));
-      return `http://127.0.0.1:${server.address().port}`;
+      this.url = `http://127.0.0.1:${server.address().port}`;
+      return this.url;
     },
     close() {
       for (const s of sockets) s.destroy();
@@ -125,6 +128,24 @@ describe("the pool and its answer parser", () => {
       got.map((a) => a.body).sort(),
       Array.from({ length: 40 }, (_, i) => String(i)).sort(),
     );
+  });
+
+  test("past maxSockets requests wait for a connection, their wait counted in their timeout", async () => {
+    const small = new NodeHttpPool(net, Buffer, "127.0.0.1", Number(new URL(srv.url).port), 2);
+    const before = srv.connections();
+    for (let i = 0; i < 6; i++) srv.steps.push([`HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n${i}`]);
+    const got = await Promise.all(Array.from({ length: 6 }, () => small.get(REQ, 1000)));
+    assert.deepEqual(got.map((a) => a.body).sort(), ["0", "1", "2", "3", "4", "5"]);
+    assert.equal(srv.connections() - before, 2, "two connections carried the six");
+    // Both connections held by answers that do not come: the third waits and times out.
+    srv.steps.push([], []);
+    const held = [small.get(REQ, 300), small.get(REQ, 300)];
+    const t = performance.now();
+    await assert.rejects(small.get(REQ, 100), (e) => e.code === "timeout");
+    assert.ok(performance.now() - t < 290, "the waiting request timed out on its own timer");
+    for (const h of held) await assert.rejects(h, (e) => e.code === "timeout");
+    srv.steps.push(["HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]);
+    assert.equal((await small.get(REQ, 1000)).body, "ok", "connections are opened again after the timeouts");
   });
 
   test("a refused connection fails at once", async () => {
