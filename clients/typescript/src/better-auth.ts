@@ -38,7 +38,8 @@ import { APIError, createAuthMiddleware, getSessionFromCtx, isAPIError } from "b
 import type { BetterAuthPlugin } from "better-auth";
 
 import { SessiondClient, SessiondError, type ErrorCode } from "./index.js";
-import { nodeFetch } from "./node-transport.js";
+import { describe, interpret } from "./errors.js";
+import { nodeFetch, nodeHttpPool, type NodeHttpPool, type RawAnswer } from "./node-transport.js";
 
 /** Better Auth's session, as `auth.api.getSession` answers it. */
 export type BetterAuthSession = {
@@ -116,8 +117,9 @@ export type SessiondSessionsOptions = {
    */
   onUnavailable?: (error: SessiondError) => void;
   /**
-   * The `fetch` to use. Default: one made on `node:http` with a keep-alive
-   * agent under Node, the global `fetch` elsewhere.
+   * The `fetch` to use. Default under Node: kept-alive `node:net` sockets
+   * of the module's own for an `http:` URL, `node:https` with a keep-alive
+   * agent for an `https:` one; the global `fetch` elsewhere.
    */
   fetch?: typeof fetch;
 };
@@ -133,16 +135,18 @@ export type GetSessionOptions = {
 
 type HeadersLike = Headers | Record<string, string | string[] | undefined> | [string, string][];
 
-/** Date fields of Better Auth's tables: answered as ISO strings, handed on as `Date`s. */
-const DATE_FIELD = /(?:At|Expires)$/;
+/** Date fields of Better Auth's tables (`…At`, `…Expires`): answered as ISO strings, handed on as `Date`s. */
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/;
 
+/** Turns `record`'s date fields into `Date`s, in place (it was just parsed). */
 function revive(record: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(record)) {
-    out[k] = typeof v === "string" && DATE_FIELD.test(k) && ISO_DATE.test(v) ? new Date(v) : v;
+  for (const k in record) {
+    const v = record[k];
+    if (typeof v === "string" && (k.endsWith("At") || k.endsWith("Expires")) && ISO_DATE.test(v)) {
+      record[k] = new Date(v);
+    }
   }
-  return out;
+  return record;
 }
 
 function header(headers: HeadersLike, name: string): string | undefined {
@@ -180,14 +184,12 @@ function credentialOf(
       const eq = part.indexOf("=");
       if (eq < 0) continue;
       const name = part.slice(0, eq).trim();
+      const isToken = names.includes(name);
+      if (!isToken && !companions.includes(name)) continue;
       const value = part.slice(eq + 1).trim();
       if (!CREDENTIAL.test(value)) continue;
-      if (names.includes(name)) {
-        token = true;
-        kept.push(`${name}=${value}`);
-      } else if (companions.includes(name)) {
-        kept.push(`${name}=${value}`);
-      }
+      if (isToken) token = true;
+      kept.push(`${name}=${value}`);
     }
     if (token) return { cookie: kept.join("; ") };
   }
@@ -227,8 +229,8 @@ export function sessiondSessions(options: SessiondSessionsOptions) {
     timeoutMs,
     retries: 1,
     retryDelayMs: 0,
-    // One call per request that reads the session: Node's own HTTP client
-    // with a keep-alive agent (Node's global fetch costs more CPU per call).
+    // Node's own HTTP client with a keep-alive agent for https (Node's
+    // global fetch costs more CPU per call).
     fetch: options.fetch ?? nodeFetch(),
   };
   const client = new SessiondClient(clientOptions);
@@ -236,12 +238,63 @@ export function sessiondSessions(options: SessiondSessionsOptions) {
     options.onUnavailable ??
     ((e: SessiondError) => console.warn(`sessiond: Better Auth session not resolved (${e.code}): ${e.message}`));
 
+  // Under Node, for an http: URL and no `fetch` of the caller's: one call per
+  // request that reads the session, on the module's own pooled sockets, its
+  // request head written once here.
+  const url = new URL(client.baseUrl);
+  let pool: NodeHttpPool | null | undefined =
+    options.fetch === undefined && url.protocol === "http:" && url.username === "" && url.password === ""
+      ? undefined
+      : null;
+  const loading = pool === undefined ? nodeHttpPool(url) : null;
+  const requestHead =
+    `GET ${url.pathname.replace(/\/+$/, "")}/api/better-auth/get-session HTTP/1.1\r\n` +
+    `Host: ${url.host}\r\nAccept: application/json\r\n`;
+
+  /** The answer of one lookup on `p`, retried once at once on a new connection after a network error. */
+  async function ask(p: NodeHttpPool, request: string): Promise<RawAnswer> {
+    try {
+      return await p.get(request, timeoutMs);
+    } catch (e) {
+      if (e instanceof SessiondError) throw e;
+    }
+    try {
+      return await p.get(request, timeoutMs, true);
+    } catch (e) {
+      if (e instanceof SessiondError) throw e;
+      throw new SessiondError("network_error", 0, `sessiond could not be reached (${describe(e)})`, { cause: e });
+    }
+  }
+
+  /** sessiond's `{ session, user }` for `credential` and its `Set-Cookie` values. */
+  async function lookup(credential: {
+    cookie?: string;
+    authorization?: string;
+  }): Promise<{ data: { session: Record<string, unknown>; user: Record<string, unknown> }; setCookie: string[] }> {
+    let p = pool;
+    if (p === undefined) p = pool = await loading;
+    if (p === null || p === undefined) return client.betterAuthSession(credential, { timeoutMs });
+    const line =
+      credential.cookie !== undefined
+        ? `Cookie: ${credential.cookie}\r\n\r\n`
+        : `Authorization: ${credential.authorization}\r\n\r\n`;
+    const a = await ask(p, requestHead + line);
+    const data = interpret(a.status, a.body, false, a.retryAfter) as { session?: unknown; user?: unknown };
+    if (typeof data.session !== "object" || data.session === null || typeof data.user !== "object" || data.user === null) {
+      throw new SessiondError("unexpected_response", 200, "sessiond answered no Better Auth session and user");
+    }
+    return {
+      data: data as { session: Record<string, unknown>; user: Record<string, unknown> },
+      setCookie: a.setCookie,
+    };
+  }
+
   /** The session and the `Set-Cookie` to forward, with why there is none. */
   async function resolveSession(headers: HeadersLike): Promise<SessionResolution> {
     const credential = credentialOf(headers, names, companions);
     if (credential === null) return { data: null, setCookie: [] };
     try {
-      const r = await client.betterAuthSession(credential, { timeoutMs });
+      const r = await lookup(credential);
       return {
         data: { session: revive(r.data.session), user: revive(r.data.user) } as BetterAuthSessionData,
         setCookie: r.setCookie,
