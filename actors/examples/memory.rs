@@ -28,7 +28,12 @@
 //! growth of the resident set (what the OS sees; the allocator does not
 //! always hand freed memory back, so it barely drops after hibernation) and
 //! the growth of live heap bytes, counted by a wrapping global allocator
-//! (what the cache really holds).
+//! (what the cache really holds). The resident set per hibernated user is
+//! given twice: the whole growth divided by N, which carries the memory
+//! the allocator keeps from the last batch's stopped actors (~175 MB, a
+//! pool the next live actors reuse, whatever N), and the growth from the
+//! first batch past N/2 to the end divided by the users added since: what
+//! each further hibernated user costs.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -135,8 +140,8 @@ fn main() {
     }
     let child = std::env::var_os("SESSIOND_MEMORY_CHILD").is_some();
     if !child {
-        println!("| ids | cached users | all live: RSS / user | all live: heap / user | hibernated: RSS / user | hibernated: heap / user | seconds |");
-        println!("|---|---:|---:|---:|---:|---:|---:|");
+        println!("| ids | cached users | all live: RSS / user | all live: heap / user | hibernated: RSS / user | hibernated: RSS / user added in the second half | hibernated: heap / user | seconds |");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     }
     for n in sizes {
         if kinds.len() == 1 {
@@ -271,6 +276,10 @@ async fn measure(n: usize, text: bool) {
         .unwrap_or(25_000)
         .max(1);
     let (mut live, mut live_heap, mut live_actors) = (0, 0, 0);
+    // The resident set once half the users are cached and hibernated: the
+    // second half's growth is what each further hibernated user costs,
+    // without the fixed pool the allocator keeps for live actors.
+    let mut half: Option<(usize, u64)> = None;
     let mut filled = 0;
     while filled < n {
         let upto = (filled + batch).min(n);
@@ -291,11 +300,18 @@ async fn measure(n: usize, text: bool) {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        if half.is_none() && filled >= n / 2 && filled < n {
+            half = Some((filled, rss()));
+        }
     }
     let hibernated = rss().saturating_sub(before);
+    let added = half.map_or_else(
+        || "-".to_string(),
+        |(at, rss_then)| format!("{} B", rss().saturating_sub(rss_then) / (n - at) as u64),
+    );
     let hibernated_heap = heap() - heap_before;
     println!(
-        "| {} | {n} | {} B | {} B ({live_actors} actors) | {} B | {} B ({} sessions, {} actors) | {:.0} |",
+        "| {} | {n} | {} B | {} B ({live_actors} actors) | {} B | {added} | {} B ({} sessions, {} actors) | {:.0} |",
         if text { "text (32)" } else { "int" },
         live,
         live_heap,

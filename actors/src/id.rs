@@ -54,43 +54,27 @@ pub enum UserIdError {
     BadChar,
 }
 
-/// Whether `b` may appear in a text id.
-#[inline]
+/// Whether `b` may appear in a text id: the rule [`valid_text`] applies.
+#[cfg(test)]
 const fn is_id_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':' | b'@' | b'+' | b'=')
 }
 
-/// Each byte's class in a text id: 0 not allowed, [`SYMBOL`] allowed,
-/// [`SYMBOL`] | [`ALNUM`] a letter or digit. One table look-up a byte, no
-/// branch: a text id is checked on every request that names one.
-const SYMBOL: u8 = 1;
-const ALNUM: u8 = 2;
-static ID_BYTES: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        if c.is_ascii_alphanumeric() {
-            t[b] = SYMBOL | ALNUM;
-        } else if is_id_byte(c) {
-            t[b] = SYMBOL;
-        }
-        b += 1;
-    }
-    t
-};
-
 /// Whether every byte of `s` may appear in a text id and one at least is
-/// a letter or digit.
+/// a letter or digit. Range compares and no table, so the loop vectorises:
+/// a text id is checked on every request that names one.
 #[inline]
 fn valid_text(s: &[u8]) -> bool {
-    let (mut all, mut any) = (SYMBOL | ALNUM, 0u8);
+    let (mut bad, mut any) = (false, false);
     for &b in s {
-        let c = ID_BYTES[b as usize];
-        all &= c | ALNUM;
-        any |= c;
+        let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+        let digit = b.wrapping_sub(b'0') < 10;
+        let alnum = letter | digit;
+        let symbol = matches!(b, b'-' | b'_' | b'.' | b'~' | b':' | b'@' | b'+' | b'=');
+        bad |= !(alnum | symbol);
+        any |= alnum;
     }
-    all & SYMBOL != 0 && any & ALNUM != 0
+    !bad && any
 }
 
 /// The integer `s` is the canonical decimal form of, if any.
@@ -300,6 +284,19 @@ mod tests {
 
     fn text(s: &str) -> bool {
         UserId::parse(s).is_ok_and(|id| id.as_text() == Some(s))
+    }
+
+    /// The vectorised check is the rule, byte for byte: alone (a letter
+    /// or digit needed) and beside a letter (any allowed byte).
+    #[test]
+    fn the_fast_check_is_the_rule_for_every_byte() {
+        for b in 0..=255u8 {
+            assert_eq!(valid_text(&[b]), b.is_ascii_alphanumeric(), "{b}");
+            assert_eq!(valid_text(&[b, b'a']), is_id_byte(b), "{b}");
+            assert_eq!(valid_text(&[b'7', b, b'x', b'.']), is_id_byte(b), "{b}");
+        }
+        assert!(!valid_text(b""));
+        assert!(!valid_text(b"-_.~"));
     }
 
     #[test]

@@ -130,7 +130,7 @@ pub use lookup::{Lookup, ResolveError, Served};
 pub use membership::PauseCheck;
 pub use nonce::process_nonce;
 pub use observer::{InvalidationSource, MissReason, NoopObserver, Observer};
-pub use record::{Fetched, Status, User, UserState};
+pub use record::{Fetched, Role, Status, User, UserState, MAX_SHARED_ROLES};
 pub use router::Router;
 pub use store::{BoxFuture, StoreError, UserStore};
 pub use view::{FlushReason, ViewChange};

@@ -1,11 +1,13 @@
 //! The cached value: a user's record plus what revocation needs. Whether a
 //! given token is admitted by it is the service's rule, not the cache's.
 
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::id::UserId;
+use crate::sync::MutexExt;
 
 /// Account status, as stored in `users.status`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,8 +45,131 @@ impl fmt::Display for Status {
 pub struct User {
     pub id: UserId,
     pub email: String,
-    pub role: String,
+    pub role: Role,
     pub status: Status,
+}
+
+/// The most distinct roles kept shared; beyond them (an application whose
+/// roles are per user, say) a role is allocated for its record alone.
+pub const MAX_SHARED_ROLES: usize = 1024;
+
+/// A user's role: immutable shared text. Roles are few and repeated by
+/// every user who has one, so each distinct role is allocated once (up to
+/// [`MAX_SHARED_ROLES`] of them) and a cached record holds a pointer to it:
+/// no allocation of its own per cached user. Compares, hashes and prints
+/// as its text.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Role(Arc<str>);
+
+impl Role {
+    /// The role spelled `s`, shared with every other record that has it.
+    pub fn new(s: &str) -> Role {
+        static SHARED: OnceLock<Mutex<HashSet<Arc<str>>>> = OnceLock::new();
+        let mut shared = SHARED.get_or_init(Mutex::default).locked();
+        if let Some(r) = shared.get(s) {
+            return Role(Arc::clone(r));
+        }
+        let r: Arc<str> = Arc::from(s);
+        if shared.len() < MAX_SHARED_ROLES {
+            shared.insert(Arc::clone(&r));
+        }
+        Role(r)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Role {
+    fn default() -> Role {
+        Role::new("")
+    }
+}
+
+impl std::ops::Deref for Role {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Role {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Role {
+    fn from(s: &str) -> Role {
+        Role::new(s)
+    }
+}
+
+impl From<String> for Role {
+    fn from(s: String) -> Role {
+        Role::new(&s)
+    }
+}
+
+impl From<&String> for Role {
+    fn from(s: &String) -> Role {
+        Role::new(s)
+    }
+}
+
+impl From<Role> for String {
+    fn from(r: Role) -> String {
+        r.0.to_string()
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl PartialEq<str> for Role {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for Role {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<String> for Role {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<Role> for str {
+    fn eq(&self, other: &Role) -> bool {
+        *self == *other.0
+    }
+}
+
+impl PartialEq<Role> for &str {
+    fn eq(&self, other: &Role) -> bool {
+        **self == *other.0
+    }
+}
+
+impl PartialEq<Role> for String {
+    fn eq(&self, other: &Role) -> bool {
+        **self == *other.0
+    }
 }
 
 /// Everything a session actor caches for one user, as read in one fetch.
@@ -131,5 +256,25 @@ mod tests {
     fn unknown_status_is_deactivated() {
         assert_eq!(Status::parse("active"), Status::Active);
         assert_eq!(Status::parse("weird"), Status::Deactivated);
+    }
+}
+
+#[cfg(test)]
+mod role_tests {
+    use super::*;
+
+    /// Users with the same role share one allocation of it; the role
+    /// still reads, compares and prints as its text.
+    #[test]
+    fn a_role_is_shared_by_every_record_that_has_it() {
+        let a = Role::from(String::from("editor"));
+        let b = Role::new("editor");
+        assert!(Arc::ptr_eq(&a.0, &b.0), "one allocation");
+        assert_eq!(a, "editor");
+        assert_eq!("editor", b);
+        assert_eq!(a.to_string(), "editor");
+        assert_eq!(format!("{a:?}"), "\"editor\"");
+        assert_ne!(Role::new("admin"), a);
+        assert_eq!(String::from(a), "editor");
     }
 }

@@ -42,7 +42,7 @@ async fn router_with(config: CacheConfig, store: &MemoryStore) -> Router {
 
 fn role(f: &Fetched) -> String {
     match f {
-        Fetched::Found(s) => s.user.role.clone(),
+        Fetched::Found(s) => s.user.role.to_string(),
         Fetched::Missing => "<missing>".into(),
     }
 }

@@ -23,7 +23,7 @@ async fn join(net: &Arc<MemoryNet>, store: &MemoryStore, config: CacheConfig) ->
 
 fn role(s: &Served) -> String {
     match &s.fetched {
-        Fetched::Found(u) => u.user.role.clone(),
+        Fetched::Found(u) => u.user.role.to_string(),
         Fetched::Missing => "<missing>".into(),
     }
 }

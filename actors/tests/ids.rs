@@ -34,7 +34,7 @@ fn ids() -> Vec<UserId> {
 
 fn user_of(s: &Served) -> Option<(UserId, String)> {
     match &s.fetched {
-        Fetched::Found(u) => Some((u.user.id.clone(), u.user.role.clone())),
+        Fetched::Found(u) => Some((u.user.id.clone(), u.user.role.to_string())),
         Fetched::Missing => None,
     }
 }

@@ -163,7 +163,7 @@ impl Node {
             .await
             .map_err(|e| e.to_string())?;
         Ok(match served.fetched {
-            Fetched::Found(s) => (s.user.role.clone(), served.hit, s.version),
+            Fetched::Found(s) => (s.user.role.to_string(), served.hit, s.version),
             Fetched::Missing => ("<missing>".into(), served.hit, 0),
         })
     }

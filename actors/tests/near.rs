@@ -53,7 +53,7 @@ fn slow_net(delay: Duration) -> Arc<MemoryNet> {
 
 fn role(s: &Served) -> String {
     match &s.fetched {
-        Fetched::Found(u) => u.user.role.clone(),
+        Fetched::Found(u) => u.user.role.to_string(),
         Fetched::Missing => "<missing>".into(),
     }
 }

@@ -30,7 +30,7 @@ pub enum Write {
 impl Write {
     fn apply(&self, store: &MemoryStore, id: &UserId) -> i64 {
         match self {
-            Write::Role(r) => store.update(id, |s| s.user.role = (*r).to_string()),
+            Write::Role(r) => store.update(id, |s| s.user.role = sessiond_actors::Role::new(r)),
             Write::Status(st) => store.update(id, |s| s.user.status = *st),
         }
     }

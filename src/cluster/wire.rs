@@ -136,7 +136,7 @@ impl ResolveReply {
                 user: WireUser {
                     id: u.user.id.clone(),
                     email: u.user.email.clone(),
-                    role: u.user.role.clone(),
+                    role: u.user.role.to_string(),
                     active: u.user.status == Status::Active,
                     version: u.version,
                     tokens_valid_after_ms: u.tokens_valid_after_ms,
@@ -182,7 +182,7 @@ impl ResolveReply {
                     user: User {
                         id: user.id,
                         email: user.email,
-                        role: user.role,
+                        role: user.role.into(),
                         status: if user.active {
                             Status::Active
                         } else {

@@ -405,7 +405,7 @@ async fn check(ctx: &Ctx, caller: &Caller, headers: &HeaderMap, query: &str) -> 
         }
     };
     let user = &a.state.user;
-    if !roles.is_empty() && !roles.contains(&user.role) {
+    if !roles.is_empty() && !roles.iter().any(|r| *r == user.role) {
         tracing::info!(
             target: "sessiond::forward_auth",
             status = 403,

@@ -70,7 +70,7 @@ impl UserRow {
         User {
             id: self.id.clone(),
             email: self.email.clone(),
-            role: self.role.clone(),
+            role: sessiond_actors::Role::new(&self.role),
             status: self.status,
         }
     }

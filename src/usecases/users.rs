@@ -509,7 +509,7 @@ mod tests {
     async fn role_seen(router: &Router, id: &UserId) -> String {
         match router.resolve(id.clone(), Lookup::Resolve).await {
             Ok(served) => match served.fetched {
-                Fetched::Found(s) => s.user.role.clone(),
+                Fetched::Found(s) => s.user.role.to_string(),
                 Fetched::Missing => "missing".into(),
             },
             Err(e) => format!("error: {e}"),

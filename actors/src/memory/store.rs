@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::id::UserId;
 use crate::lease::{Changes, Holder, LeaseStore};
-use crate::record::{Fetched, Status, User, UserState};
+use crate::record::{Fetched, Role, Status, User, UserState};
 use crate::store::{BoxFuture, StoreError, UserStore};
 use crate::sync::MutexExt;
 
@@ -62,7 +62,7 @@ impl MemoryStore {
     /// Inserts or replaces a user with `role`, active, at version 1 (or one
     /// past the previous version).
     pub fn put(&self, id: impl Into<UserId>, role: &str) -> i64 {
-        self.update(id, |s| s.user.role = role.to_string())
+        self.update(id, |s| s.user.role = Role::new(role))
     }
 
     /// Applies `change` to the user (created if absent) and bumps its
