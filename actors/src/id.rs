@@ -234,9 +234,11 @@ impl Hash for UserId {
     fn hash<H: Hasher>(&self, state: &mut H) {
         // The variants never hold the same text (canonical parsing), so
         // they need not hash alike.
+        // The stored bytes, not `text()`: no UTF-8 check on every hash.
         match &self.0 {
             Repr::Int(n) => state.write_i64(*n),
-            _ => state.write(self.text().unwrap_or_default().as_bytes()),
+            Repr::Inline { len, bytes } => state.write(&bytes[..usize::from(*len)]),
+            Repr::Text(s) => state.write(s.as_bytes()),
         }
     }
 }
