@@ -226,4 +226,18 @@ fn placeholders_and_predictable_secrets_are_refused_at_start() {
         "a JWT secret of one repeated byte was accepted: {err}"
     );
     assert!(err.contains("JWT secret"), "{err}");
+    // The example Secret's key-encryption key, as the StatefulSet mounts it.
+    let dir = tempfile::tempdir().expect("a directory");
+    let kek = dir.path().join("key");
+    std::fs::write(&kek, example_secret("key-encryption-key")).expect("writes");
+    let kek = kek.to_string_lossy().to_string();
+    let (failed, err) = serve_with(
+        &[
+            ("SESSIOND_JWT_SECRET", jwt),
+            ("SESSIOND_KEY_ENCRYPTION_KEY_FILE", kek.as_str()),
+        ],
+        &[],
+    );
+    assert!(failed, "the example key-encryption key was accepted: {err}");
+    assert!(err.contains("key-encryption key file"), "{err}");
 }
