@@ -391,6 +391,27 @@ async fn a_leaving_node_turns_unready_is_dropped_by_its_peers_and_still_answers(
         b.child.try_wait().expect("waits").is_none(),
         "lb was dropped only once it had exited"
     );
+    // A balancer whose last poll predates the leave still sends lb a
+    // lookup now and then: keep a few coming, each answered, so lb's quiet
+    // period (a second without requests) does not end while the admin
+    // writes below are slow on a loaded machine.
+    let trickle_stop = Arc::new(AtomicBool::new(false));
+    let trickle = {
+        let (addr, stop, id) = (b.http.clone(), Arc::clone(&trickle_stop), ids[0]);
+        tokio::spawn(async move {
+            let mut failed = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let t = token(id);
+                let (status, body) =
+                    crate::helpers::call(&addr, "GET", "/api/auth/session", Some(&t), None).await;
+                if status != 200 {
+                    failed.push(format!("{status} {body}"));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            failed
+        })
+    };
     // la no longer waits for lb's lease, and sends it no invalidation: a
     // change acknowledged now must still never be answered the old way by
     // lb (which cached these users), so lb no longer answers from its cache.
@@ -409,6 +430,9 @@ async fn a_leaving_node_turns_unready_is_dropped_by_its_peers_and_still_answers(
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["cache"]["node"], "la", "{body}");
     }
+    trickle_stop.store(true, Ordering::Relaxed);
+    let failed = trickle.await.expect("the trickle ends");
+    assert!(failed.is_empty(), "lookups on the leaving node: {failed:?}");
     let (status, _) = terminate(&mut b, Duration::from_secs(15)).await;
     assert!(status.success(), "lb exited with {status}");
     assert_eq!(forward_failures(&a.http).await, 0.0);
