@@ -16,6 +16,11 @@
 //! one shows only the innermost span's fields (or every span in a list),
 //! so the request id would move or vanish under a nested span; this is
 //! also one crate fewer.
+//!
+//! Kept whole: both formats share the shortcut for each HTTP request's
+//! span (`OnlyRequestId`), and the tests write the same spans through
+//! both and through tracing-subscriber's own writer to compare them; most
+//! of the length is those tests.
 
 use std::fmt;
 use std::io::IsTerminal;
@@ -25,7 +30,7 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::filter::{LevelFilter, Targets};
-use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::format::{DefaultFields, Writer};
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::layer::SubscriberExt;
@@ -62,7 +67,10 @@ pub fn init(format: LogFormat) {
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => install(
-            builder.with_ansi(std::io::stderr().is_terminal()).finish(),
+            builder
+                .with_ansi(std::io::stderr().is_terminal())
+                .fmt_fields(TextFields::default())
+                .finish(),
             filter(&spec),
         ),
         LogFormat::Json => install(
@@ -138,6 +146,134 @@ fn put(out: &mut String, key: &str, value: &Value) {
     out.push_str(&value.to_string());
 }
 
+/// The field every HTTP request's span carries (see [`crate::http::server`]).
+const REQUEST_ID: &str = "request_id";
+
+/// The longest `request_id` value [`OnlyRequestId`] holds: a proxy's id is
+/// at most [`crate::http::request_id::MAX_LEN`] characters.
+const REQUEST_ID_ROOM: usize = 160;
+
+/// Sees whether a span's fields are `request_id` alone, given as a
+/// `Display` or `Debug` value (as each HTTP request's span is made), and
+/// keeps that value's text. A span is made for every request: its fields
+/// are then written in one go, without the general visitor (and, for JSON,
+/// without a map and its serialisation).
+struct OnlyRequestId {
+    text: [u8; REQUEST_ID_ROOM],
+    len: usize,
+    /// Fields seen so far.
+    seen: usize,
+    /// Whether the fields are still `request_id` alone, with its text kept.
+    fits: bool,
+}
+
+impl OnlyRequestId {
+    fn of(fields: &impl RecordFields) -> Option<OnlyRequestId> {
+        let mut only = OnlyRequestId {
+            text: [0; REQUEST_ID_ROOM],
+            len: 0,
+            seen: 0,
+            fits: true,
+        };
+        fields.record(&mut only);
+        (only.fits && only.seen == 1).then_some(only)
+    }
+
+    fn text(&self) -> Option<&str> {
+        std::str::from_utf8(&self.text[..self.len]).ok()
+    }
+}
+
+impl fmt::Write for OnlyRequestId {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let room = self.text.get_mut(self.len..end).ok_or(fmt::Error)?;
+        room.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+impl Visit for OnlyRequestId {
+    // Any other kind of value is written by the general visitor.
+    fn record_f64(&mut self, _: &Field, _: f64) {
+        self.fits = false;
+    }
+
+    fn record_i64(&mut self, _: &Field, _: i64) {
+        self.fits = false;
+    }
+
+    fn record_u64(&mut self, _: &Field, _: u64) {
+        self.fits = false;
+    }
+
+    fn record_i128(&mut self, _: &Field, _: i128) {
+        self.fits = false;
+    }
+
+    fn record_u128(&mut self, _: &Field, _: u128) {
+        self.fits = false;
+    }
+
+    fn record_bool(&mut self, _: &Field, _: bool) {
+        self.fits = false;
+    }
+
+    fn record_str(&mut self, _: &Field, _: &str) {
+        self.fits = false;
+    }
+
+    fn record_bytes(&mut self, _: &Field, _: &[u8]) {
+        self.fits = false;
+    }
+
+    fn record_error(&mut self, _: &Field, _: &(dyn std::error::Error + 'static)) {
+        self.fits = false;
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.seen += 1;
+        if self.seen > 1 || field.name() != REQUEST_ID {
+            self.fits = false;
+        }
+        if self.fits && fmt::Write::write_fmt(self, format_args!("{value:?}")).is_err() {
+            self.fits = false;
+        }
+    }
+}
+
+/// Fields as text, exactly as tracing-subscriber's [`DefaultFields`]
+/// writes them; a request's span (`request_id` alone) without its
+/// general visitor when there is no colour to add.
+#[derive(Default)]
+pub struct TextFields(DefaultFields);
+
+impl<'writer> FormatFields<'writer> for TextFields {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
+        if !writer.has_ansi_escapes() {
+            if let Some(only) = OnlyRequestId::of(&fields) {
+                if let Some(text) = only.text() {
+                    let mut line = [0u8; REQUEST_ID.len() + 1 + REQUEST_ID_ROOM];
+                    let n = REQUEST_ID.len();
+                    line[..n].copy_from_slice(REQUEST_ID.as_bytes());
+                    line[n] = b'=';
+                    line[n + 1..n + 1 + text.len()].copy_from_slice(text.as_bytes());
+                    // One write: the span's `String` is allocated once.
+                    if let Ok(all) = std::str::from_utf8(&line[..n + 1 + text.len()]) {
+                        return writer.write_str(all);
+                    }
+                }
+            }
+        }
+        self.0.format_fields(writer, fields)
+    }
+}
+
 /// Collects fields as JSON values: numbers and booleans as such, anything
 /// else as its text.
 #[derive(Default)]
@@ -186,6 +322,24 @@ impl<'writer> FormatFields<'writer> for JsonFields {
         mut writer: Writer<'writer>,
         fields: R,
     ) -> fmt::Result {
+        if let Some(only) = OnlyRequestId::of(&fields) {
+            // An id that needs no escaping (as every id does, being visible
+            // ASCII other than a quote or a backslash) is written as is.
+            if let Some(text) = only.text().filter(|t| {
+                t.bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+            }) {
+                let mut line = [0u8; REQUEST_ID.len() + 5 + REQUEST_ID_ROOM];
+                let mut n = 0;
+                for part in ["\"", REQUEST_ID, "\":\"", text, "\""] {
+                    line[n..n + part.len()].copy_from_slice(part.as_bytes());
+                    n += part.len();
+                }
+                if let Ok(all) = std::str::from_utf8(&line[..n]) {
+                    return writer.write_str(all);
+                }
+            }
+        }
         let mut visitor = JsonVisitor::default();
         fields.record(&mut visitor);
         let object = Value::Object(visitor.0).to_string();
@@ -338,6 +492,94 @@ mod tests {
         assert_eq!(lines[1]["table"], "users");
         assert_eq!(lines[1]["fields"]["ok"], true);
         assert_eq!(lines[1]["fields"]["who"], "x@y");
+    }
+
+    /// Events in a request's span (as the listener makes it: `request_id`
+    /// alone, as a `Display` value), in spans like it that are not, and in
+    /// a span inside each.
+    fn in_spans() {
+        for span in [
+            tracing::error_span!("request", request_id = %"5f0c9e"),
+            tracing::error_span!("request", request_id = %"q\"uo\\te"),
+            tracing::error_span!("request", request_id = "abc"),
+            tracing::error_span!("request", request_id = %"5f0c9e", n = 1),
+            tracing::error_span!("request", other = %"5f0c9e"),
+            tracing::error_span!("request", request_id = 7),
+        ] {
+            let _s = span.enter();
+            let inner = tracing::info_span!("inner", table = %"users");
+            let _i = inner.enter();
+            tracing::warn!(ok = true, "inside");
+        }
+    }
+
+    /// What [`in_spans`] writes as text, its fields written by `fields`.
+    fn text_written<N>(fields: N) -> String
+    where
+        N: for<'w> FormatFields<'w> + Send + Sync + 'static,
+    {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::new("trace"))
+            .with_writer(captured.clone())
+            .with_ansi(false)
+            .without_time()
+            .fmt_fields(fields)
+            .finish();
+        tracing::subscriber::with_default(subscriber, in_spans);
+        let bytes = captured.0.locked().clone();
+        String::from_utf8(bytes).expect("UTF-8")
+    }
+
+    /// What `events` writes as JSON.
+    fn json_written(events: impl FnOnce()) -> Vec<Value> {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::new("trace"))
+            .with_writer(captured.clone())
+            .fmt_fields(JsonFields)
+            .event_format(JsonEvent)
+            .finish();
+        tracing::subscriber::with_default(subscriber, events);
+        lines(&captured)
+    }
+
+    #[test]
+    fn a_request_span_is_written_as_the_general_visitor_writes_it() {
+        let ours = text_written(TextFields::default());
+        assert_eq!(ours, text_written(DefaultFields::new()));
+        let ours: Vec<&str> = ours.lines().collect();
+        assert_eq!(ours.len(), 6, "{ours:?}");
+        assert!(
+            ours[0].contains("request{request_id=5f0c9e}:inner{table=users}: "),
+            "{}",
+            ours[0]
+        );
+
+        let json = json_written(in_spans);
+        assert_eq!(json.len(), 6, "{json:?}");
+        let ids: Vec<Value> = json.iter().map(|l| l["request_id"].clone()).collect();
+        let want = [
+            Value::from("5f0c9e"),
+            Value::from("q\"uo\\te"),
+            Value::from("abc"),
+            Value::from("5f0c9e"),
+            Value::Null,
+            Value::from(7),
+        ];
+        assert_eq!(ids, want, "{json:?}");
+        assert!(json.iter().all(|l| l["table"] == "users"), "{json:?}");
+        assert_eq!(json[3]["n"], 1);
+        assert_eq!(json[4]["other"], "5f0c9e");
+
+        // An id as the listener makes it.
+        let id = crate::http::request_id::RequestId::generate();
+        let json = json_written(|| {
+            let span = tracing::error_span!("request", request_id = %id);
+            let _s = span.enter();
+            tracing::warn!("inside");
+        });
+        assert_eq!(json[0]["request_id"], id.as_str(), "{json:?}");
     }
 
     #[test]

@@ -272,13 +272,20 @@ pub fn routes_of(ctx: Arc<Ctx>, front: Front) -> BoxedFilter<(impl Reply,)> {
             .and(warp::path("users"))
     };
 
+    // Each handler's future is boxed when its route is taken: the routes'
+    // future (an enum as large as its largest handler's future) stays a few
+    // words, so that trying the routes one after another, and hyper, move
+    // pointers rather than KiBs. Left inline: the handlers that hold nothing
+    // across an await (`/healthz`, the OpenAPI document, the dashboard), and
+    // the session lookup, the route most taken, whose future is large
+    // enough that boxing it costs more in malloc than the moves it saves.
     let login = warp::path!("api" / "auth" / "login")
         .and(warp::post())
         .and(c.clone())
         .and(client.clone())
         .and(request_id())
         .and(body())
-        .then(sessions::login);
+        .then(|c, client, id, body| Box::pin(sessions::login(c, client, id, body)));
     let session = warp::path!("api" / "auth" / "session")
         .and(warp::get())
         .and(c.clone())
@@ -289,18 +296,18 @@ pub fn routes_of(ctx: Arc<Ctx>, front: Front) -> BoxedFilter<(impl Reply,)> {
         .and(c.clone())
         .and(auth())
         .and(body())
-        .then(sessions::refresh_session);
+        .then(|c, auth, body| Box::pin(sessions::refresh_session(c, auth, body)));
     let logout = warp::path!("api" / "auth" / "logout")
         .and(warp::post())
         .and(c.clone())
         .and(auth())
-        .then(sessions::logout);
+        .then(|c, auth| Box::pin(sessions::logout(c, auth)));
     let password = warp::path!("api" / "auth" / "password")
         .and(warp::post())
         .and(c.clone())
         .and(auth())
         .and(body())
-        .then(sessions::change_password);
+        .then(|c, auth, body| Box::pin(sessions::change_password(c, auth, body)));
     // The methods of the requests a proxy checks (Envoy's check carries the
     // original request's); any other is 405, as on every route.
     let forward_methods = warp::get()
@@ -320,19 +327,19 @@ pub fn routes_of(ctx: Arc<Ctx>, front: Front) -> BoxedFilter<(impl Reply,)> {
         .and(auth())
         .and(warp::header::headers_cloned())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .then(forward_auth::forward);
+        .then(|c, auth, headers, query| Box::pin(forward_auth::forward(c, auth, headers, query)));
     let better_auth = warp::path!("api" / "better-auth" / "get-session")
         .and(warp::get())
         .and(c.clone())
         .and(auth())
         .and(warp::header::headers_cloned())
-        .then(better_auth::get_session);
+        .then(|c, auth, headers| Box::pin(better_auth::get_session(c, auth, headers)));
     let mint = warp::path!("api" / "sessions")
         .and(warp::post())
         .and(c.clone())
         .and(auth())
         .and(body())
-        .then(appkeys::mint);
+        .then(|c, auth, body| Box::pin(appkeys::mint(c, auth, body)));
     // Minting after the session routes: a session lookup never tries it.
     let auth_routes = login
         .or(session)
@@ -357,21 +364,21 @@ pub fn routes_of(ctx: Arc<Ctx>, front: Front) -> BoxedFilter<(impl Reply,)> {
         .and(c.clone())
         .and(auth())
         .and(body())
-        .then(admin::create_user);
+        .then(|c, auth, body| Box::pin(admin::create_user(c, auth, body)));
     let get = users()
         .and(warp::path::param::<String>())
         .and(warp::path::end())
         .and(warp::get())
         .and(c.clone())
         .and(auth())
-        .then(|id, ctx, auth| admin::get_user(ctx, id, auth));
+        .then(|id, ctx, auth| Box::pin(admin::get_user(ctx, id, auth)));
     let delete = users()
         .and(warp::path::param::<String>())
         .and(warp::path::end())
         .and(warp::delete())
         .and(c.clone())
         .and(auth())
-        .then(|id, ctx, auth| admin::delete_user(ctx, id, auth));
+        .then(|id, ctx, auth| Box::pin(admin::delete_user(ctx, id, auth)));
     let role = users()
         .and(warp::path::param::<String>())
         .and(warp::path("role"))
@@ -380,7 +387,7 @@ pub fn routes_of(ctx: Arc<Ctx>, front: Front) -> BoxedFilter<(impl Reply,)> {
         .and(c.clone())
         .and(auth())
         .and(body())
-        .then(|id, ctx, auth, body| admin::set_role(ctx, id, auth, body));
+        .then(|id, ctx, auth, body| Box::pin(admin::set_role(ctx, id, auth, body)));
     let reset_password = users()
         .and(warp::path::param::<String>())
         .and(warp::path("password"))
@@ -389,7 +396,7 @@ pub fn routes_of(ctx: Arc<Ctx>, front: Front) -> BoxedFilter<(impl Reply,)> {
         .and(c.clone())
         .and(auth())
         .and(body())
-        .then(|id, ctx, auth, body| admin::reset_password(ctx, id, auth, body));
+        .then(|id, ctx, auth, body| Box::pin(admin::reset_password(ctx, id, auth, body)));
     let action = |name: &'static str| {
         users()
             .and(warp::path::param::<String>())
@@ -399,12 +406,14 @@ pub fn routes_of(ctx: Arc<Ctx>, front: Front) -> BoxedFilter<(impl Reply,)> {
             .and(c.clone())
             .and(auth())
     };
-    let deactivate = action("deactivate").then(|id, ctx, auth| admin::deactivate(ctx, id, auth));
-    let activate = action("activate").then(|id, ctx, auth| admin::activate(ctx, id, auth));
+    let deactivate =
+        action("deactivate").then(|id, ctx, auth| Box::pin(admin::deactivate(ctx, id, auth)));
+    let activate =
+        action("activate").then(|id, ctx, auth| Box::pin(admin::activate(ctx, id, auth)));
     let invalidate =
-        action("invalidate").then(|id, ctx, auth| admin::invalidate_user(ctx, id, auth));
-    let revoke =
-        action("revoke-sessions").then(|id, ctx, auth| admin::revoke_sessions(ctx, id, auth));
+        action("invalidate").then(|id, ctx, auth| Box::pin(admin::invalidate_user(ctx, id, auth)));
+    let revoke = action("revoke-sessions")
+        .then(|id, ctx, auth| Box::pin(admin::revoke_sessions(ctx, id, auth)));
     let admin_routes = create
         .or(get)
         .unify()
@@ -427,17 +436,17 @@ pub fn routes_of(ctx: Arc<Ctx>, front: Front) -> BoxedFilter<(impl Reply,)> {
     let perf = warp::path!("api" / "perf")
         .and(warp::get())
         .and(c.clone())
-        .then(h::perf);
+        .then(|c| Box::pin(h::perf(c)));
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(c.clone())
-        .then(h::metrics);
+        .then(|c| Box::pin(h::metrics(c)));
     let healthz = warp::path!("healthz").and(warp::get()).then(h::healthz);
     let readyz = warp::path!("readyz")
         .and(warp::get())
         .and(c.clone())
         .and(warp::any().map(move || front))
-        .then(h::readyz);
+        .then(|c, front| Box::pin(h::readyz(c, front)));
     let openapi = warp::path!("openapi.json")
         .and(warp::get())
         .then(openapi::openapi_json);

@@ -170,9 +170,10 @@ pub async fn serve<F>(
         let mut service = service.clone();
         let trusted = Arc::clone(&trusted);
         let drain = Arc::clone(&drain);
-        // Called in place for each request: no clone of the routes, and the
-        // routes' future is wrapped once (a map and the span), not moved
-        // into another future of its own.
+        // Called in place for each request: no clone of the routes. The
+        // routes' future (several KiB) is boxed as soon as it is made, so
+        // that what is wrapped (a map and the span) and what hyper moves
+        // about is a pointer, not the future itself.
         let svc = hyper::service::service_fn(move |mut req: Request<Body>| {
             progress.heads.fetch_add(1, Ordering::AcqRel);
             drain.request(req.uri().path());
@@ -186,7 +187,8 @@ pub async fn serve<F>(
             let extensions = req.extensions_mut();
             extensions.insert(client);
             extensions.insert(id);
-            let answer = span.in_scope(|| hyper::service::Service::call(&mut service, req));
+            let answer =
+                span.in_scope(|| Box::pin(hyper::service::Service::call(&mut service, req)));
             let progress = Arc::clone(&progress);
             answer
                 .map(move |answered| {
