@@ -194,43 +194,28 @@ impl fmt::Write for OnlyRequestId {
     }
 }
 
+/// Visitor methods that only say the fields are not `request_id` alone.
+macro_rules! not_only_request_id {
+    ($($method:ident: $value:ty),* $(,)?) => {
+        $(fn $method(&mut self, _: &Field, _: $value) {
+            self.fits = false;
+        })*
+    };
+}
+
 impl Visit for OnlyRequestId {
     // Any other kind of value is written by the general visitor.
-    fn record_f64(&mut self, _: &Field, _: f64) {
-        self.fits = false;
-    }
-
-    fn record_i64(&mut self, _: &Field, _: i64) {
-        self.fits = false;
-    }
-
-    fn record_u64(&mut self, _: &Field, _: u64) {
-        self.fits = false;
-    }
-
-    fn record_i128(&mut self, _: &Field, _: i128) {
-        self.fits = false;
-    }
-
-    fn record_u128(&mut self, _: &Field, _: u128) {
-        self.fits = false;
-    }
-
-    fn record_bool(&mut self, _: &Field, _: bool) {
-        self.fits = false;
-    }
-
-    fn record_str(&mut self, _: &Field, _: &str) {
-        self.fits = false;
-    }
-
-    fn record_bytes(&mut self, _: &Field, _: &[u8]) {
-        self.fits = false;
-    }
-
-    fn record_error(&mut self, _: &Field, _: &(dyn std::error::Error + 'static)) {
-        self.fits = false;
-    }
+    not_only_request_id!(
+        record_f64: f64,
+        record_i64: i64,
+        record_u64: u64,
+        record_i128: i128,
+        record_u128: u128,
+        record_bool: bool,
+        record_str: &str,
+        record_bytes: &[u8],
+        record_error: &(dyn std::error::Error + 'static),
+    );
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.seen += 1;
@@ -241,6 +226,20 @@ impl Visit for OnlyRequestId {
             self.fits = false;
         }
     }
+}
+
+/// Writes `parts` (the field's name and a `request_id` of at most
+/// [`REQUEST_ID_ROOM`] bytes, with what joins them) in one write, so that
+/// the span's `String` is allocated once, not grown part by part.
+fn write_once<const N: usize>(writer: &mut Writer<'_>, parts: [&str; N]) -> fmt::Result {
+    let mut line = [0u8; REQUEST_ID.len() + 8 + REQUEST_ID_ROOM];
+    let mut n = 0;
+    for part in parts {
+        let room = line.get_mut(n..n + part.len()).ok_or(fmt::Error)?;
+        room.copy_from_slice(part.as_bytes());
+        n += part.len();
+    }
+    writer.write_str(std::str::from_utf8(&line[..n]).map_err(|_| fmt::Error)?)
 }
 
 /// Fields as text, exactly as tracing-subscriber's [`DefaultFields`]
@@ -258,15 +257,7 @@ impl<'writer> FormatFields<'writer> for TextFields {
         if !writer.has_ansi_escapes() {
             if let Some(only) = OnlyRequestId::of(&fields) {
                 if let Some(text) = only.text() {
-                    let mut line = [0u8; REQUEST_ID.len() + 1 + REQUEST_ID_ROOM];
-                    let n = REQUEST_ID.len();
-                    line[..n].copy_from_slice(REQUEST_ID.as_bytes());
-                    line[n] = b'=';
-                    line[n + 1..n + 1 + text.len()].copy_from_slice(text.as_bytes());
-                    // One write: the span's `String` is allocated once.
-                    if let Ok(all) = std::str::from_utf8(&line[..n + 1 + text.len()]) {
-                        return writer.write_str(all);
-                    }
+                    return write_once(&mut writer, [REQUEST_ID, "=", text]);
                 }
             }
         }
@@ -329,15 +320,7 @@ impl<'writer> FormatFields<'writer> for JsonFields {
                 t.bytes()
                     .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
             }) {
-                let mut line = [0u8; REQUEST_ID.len() + 5 + REQUEST_ID_ROOM];
-                let mut n = 0;
-                for part in ["\"", REQUEST_ID, "\":\"", text, "\""] {
-                    line[n..n + part.len()].copy_from_slice(part.as_bytes());
-                    n += part.len();
-                }
-                if let Ok(all) = std::str::from_utf8(&line[..n]) {
-                    return writer.write_str(all);
-                }
+                return write_once(&mut writer, ["\"", REQUEST_ID, "\":\"", text, "\""]);
             }
         }
         let mut visitor = JsonVisitor::default();

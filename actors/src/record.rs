@@ -257,11 +257,6 @@ mod tests {
         assert_eq!(Status::parse("active"), Status::Active);
         assert_eq!(Status::parse("weird"), Status::Deactivated);
     }
-}
-
-#[cfg(test)]
-mod role_tests {
-    use super::*;
 
     /// Users with the same role share one allocation of it; the role
     /// still reads, compares and prints as its text.
