@@ -105,7 +105,8 @@ impl Hasher for IdHasher {
     }
 
     /// A text id: eight bytes at a time, each word folded in with a
-    /// multiply, and the length last (so "a" and "a\0" differ).
+    /// multiply, and the length last (so "a" and "a\0" differ). An inline
+    /// id comes as its fixed 38 bytes, so the loop unrolls.
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
         let mut chunks = bytes.chunks_exact(8);
@@ -334,6 +335,23 @@ mod tests {
         assert!(buckets.len() > 2400, "{} buckets used", buckets.len());
         assert_eq!(tags.len(), 128, "every tag value used");
         assert_ne!(hash_text("a"), hash_text("a0"));
+    }
+
+    /// Text ids at every length up to the longest: the same text, the same
+    /// hash; one byte changed anywhere, or one byte more, another hash.
+    #[test]
+    fn text_ids_hash_by_their_text_at_every_length() {
+        for n in 1..=crate::id::MAX_USER_ID_LEN {
+            let base = "k".repeat(n);
+            assert_eq!(hash_text(&base), hash_text(&base.clone()), "{n}");
+            for at in 0..n {
+                let mut changed = base.clone().into_bytes();
+                changed[at] = b'Q';
+                let changed = String::from_utf8(changed).unwrap_or_default();
+                assert_ne!(hash_text(&base), hash_text(&changed), "{n} {at}");
+            }
+            assert_ne!(hash_text(&base), hash_text(&format!("{base}k")), "{n}");
+        }
     }
 
     #[test]

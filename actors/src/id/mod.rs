@@ -14,6 +14,10 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use self::bytes::{inline_bytes, same_inline, valid_text, BLOCK};
+
+mod bytes;
+
 /// The longest text id, in bytes.
 pub const MAX_USER_ID_LEN: usize = 128;
 
@@ -28,19 +32,39 @@ pub const INLINE_LEN: usize = 38;
 /// `-_.~:@+=`, with at least one letter or digit (so no id is `.` or
 /// `..`): safe in a URL path, a log line and a NOTIFY payload, and enough
 /// for integers, UUIDs, cuid/cuid2, nanoid and Better Auth's ids.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct UserId(Repr);
 
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 enum Repr {
     Int(i64),
-    /// `len` bytes of text, the rest zero (so derived equality holds).
+    /// `len` bytes of text, the rest zero (so equality and hashing may
+    /// read all of them).
     Inline {
         len: u8,
         bytes: [u8; INLINE_LEN],
     },
     Text(Arc<str>),
 }
+
+impl PartialEq for UserId {
+    /// Field by field, as derived, but inline bytes compared in three
+    /// 16-byte words rather than by a call to `bcmp`. Always inlined: a
+    /// lookup's probe compares ids, and a call costs an integer id more
+    /// than its compare.
+    #[inline(always)]
+    fn eq(&self, other: &UserId) -> bool {
+        match &self.0 {
+            Repr::Int(a) => matches!(&other.0, Repr::Int(b) if a == b),
+            Repr::Inline { bytes: a, .. } => {
+                matches!(&other.0, Repr::Inline { bytes: b, .. } if same_inline(a, b))
+            }
+            Repr::Text(a) => matches!(&other.0, Repr::Text(b) if a == b),
+        }
+    }
+}
+
+impl Eq for UserId {}
 
 /// Why a string is not a user id. The text names the rule, never the
 /// offending input (which may be anything a caller sent).
@@ -52,29 +76,6 @@ pub enum UserIdError {
     TooLong,
     #[error("a user id is made of ASCII letters, digits and -_.~:@+=, with a letter or digit")]
     BadChar,
-}
-
-/// Whether `b` may appear in a text id: the rule [`valid_text`] applies.
-#[cfg(test)]
-const fn is_id_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':' | b'@' | b'+' | b'=')
-}
-
-/// Whether every byte of `s` may appear in a text id and one at least is
-/// a letter or digit. Range compares and no table, so the loop vectorises:
-/// a text id is checked on every request that names one.
-#[inline]
-fn valid_text(s: &[u8]) -> bool {
-    let (mut bad, mut any) = (false, false);
-    for &b in s {
-        let letter = (b | 0x20).wrapping_sub(b'a') < 26;
-        let digit = b.wrapping_sub(b'0') < 10;
-        let alnum = letter | digit;
-        let symbol = matches!(b, b'-' | b'_' | b'.' | b'~' | b':' | b'@' | b'+' | b'=');
-        bad |= !(alnum | symbol);
-        any |= alnum;
-    }
-    !bad && any
 }
 
 /// The integer `s` is the canonical decimal form of, if any.
@@ -106,6 +107,12 @@ impl UserId {
         }
         if s.len() > MAX_USER_ID_LEN {
             return Err(UserIdError::TooLong);
+        }
+        if (BLOCK..=INLINE_LEN).contains(&s.len()) {
+            // UUIDs, cuids, Better Auth's: checked and copied in blocks.
+            let bytes = inline_bytes(s.as_bytes()).ok_or(UserIdError::BadChar)?;
+            let len = s.len() as u8;
+            return Ok(UserId(Repr::Inline { len, bytes }));
         }
         if !valid_text(s.as_bytes()) {
             return Err(UserIdError::BadChar);
@@ -235,9 +242,11 @@ impl Hash for UserId {
         // The variants never hold the same text (canonical parsing), so
         // they need not hash alike.
         // The stored bytes, not `text()`: no UTF-8 check on every hash.
+        // All 38 bytes of an inline id, zeros past its length too (equal ids
+        // have equal bytes): a fixed length, so a hasher's loop unrolls.
         match &self.0 {
             Repr::Int(n) => state.write_i64(*n),
-            Repr::Inline { len, bytes } => state.write(&bytes[..usize::from(*len)]),
+            Repr::Inline { bytes, .. } => state.write(bytes),
             Repr::Text(s) => state.write(s.as_bytes()),
         }
     }
@@ -286,19 +295,6 @@ mod tests {
 
     fn text(s: &str) -> bool {
         UserId::parse(s).is_ok_and(|id| id.as_text() == Some(s))
-    }
-
-    /// The vectorised check is the rule, byte for byte: alone (a letter
-    /// or digit needed) and beside a letter (any allowed byte).
-    #[test]
-    fn the_fast_check_is_the_rule_for_every_byte() {
-        for b in 0..=255u8 {
-            assert_eq!(valid_text(&[b]), b.is_ascii_alphanumeric(), "{b}");
-            assert_eq!(valid_text(&[b, b'a']), is_id_byte(b), "{b}");
-            assert_eq!(valid_text(&[b'7', b, b'x', b'.']), is_id_byte(b), "{b}");
-        }
-        assert!(!valid_text(b""));
-        assert!(!valid_text(b"-_.~"));
     }
 
     #[test]
@@ -381,5 +377,74 @@ mod tests {
             assert_eq!(id.as_ref().and_then(UserId::as_text), Some(s));
             assert_eq!(id.map(|i| i.to_string()).as_deref(), Some(s));
         }
+    }
+
+    /// The rule, byte by byte.
+    fn rule(s: &[u8]) -> bool {
+        s.iter().all(|&b| bytes::is_id_byte(b)) && s.iter().any(u8::is_ascii_alphanumeric)
+    }
+
+    /// Through `parse`, at every length from 1 to past the inline bytes:
+    /// the same ids valid, the same errors, the same text back.
+    #[test]
+    fn parse_keeps_the_rule_at_every_length() {
+        for n in 1..=MAX_USER_ID_LEN + 1 {
+            for (fill, odd) in [('x', '-'), ('-', '-'), ('-', 'x'), ('x', '/'), ('.', '9')] {
+                for at in [0, n / 2, n - 1] {
+                    let mut s: Vec<char> = vec![fill; n];
+                    s[at] = odd;
+                    let s: String = s.into_iter().collect();
+                    let want = if n > MAX_USER_ID_LEN {
+                        Err(UserIdError::TooLong)
+                    } else if canonical_int(&s).is_some() {
+                        continue;
+                    } else if rule(s.as_bytes()) {
+                        Ok(s.clone())
+                    } else {
+                        Err(UserIdError::BadChar)
+                    };
+                    let got = UserId::parse(&s).map(|id| id.to_string());
+                    assert_eq!(got, want, "{s:?}");
+                }
+            }
+        }
+    }
+
+    /// Equal exactly when the text is, and equal ids hash alike, at every
+    /// length on both sides of the inline limit: the same text parsed
+    /// twice, one byte changed at each place, one byte more or fewer.
+    #[test]
+    fn equality_and_hash_agree_at_every_length() {
+        use std::collections::hash_map::DefaultHasher;
+        let h = |id: &UserId| {
+            let mut s = DefaultHasher::new();
+            id.hash(&mut s);
+            s.finish()
+        };
+        let id = |s: &str| UserId::parse(s).unwrap_or_else(|e| panic!("{s:?}: {e}"));
+        let texts: Vec<String> = (1..=INLINE_LEN + 3)
+            .map(|n| (0..n).map(|i| (b'a' + (i % 26) as u8) as char).collect())
+            .collect();
+        for a in &texts {
+            let x = id(a);
+            assert_eq!(x, id(a), "{a}");
+            assert_eq!(x, x.clone(), "{a}");
+            assert_eq!(h(&x), h(&id(a)), "{a}");
+            for b in &texts {
+                assert_eq!(x == id(b), a == b, "{a} {b}");
+            }
+            for at in 0..a.len() {
+                let mut c = a.clone().into_bytes();
+                c[at] = if c[at] == b'z' { b'y' } else { b'z' };
+                let c = String::from_utf8(c).unwrap_or_default();
+                assert_ne!(x, id(&c), "{a} {c}");
+                assert_ne!(h(&x), h(&id(&c)), "{a} {c}");
+            }
+            assert_ne!(x, id(&format!("{a}-")), "{a}");
+            assert_ne!(x, id(&format!("-{a}")), "{a}");
+        }
+        assert_ne!(id("abc"), UserId::from(1));
+        assert_ne!(UserId::from(1), id("abc"));
+        assert_ne!(UserId::from(1), UserId::from(2));
     }
 }
