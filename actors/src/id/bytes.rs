@@ -12,6 +12,12 @@ pub(super) const fn is_id_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':' | b'@' | b'+' | b'=')
 }
 
+/// The rule for a whole text, byte by byte, as tests state it.
+#[cfg(test)]
+pub(super) fn rule(s: &[u8]) -> bool {
+    s.iter().all(|&b| is_id_byte(b)) && s.iter().any(u8::is_ascii_alphanumeric)
+}
+
 /// Whether `b` is an ASCII letter or digit, by range compares only.
 #[inline(always)]
 fn is_alnum(b: u8) -> bool {
@@ -44,13 +50,13 @@ fn block(s: &[u8], at: usize) -> [u8; BLOCK] {
     b
 }
 
-/// Whether three blocks hold only letters, digits, `-` and `_` (what
+/// Whether the blocks hold only letters, digits, `-` and `_` (what
 /// UUIDs, cuids, nanoids and Better Auth's ids are made of) and a letter
 /// or digit at least. Sixteen lanes of the same branch-free arithmetic, so
 /// the compiler makes it a few vector instructions a block. `false` says
 /// only that the rule ([`valid_text`]) must decide.
 #[inline(always)]
-fn common_blocks(blocks: [&[u8; BLOCK]; 3]) -> bool {
+fn common_blocks<const N: usize>(blocks: [&[u8; BLOCK]; N]) -> bool {
     let (mut ok, mut any) = (true, false);
     for i in 0..BLOCK {
         for b in blocks {
@@ -63,29 +69,34 @@ fn common_blocks(blocks: [&[u8; BLOCK]; 3]) -> bool {
     ok & any
 }
 
-/// The inline form of a valid text id of [`BLOCK`] to [`INLINE_LEN`]
-/// bytes: its bytes, then zeros. `None` for an invalid one, or for another
-/// length. Checked and copied as three 16-byte blocks: the head, the tail,
-/// and bytes 16 to 32 (or, up to 32 bytes, the tail again). The blocks
-/// overlap where the length is not a multiple of 16, which changes neither
-/// the check (every byte is looked at, some twice) nor the copy (the same
-/// byte written to the same place).
+/// Writes a valid text id of [`BLOCK`] to [`INLINE_LEN`] bytes into
+/// `bytes` (zeros past its length when they were zeros); `false` for an
+/// invalid one, or for another length. Checked and copied as 16-byte
+/// blocks: the head and the tail, and, past 32 bytes, bytes 16 to 32. The
+/// blocks overlap where the length is not a multiple of 16, which changes
+/// neither the check (every byte is looked at, some twice) nor the copy
+/// (the same byte written to the same place).
 #[inline]
-pub(super) fn inline_bytes(s: &[u8]) -> Option<[u8; INLINE_LEN]> {
+pub(super) fn inline_bytes(s: &[u8], bytes: &mut [u8; INLINE_LEN]) -> bool {
     let n = s.len();
     if !(BLOCK..=INLINE_LEN).contains(&n) {
-        return None;
+        return false;
     }
-    let mid_at = if n > 2 * BLOCK { BLOCK } else { n - BLOCK };
-    let (head, mid, tail) = (block(s, 0), block(s, mid_at), block(s, n - BLOCK));
-    if !common_blocks([&head, &mid, &tail]) && !valid_text(s) {
-        return None;
+    let (head, tail) = (block(s, 0), block(s, n - BLOCK));
+    if n <= 2 * BLOCK {
+        if !common_blocks([&head, &tail]) && !valid_text(s) {
+            return false;
+        }
+    } else {
+        let mid = block(s, BLOCK);
+        if !common_blocks([&head, &mid, &tail]) && !valid_text(s) {
+            return false;
+        }
+        bytes[BLOCK..2 * BLOCK].copy_from_slice(&mid);
     }
-    let mut bytes = [0u8; INLINE_LEN];
     bytes[..BLOCK].copy_from_slice(&head);
-    bytes[mid_at..mid_at + BLOCK].copy_from_slice(&mid);
     bytes[n - BLOCK..n].copy_from_slice(&tail);
-    Some(bytes)
+    true
 }
 
 /// The 16 bytes of an inline form from `at`, as one integer.
@@ -125,11 +136,6 @@ mod tests {
         assert!(!valid_text(b"-_.~"));
     }
 
-    /// The reference rule, byte by byte.
-    fn rule(s: &[u8]) -> bool {
-        s.iter().all(|&b| is_id_byte(b)) && s.iter().any(u8::is_ascii_alphanumeric)
-    }
-
     /// The block check and copy of 16- to 38-byte ids against the rule:
     /// every byte value at every place of every such length, beside
     /// letters, digits, `-` and `_` (the fast path) and beside the other
@@ -142,9 +148,10 @@ mod tests {
                     for b in 0..=255u8 {
                         let mut s = vec![fill; n];
                         s[at] = b;
-                        let got = inline_bytes(&s);
-                        assert_eq!(got.is_some(), rule(&s), "{n} {fill} {at} {b}");
-                        if let Some(bytes) = got {
+                        let mut bytes = [0; INLINE_LEN];
+                        let got = inline_bytes(&s, &mut bytes);
+                        assert_eq!(got, rule(&s), "{n} {fill} {at} {b}");
+                        if got {
                             assert_eq!(&bytes[..n], &s[..], "{n} {fill} {at} {b}");
                             assert!(bytes[n..].iter().all(|&z| z == 0), "{n} {at} {b}");
                         }
@@ -154,28 +161,34 @@ mod tests {
         }
     }
 
+    /// The inline form of `s`, if it has one.
+    fn form(s: &[u8]) -> Option<[u8; INLINE_LEN]> {
+        let mut bytes = [0; INLINE_LEN];
+        inline_bytes(s, &mut bytes).then_some(bytes)
+    }
+
     /// Other lengths are not taken; two forms are the same exactly when
     /// their texts are, whichever 16-byte word a difference falls in.
     #[test]
     fn other_lengths_are_refused_and_forms_compare_by_every_byte() {
-        assert_eq!(inline_bytes(&[b'a'; BLOCK - 1]), None);
-        assert_eq!(inline_bytes(&[b'a'; INLINE_LEN + 1]), None);
+        assert_eq!(form(&[b'a'; BLOCK - 1]), None);
+        assert_eq!(form(&[b'a'; INLINE_LEN + 1]), None);
         for n in BLOCK..=INLINE_LEN {
             let text = vec![b'k'; n];
-            let Some(a) = inline_bytes(&text) else {
+            let Some(a) = form(&text) else {
                 panic!("{n}: valid")
             };
             assert!(same_inline(&a, &a));
             for at in 0..n {
                 let mut other = text.clone();
                 other[at] = b'Q';
-                let Some(b) = inline_bytes(&other) else {
+                let Some(b) = form(&other) else {
                     panic!("{n} {at}: valid")
                 };
                 assert!(!same_inline(&a, &b), "{n} {at}");
             }
             if n < INLINE_LEN {
-                let longer = inline_bytes(&vec![b'k'; n + 1]);
+                let longer = form(&vec![b'k'; n + 1]);
                 assert!(longer.is_some_and(|l| !same_inline(&a, &l)), "{n}");
             }
         }

@@ -110,9 +110,14 @@ impl UserId {
         }
         if (BLOCK..=INLINE_LEN).contains(&s.len()) {
             // UUIDs, cuids, Better Auth's: checked and copied in blocks.
-            let bytes = inline_bytes(s.as_bytes()).ok_or(UserIdError::BadChar)?;
-            let len = s.len() as u8;
-            return Ok(UserId(Repr::Inline { len, bytes }));
+            let mut bytes = [0; INLINE_LEN];
+            return match inline_bytes(s.as_bytes(), &mut bytes) {
+                true => Ok(UserId(Repr::Inline {
+                    len: s.len() as u8,
+                    bytes,
+                })),
+                false => Err(UserIdError::BadChar),
+            };
         }
         if !valid_text(s.as_bytes()) {
             return Err(UserIdError::BadChar);
@@ -379,11 +384,6 @@ mod tests {
         }
     }
 
-    /// The rule, byte by byte.
-    fn rule(s: &[u8]) -> bool {
-        s.iter().all(|&b| bytes::is_id_byte(b)) && s.iter().any(u8::is_ascii_alphanumeric)
-    }
-
     /// Through `parse`, at every length from 1 to past the inline bytes:
     /// the same ids valid, the same errors, the same text back.
     #[test]
@@ -398,7 +398,7 @@ mod tests {
                         Err(UserIdError::TooLong)
                     } else if canonical_int(&s).is_some() {
                         continue;
-                    } else if rule(s.as_bytes()) {
+                    } else if bytes::rule(s.as_bytes()) {
                         Ok(s.clone())
                     } else {
                         Err(UserIdError::BadChar)
