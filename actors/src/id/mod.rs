@@ -110,12 +110,9 @@ impl UserId {
         }
         if (BLOCK..=INLINE_LEN).contains(&s.len()) {
             // UUIDs, cuids, Better Auth's: checked and copied in blocks.
-            let mut bytes = [0; INLINE_LEN];
+            let (mut bytes, len) = ([0; INLINE_LEN], s.len() as u8);
             return match inline_bytes(s.as_bytes(), &mut bytes) {
-                true => Ok(UserId(Repr::Inline {
-                    len: s.len() as u8,
-                    bytes,
-                })),
+                true => Ok(UserId(Repr::Inline { len, bytes })),
                 false => Err(UserIdError::BadChar),
             };
         }
