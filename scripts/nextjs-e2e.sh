@@ -5,7 +5,8 @@
 # sessiond served over HTTPS (a CA and certificates made here with openssl;
 # the app trusts the CA through NODE_EXTRA_CA_CERTS) and drives it over HTTP:
 #
-#   sign-in; the role shown; /admin 403 -> 200 after a promotion -> 403 after
+#   sign-in (sessiond's device token kept in an httpOnly `sessiond-device`
+#   cookie); the role shown; /admin 403 -> 200 after a promotion -> 403 after
 #   a demotion; sessiond down -> the documented 503 page, sign-in refused with
 #   code sessiond_unavailable, nobody signed out; sessiond back -> the same
 #   cookie works; a deactivation signs the user out; a wrong password and the
@@ -204,6 +205,12 @@ step "drive the app"
 expect "signed out: / redirects" "$(get /)" 307
 expect "sign-in redirects home" "$(sign_in ann@example.com correct-horse)" "$base/"
 has_session_cookie || fail "no session cookie after sign-in"
+# The device cookie, as curl's jar keeps it ("#HttpOnly_" before the domain):
+# httpOnly, Path=/, not Secure over http, 30 days, a token's characters.
+expect "sign-in keeps the device token in its own cookie" \
+  "$(awk -F'\t' -v now="$(date +%s)" '$6 == "sessiond-device" {
+      print $1, $3, $4, int(($5 - now) / 86400 + 0.5) " days", ($7 ~ /^[A-Za-z0-9_.-]+$/ ? "token" : "not a token") }' "$jar")" \
+  "#HttpOnly_localhost / FALSE 30 days token"
 expect "home page" "$(get /)" 200
 body_has "the role sessiond answered is shown" "role <b>editor</b>"
 expect "/admin for an editor" "$(get /admin)" 403

@@ -22,8 +22,8 @@ pub use passwords::{
     hash_password, hash_password_blocking, needs_rehash, verify_password_in, PasswordPool,
 };
 pub use tokens::{
-    Claims, TokenError, TokenPolicy, Tokens, Verified, DEVICE_AUDIENCE, IAT_LEEWAY_SECS, ISSUER,
-    KEY_RELOAD, UNKNOWN_KID_GAP,
+    device_bucket, Claims, TokenError, TokenPolicy, Tokens, Verified, DEVICE_AUDIENCE,
+    IAT_LEEWAY_SECS, ISSUER, KEY_RELOAD, UNKNOWN_KID_GAP,
 };
 
 /// A random secret or password of `len` characters from a URL-safe alphabet.

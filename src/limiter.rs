@@ -14,10 +14,7 @@
 //!   window. So, however many addresses an attacker spreads over, an account
 //!   gets at most 10 guesses per window from them: 40 per hour with the
 //!   defaults. A success does not reset this bucket (that would hand the
-//!   attacker more guesses whenever the owner logs in). This bucket is
-//!   this node's; the login use case also counts strangers' attempts in
-//!   the database every node shares (`Db::reserve_login`), so a cluster
-//!   allows an account no more than one node does.
+//!   attacker more guesses whenever the owner logs in).
 //! - **a known device of an account**: a login that presents a valid
 //!   device token of the account — OWASP's "device cookie": every
 //!   successful login is answered with a new one (`device` in the answer),
@@ -29,6 +26,15 @@
 //!   stranger (its token is locked out for the window). A device token
 //!   that does not check (forged, expired, another account's) is ignored:
 //!   the login is a stranger's.
+//!
+//!   These two buckets are also kept in the database every node shares:
+//!   the login use case counts each attempt there too, in the strangers'
+//!   bucket of the account or the device's (`Db::reserve_login`; a device
+//!   is named by what its token names, `auth::device_bucket`), with the
+//!   same window, limit and give-back rule. So a cluster allows an account's
+//!   strangers, and each of its devices, no more guesses than one node
+//!   does, and a restart forgets none of them; the buckets here are each
+//!   node's own, and refuse before the database is asked.
 //! - **an address**, across accounts: `--login-max-failures-per-address`
 //!   (100) per window. IPv6 addresses count by their /64, which one host
 //!   usually holds whole.
@@ -356,12 +362,6 @@ pub struct Attempt<'a> {
 }
 
 impl Attempt<'_> {
-    /// Whether the attempt comes from a known device of the account (else
-    /// it is a stranger's).
-    pub fn from_known_device(&self) -> bool {
-        matches!(self.keys.first(), Some(Key::Device(..)))
-    }
-
     /// The service could not check the password (its fault, not the
     /// caller's): the reservation is given back.
     pub fn unchecked(self) {

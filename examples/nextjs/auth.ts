@@ -7,6 +7,7 @@
 //   adapter's user is sessiond's, and the helper mints sessiond's token for
 //   its id with the app key (`mint` scope).
 import NextAuth, { CredentialsSignin } from "next-auth";
+import { cookies } from "next/headers";
 import Credentials from "next-auth/providers/credentials";
 import Nodemailer from "next-auth/providers/nodemailer";
 import { SessiondClient } from "@sessiond/client";
@@ -27,7 +28,10 @@ export const sessiond = new SessiondClient({
 
 // Session lookups give up after 1 s (the helper's default), sign-in after
 // the client's 5 s; the sign-in errors extend this app's CredentialsSignin.
-export const helper = sessiondAuth(sessiond, { CredentialsSignin });
+// `cookies`: each password sign-in keeps sessiond's device token in the
+// browser's `sessiond-device` cookie and sends it back on its next
+// sign-ins, so strangers guessing the password do not lock its owner out.
+export const helper = sessiondAuth(sessiond, { CredentialsSignin, cookies });
 
 export const { handlers, auth, signIn, signOut } = NextAuth({
   adapter: sessiondAdapter(sessiond, appKey, process.env.AUTH_STORE_FILE ?? ".data/auth-store.json"),

@@ -76,6 +76,15 @@ struct DeviceClaims {
     exp: i64,
 }
 
+/// The name a device's failed logins are counted under in the database
+/// every node shares (beside the strangers' of each account, named by the
+/// email): what the device's token names, the hash of the account's email
+/// and the device id. It holds spaces, which no email that can log in
+/// does, so it is never an account's.
+pub fn device_bucket(email: &str, device: &str) -> String {
+    format!("device {} {device}", account_hash(email))
+}
+
 /// The hash of an account's (normalized) email a device token names.
 fn account_hash(email: &str) -> String {
     let d = aws_lc_rs::digest::digest(

@@ -413,10 +413,12 @@ impl Db {
         dispatch!(self, s => s.revoke_token(id, sid, kept_until, now, max).await)
     }
 
-    /// Counts one stranger's login attempt against `account` in the
-    /// database every node shares, unless `limit` were counted within
-    /// `window`: `Ok(id)` (give it back with [`Db::release_login`]), or
-    /// `Err(wait)` until the oldest leaves the window.
+    /// Counts one login attempt in the bucket `account` in the database
+    /// every node shares, unless `limit` were counted within `window`:
+    /// `Ok(id)` (give it back with [`Db::release_login`]), or `Err(wait)`
+    /// until the oldest leaves the window. The bucket is an account's
+    /// strangers (named by the email) or one known device of an account
+    /// (named by [`crate::auth::device_bucket`]).
     pub async fn reserve_login(
         &self,
         account: &str,

@@ -446,11 +446,13 @@ where
         row.map(|r| Self::user_row(&r)).transpose()
     }
 
-    /// Counts one stranger's login attempt against `account` unless it
-    /// already has `limit` within the window (those at or after
-    /// `window_start`): the new row's id, or the time of the oldest
-    /// failure in the window. One lock (a settings row) orders every
-    /// node's reservations; expired rows go in the same transaction.
+    /// Counts one login attempt in the bucket `account` (an account's
+    /// strangers, named by the email, or one of its known devices, named
+    /// by `auth::device_bucket`) unless it already has `limit` within the
+    /// window (those at or after `window_start`): the new row's id, or the
+    /// time of the oldest failure in the window. One lock (a settings row)
+    /// orders every node's reservations; expired rows of every bucket go
+    /// in the same transaction.
     pub(crate) async fn reserve_login(
         &self,
         account: &str,

@@ -194,38 +194,37 @@ impl Login {
             .limiter
             .reserve(email, client, device)
             .map_err(LoginError::RateLimited)?;
-        // A stranger's attempt also counts in the database every node
-        // shares: the nodes of a cluster together allow an account no more
-        // guesses per window than one node does.
-        let shared = if attempt.from_known_device() {
-            None
-        } else {
-            let limits = self.limiter.limits();
-            match self
-                .db
-                .reserve_login(email, limits.window, limits.per_account)
-                .await
-            {
-                Ok(Ok(id)) => Some(id),
-                Ok(Err(wait)) => {
-                    attempt.unchecked();
-                    return Err(LoginError::RateLimited(wait.max(Duration::from_secs(1))));
-                }
-                Err(e) => {
-                    attempt.unchecked();
-                    return Err(e.into());
-                }
+        // The attempt also counts in the database every node shares, in
+        // the same bucket (the strangers' of the account, or the known
+        // device's): the nodes of a cluster together allow no more guesses
+        // per window than one node does.
+        let bucket = match device {
+            Some(d) => auth::device_bucket(email, d),
+            None => email.to_string(),
+        };
+        let limits = self.limiter.limits();
+        let shared = match self
+            .db
+            .reserve_login(&bucket, limits.window, limits.per_account)
+            .await
+        {
+            Ok(Ok(id)) => id,
+            Ok(Err(wait)) => {
+                attempt.unchecked();
+                return Err(LoginError::RateLimited(wait.max(Duration::from_secs(1))));
+            }
+            Err(e) => {
+                attempt.unchecked();
+                return Err(e.into());
             }
         };
         let give_back = |db: &Db| {
-            if let Some(id) = shared {
-                let db = db.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = db.release_login(id).await {
-                        tracing::warn!(error = %e, "a login attempt was not given back");
-                    }
-                });
-            }
+            let db = db.clone();
+            tokio::spawn(async move {
+                if let Err(e) = db.release_login(shared).await {
+                    tracing::warn!(error = %e, "a login attempt was not given back");
+                }
+            });
         };
         let (row, hash) = match self.db.credentials(email).await {
             Ok(Some((row, hash))) => (Some(row), hash),

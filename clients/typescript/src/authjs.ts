@@ -17,6 +17,13 @@
  * });
  * ```
  *
+ * A password sign-in keeps sessiond's device token in a cookie of its own
+ * (`sessiond-device`, httpOnly) when the app hands in a cookie store
+ * (`sessiondAuth(client, { CredentialsSignin, cookies })`, with Next.js's
+ * `cookies` from `next/headers`), and sends it back on that browser's next
+ * sign-ins: strangers who exhaust the account's failed-login limit do not
+ * lock that browser out.
+ *
  * Any other provider (OAuth, email, passkey) works too: on sign-in, `jwt()`
  * gets the adapter's user from Auth.js and mints sessiond's token for its id
  * with the client's app key (`new SessiondClient({ baseUrl, appKey })`, an
@@ -103,6 +110,32 @@ export type CredentialsSigninClass = new (
   options?: { cause?: unknown },
 ) => Error & { code: string };
 
+/** The attributes the device cookie is set with. */
+export type DeviceCookieOptions = {
+  httpOnly: true;
+  sameSite: "lax";
+  path: "/";
+  /** When the app is served over https (the URL Auth.js hands `authorize`). */
+  secure: boolean;
+  /** 30 days, in seconds: the device token's own lifetime. */
+  maxAge: number;
+};
+
+/**
+ * The part of a response's cookie store that is used: what Next.js's
+ * `cookies()` (from `next/headers`) answers in a route handler or a server
+ * action, or any object with such a `set`.
+ */
+export type DeviceCookieStore = {
+  set(name: string, value: string, options: DeviceCookieOptions): unknown;
+};
+
+/** The device cookie's default name. */
+export const DEVICE_COOKIE = "sessiond-device";
+
+/** The device cookie's lifetime, in seconds: that of sessiond's device tokens. */
+export const DEVICE_COOKIE_MAX_AGE = 30 * 24 * 60 * 60;
+
 export type SessiondAuthOptions = {
   /** Auth.js's `CredentialsSignin`, which the sign-in errors extend (required). */
   CredentialsSignin: CredentialsSigninClass;
@@ -126,6 +159,17 @@ export type SessiondAuthOptions = {
    * of yours every hop may have been written by the browser itself.
    */
   proxyHops?: number;
+  /**
+   * The cookie store of the sign-in's response, where `authorize` keeps the
+   * device token a password login answers: Next.js's `cookies` from
+   * `next/headers` (`sessiondAuth(client, { CredentialsSignin, cookies })`),
+   * which Next.js adds to the answer of the route handler or server action
+   * that signed in. Without it no device cookie is set, and every sign-in
+   * counts as a stranger's (see the README, "Known devices").
+   */
+  cookies?: () => DeviceCookieStore | Promise<DeviceCookieStore>;
+  /** The device cookie's name. Default `sessiond-device` ({@link DEVICE_COOKIE}). */
+  deviceCookie?: string;
   /**
    * Called when sessiond could not answer (down, slow, its database down):
    * the request is denied but the user stays signed in. The error carries
@@ -206,6 +250,14 @@ export function sessiondAuth(client: SessiondClient, options: SessiondAuthOption
   const clientAddress =
     options.clientAddress ??
     ((request: Request | undefined) => appendedHop(request?.headers?.get("x-forwarded-for"), proxyHops));
+  const deviceCookie = options.deviceCookie ?? DEVICE_COOKIE;
+  if (typeof deviceCookie !== "string" || !COOKIE_NAME.test(deviceCookie)) {
+    throw new TypeError("sessiondAuth: deviceCookie is a cookie name (letters, digits and !#$%&'*+-.^_`|~)");
+  }
+  const cookieStore = options.cookies;
+  if (cookieStore !== undefined && typeof cookieStore !== "function") {
+    throw new TypeError('sessiondAuth: cookies is a function answering the cookie store: import { cookies } from "next/headers"');
+  }
   const onUnavailable =
     options.onUnavailable ??
     ((e: SessiondError) => console.warn(`sessiond: session not resolved (${e.code}): ${e.message}`));
@@ -231,8 +283,27 @@ export function sessiondAuth(client: SessiondClient, options: SessiondAuthOption
   }
 
   /**
+   * Keeps the device token of a password login in the browser's device
+   * cookie. A store that refuses it does not fail the sign-in: the browser
+   * stays a stranger, and the warning names neither the token nor the user.
+   */
+  async function keepDevice(device: string | undefined, request: Request | undefined): Promise<void> {
+    if (cookieStore === undefined || typeof device !== "string" || !DEVICE_TOKEN.test(device)) return;
+    const secure = servedOverHttps(request);
+    try {
+      const store = await cookieStore();
+      store.set(deviceCookie, device, { httpOnly: true, sameSite: "lax", path: "/", secure, maxAge: DEVICE_COOKIE_MAX_AGE });
+    } catch (e) {
+      const name = e instanceof Error ? e.name : typeof e;
+      console.warn(`sessiond: the device cookie was not set (${name}): this browser's sign-ins count as a stranger's`);
+    }
+  }
+
+  /**
    * The Credentials provider's `authorize`: logs in to sessiond, passing
-   * the end user's address. Wrong credentials or a deactivated account
+   * the end user's address and the browser's device token (its device
+   * cookie), and keeps the device token sessiond answers in that cookie
+   * (with a `cookies` store). Wrong credentials or a deactivated account
    * answer `null` (Auth.js's `CredentialsSignin`, code `credentials`); too
    * many failures throw `errors.RateLimited` (code `rate_limited`, with
    * `retryAfter`); sessiond unreachable or failing throws
@@ -248,7 +319,11 @@ export function sessiondAuth(client: SessiondClient, options: SessiondAuthOption
     const password = credentials?.["password"];
     if (typeof email !== "string" || typeof password !== "string") return null;
     try {
-      const r = await client.login(email, password, { clientAddress: clientAddress(request) ?? null });
+      const r = await client.login(email, password, {
+        clientAddress: clientAddress(request) ?? null,
+        device: requestCookie(request, deviceCookie),
+      });
+      await keepDevice(r.device, request);
       return { id: String(r.user.id), email: r.user.email, sessiondToken: r.token };
     } catch (e) {
       if (!(e instanceof SessiondError)) throw e;
@@ -383,4 +458,42 @@ export function appendedHop(header: string | null | undefined, hops: number): st
   if (entries.length < hops) return null;
   const hop = entries[entries.length - hops];
   return hop === undefined || hop === "" ? null : hop;
+}
+
+/** A cookie name: an RFC 6265 token. */
+const COOKIE_NAME = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/;
+
+/** What a device token may look like: a JWT's characters, within a cookie's size. */
+const DEVICE_TOKEN = /^[A-Za-z0-9_.-]{1,3800}$/;
+
+/**
+ * The value of the first cookie named `name` in the request's `Cookie`
+ * header, when it may be a device token; else `null`. No other cookie is
+ * read.
+ */
+function requestCookie(request: Request | undefined, name: string): string | null {
+  const header = request?.headers?.get("cookie");
+  if (typeof header !== "string") return null;
+  for (const pair of header.split(";")) {
+    const eq = pair.indexOf("=");
+    if (eq < 0 || pair.slice(0, eq).trim() !== name) continue;
+    let value = pair.slice(eq + 1).trim();
+    if (value.startsWith('"') && value.endsWith('"') && value.length >= 2) value = value.slice(1, -1);
+    try {
+      value = decodeURIComponent(value);
+    } catch {
+      return null;
+    }
+    return DEVICE_TOKEN.test(value) ? value : null;
+  }
+  return null;
+}
+
+/** The sign-in was made over https: the URL Auth.js built for it (its own `useSecureCookies` test). */
+function servedOverHttps(request: Request | undefined): boolean {
+  try {
+    return request !== undefined && new URL(request.url).protocol === "https:";
+  } catch {
+    return false;
+  }
 }

@@ -10,6 +10,7 @@ import { after, before, describe, test } from "node:test";
 import { CredentialsSignin } from "@auth/core/errors";
 
 import { SessiondClient, SessiondError } from "../dist/index.js";
+import * as authjs from "../dist/authjs.js";
 import { hasRole, sessiondAuth } from "../dist/authjs.js";
 import { ADMIN_EMAIL, ADMIN_PASSWORD, closedPort, startSessiond } from "./harness.mjs";
 
@@ -170,6 +171,104 @@ describe("Auth.js callbacks against sessiond", () => {
     const s = await auth.callbacks.session({ session: { expires: new Date() }, token: { sub: "1" } });
     assert.equal(s.user, null);
     assert.equal(s.error, "invalid_token");
+  });
+
+  /** The device cookie's documented default name. */
+  const DEVICE_COOKIE = "sessiond-device";
+
+  /** A client whose login bodies are recorded, and a cookie store that records what is set. */
+  function recorded() {
+    const bodies = [];
+    const f = async (url, init = {}) => {
+      if (new URL(url).pathname === "/api/auth/login") bodies.push(JSON.parse(init.body));
+      return fetch(url, init);
+    };
+    const sets = [];
+    const store = { set: (name, value, options) => sets.push({ name, value, options }) };
+    return { client: new SessiondClient({ baseUrl: server.url, fetch: f }), bodies, sets, store };
+  }
+
+  /** The Request Auth.js hands `authorize`: its own URL, the browser's headers. */
+  function signInRequest(origin, cookie) {
+    const headers = cookie === undefined ? {} : { cookie };
+    return new Request(`${origin}/api/auth/callback/credentials`, { method: "POST", headers, body: "{}" });
+  }
+
+  test("authorize keeps the device token in the cookie store and sends that cookie back, no other", async () => {
+    const { credentials } = await newUser("editor");
+    const r = recorded();
+    const a = sessiondAuth(r.client, { CredentialsSignin, cookies: () => r.store });
+
+    const user = await a.authorize(credentials, signInRequest("http://app.test"));
+    assert.deepEqual(Object.keys(user).sort(), ["email", "id", "sessiondToken"], "the device token is not in the user");
+    assert.deepEqual(r.bodies.map((b) => b.device), [undefined]);
+    assert.equal(r.sets.length, 1);
+    const { name, value: device, options } = r.sets[0];
+    assert.equal(name, DEVICE_COOKIE);
+    assert.equal(authjs.DEVICE_COOKIE, DEVICE_COOKIE);
+    assert.deepEqual(options, { httpOnly: true, sameSite: "lax", path: "/", secure: false, maxAge: 30 * 24 * 60 * 60 });
+    assert.equal(device.split(".").length, 3);
+
+    // Over https, with an async store (Next.js's cookies() answers a promise).
+    const s = recorded();
+    const b = sessiondAuth(s.client, { CredentialsSignin, cookies: async () => s.store });
+    await b.authorize(credentials, signInRequest("https://app.test", `other=1; ${DEVICE_COOKIE}=${device}; ${DEVICE_COOKIE}=second; x=y`));
+    assert.equal(s.sets[0].options.secure, true);
+    assert.deepEqual(s.bodies.map((x) => x.device), [device], "the first device cookie, and nothing else");
+    assert.notEqual(s.sets[0].value, device, "a new device token each sign-in");
+
+    // A value that cannot be a device token is not sent.
+    r.bodies.length = 0;
+    for (const bad of ["not a token", "x".repeat(5000), "%ZZ", ""]) {
+      await a.authorize(credentials, signInRequest("http://app.test", `${DEVICE_COOKIE}=${bad}`));
+    }
+    assert.deepEqual(r.bodies.map((x) => x.device), [undefined, undefined, undefined, undefined]);
+  });
+
+  test("the device cookie's name is configurable; without a store nothing is set", async () => {
+    const { credentials } = await newUser("editor");
+    const r = recorded();
+    const a = sessiondAuth(r.client, { CredentialsSignin, cookies: () => r.store, deviceCookie: "app-device" });
+    await a.authorize(credentials, signInRequest("http://app.test"));
+    assert.deepEqual(r.sets.map((c) => c.name), ["app-device"]);
+    const device = r.sets[0].value;
+    await a.authorize(credentials, signInRequest("http://app.test", `${DEVICE_COOKIE}=other; app-device=${device}`));
+    assert.deepEqual(r.bodies.map((b) => b.device), [undefined, device]);
+
+    const none = recorded();
+    const plain = sessiondAuth(none.client, { CredentialsSignin });
+    assert.ok(await plain.authorize(credentials, signInRequest("http://app.test", `${DEVICE_COOKIE}=${device}`)));
+    assert.deepEqual(none.bodies.map((b) => b.device), [device], "a device cookie already there is still sent");
+
+    assert.throws(() => sessiondAuth(client, { CredentialsSignin, deviceCookie: "a b" }), TypeError);
+    assert.throws(() => sessiondAuth(client, { CredentialsSignin, deviceCookie: "" }), TypeError);
+    assert.throws(() => sessiondAuth(client, { CredentialsSignin, cookies: {} }), TypeError);
+  });
+
+  test("a cookie store that refuses the device cookie does not fail the sign-in, and the warning has no token", async () => {
+    const { credentials } = await newUser("editor");
+    let device;
+    const r = recorded();
+    const a = sessiondAuth(r.client, {
+      CredentialsSignin,
+      cookies: () => ({
+        set(name, value) {
+          device = value;
+          throw new Error(`Cookies can only be modified in a Server Action or Route Handler (${value})`);
+        },
+      }),
+    });
+    const warned = [];
+    const warn = console.warn;
+    console.warn = (...args) => warned.push(args.join(" "));
+    try {
+      assert.ok(await a.authorize(credentials, signInRequest("http://app.test")));
+    } finally {
+      console.warn = warn;
+    }
+    assert.equal(warned.length, 1);
+    assert.ok(typeof device === "string" && !warned[0].includes(device), warned[0]);
+    assert.ok(!warned[0].includes(credentials.email), warned[0]);
   });
 
   test("sessiond unreachable: the request is denied, the user stays signed in", async () => {

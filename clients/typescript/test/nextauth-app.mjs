@@ -10,6 +10,7 @@ import Credentials from "next-auth/providers/credentials";
 import Nodemailer from "next-auth/providers/nodemailer";
 import { decode } from "next-auth/jwt";
 import { NextRequest } from "next/server.js";
+import routeModule from "next/dist/server/route-modules/app-route/module.js";
 
 import { sessiondAuth } from "../dist/authjs.js";
 
@@ -46,6 +47,34 @@ export function makeApp(client, helperOptions = {}) {
     logger: { error: (e) => logged.push(e), warn: () => {}, debug: () => {} },
   });
   return { handlers, auth, helper, logged, unavailable };
+}
+
+/**
+ * `handlers` served the way Next.js serves `app/api/auth/[...nextauth]/route.ts`:
+ * through its own route module, which runs each request in Next's request
+ * scope (so `cookies()` from `next/headers` works inside the handler) and
+ * adds the cookies set through `cookies()` to the handler's answer.
+ */
+export function servedByNext(handlers) {
+  const route = new routeModule.AppRouteRouteModule({
+    userland: () => ({ GET: handlers.GET, POST: handlers.POST }),
+    definition: {
+      kind: "APP_ROUTE",
+      page: "/api/auth/[...nextauth]/route",
+      pathname: "/api/auth/[...nextauth]",
+      filename: "route",
+      bundlePath: "app/api/auth/[...nextauth]/route",
+    },
+    distDir: ".next",
+    relativeProjectDir: "",
+    resolvedPagePath: "app/api/auth/[...nextauth]/route.js",
+    nextConfigOutput: undefined,
+  });
+  const context = { renderOpts: { experimental: {} }, sharedContext: { buildId: "test" }, previewProps: undefined };
+  return {
+    GET: (req) => route.handle(req, context),
+    POST: (req) => route.handle(req, context),
+  };
 }
 
 /**
@@ -129,28 +158,34 @@ export function memoryAdapter(client, adminToken) {
 
 /** A browser of one end user (`ip` is what Next.js puts in X-Forwarded-For). */
 export class Browser {
-  constructor(app, { ip = "198.51.100.10" } = {}) {
+  constructor(app, { ip = "198.51.100.10", proto = "http" } = {}) {
     this.app = app;
     this.ip = ip;
+    this.proto = proto;
+    // Next.js builds the request's URL with the scheme X-Forwarded-Proto names.
+    this.origin = `${proto}://${new URL(ORIGIN).host}`;
     /** @type {Map<string, string>} */
     this.cookies = new Map();
+    /** @type {string[]} every Set-Cookie line received */
+    this.setCookies = [];
   }
 
   request(path, init = {}) {
     const headers = new Headers(init.headers);
     // What Next.js's server sets on every request before Auth.js sees it.
     headers.set("host", new URL(ORIGIN).host);
-    headers.set("x-forwarded-proto", "http");
+    headers.set("x-forwarded-proto", this.proto);
     headers.set("x-forwarded-for", this.ip);
     if (this.cookies.size > 0) {
       headers.set("cookie", [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; "));
     }
-    return new NextRequest(ORIGIN + path, { ...init, headers });
+    return new NextRequest(this.origin + path, { ...init, headers });
   }
 
-  /** Applies the answer's Set-Cookie headers, as a browser would. */
+  /** Applies the answer's Set-Cookie headers, as a browser would; `setCookies` keeps the lines. */
   store(res) {
     for (const line of res.headers.getSetCookie()) {
+      this.setCookies.push(line);
       const [pair, ...attrs] = line.split(";");
       const eq = pair.indexOf("=");
       const name = pair.slice(0, eq).trim();
@@ -188,9 +223,9 @@ export class Browser {
       csrfToken,
       email,
       password,
-      callbackUrl: ORIGIN + "/",
+      callbackUrl: this.origin + "/",
     });
-    return new URL(res.headers.get("location") ?? "", ORIGIN);
+    return new URL(res.headers.get("location") ?? "", this.origin);
   }
 
   /**
@@ -200,11 +235,11 @@ export class Browser {
   async signInEmail(email, outbox) {
     const csrfToken = await this.csrfToken();
     const sent = outbox.length;
-    await this.postForm("/api/auth/signin/nodemailer", { csrfToken, email, callbackUrl: ORIGIN + "/" });
+    await this.postForm("/api/auth/signin/nodemailer", { csrfToken, email, callbackUrl: this.origin + "/" });
     if (outbox.length !== sent + 1) throw new Error("no sign-in link was sent");
     const link = new URL(outbox[outbox.length - 1].url);
     const res = await this.get(link.pathname + link.search);
-    return new URL(res.headers.get("location") ?? "", ORIGIN);
+    return new URL(res.headers.get("location") ?? "", this.origin);
   }
 
   /** `auth((req) => …)` as middleware (or `proxy`): what `req.auth` was. */
@@ -238,18 +273,24 @@ export class Browser {
 
   async signOut() {
     const csrfToken = await this.csrfToken();
-    return this.postForm("/api/auth/signout", { csrfToken, callbackUrl: ORIGIN + "/login" });
+    return this.postForm("/api/auth/signout", { csrfToken, callbackUrl: this.origin + "/login" });
   }
 
   /** The session cookie, decoded with next-auth's own `decode`. */
   async cookieClaims() {
-    const token = this.cookies.get(SESSION_COOKIE);
+    const name = this.sessionCookieName();
+    const token = this.cookies.get(name);
     if (token === undefined) return null;
-    return decode({ token, secret: SECRET, salt: SESSION_COOKIE });
+    return decode({ token, secret: SECRET, salt: name });
+  }
+
+  /** Auth.js prefixes its cookie's name with `__Secure-` over https. */
+  sessionCookieName() {
+    return this.proto === "https" ? `__Secure-${SESSION_COOKIE}` : SESSION_COOKIE;
   }
 
   hasSessionCookie() {
-    return this.cookies.has(SESSION_COOKIE);
+    return this.cookies.has(this.sessionCookieName());
   }
 }
 

@@ -5,14 +5,16 @@
 
 import assert from "node:assert/strict";
 import net from "node:net";
+import util from "node:util";
 import { after, before, describe, test } from "node:test";
 
 import { CredentialsSignin } from "next-auth";
+import { cookies } from "next/headers";
 
 import { SessiondClient } from "../dist/index.js";
 import { hasRole } from "../dist/authjs.js";
 import { ADMIN_EMAIL, ADMIN_PASSWORD, closedPort, startSessiond } from "./harness.mjs";
-import { Browser, assertNoToken, makeApp, recordingFetch } from "./nextauth-app.mjs";
+import { Browser, assertNoToken, makeApp, recordingFetch, servedByNext } from "./nextauth-app.mjs";
 
 /** A loopback server that accepts connections and never answers. */
 async function silentServer() {
@@ -302,6 +304,107 @@ describe("next-auth and @auth/core with sessiondAuth, against sessiond", () => {
     assert.equal(e.type, "CredentialsSignin");
     assert.ok(Number.isInteger(e.retryAfter) && e.retryAfter > 0 && e.retryAfter <= 900, `retryAfter ${e.retryAfter}`);
     assert.ok(!String(e.message).includes(u.password));
+  });
+
+  /** The device cookie's documented default name. */
+  const DEVICE_COOKIE = "sessiond-device";
+
+  /** An app whose helper keeps the device token with Next.js's `cookies()`, served as Next.js serves its route. */
+  function deviceApp(options = {}) {
+    const a = makeApp(client, { cookies, ...options });
+    a.handlers = servedByNext(a.handlers);
+    return a;
+  }
+
+  /** Wrong passwords sent straight to sessiond (no device token) until it answers 429: how many it took. */
+  async function exhaustStrangers(email) {
+    for (let guesses = 0; guesses <= 10; guesses++) {
+      try {
+        await client.login(email, "wrong-password");
+        assert.fail("a wrong password signed in");
+      } catch (e) {
+        if (e.code === "rate_limited") return guesses;
+        assert.equal(e.code, "invalid_credentials");
+      }
+    }
+    assert.fail("11 wrong passwords and still no 429");
+  }
+
+  test("a known device: strangers who exhaust the account's failed logins do not lock out the owner's browser", async () => {
+    const u = await newUser("editor");
+    const known = deviceApp();
+    const owner = new Browser(known, { ip: "198.51.100.20" });
+    assert.equal((await owner.signIn(u.email, u.password)).pathname, "/");
+
+    assert.equal(await exhaustStrangers(u.email), 10);
+
+    // The owner's browser sends its device cookie back: let through.
+    const device = owner.cookies.get(DEVICE_COOKIE);
+    fetchLog.calls.length = 0;
+    const again = await owner.signIn(u.email, u.password);
+    assert.equal(again.pathname + again.search, "/", "the owner's browser is let through");
+    assert.ok(device, `the first sign-in set the device cookie: ${owner.setCookies.map((l) => l.split("=")[0])}`);
+    const logins = fetchLog.calls.filter((c) => c.path === "/api/auth/login");
+    assert.deepEqual(
+      logins.map((c) => Object.keys(JSON.parse(c.body)).sort()),
+      [["device", "email", "password"]],
+    );
+    assert.equal(JSON.parse(logins[0].body).device, device, "the device cookie's value, and nothing else, is sent");
+    assert.notEqual(owner.cookies.get(DEVICE_COOKIE), device, "each sign-in keeps sessiond's new device token");
+
+    // The same browser without its device cookie is a stranger: refused.
+    const cookieless = new Browser(known, { ip: "198.51.100.20" });
+    cookieless.cookies = new Map(owner.cookies);
+    cookieless.cookies.delete(DEVICE_COOKIE);
+    const refused = await cookieless.signIn(u.email, u.password);
+    assert.equal(refused.pathname, "/login");
+    assert.equal(refused.searchParams.get("code"), "rate_limited");
+    const stranger = await new Browser(known).signIn(u.email, u.password);
+    assert.equal(stranger.searchParams.get("code"), "rate_limited");
+  });
+
+  test("the device cookie: httpOnly, SameSite=Lax, Path=/, 30 days, Secure over https; never in the JWT, the session or the logs", async () => {
+    const u = await newUser("editor");
+    const known = deviceApp();
+    for (const [proto, secure] of [
+      ["http", false],
+      ["https", true],
+    ]) {
+      const browser = new Browser(known, { proto });
+      assert.equal((await browser.signIn(u.email, u.password)).pathname, "/");
+      const lines = browser.setCookies.filter((l) => l.startsWith(`${DEVICE_COOKIE}=`));
+      assert.equal(lines.length, 1, `one device cookie: ${browser.setCookies.map((l) => l.split("=")[0])}`);
+      const attrs = lines[0]
+        .split(";")
+        .slice(1)
+        .map((a) => a.trim().toLowerCase());
+      assert.ok(attrs.includes("httponly"), lines[0]);
+      assert.ok(attrs.includes("samesite=lax"), lines[0]);
+      assert.ok(attrs.includes("path=/"), lines[0]);
+      assert.ok(attrs.includes(`max-age=${30 * 24 * 60 * 60}`), lines[0]);
+      assert.equal(attrs.includes("secure"), secure, `${proto}: ${lines[0]}`);
+
+      const device = browser.cookies.get(DEVICE_COOKIE);
+      const claims = await browser.cookieClaims();
+      assert.deepEqual(Object.keys(claims).sort(), ["exp", "iat", "jti", "sessiondToken", "sub"]);
+      for (const [what, value] of [
+        ["the JWT", claims],
+        ["req.auth", await browser.auth()],
+        ["/api/auth/session", (await browser.session()).body],
+        ["what Auth.js logged", known.logged],
+      ]) {
+        const text = util.inspect(value, { depth: null, showHidden: true, getters: true }) + JSON.stringify(value);
+        assert.ok(!text.includes(device), `${what} carries the device token`);
+        // The header part is left out: it may be that of sessiond's token.
+        for (const part of device.split(".").slice(1)) {
+          assert.ok(!text.includes(part), `${what} carries part of the device token`);
+        }
+      }
+    }
+    // Without a cookie store no device cookie is set.
+    const plain = new Browser(app);
+    assert.equal((await plain.signIn(u.email, u.password)).pathname, "/");
+    assert.ok(!plain.cookies.has(DEVICE_COOKIE));
   });
 
   test("session.update(data) forces a database read and ignores the data; update() is a plain GET", async () => {
