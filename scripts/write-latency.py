@@ -8,7 +8,7 @@ the three nodes in turn, one after another, timing each acknowledged answer;
 prints p50/p90/p99 and node 1's write-confirmation metric. Needs psql and a
 PostgreSQL server at 127.0.0.1:5432 (user postgres, database test).
 """
-import json, os, subprocess, sys, time, urllib.request
+import json, os, secrets, subprocess, sys, time, urllib.request
 
 binary = sys.argv[1]
 writes = int(sys.argv[2]) if len(sys.argv) > 2 else 300
@@ -16,8 +16,9 @@ base = int(sys.argv[3]) if len(sys.argv) > 3 else 18100
 db = f"wl_{os.getpid()}"
 subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc", f"CREATE DATABASE {db}"], check=True)
 url = f"postgres://postgres@127.0.0.1:5432/{db}"
-cookie = "write-latency-cookie-0123456789-abcdefghij"
-secret = "s" * 40
+# Random, as the validators of later builds require (earlier ones take any).
+cookie = secrets.token_urlsafe(32)
+secret = secrets.token_urlsafe(48)
 procs = []
 env = dict(os.environ, SESSIOND_ADMIN_PASSWORD="admin-password-1", RUST_LOG="warn")
 try:

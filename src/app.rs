@@ -275,7 +275,10 @@ impl Application {
                     .with_context(|| format!("cannot listen on {a}"))?;
                 let server = http::server::serve(
                     tcp,
-                    http::routes_of(Arc::clone(&ctx), http::Front::Ops),
+                    http::server::Routes {
+                        filter: http::routes_of(Arc::clone(&ctx), http::Front::Ops),
+                        hot: http::hot::Hot::new(Arc::clone(&ctx), http::Front::Ops),
+                    },
                     settings.http.clone(),
                     settings.trusted_proxies.clone(),
                     // Scrapes are not the traffic a leaving node waits out.
@@ -306,7 +309,10 @@ impl Application {
             .with_context(|| format!("cannot listen on {listen}"))?;
         let server = http::server::serve(
             tcp,
-            http::routes_of(Arc::clone(&ctx), front),
+            http::server::Routes {
+                filter: http::routes_of(Arc::clone(&ctx), front),
+                hot: http::hot::Hot::new(Arc::clone(&ctx), front),
+            },
             settings.http.clone(),
             settings.trusted_proxies.clone(),
             Arc::clone(&ctx.drain),

@@ -8,11 +8,14 @@
 //!   names a key this node has not seen (single flight, at most once per
 //!   [`UNKNOWN_KID_GAP`]), so a rotation made anywhere reaches every node
 //!   without the hot path ever touching the database for a key it knows.
+//! - `remembered`: the tokens a key set verified lately, by their exact
+//!   text, so that a token presented again is not verified again.
 //! - `passwords`: argon2id hashing, and the [`PasswordPool`] of threads
 //!   that checks passwords with reused memory.
 
 mod keyset;
 mod passwords;
+mod remembered;
 mod tokens;
 
 use rand::Rng;

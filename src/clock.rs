@@ -37,6 +37,13 @@ impl Clock {
         self.offset_ms
             .fetch_add(by.as_millis() as i64, Ordering::Relaxed);
     }
+
+    /// Moves this clock back, as a system clock that steps.
+    #[cfg(test)]
+    pub fn rewind(&self, by: Duration) {
+        self.offset_ms
+            .fetch_sub(by.as_millis() as i64, Ordering::Relaxed);
+    }
 }
 
 /// RFC 3339 (UTC, seconds) of a unix time in milliseconds.

@@ -7,6 +7,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use rand::Rng;
 use sessiond_actors::BoxFuture;
 
+use super::remembered::{Remembered, DEFAULT_CAPACITY};
+
 /// The id of the key that was the one stored secret before key ids
 /// existed: tokens that name no key are checked with it.
 pub const LEGACY_KID: &str = "legacy";
@@ -14,7 +16,7 @@ pub const LEGACY_KID: &str = "legacy";
 /// The longest key id looked up; a longer one is refused unread.
 pub(super) const MAX_KID: usize = 64;
 /// A signing key as the store keeps it.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct StoredKey {
     pub kid: String,
     pub secret: String,
@@ -56,6 +58,11 @@ pub struct KeySet {
     pub(super) verifying: HashMap<String, DecodingKey>,
     /// Checks tokens that name no key (issued before key ids existed).
     pub(super) legacy: Option<DecodingKey>,
+    /// The stored keys it was built from, by key id: a reload that finds
+    /// the same keeps this set, and with it what it remembers.
+    source: Vec<StoredKey>,
+    /// The tokens this set verified lately.
+    pub(super) remembered: Remembered,
 }
 
 impl KeySet {
@@ -67,6 +74,18 @@ impl KeySet {
             Some(secret) => Some(KeySet::from_secret(secret, stored)),
             None => KeySet::from_store(stored),
         }
+    }
+
+    /// Whether this set was built from the same stored keys as `other`
+    /// (the configured secret is the process's, the same for both).
+    pub(super) fn same_keys_as(&self, other: &KeySet) -> bool {
+        self.source == other.source
+    }
+
+    fn source(stored: &[StoredKey]) -> Vec<StoredKey> {
+        let mut source = stored.to_vec();
+        source.sort_by(|a, b| a.kid.cmp(&b.kid));
+        source
     }
 
     fn verifying(stored: &[StoredKey]) -> HashMap<String, DecodingKey> {
@@ -86,6 +105,8 @@ impl KeySet {
             signing: EncodingKey::from_secret(secret),
             verifying,
             legacy: Some(DecodingKey::from_secret(secret)),
+            source: KeySet::source(stored),
+            remembered: Remembered::new(DEFAULT_CAPACITY),
         }
     }
 
@@ -101,6 +122,8 @@ impl KeySet {
             signing: EncodingKey::from_secret(active.secret.as_bytes()),
             verifying: KeySet::verifying(stored),
             legacy,
+            source: KeySet::source(stored),
+            remembered: Remembered::new(DEFAULT_CAPACITY),
         })
     }
 

@@ -18,6 +18,7 @@ use sessiond_actors::sync::RwLockExt;
 use sessiond_actors::UserId;
 
 use super::keyset::{KeySet, KeyStore, MAX_KID};
+use super::remembered::Entry;
 use crate::clock::Clock;
 
 pub const ISSUER: &str = "sessiond";
@@ -238,7 +239,11 @@ impl Tokens {
         let stored = store.load_keys().await?;
         let keys = KeySet::build(self.configured.as_deref(), &stored)
             .ok_or_else(|| "the database holds no active signing key".to_string())?;
-        *self.keys.write_locked() = Arc::new(keys);
+        let mut current = self.keys.write_locked();
+        // The same keys: the set stays, with the tokens it remembers.
+        if !current.same_keys_as(&keys) {
+            *current = Arc::new(keys);
+        }
         Ok(())
     }
 
@@ -367,6 +372,32 @@ impl Tokens {
     }
 
     fn verify_with(&self, keys: &KeySet, token: &str) -> Result<Verified, TokenError> {
+        match keys.remembered.get(token) {
+            Some(seen) => self.in_time(seen.verified, seen.iat),
+            None => {
+                let (verified, iat) = self.verify_in_full(keys, token)?;
+                let entry = Entry { verified, iat };
+                keys.remembered.put(token, entry.clone());
+                Ok(entry.verified)
+            }
+        }
+    }
+
+    /// The checks that depend on the time, made on every use of a token
+    /// (the clock may have moved either way since it was verified).
+    fn in_time(&self, verified: Verified, iat: i64) -> Result<Verified, TokenError> {
+        let now = self.clock.now_secs();
+        if iat > now.saturating_add(IAT_LEEWAY_SECS) {
+            return Err(TokenError::IssuedInFuture);
+        }
+        if verified.exp <= now {
+            return Err(TokenError::Expired);
+        }
+        Ok(verified)
+    }
+
+    /// Every check: signature, issuer, audience, lifetime, times, claims.
+    fn verify_in_full(&self, keys: &KeySet, token: &str) -> Result<(Verified, i64), TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         let key = match header.kid.as_deref() {
             Some(kid) if kid.len() > MAX_KID => return Err(TokenError::Invalid),
@@ -394,13 +425,14 @@ impl Tokens {
             return Err(TokenError::Invalid);
         }
         let issued_ms = sid_issued_ms(&c.sid).unwrap_or(c.iat.saturating_mul(1000));
-        Ok(Verified {
+        let verified = Verified {
             user_id,
             sid: c.sid,
             issued_ms,
             epoch: c.sep,
             exp: c.exp,
-        })
+        };
+        Ok((verified, c.iat))
     }
 }
 
@@ -705,10 +737,57 @@ mod tests {
         let extra = fake.reads.load(Ordering::Relaxed) - reads;
         assert!(extra <= 1 + waited.as_secs(), "{extra} reads in {waited:?}");
 
-        // Retired: gone from the store, gone at the next reload.
+        // Retired: gone from the store, gone at the next reload, though
+        // `b` verified and remembered it.
         *fake.keys.lock().expect("lock") = vec![key("k2", true)];
         b.reload().await.expect("reloads");
         assert_eq!(b.verify(&old).await.err(), Some(TokenError::UnknownKey));
         assert!(b.verify(&new).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_is_checked_against_the_time_and_kept_while_the_keys_are() {
+        let clock = Clock::new();
+        let fake = Arc::new(Fake::default());
+        *fake.keys.lock().expect("lock") = vec![key("k1", true)];
+        let policy = TokenPolicy {
+            ttl: Duration::from_secs(60),
+            audience: None,
+        };
+        let t = Tokens::load(fake.clone(), None, policy, clock.clone())
+            .await
+            .expect("loads");
+        let (token, claims) = t.issue(&UserId::from(7), 3).expect("issues");
+        let first = t.verify(&token).await.expect("verifies");
+        let again = t.verify(&token).await.expect("verifies");
+        assert_eq!(again.user_id, first.user_id);
+        assert_eq!(again.sid, claims.sid);
+        assert_eq!(again.epoch, Some(3));
+        assert_eq!(
+            t.keys().remembered.get(&token).map(|e| e.iat),
+            Some(claims.iat)
+        );
+
+        // A reload that finds the same keys keeps the set and its memory;
+        // one that finds others replaces both.
+        let before = t.keys();
+        t.reload().await.expect("reloads");
+        assert!(Arc::ptr_eq(&before, &t.keys()));
+        *fake.keys.lock().expect("lock") = vec![key("k1", true), key("k2", false)];
+        t.reload().await.expect("reloads");
+        assert!(!Arc::ptr_eq(&before, &t.keys()));
+        assert!(t.keys().remembered.get(&token).is_none());
+        assert!(t.verify(&token).await.is_ok());
+
+        // The times are checked on every use: a clock stepped back before
+        // the issue time (beyond the leeway), then past the expiry.
+        let back = IAT_LEEWAY_SECS + 5;
+        clock.rewind(Duration::from_secs(back as u64));
+        assert_eq!(
+            t.verify(&token).await.err(),
+            Some(TokenError::IssuedInFuture)
+        );
+        clock.advance(Duration::from_secs(back as u64 + 61));
+        assert_eq!(t.verify(&token).await.err(), Some(TokenError::Expired));
     }
 }

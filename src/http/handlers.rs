@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use warp::http::StatusCode;
+use warp::reply::Response;
 use warp::Reply;
 
 use super::error::ApiError;
@@ -56,7 +57,13 @@ pub async fn metrics(ctx: Arc<Ctx>) -> Answer {
     responses((status = 200, description = "The process is alive.", body = super::openapi::Health))
 )]
 pub async fn healthz() -> Answer {
-    Ok(json(StatusCode::OK, &serde_json::json!({"status": "ok"})))
+    // The same bytes `json` would write, without building them each time.
+    let mut reply = Response::new(warp::hyper::Body::from(&b"{\"status\":\"ok\"}"[..]));
+    reply.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static("application/json"),
+    );
+    Ok(reply)
 }
 
 #[utoipa::path(
@@ -135,4 +142,25 @@ pub async fn readyz(ctx: Arc<Ctx>, front: super::Front) -> Answer {
 )]
 pub async fn dashboard() -> Answer {
     Ok(warp::reply::html(super::page::DASHBOARD).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn healthz_answers_what_json_would() {
+        let ours = match healthz().await {
+            Ok(r) => r,
+            Err(e) => panic!("healthz failed: {e:?}"),
+        };
+        let theirs = json(StatusCode::OK, &serde_json::json!({"status": "ok"}));
+        assert_eq!(ours.status(), theirs.status());
+        assert_eq!(ours.headers(), theirs.headers());
+        let body = |r: Response| warp::hyper::body::to_bytes(r.into_body());
+        assert_eq!(
+            body(ours).await.expect("a body"),
+            body(theirs).await.expect("a body")
+        );
+    }
 }

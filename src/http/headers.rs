@@ -5,7 +5,6 @@
 //! request" path (a form posting `text/plain` to the login route).
 
 use warp::http::header::{HeaderValue, CACHE_CONTROL, X_CONTENT_TYPE_OPTIONS};
-use warp::path::FullPath;
 use warp::reply::Response;
 
 use super::error::ApiError;
@@ -14,10 +13,10 @@ use super::error::ApiError;
 const PRIVATE: [&str; 2] = ["/api/auth/", "/api/admin/"];
 
 /// Adds the headers every answer carries.
-pub(super) fn harden(path: &FullPath, mut reply: Response) -> Response {
+pub(super) fn harden(path: &str, mut reply: Response) -> Response {
     let headers = reply.headers_mut();
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    if PRIVATE.iter().any(|p| path.as_str().starts_with(p)) {
+    if PRIVATE.iter().any(|p| path.starts_with(p)) {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     reply

@@ -25,6 +25,7 @@ pub mod error;
 pub mod forward_auth;
 pub mod handlers;
 mod headers;
+pub mod hot;
 pub mod models;
 pub mod openapi;
 mod page;
@@ -467,16 +468,13 @@ pub fn routes_of(ctx: Arc<Ctx>, front: Front) -> BoxedFilter<(impl Reply,)> {
     let telemetry = Arc::clone(&ctx.telemetry);
     // Inside the request's span: the access log line carries its id.
     let record = warp::log::custom(move |info| {
-        let status = info.status().as_u16();
-        telemetry.http(info.path(), status, info.elapsed());
-        tracing::info!(
-            target: "sessiond::access",
-            method = %info.method(),
-            route = crate::metrics::route_label(info.path()),
-            status,
-            duration_us = u64::try_from(info.elapsed().as_micros()).unwrap_or(u64::MAX),
-            "request"
-        );
+        record(
+            &telemetry,
+            info.method(),
+            info.path(),
+            info.status().as_u16(),
+            info.elapsed(),
+        )
     });
     // Checked first: a path this listener does not serve is 404 whatever
     // its method. Every route on a listener that serves them all.
@@ -495,9 +493,31 @@ pub fn routes_of(ctx: Arc<Ctx>, front: Front) -> BoxedFilter<(impl Reply,)> {
         .unify();
     warp::path::full()
         .and(api)
-        .map(|path: warp::path::FullPath, reply| headers::harden(&path, with_allow(&path, reply)))
+        .map(|path: warp::path::FullPath, reply| {
+            headers::harden(path.as_str(), with_allow(&path, reply))
+        })
         .with(record)
         .boxed()
+}
+
+/// One request answered: its metrics and its access log line (written
+/// inside the request's span, so the line carries the request's id).
+pub(crate) fn record(
+    telemetry: &Telemetry,
+    method: &warp::http::Method,
+    path: &str,
+    status: u16,
+    elapsed: std::time::Duration,
+) {
+    telemetry.http(path, status, elapsed);
+    tracing::info!(
+        target: "sessiond::access",
+        method = %method,
+        route = crate::metrics::route_label(path),
+        status,
+        duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        "request"
+    );
 }
 
 /// A 405 names the methods the path takes (RFC 9110), as the OpenAPI

@@ -30,12 +30,14 @@
 //! The client's address (the TCP peer, or what a trusted proxy forwarded:
 //! see [`super::client_addr`]) travels to the routes as a request
 //! extension ([`ClientAddr`]), since hyper is driven here rather than by
-//! warp.
+//! warp. The routes most requests take ([`super::hot`]) are answered here
+//! directly, the rest through the warp filters.
 //!
-//! Every request is given its id here ([`RequestId`], also an extension),
-//! runs in a `request` span carrying it, and every answer, whatever
-//! produced it, leaves with it in `X-Request-Id`.
+//! Every request is given its id here ([`RequestId`], also an extension
+//! for the filters), runs in a `request` span carrying it, and every
+//! answer, whatever produced it, leaves with it in `X-Request-Id`.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -57,8 +59,16 @@ use warp::Filter;
 use super::client_addr::{ClientAddr, TrustedProxies};
 use super::conns::{PerAddress, Stream};
 use super::drain::Drain;
+use super::hot::Hot;
 use super::request_id::{self, RequestId};
 use super::tls::Https;
+
+/// What a listener answers: the routes it answers itself, the rest
+/// through the warp filters.
+pub struct Routes<F> {
+    pub filter: F,
+    pub hot: Arc<Hot>,
+}
 
 /// The most `--max-connections` may be.
 pub const MAX_CONNECTIONS: usize = 1 << 24;
@@ -105,9 +115,10 @@ impl Default for Limits {
 /// once) and returns when every connection is gone. `trusted` may set
 /// request ids; every request is noted in `drain` (which times the end of
 /// a leaving node's traffic). With `tls`, every connection is HTTPS.
+/// `routes.hot`'s routes are answered directly, the rest by `routes.filter`.
 pub async fn serve<F>(
     listener: TcpListener,
-    filter: F,
+    routes: Routes<F>,
     limits: Limits,
     trusted: TrustedProxies,
     drain: Arc<Drain>,
@@ -117,6 +128,7 @@ pub async fn serve<F>(
     F: Filter + Clone + Send + Sync + 'static,
     F::Extract: warp::Reply,
 {
+    let Routes { filter, hot } = routes;
     let service = warp::service(filter);
     // `acquire_many` takes a u32: the cap is kept within it.
     let cap = limits.max_connections.clamp(1, MAX_CONNECTIONS);
@@ -170,6 +182,7 @@ pub async fn serve<F>(
         let mut service = service.clone();
         let trusted = Arc::clone(&trusted);
         let drain = Arc::clone(&drain);
+        let hot = Arc::clone(&hot);
         // Called in place for each request: no clone of the routes. The
         // routes' future (several KiB) is boxed as soon as it is made, so
         // that what is wrapped (a map and the span) and what hyper moves
@@ -177,18 +190,27 @@ pub async fn serve<F>(
         let svc = hyper::service::service_fn(move |mut req: Request<Body>| {
             progress.heads.fetch_add(1, Ordering::AcqRel);
             drain.request(req.uri().path());
-            let client = ClientAddr(trusted.client(peer.ip(), req.headers()));
             let id = RequestId::of(peer.ip(), req.headers(), &trusted);
             let header = id.header_value();
             // At ERROR level so that it is enabled whatever level the
             // filter lets through: a warning logged under `RUST_LOG=warn`
             // still carries its request's id.
             let span = tracing::error_span!("request", request_id = %id);
-            let extensions = req.extensions_mut();
-            extensions.insert(client);
-            extensions.insert(id);
-            let answer =
-                span.in_scope(|| Box::pin(hyper::service::Service::call(&mut service, req)));
+            let answer: Answering = match hot.route(&req) {
+                // What the direct routes read of the request they take
+                // from it: no extensions.
+                Some(route) => {
+                    let hot = Arc::clone(&hot);
+                    span.in_scope(|| Box::pin(hot.answer(route, req).map(Ok)))
+                }
+                None => {
+                    let client = ClientAddr(trusted.client(peer.ip(), req.headers()));
+                    let extensions = req.extensions_mut();
+                    extensions.insert(client);
+                    extensions.insert(id);
+                    span.in_scope(|| Box::pin(hyper::service::Service::call(&mut service, req)))
+                }
+            };
             let progress = Arc::clone(&progress);
             answer
                 .map(move |answered| {
@@ -240,6 +262,9 @@ pub async fn serve<F>(
     // Every slot back: every connection has ended.
     let _ = slots.acquire_many(cap as u32).await;
 }
+
+/// A request's answer under way, whichever way it is answered.
+type Answering = Pin<Box<dyn Future<Output = Result<warp::reply::Response, Infallible>> + Send>>;
 
 /// What a connection's service tells its stream: how many request heads
 /// hyper has read on it, and how many of those requests have been answered.

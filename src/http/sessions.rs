@@ -133,11 +133,17 @@ pub async fn change_password(ctx: Arc<Ctx>, caller: Caller, body: Body) -> Answe
     )
 )]
 pub async fn session(ctx: Arc<Ctx>, caller: Caller) -> Answer {
+    session_of(&ctx, caller.authorization()).await
+}
+
+/// The session route's answer for an `Authorization` header: all it reads
+/// of the request (the listener's direct route calls it too).
+pub async fn session_of(ctx: &Ctx, authorization: Option<&str>) -> Answer {
     let a = ctx
         .auth
-        .authenticate(caller.authorization(), Lookup::Resolve)
+        .authenticate(authorization, Lookup::Resolve)
         .await?;
-    Ok(session_reply(&ctx, &a))
+    Ok(session_reply(ctx, &a))
 }
 
 #[utoipa::path(

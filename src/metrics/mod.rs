@@ -68,15 +68,14 @@ impl Telemetry {
 
     /// One HTTP request answered: the single chokepoint for HTTP metrics.
     pub fn http(&self, path: &str, status: u16, elapsed: Duration) {
-        let route = route_label(path);
+        let route = names::route_index(path);
         self.perf.request();
-        match self.h.http_requests.get(&(route, status)) {
-            Some(c) => c.increment(1),
-            None => {
-                if let Some(c) = self.h.http_other_status.get(route) {
-                    c.increment(1);
-                }
-            }
+        let counter = match names::status_index(status) {
+            Some(s) => self.h.http_requests.get(route).and_then(|r| r.get(s)),
+            None => self.h.http_other_status.get(route),
+        };
+        if let Some(c) = counter {
+            c.increment(1);
         }
         if let Some(h) = self.h.http_seconds.get(route) {
             h.record(elapsed.as_secs_f64());

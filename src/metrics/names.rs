@@ -227,26 +227,47 @@ pub const STATUSES: [u16; 13] = [
 
 /// The route label of a request path.
 pub fn route_label(path: &str) -> &'static str {
-    let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    match parts.as_slice() {
-        [] | [""] => "/",
-        ["api", "auth", "login"] => ROUTES[0],
-        ["api", "auth", "session"] => ROUTES[1],
-        ["api", "auth", "refresh-session"] => ROUTES[2],
-        ["api", "auth", "logout"] => ROUTES[3],
-        ["api", "admin", "users"] => ROUTES[4],
-        ["api", "admin", "users", _] => ROUTES[5],
-        ["api", "admin", "users", _, "role"] => ROUTES[6],
-        ["api", "admin", "users", _, "deactivate"] => ROUTES[7],
-        ["api", "admin", "users", _, "activate"] => ROUTES[8],
-        ["api", "admin", "users", _, "invalidate"] => ROUTES[9],
-        ["api", "admin", "users", _, "revoke-sessions"] => ROUTES[10],
-        ["api", "perf"] => ROUTES[11],
-        ["metrics"] => ROUTES[12],
-        ["healthz"] => ROUTES[13],
-        ["readyz"] => ROUTES[14],
-        _ => "other",
+    ROUTES[route_index(path)]
+}
+
+/// The index in [`ROUTES`] of a request path's label. Called for every
+/// request: the path's segments are matched in place, without allocating.
+pub fn route_index(path: &str) -> usize {
+    const OTHER: usize = ROUTES.len() - 1;
+    let mut parts = [""; 5];
+    let mut n = 0;
+    for part in path.trim_end_matches('/').split('/').skip(1) {
+        match parts.get_mut(n) {
+            Some(p) => *p = part,
+            // Longer than any route.
+            None => return OTHER,
+        }
+        n += 1;
     }
+    match &parts[..n] {
+        [] | [""] => 15,
+        ["api", "auth", "login"] => 0,
+        ["api", "auth", "session"] => 1,
+        ["api", "auth", "refresh-session"] => 2,
+        ["api", "auth", "logout"] => 3,
+        ["api", "admin", "users"] => 4,
+        ["api", "admin", "users", _] => 5,
+        ["api", "admin", "users", _, "role"] => 6,
+        ["api", "admin", "users", _, "deactivate"] => 7,
+        ["api", "admin", "users", _, "activate"] => 8,
+        ["api", "admin", "users", _, "invalidate"] => 9,
+        ["api", "admin", "users", _, "revoke-sessions"] => 10,
+        ["api", "perf"] => 11,
+        ["metrics"] => 12,
+        ["healthz"] => 13,
+        ["readyz"] => 14,
+        _ => OTHER,
+    }
+}
+
+/// The index in [`STATUSES`] of a status with a series of its own.
+pub fn status_index(status: u16) -> Option<usize> {
+    STATUSES.iter().position(|&s| s == status)
 }
 
 /// The status label of a status code.
@@ -282,5 +303,20 @@ mod tests {
         assert_eq!(route_label("/api/admin/users/abc"), "/api/admin/users/{id}");
         assert_eq!(route_label("/"), "/");
         assert_eq!(route_label("/nope/x"), "other");
+        assert_eq!(route_label(""), "/");
+        assert_eq!(route_label("/healthz/"), "/healthz");
+        assert_eq!(route_label("/api/auth/session"), "/api/auth/session");
+        assert_eq!(route_label("/api/admin/users/1/role/x"), "other");
+        assert_eq!(route_label("/api/admin/users/1/role/x/y/z"), "other");
+        for (i, route) in ROUTES.iter().enumerate() {
+            let path = route.replace("{id}", "u1");
+            if *route != "other" {
+                assert_eq!(route_index(&path), i, "{route}");
+            }
+        }
+        for (i, status) in STATUSES.iter().enumerate() {
+            assert_eq!(status_index(*status), Some(i));
+        }
+        assert_eq!(status_index(418), None);
     }
 }

@@ -3,8 +3,6 @@
 //! the hot path, and two applications in one process, as in tests, never
 //! mix their figures.
 
-use std::collections::HashMap;
-
 use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
@@ -43,9 +41,13 @@ pub(super) struct Handles {
     pub forward_seconds: Histogram,
     pub resolve: [Histogram; 3],
     pub stale_served: Histogram,
-    pub http_requests: HashMap<(&'static str, u16), Counter>,
-    pub http_other_status: HashMap<&'static str, Counter>,
-    pub http_seconds: HashMap<&'static str, Histogram>,
+    /// By route index ([`names::route_index`]), then status index
+    /// ([`names::status_index`]).
+    pub http_requests: Vec<Vec<Counter>>,
+    /// By route index.
+    pub http_other_status: Vec<Counter>,
+    /// By route index.
+    pub http_seconds: Vec<Histogram>,
 }
 
 fn key(name: &'static str, labels: &[(&'static str, &'static str)]) -> Key {
@@ -93,25 +95,24 @@ pub(super) fn build() -> (PrometheusHandle, Handles) {
     let histogram = |name, labels: &[(&'static str, &'static str)]| {
         recorder.register_histogram(&key(name, labels), &meta)
     };
-    let mut http_requests = HashMap::new();
-    let mut http_other_status = HashMap::new();
-    let mut http_seconds = HashMap::new();
+    let mut http_requests = Vec::with_capacity(ROUTES.len());
+    let mut http_other_status = Vec::with_capacity(ROUTES.len());
+    let mut http_seconds = Vec::with_capacity(ROUTES.len());
     for route in ROUTES {
-        for status in STATUSES {
-            let s: &'static str = names::status_str(status);
-            http_requests.insert(
-                (route, status),
-                counter(names::HTTP_REQUESTS, &[("route", route), ("status", s)]),
-            );
-        }
-        http_other_status.insert(
-            route,
-            counter(
-                names::HTTP_REQUESTS,
-                &[("route", route), ("status", "other")],
-            ),
+        http_requests.push(
+            STATUSES
+                .iter()
+                .map(|&status| {
+                    let s: &'static str = names::status_str(status);
+                    counter(names::HTTP_REQUESTS, &[("route", route), ("status", s)])
+                })
+                .collect(),
         );
-        http_seconds.insert(route, histogram(names::HTTP_SECONDS, &[("route", route)]));
+        http_other_status.push(counter(
+            names::HTTP_REQUESTS,
+            &[("route", route), ("status", "other")],
+        ));
+        http_seconds.push(histogram(names::HTTP_SECONDS, &[("route", route)]));
     }
     let h = Handles {
         hits: counter(names::CACHE_HITS, &[]),
