@@ -5,11 +5,11 @@
 //! large as the largest handler's; a request for the last route tried pays
 //! for every route before it. These two are matched on the exact path and
 //! method first and call the same handlers, with the same headers
-//! ([`super::headers::harden`]), metrics and access line
-//! ([`super::record`]) as through the filters. Anything else, or anything
-//! these routes would answer differently through warp (another method, a
-//! path with a trailing slash, an `Authorization` header that is not
-//! visible ASCII), goes through the filters as before.
+//! (`headers::harden`), metrics and access line (`http::record`) as
+//! through the filters. Anything else, or anything these routes would
+//! answer differently through warp (another method, a path with a
+//! trailing slash, an `Authorization` header that is not visible ASCII),
+//! goes through the filters as before.
 
 use std::sync::Arc;
 use std::time::Instant;
