@@ -21,9 +21,11 @@ generator runs on the same cores as the servers: quote ratios, not the
 absolute figures. `scripts/compare-builds.sh <commit>` builds an earlier
 commit and this tree and runs this.
 """
-import json, os, statistics, subprocess, sys, tempfile, threading, time
-import http.client
+import os, statistics, subprocess, sys, tempfile, threading, time
 from concurrent.futures import ThreadPoolExecutor
+
+import wrkrun
+from wrkrun import Conn, write_lua
 
 earlier_bin, this_bin = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 6
@@ -34,23 +36,7 @@ admin_password = "admin-password-1"
 secret = "compare-builds-secret-0123456789-abcdefghijkl"
 work = tempfile.mkdtemp(prefix="compare-builds-")
 
-LUA = """
-local tokens = {}
-local file = os.getenv("COMPARE_TOKENS")
-if file ~= nil and file ~= "" then
-  for line in io.lines(file) do tokens[#tokens + 1] = line end
-end
-local path = os.getenv("COMPARE_PATH")
-local i = 0
-request = function()
-  if #tokens == 0 then return wrk.format("GET", path) end
-  i = i % #tokens + 1
-  return wrk.format("GET", path, { ["Authorization"] = "Bearer " .. tokens[i] })
-end
-"""
-lua = os.path.join(work, "rotate.lua")
-with open(lua, "w") as f:
-    f.write(LUA)
+lua = write_lua(work)
 
 
 class Server:
@@ -70,20 +56,11 @@ class Server:
         threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
 
     def call(self, method, path, token=None, body=None):
-        host, port = self.addr.rsplit(":", 1)
-        conn = http.client.HTTPConnection(host, int(port), timeout=120)
-        headers = {}
-        data = None
-        if body is not None:
-            data = json.dumps(body)
-            headers["content-type"] = "application/json"
-        if token:
-            headers["authorization"] = f"Bearer {token}"
-        conn.request(method, path, body=data, headers=headers)
-        r = conn.getresponse()
-        raw = r.read()
-        conn.close()
-        return r.status, (json.loads(raw) if raw else None)
+        conn = Conn(self.addr)
+        try:
+            return conn.call(method, path, token, body)
+        finally:
+            conn.close()
 
     def setup(self):
         status, body = self.call("POST", "/api/auth/login", body={"email": "admin@localhost", "password": admin_password})
@@ -121,32 +98,8 @@ class Server:
             self.proc.kill()
 
 
-def to_ms(v):
-    for unit, f in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
-        if v.endswith(unit) and (unit != "s" or not v.endswith(("us", "ms"))):
-            return float(v[: -len(unit)]) * f
-    return float(v)
-
-
 def wrk(server, path, tokens):
-    env = dict(os.environ, COMPARE_PATH=path, COMPARE_TOKENS=tokens or "")
-    out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{conns}", f"-d{secs}s", "--latency", "-s", lua, f"http://{server.addr}"],
-        env=env, capture_output=True, text=True, check=True).stdout
-    rate = p99 = None
-    errors = 0
-    for line in out.splitlines():
-        parts = line.split()
-        if line.startswith("Requests/sec:"):
-            rate = float(parts[1])
-        elif len(parts) == 2 and parts[0] == "99%":
-            p99 = to_ms(parts[1])
-        elif line.strip().startswith("Non-2xx"):
-            errors += int(parts[-1])
-        elif line.strip().startswith("Socket errors"):
-            errors += sum(int(p.strip(",")) for p in parts if p.strip(",").isdigit())
-    assert rate is not None and p99 is not None, out
-    return rate, p99, errors
+    return wrkrun.wrk(server.addr, path, tokens, lua, threads, conns, secs)
 
 
 def loadavg():

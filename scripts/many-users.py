@@ -23,9 +23,11 @@ rounds' ratios), cached session ÷ `/healthz` and p99 of the many-users
 lookups ÷ p99 of `/healthz`. Checks afterwards that the lookups were cache
 hits (`/api/perf`), so a figure is never a database read's.
 """
-import json, os, sqlite3, statistics, subprocess, sys, tempfile, threading, time
-import http.client
+import os, sqlite3, statistics, subprocess, sys, tempfile, threading, time
 from concurrent.futures import ThreadPoolExecutor
+
+import wrkrun
+from wrkrun import Conn, write_lua
 
 binary = os.path.abspath(sys.argv[1])
 users = int(sys.argv[2]) if len(sys.argv) > 2 else 100_000
@@ -38,27 +40,7 @@ work = tempfile.mkdtemp(prefix="many-users-")
 db_path = os.path.join(work, "s.db")
 database_url = f"sqlite://{db_path}"
 
-LUA = """
-local tokens = {}
-local file = os.getenv("MANY_TOKENS")
-if file ~= nil and file ~= "" then
-  for line in io.lines(file) do tokens[#tokens + 1] = line end
-end
-local path = os.getenv("MANY_PATH")
-local i = 0
-init = function(args)
-  -- Each thread starts at its own place in the list.
-  i = math.random(0, math.max(#tokens - 1, 0))
-end
-request = function()
-  if #tokens == 0 then return wrk.format("GET", path) end
-  i = i % #tokens + 1
-  return wrk.format("GET", path, { ["Authorization"] = "Bearer " .. tokens[i] })
-end
-"""
-lua = os.path.join(work, "rotate.lua")
-with open(lua, "w") as f:
-    f.write(LUA)
+lua = write_lua(work)
 
 env = dict(os.environ, SESSIOND_ADMIN_PASSWORD=admin_password, SESSIOND_JWT_SECRET=secret,
            RUST_LOG="warn")
@@ -69,50 +51,8 @@ def loadavg():
         return f.read().split()[0]
 
 
-class Conn:
-    """One keep-alive connection."""
-
-    def __init__(self, addr):
-        host, port = addr.rsplit(":", 1)
-        self.c = http.client.HTTPConnection(host, int(port), timeout=120)
-
-    def call(self, method, path, token=None, body=None):
-        headers = {}
-        data = None
-        if body is not None:
-            data = json.dumps(body)
-            headers["content-type"] = "application/json"
-        if token:
-            headers["authorization"] = f"Bearer {token}"
-        self.c.request(method, path, body=data, headers=headers)
-        r = self.c.getresponse()
-        raw = r.read()
-        return r.status, (json.loads(raw) if raw else None)
-
-
 def wrk(addr, path, tokens):
-    run_env = dict(os.environ, MANY_PATH=path, MANY_TOKENS=tokens or "")
-    out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{conns}", f"-d{secs}s", "--latency", "-s", lua, f"http://{addr}"],
-        env=run_env, capture_output=True, text=True, check=True).stdout
-    rate = p99 = None
-    errors = 0
-    for line in out.splitlines():
-        parts = line.split()
-        if line.startswith("Requests/sec:"):
-            rate = float(parts[1])
-        elif len(parts) == 2 and parts[0] == "99%":
-            v = parts[1]
-            for unit, f in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
-                if v.endswith(unit):
-                    p99 = float(v[: -len(unit)]) * f
-                    break
-        elif line.strip().startswith("Non-2xx"):
-            errors += int(parts[-1])
-        elif line.strip().startswith("Socket errors"):
-            errors += sum(int(p.strip(",")) for p in parts if p.strip(",").isdigit())
-    assert rate is not None and p99 is not None, out
-    return rate, p99, errors
+    return wrkrun.wrk(addr, path, tokens, lua, threads, conns, secs)
 
 
 proc = None

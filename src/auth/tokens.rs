@@ -681,23 +681,24 @@ mod tests {
         }
     }
 
+    /// Tokens over `fake`'s keys, 60 s tokens, no audience.
+    async fn loaded(fake: &Arc<Fake>, clock: &Clock) -> Tokens {
+        let policy = TokenPolicy {
+            ttl: Duration::from_secs(60),
+            audience: None,
+        };
+        Tokens::load(fake.clone(), None, policy, clock.clone())
+            .await
+            .expect("loads")
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_rotation_is_found_on_first_sight_and_forged_kids_cost_one_read_per_gap() {
         let clock = Clock::new();
         let fake = Arc::new(Fake::default());
         *fake.keys.lock().expect("lock") = vec![key("k1", true)];
-        let policy = TokenPolicy {
-            ttl: Duration::from_secs(60),
-            audience: None,
-        };
-        let a = Tokens::load(fake.clone(), None, policy.clone(), clock.clone())
-            .await
-            .expect("loads");
-        let b = Arc::new(
-            Tokens::load(fake.clone(), None, policy, clock.clone())
-                .await
-                .expect("loads"),
-        );
+        let a = loaded(&fake, &clock).await;
+        let b = Arc::new(loaded(&fake, &clock).await);
         let (old, _) = a.issue(&UserId::from(1), 0).expect("issues");
         // Rotation: k2 signs, k1 verifies. `a` reloads; `b` has not yet.
         *fake.keys.lock().expect("lock") = vec![key("k1", false), key("k2", true)];
@@ -750,13 +751,7 @@ mod tests {
         let clock = Clock::new();
         let fake = Arc::new(Fake::default());
         *fake.keys.lock().expect("lock") = vec![key("k1", true)];
-        let policy = TokenPolicy {
-            ttl: Duration::from_secs(60),
-            audience: None,
-        };
-        let t = Tokens::load(fake.clone(), None, policy, clock.clone())
-            .await
-            .expect("loads");
+        let t = loaded(&fake, &clock).await;
         let (token, claims) = t.issue(&UserId::from(7), 3).expect("issues");
         let first = t.verify(&token).await.expect("verifies");
         let again = t.verify(&token).await.expect("verifies");

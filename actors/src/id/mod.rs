@@ -345,14 +345,16 @@ mod tests {
         }
     }
 
+    /// An id's hash under the standard library's hasher.
+    fn default_hash(id: &UserId) -> u64 {
+        let mut s = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut s);
+        s.finish()
+    }
+
     #[test]
     fn equality_hash_and_order_follow_the_text() {
-        use std::collections::hash_map::DefaultHasher;
-        let h = |id: &UserId| {
-            let mut s = DefaultHasher::new();
-            id.hash(&mut s);
-            s.finish()
-        };
+        let h = default_hash;
         let a = UserId::parse("42").ok();
         assert_eq!(a, Some(UserId::from(42)));
         assert_eq!(a.as_ref().map(h), Some(h(&UserId::from(42))));
@@ -412,12 +414,7 @@ mod tests {
     /// twice, one byte changed at each place, one byte more or fewer.
     #[test]
     fn equality_and_hash_agree_at_every_length() {
-        use std::collections::hash_map::DefaultHasher;
-        let h = |id: &UserId| {
-            let mut s = DefaultHasher::new();
-            id.hash(&mut s);
-            s.finish()
-        };
+        let h = default_hash;
         let id = |s: &str| UserId::parse(s).unwrap_or_else(|e| panic!("{s:?}: {e}"));
         let texts: Vec<String> = (1..=INLINE_LEN + 3)
             .map(|n| (0..n).map(|i| (b'a' + (i % 26) as u8) as char).collect())
